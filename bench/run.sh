@@ -1,0 +1,370 @@
+#!/usr/bin/env bash
+# Tarn benchmark suites: Tarn and its peers measured in the same run on the same machine.
+#
+#   bench/run.sh floors|get|throughput|durable|all
+#
+# Writes bench/results/<suite>-<date>.md (raw logs and JSONL under bench/results/raw/).
+# Every daemon started here is stopped on exit (trap). See bench/README.md.
+#
+# Environment (defaults in brackets):
+#   BENCH_SECONDS [10]  measured seconds per workload    BENCH_WARMUP [2]  warm-up seconds
+#   BENCH_KEYS [1000000] distinct keys                    BENCH_VALUE_SIZE [100]
+#   SERVER_CPU [0]  CPU for tarnd / Redis / PostgreSQL    CLIENT_CPU [1]  CPU for the load generator
+#   BENCH_CONNS [32]  connections (throughput, durable)   DURABLE_DEPTH [1]
+#   THROUGHPUT_RATE [50000]  open-loop rate (req/s) for the throughput suite's latency rows
+#   DURABLE_RATE [2000]      open-loop rate (req/s) for the durable suite's latency rows
+#   TARND_ARGS        extra tarnd flags for every start      TARND_SPIN_ARGS  extra flags for --spin runs
+#   BENCH_BUILD [1]   build tarn-bench;  BENCH_BUILD_TARND [1]  also build tarnd (failure = Tarn skipped)
+#   BENCH_SKIP_TARN / BENCH_SKIP_REDIS / BENCH_SKIP_PG  set to 1 to leave a system out
+#   REDIS_DURABLE_PERSIST [always]  appendfsync for the durable suite
+set -euo pipefail
+
+SUITE="${1:-}"
+case "$SUITE" in
+    floors | get | throughput | durable | all) ;;
+    *) echo "usage: $0 floors|get|throughput|durable|all" >&2; exit 2 ;;
+esac
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$HERE")"
+SECS="${BENCH_SECONDS:-10}"
+WARM="${BENCH_WARMUP:-2}"
+KEYS="${BENCH_KEYS:-1000000}"
+VSIZE="${BENCH_VALUE_SIZE:-100}"
+SERVER_CPU="${SERVER_CPU:-0}"
+CLIENT_CPU="${CLIENT_CPU:-1}"
+CONNS="${BENCH_CONNS:-32}"
+DURABLE_DEPTH="${DURABLE_DEPTH:-1}"
+THROUGHPUT_RATE="${THROUGHPUT_RATE:-50000}"
+DURABLE_RATE="${DURABLE_RATE:-2000}"
+TARND_ARGS="${TARND_ARGS:-}"
+TARND_SPIN_ARGS="${TARND_SPIN_ARGS:-}"
+PGBIN="/usr/lib/postgresql/15/bin"
+
+STAMP="$(date +%Y-%m-%d-%H%M%S)"
+RAW="$HERE/results/raw/$SUITE-$STAMP"
+OUT="$HERE/results/$SUITE-$STAMP.md"
+JSONL="$RAW/results.jsonl"
+mkdir -p "$RAW"
+: >"$JSONL"
+BENCH="$ROOT/target/release/tarn-bench"
+TARND="$ROOT/target/release/tarnd"
+SKIPS=()
+log() { echo "[run.sh $(date +%H:%M:%S)] $*" >&2; }
+skip() { log "SKIP: $*"; SKIPS+=("$*"); }
+
+# ---------------------------------------------------------------- lifecycle
+TARND_PID=""
+REDIS_PORT_USED=""
+PG_PORT_USED=""
+cleanup() {
+    set +e
+    stop_tarnd
+    stop_redis
+    stop_pg
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 20000))
+        port_in_use "$p" || { echo "$p"; return 0; }
+    done
+    echo "no free port found" >&2
+    return 1
+}
+
+build() {
+    if [[ "${BENCH_BUILD:-1}" == 1 ]]; then
+        log "building tarn-bench (release)"
+        (cd "$ROOT" && cargo build --release -p tarn-bench) >"$RAW/build-bench.log" 2>&1 ||
+            { tail -30 "$RAW/build-bench.log" >&2; exit 1; }
+        if [[ "${BENCH_BUILD_TARND:-1}" == 1 && "${BENCH_SKIP_TARN:-0}" != 1 ]]; then
+            log "building tarnd (release)"
+            (cd "$ROOT" && cargo build --release --bin tarnd) >"$RAW/build-tarnd.log" 2>&1 ||
+                log "tarnd did not build (see $RAW/build-tarnd.log); Tarn rows will be skipped"
+        fi
+    fi
+    [[ -x "$BENCH" ]] || { echo "missing $BENCH" >&2; exit 1; }
+}
+
+# start_tarnd SHARDS DURABILITY [extra flags...]: sets TARN_ADDR, or returns 1 (skipped).
+TARN_ADDR=""
+start_tarnd() {
+    local shards="$1" durability="$2"
+    shift 2
+    TARN_ADDR=""
+    if [[ "${BENCH_SKIP_TARN:-0}" == 1 ]]; then
+        return 1
+    fi
+    if [[ ! -x "$TARND" ]]; then
+        skip "tarnd not built ($TARND missing): Tarn rows skipped"
+        return 1
+    fi
+    local port dir
+    port="$(free_port)"
+    dir="$(mktemp -d "$RAW/tarnd-data.XXXX")"
+    # shellcheck disable=SC2086
+    taskset -c "$SERVER_CPU" "$TARND" --listen "127.0.0.1:$port" --data-dir "$dir" \
+        --shards "$shards" --durability "$durability" $TARND_ARGS "$@" \
+        >"$dir.log" 2>&1 &
+    TARND_PID=$!
+    for _ in $(seq 1 200); do
+        if ! kill -0 "$TARND_PID" 2>/dev/null; then
+            skip "tarnd exited during startup (shards=$shards durability=$durability $*): $(tail -3 "$dir.log" | tr '\n' ' ')"
+            TARND_PID=""
+            return 1
+        fi
+        if port_in_use "$port"; then
+            TARN_ADDR="127.0.0.1:$port"
+            log "tarnd pid $TARND_PID on $TARN_ADDR (shards=$shards durability=$durability cpu=$SERVER_CPU $TARND_ARGS $*)"
+            return 0
+        fi
+        sleep 0.1
+    done
+    skip "tarnd did not listen within 20 s: $(tail -3 "$dir.log" | tr '\n' ' ')"
+    stop_tarnd
+    return 1
+}
+
+stop_tarnd() {
+    if [[ -n "$TARND_PID" ]]; then
+        kill -TERM "$TARND_PID" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$TARND_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$TARND_PID" 2>/dev/null || true
+        wait "$TARND_PID" 2>/dev/null || true
+        log "tarnd stopped"
+    fi
+    TARND_PID=""
+    TARN_ADDR=""
+}
+
+REDIS_ADDR=""
+start_redis() { # PERSIST
+    REDIS_ADDR=""
+    [[ "${BENCH_SKIP_REDIS:-0}" == 1 ]] && return 1
+    local port
+    port="$(free_port)"
+    if REDIS_PORT="$port" REDIS_PERSIST="$1" REDIS_CPU="$SERVER_CPU" REDIS_DIR="$RAW/redis-$port" \
+        "$HERE/peers/redis.sh" start >&2; then
+        REDIS_PORT_USED="$port"
+        REDIS_ADDR="127.0.0.1:$port"
+    else
+        skip "redis did not start (persist=$1)"
+        return 1
+    fi
+}
+stop_redis() {
+    [[ -z "$REDIS_PORT_USED" ]] || REDIS_PORT="$REDIS_PORT_USED" REDIS_DIR="$RAW/redis-$REDIS_PORT_USED" "$HERE/peers/redis.sh" stop >&2
+    REDIS_PORT_USED=""
+    REDIS_ADDR=""
+}
+
+PG_PORT=""
+start_pg() {
+    [[ "${BENCH_SKIP_PG:-0}" == 1 ]] && return 1
+    PG_PORT="$(free_port)"
+    if PG_PORT="$PG_PORT" PG_CPU="$SERVER_CPU" "$HERE/peers/postgres.sh" start >&2; then
+        PG_PORT_USED="$PG_PORT"
+        PG_PORT="$PG_PORT" PG_VALUE_SIZE="$VSIZE" "$HERE/peers/postgres.sh" preload "$KEYS" >&2
+    else
+        skip "postgresql did not start"
+        PG_PORT=""
+        return 1
+    fi
+}
+stop_pg() {
+    [[ -z "$PG_PORT_USED" ]] || PG_PORT="$PG_PORT_USED" "$HERE/peers/postgres.sh" stop >&2
+    PG_PORT_USED=""
+    PG_PORT=""
+}
+
+# ---------------------------------------------------------------- measurements
+# load SUITE LABEL TARGET ADDR [tarn-bench run flags...]
+load() {
+    local suite="$1" label="$2" target="$3" addr="$4"
+    shift 4
+    log "$suite: $label $*"
+    "$BENCH" run --target "$target" --addr "$addr" --suite "$suite" --label "$label" \
+        --cpu "$CLIENT_CPU" --seconds "$SECS" --warmup "$WARM" --keys "$KEYS" \
+        --value-size "$VSIZE" --json "$JSONL" "$@" 2>&1 | tee -a "$RAW/runs.log" >&2 ||
+        skip "$suite: $label $* failed (see $RAW/runs.log)"
+}
+
+preload() { # TARGET ADDR
+    log "preloading $KEYS keys into $1 at $2"
+    "$BENCH" preload --target "$1" --addr "$2" --keys "$KEYS" --value-size "$VSIZE" 2>&1 |
+        tee -a "$RAW/runs.log" >&2
+}
+
+floor_ping() { # SUITE MODES
+    log "$1: loopback ping-pong floor ($2)"
+    "$BENCH" floor-pingpong --suite "$1" --modes "$2" --cpu-a "$CLIENT_CPU" --cpu-b "$SERVER_CPU" \
+        --seconds 3 --warmup 0.5 --json "$JSONL" 2>&1 | tee -a "$RAW/runs.log" >&2
+}
+
+floor_fsync() { # SUITE
+    log "$1: fdatasync floor in $RAW"
+    "$BENCH" floor-fsync --suite "$1" --dir "$RAW" --seconds 3 --warmup 0.5 \
+        --json "$JSONL" 2>&1 | tee -a "$RAW/runs.log" >&2
+}
+
+pgbench_run() { # SUITE MODE-LABEL [pgbench flags...]
+    local suite="$1" mode="$2"
+    shift 2
+    local dir
+    dir="$(mktemp -d "$RAW/pgbench.XXXX")"
+    local value
+    value="$(head -c "$VSIZE" /dev/zero | tr '\0' 'v')"
+    cat >"$dir/upsert.sql" <<SQL
+\set k random(0, $((KEYS - 1)))
+INSERT INTO kv (k, v) VALUES ('key:' || lpad(:k::text, 8, '0'), '$value') ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v;
+SQL
+    log "$suite: pgbench $mode -c $CONNS -j 1 -T $((WARM + SECS)) $*"
+    if taskset -c "$CLIENT_CPU" "$PGBIN/pgbench" -n -M prepared -c "$CONNS" -j 1 -T "$((WARM + SECS))" \
+        -f "$dir/upsert.sql" -l --log-prefix="$dir/pg" "$@" \
+        -h 127.0.0.1 -p "$PG_PORT" -U postgres bench >"$dir/pgbench.out" 2>&1; then
+        "$BENCH" pgbench-log "$dir"/pg.* --suite "$suite" --label "postgresql (synchronous_commit=on)" \
+            --workload-label "INSERT .. ON CONFLICT DO UPDATE (1 row/txn)" --mode "$mode" \
+            --conns "$CONNS" --warmup "$WARM" --seconds "$SECS" --json "$JSONL" 2>&1 | tee -a "$RAW/runs.log" >&2
+        rm -f "$dir"/pg.*
+    else
+        skip "$suite: pgbench $mode failed: $(tail -3 "$dir/pgbench.out" | tr '\n' ' ')"
+    fi
+}
+
+# ---------------------------------------------------------------- suites
+suite_floors() {
+    floor_ping floors "same-core,parked,spin"
+    floor_fsync floors
+}
+
+suite_get() {
+    local s=get
+    floor_ping "$s" "parked,spin"
+    if start_tarnd 1 async; then
+        preload tarn "$TARN_ADDR" || skip "$s: tarn preload failed"
+        load "$s" "tarn (1 shard)" tarn "$TARN_ADDR" --conns 1 --depth 1
+        if [[ -n "$TARND_SPIN_ARGS" ]]; then
+            stop_tarnd
+            start_tarnd 1 async $TARND_SPIN_ARGS && preload tarn "$TARN_ADDR"
+        fi
+        [[ -n "$TARN_ADDR" ]] && load "$s" "tarn (1 shard${TARND_SPIN_ARGS:+, $TARND_SPIN_ARGS})" tarn "$TARN_ADDR" --conns 1 --depth 1 --spin
+        stop_tarnd
+    fi
+    if start_redis none; then
+        preload redis "$REDIS_ADDR"
+        load "$s" "redis (no persistence)" redis "$REDIS_ADDR" --conns 1 --depth 1
+        load "$s" "redis (no persistence)" redis "$REDIS_ADDR" --conns 1 --depth 1 --spin
+        stop_redis
+    fi
+}
+
+throughput_rows() { # LABEL TARGET ADDR
+    local s=throughput
+    for depth in 1 16; do
+        load "$s" "$1" "$2" "$3" --conns "$CONNS" --depth "$depth" --write-ratio 0
+        load "$s" "$1" "$2" "$3" --conns "$CONNS" --depth "$depth" --write-ratio 1
+    done
+    load "$s" "$1" "$2" "$3" --conns "$CONNS" --depth 16 --rate "$THROUGHPUT_RATE" --write-ratio 0
+    load "$s" "$1" "$2" "$3" --conns "$CONNS" --depth 16 --rate "$THROUGHPUT_RATE" --write-ratio 1
+}
+
+suite_throughput() {
+    if start_tarnd 1 async; then
+        preload tarn "$TARN_ADDR" || skip "throughput: tarn preload failed"
+        throughput_rows "tarn (1 shard, async)" tarn "$TARN_ADDR"
+        stop_tarnd
+    fi
+    if start_redis none; then
+        preload redis "$REDIS_ADDR"
+        throughput_rows "redis (no persistence)" redis "$REDIS_ADDR"
+        stop_redis
+    fi
+}
+
+suite_durable() {
+    local s=durable
+    floor_fsync "$s"
+    if start_tarnd 1 sync; then
+        preload tarn "$TARN_ADDR" || skip "$s: tarn preload failed"
+        load "$s" "tarn (1 shard, sync)" tarn "$TARN_ADDR" --conns "$CONNS" --depth "$DURABLE_DEPTH" --write-ratio 1
+        load "$s" "tarn (1 shard, sync)" tarn "$TARN_ADDR" --conns "$CONNS" --depth "$DURABLE_DEPTH" --write-ratio 1 --rate "$DURABLE_RATE"
+        stop_tarnd
+    fi
+    local persist="${REDIS_DURABLE_PERSIST:-always}"
+    if start_redis "$persist"; then
+        preload redis "$REDIS_ADDR"
+        load "$s" "redis (appendfsync $persist)" redis "$REDIS_ADDR" --conns "$CONNS" --depth "$DURABLE_DEPTH" --write-ratio 1
+        load "$s" "redis (appendfsync $persist)" redis "$REDIS_ADDR" --conns "$CONNS" --depth "$DURABLE_DEPTH" --write-ratio 1 --rate "$DURABLE_RATE"
+        stop_redis
+    fi
+    if start_pg; then
+        pgbench_run "$s" "closed"
+        pgbench_run "$s" "open ${DURABLE_RATE}/s" --rate "$DURABLE_RATE"
+        stop_pg
+    fi
+}
+
+# ---------------------------------------------------------------- report
+machine_md() {
+    local model disk_dev
+    model="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+    disk_dev="$(df --output=source "$RAW" | tail -1)"
+    echo "## Machine"
+    echo
+    echo "- CPU: ${model:-unknown}; nproc $(nproc); $(lscpu | sed -n 's/^Hypervisor vendor: */hypervisor /p' | head -1)"
+    echo "- Memory: $(free -h | awk '/^Mem:/ {print $2}') total"
+    echo "- Kernel: $(uname -srm); $(. /etc/os-release && echo "$PRETTY_NAME")"
+    echo "- Disk (results/data dir): $(df -hT "$RAW" | tail -1 | awk '{print $1" "$2", "$3" total, "$5" free"}'); lsblk: $(lsblk -dno NAME,SIZE,ROTA,TYPE 2>/dev/null | grep -v zram | tr -s ' ' | paste -sd ';' -) (device $disk_dev)"
+    echo "- Redis: $("$HERE/peers/redis.sh" version 2>/dev/null || echo n/a); PostgreSQL: $("$PGBIN/postgres" --version 2>/dev/null | awk '{print $3}' || echo n/a); pgbench -j 1"
+    local commit
+    commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit yet")"
+    echo "- tarnd: commit $commit$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo " (work tree has uncommitted changes)"); binary $( [[ -x "$TARND" ]] && date -r "$TARND" +'built %F %T' || echo 'not built')"
+    echo "- Load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    echo "## Setup"
+    echo
+    echo "- Server (tarnd / Redis / PostgreSQL) pinned with taskset to CPU $SERVER_CPU; load generator pinned to CPU $CLIENT_CPU (one thread, epoll, non-blocking sockets)."
+    echo "- ${SECS} s measured after ${WARM} s warm-up per workload; keys key:%08d uniform over $KEYS preloaded keys; values $VSIZE bytes."
+    echo "- closed = each connection keeps \`depth\` requests in flight, latency from send; CO-corrected column = hdrhistogram record_correct with the mean warm-up latency as expected interval."
+    echo "- open R/s = fixed-rate schedule, latency from the intended send time (coordinated-omission corrected); pgbench --rate likewise (its latency includes schedule lag)."
+    echo "- spin = generator busy-polls (epoll_wait timeout 0) instead of parking; floors are measured in this same run."
+    echo "- TARND_ARGS='${TARND_ARGS}' TARND_SPIN_ARGS='${TARND_SPIN_ARGS}'"
+}
+
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+build
+case "$SUITE" in
+    floors) suite_floors ;;
+    get) suite_get ;;
+    throughput) suite_throughput ;;
+    durable) suite_durable ;;
+    all) suite_floors; suite_get; suite_throughput; suite_durable ;;
+esac
+cleanup
+
+{
+    echo "# tarn-bench: $SUITE ($STAMP)"
+    echo
+    machine_md
+    echo
+    echo "## Results"
+    "$BENCH" report "$JSONL"
+    echo
+    if ((${#SKIPS[@]})); then
+        echo "## Skipped / failed"
+        echo
+        for s in "${SKIPS[@]}"; do echo "- $s"; done
+        echo
+    fi
+    echo "Raw logs and JSONL: \`${RAW#"$ROOT"/}\`"
+} >"$OUT"
+log "wrote $OUT"
+cat "$OUT"

@@ -1,0 +1,20 @@
+//! tarn-bench: a single-threaded, epoll-driven load generator for Tarn and its peers
+//! (Redis over RESP, PostgreSQL through pgbench), plus the physical floors (loopback
+//! ping-pong, fdatasync). See `bench/README.md` for methodology.
+//!
+//! Everything that decides *which* number gets recorded (scheduling, coordinated-omission
+//! correction, warm-up windows, protocol parsing) is plain logic with unit tests; nothing
+//! in the tests asserts on wall-clock times.
+
+pub mod clock;
+pub mod engine;
+pub mod floors;
+pub mod pglog;
+pub mod report;
+pub mod resp;
+pub mod sched;
+pub mod stats;
+pub mod sys;
+pub mod target;
+pub mod tarn;
+pub mod workload;

@@ -1,0 +1,161 @@
+//! The catalog: every table definition, versioned, copy-on-write.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::schema::TableDef;
+use crate::sql::Statement;
+use crate::{CoreError, MAX_TABLES};
+
+/// Format version written into the catalog JSON (`format` field). Bumped on any incompatible
+/// change; [`Catalog::from_bytes`] refuses versions it does not know.
+pub const CATALOG_FORMAT_VERSION: u32 = 1;
+
+/// All table definitions, keyed by name. Immutable in use: [`Catalog::apply_ddl`] returns a new
+/// catalog, so shards can keep sharing the old one (e.g. behind an `Rc`) until they switch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    /// Bumped by every successful CREATE/DROP (not by skipped IF [NOT] EXISTS no-ops).
+    pub version: u64,
+    /// Id the next CREATE TABLE gets. Starts at 1; ids are never reused, so log records of a
+    /// dropped table can never be mistaken for a newer table's.
+    pub next_table_id: u32,
+    /// Tables by name.
+    pub tables: BTreeMap<String, TableDef>,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog::new()
+    }
+}
+
+#[derive(Serialize)]
+struct CatalogFileRef<'a> {
+    format: u32,
+    #[serde(flatten)]
+    catalog: &'a Catalog,
+}
+
+#[derive(Deserialize)]
+struct CatalogFile {
+    format: u32,
+    #[serde(flatten)]
+    catalog: Catalog,
+}
+
+impl Catalog {
+    /// An empty catalog: version 0, next table id 1.
+    pub fn new() -> Catalog {
+        Catalog {
+            version: 0,
+            next_table_id: 1,
+            tables: BTreeMap::new(),
+        }
+    }
+
+    /// The table named `name` (already case-folded).
+    pub fn table(&self, name: &str) -> Option<&TableDef> {
+        self.tables.get(name)
+    }
+
+    /// The table with id `id`. Linear in the number of tables (≤ [`MAX_TABLES`], usually a
+    /// handful); callers on a hot path may cache the result per catalog version.
+    pub fn table_by_id(&self, id: u32) -> Option<&TableDef> {
+        self.tables.values().find(|t| t.id == id)
+    }
+
+    /// Applies a DDL statement, returning the new catalog and a human message
+    /// (`CREATE TABLE cards`, `DROP TABLE cards`, `table cards already exists, skipped`,
+    /// `table cards does not exist, skipped`). `self` is unchanged.
+    ///
+    /// Errors: `TableExists`, `UnknownTable`, `LimitExceeded` (more than [`MAX_TABLES`] tables or
+    /// table ids exhausted), `Unsupported` for non-DDL statements (SHOW/DESCRIBE are read-only).
+    pub fn apply_ddl(&self, stmt: &Statement) -> Result<(Catalog, String), CoreError> {
+        match stmt {
+            Statement::CreateTable { def, if_not_exists } => {
+                if self.tables.contains_key(&def.name) {
+                    if *if_not_exists {
+                        return Ok((
+                            self.clone(),
+                            format!("table {} already exists, skipped", def.name),
+                        ));
+                    }
+                    return Err(CoreError::TableExists(def.name.clone()));
+                }
+                if self.tables.len() >= MAX_TABLES {
+                    return Err(CoreError::LimitExceeded(format!(
+                        "the catalog already has {MAX_TABLES} tables"
+                    )));
+                }
+                let Some(next) = self.next_table_id.checked_add(1) else {
+                    return Err(CoreError::LimitExceeded("table ids exhausted".into()));
+                };
+                let mut new = self.clone();
+                let mut def = def.clone();
+                def.id = self.next_table_id;
+                new.next_table_id = next;
+                new.version += 1;
+                let msg = format!("CREATE TABLE {}", def.name);
+                new.tables.insert(def.name.clone(), def);
+                Ok((new, msg))
+            }
+            Statement::DropTable { name, if_exists } => {
+                if !self.tables.contains_key(name) {
+                    if *if_exists {
+                        return Ok((self.clone(), format!("table {name} does not exist, skipped")));
+                    }
+                    return Err(CoreError::UnknownTable(name.clone()));
+                }
+                let mut new = self.clone();
+                new.tables.remove(name);
+                new.version += 1;
+                Ok((new, format!("DROP TABLE {name}")))
+            }
+            Statement::ShowTables | Statement::Describe { .. } => Err(CoreError::Unsupported(
+                "SHOW TABLES / DESCRIBE do not change the catalog; answer them from it".into(),
+            )),
+        }
+    }
+
+    /// The catalog file payload: JSON with a `format` field ([`CATALOG_FORMAT_VERSION`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(&CatalogFileRef {
+            format: CATALOG_FORMAT_VERSION,
+            catalog: self,
+        })
+        .expect("catalog serializes to JSON")
+    }
+
+    /// Parses and checks a catalog payload: known format, names matching their keys, ids unique
+    /// and below `next_table_id`, key columns in range and keyable. Any failure is `Corrupt`.
+    pub fn from_bytes(b: &[u8]) -> Result<Catalog, CoreError> {
+        let file: CatalogFile = serde_json::from_slice(b)
+            .map_err(|e| CoreError::Corrupt(format!("catalog JSON: {e}")))?;
+        if file.format != CATALOG_FORMAT_VERSION {
+            return Err(CoreError::Corrupt(format!(
+                "unsupported catalog format {} (this build reads {CATALOG_FORMAT_VERSION})",
+                file.format
+            )));
+        }
+        let cat = file.catalog;
+        let mut ids = std::collections::HashSet::new();
+        for (name, t) in &cat.tables {
+            let bad = |why: &str| CoreError::Corrupt(format!("catalog table \"{name}\": {why}"));
+            if *name != t.name {
+                return Err(bad("name does not match its entry"));
+            }
+            if t.id == 0 || t.id >= cat.next_table_id || !ids.insert(t.id) {
+                return Err(bad("invalid or duplicate table id"));
+            }
+            if t.columns.is_empty() || t.key_column >= t.columns.len() {
+                return Err(bad("key column out of range"));
+            }
+            if !t.key_type().can_be_key() {
+                return Err(bad("key column type cannot be a key"));
+            }
+        }
+        Ok(cat)
+    }
+}

@@ -1,0 +1,225 @@
+//! The single error type of `tarn-core`.
+
+use tarn_types::ColumnType;
+
+/// Error class of a [`CoreError`]. Stable: the server maps each kind to one protocol error code,
+/// so kinds are never renumbered or merged. [`ErrorKind::Corrupt`] is the only kind that means
+/// "stored bytes are bad"; every other kind is the client's (or the SQL author's) mistake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// SQL text that sqlparser cannot parse.
+    SqlParse,
+    /// Parsed SQL (or a request) using a construct Tarn does not support.
+    Unsupported,
+    /// A table name or id not in the catalog.
+    UnknownTable,
+    /// `CREATE TABLE` of a name that exists (without `IF NOT EXISTS`).
+    TableExists,
+    /// A column name the table does not have.
+    UnknownColumn,
+    /// A column named twice (in `CREATE TABLE` or in an upsert's column list).
+    DuplicateColumn,
+    /// A value whose type does not match its column.
+    TypeMismatch,
+    /// A NULL primary key.
+    NullKey,
+    /// An upsert whose column list lacks the primary key column.
+    MissingKey,
+    /// A TEXT/BYTES value longer than [`tarn_types::MAX_VALUE_BYTES`].
+    ValueTooLong,
+    /// NaN or ±infinity in a DOUBLE column.
+    NonFiniteDouble,
+    /// A batch with no rows (or a key list with no keys).
+    BatchEmpty,
+    /// A row with more or fewer values than the column list.
+    RowArity,
+    /// A documented limit ([`crate::MAX_TABLES`], [`crate::MAX_COLUMNS`],
+    /// [`crate::MAX_IDENTIFIER_BYTES`]) would be exceeded.
+    LimitExceeded,
+    /// Undecodable log-record, checkpoint or catalog bytes.
+    Corrupt,
+}
+
+impl ErrorKind {
+    /// A stable snake_case name, e.g. for logs and JSON error bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::SqlParse => "sql_parse",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::UnknownTable => "unknown_table",
+            ErrorKind::TableExists => "table_exists",
+            ErrorKind::UnknownColumn => "unknown_column",
+            ErrorKind::DuplicateColumn => "duplicate_column",
+            ErrorKind::TypeMismatch => "type_mismatch",
+            ErrorKind::NullKey => "null_key",
+            ErrorKind::MissingKey => "missing_key",
+            ErrorKind::ValueTooLong => "value_too_long",
+            ErrorKind::NonFiniteDouble => "non_finite_double",
+            ErrorKind::BatchEmpty => "batch_empty",
+            ErrorKind::RowArity => "row_arity",
+            ErrorKind::LimitExceeded => "limit_exceeded",
+            ErrorKind::Corrupt => "corrupt",
+        }
+    }
+}
+
+/// Formats the `row 3, column "risk": ` prefix of row-level messages.
+fn at(row: &Option<usize>, column: &Option<String>) -> String {
+    match (row, column) {
+        (Some(r), Some(c)) => format!("row {r}, column \"{c}\": "),
+        (Some(r), None) => format!("row {r}: "),
+        (None, Some(c)) => format!("column \"{c}\": "),
+        (None, None) => String::new(),
+    }
+}
+
+/// Every error `tarn-core` returns. Row-level variants carry `row` (0-based index in the batch)
+/// and `column`; their messages name both, e.g. `row 3, column "risk": expected DOUBLE, got TEXT`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CoreError {
+    /// SQL text that does not parse; the message is sqlparser's.
+    #[error("SQL parse error: {0}")]
+    SqlParse(String),
+    /// A construct Tarn does not support; the message names it.
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// Unknown table name (or id, printed as `#id`).
+    #[error("unknown table \"{0}\"")]
+    UnknownTable(String),
+    /// `CREATE TABLE` of an existing name.
+    #[error("table \"{0}\" already exists")]
+    TableExists(String),
+    /// A column the table does not have.
+    #[error("table \"{table}\" has no column \"{column}\"")]
+    UnknownColumn {
+        /// Table name.
+        table: String,
+        /// The unknown column name, as given.
+        column: String,
+    },
+    /// A column named twice.
+    #[error("column \"{column}\" is listed more than once")]
+    DuplicateColumn {
+        /// The repeated column name.
+        column: String,
+    },
+    /// A value of the wrong type.
+    #[error("{}expected {expected}, got {got}", at(row, column))]
+    TypeMismatch {
+        /// Row index in the batch.
+        row: Option<usize>,
+        /// Column name.
+        column: Option<String>,
+        /// The column's type.
+        expected: ColumnType,
+        /// The value's type.
+        got: ColumnType,
+    },
+    /// A NULL primary key.
+    #[error("{}primary key is NULL", at(row, column))]
+    NullKey {
+        /// Row (or key) index in the batch.
+        row: Option<usize>,
+        /// Key column name.
+        column: Option<String>,
+    },
+    /// The upsert's column list lacks the key column.
+    #[error("primary key column \"{column}\" is missing from the column list")]
+    MissingKey {
+        /// Key column name.
+        column: String,
+    },
+    /// A TEXT/BYTES value over [`tarn_types::MAX_VALUE_BYTES`].
+    #[error("{}value is {len} bytes, the limit is {max}", at(row, column))]
+    ValueTooLong {
+        /// Row index in the batch.
+        row: Option<usize>,
+        /// Column name.
+        column: Option<String>,
+        /// The value's length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// NaN or ±infinity in a DOUBLE column.
+    #[error("{}DOUBLE value must be finite (NaN and infinity are not allowed)", at(row, column))]
+    NonFiniteDouble {
+        /// Row index in the batch.
+        row: Option<usize>,
+        /// Column name.
+        column: Option<String>,
+    },
+    /// No rows / no keys.
+    #[error("batch is empty")]
+    BatchEmpty,
+    /// A row whose length differs from the column list.
+    #[error("{}has {got} values, expected {expected} (one per listed column)", at(row, &None))]
+    RowArity {
+        /// Row index in the batch.
+        row: Option<usize>,
+        /// Number of listed columns.
+        expected: usize,
+        /// Number of values in the row.
+        got: usize,
+    },
+    /// A documented limit would be exceeded; the message names it.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    /// Undecodable stored bytes (log record, checkpoint or catalog payload).
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+impl CoreError {
+    /// The stable error class.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CoreError::SqlParse(_) => ErrorKind::SqlParse,
+            CoreError::Unsupported(_) => ErrorKind::Unsupported,
+            CoreError::UnknownTable(_) => ErrorKind::UnknownTable,
+            CoreError::TableExists(_) => ErrorKind::TableExists,
+            CoreError::UnknownColumn { .. } => ErrorKind::UnknownColumn,
+            CoreError::DuplicateColumn { .. } => ErrorKind::DuplicateColumn,
+            CoreError::TypeMismatch { .. } => ErrorKind::TypeMismatch,
+            CoreError::NullKey { .. } => ErrorKind::NullKey,
+            CoreError::MissingKey { .. } => ErrorKind::MissingKey,
+            CoreError::ValueTooLong { .. } => ErrorKind::ValueTooLong,
+            CoreError::NonFiniteDouble { .. } => ErrorKind::NonFiniteDouble,
+            CoreError::BatchEmpty => ErrorKind::BatchEmpty,
+            CoreError::RowArity { .. } => ErrorKind::RowArity,
+            CoreError::LimitExceeded(_) => ErrorKind::LimitExceeded,
+            CoreError::Corrupt(_) => ErrorKind::Corrupt,
+        }
+    }
+
+    /// The 0-based batch row (or key) index the error is about, if any.
+    pub fn row(&self) -> Option<usize> {
+        match self {
+            CoreError::TypeMismatch { row, .. }
+            | CoreError::NullKey { row, .. }
+            | CoreError::ValueTooLong { row, .. }
+            | CoreError::NonFiniteDouble { row, .. }
+            | CoreError::RowArity { row, .. } => *row,
+            _ => None,
+        }
+    }
+
+    /// The column the error is about, if any.
+    pub fn column(&self) -> Option<&str> {
+        match self {
+            CoreError::TypeMismatch { column, .. }
+            | CoreError::NullKey { column, .. }
+            | CoreError::ValueTooLong { column, .. }
+            | CoreError::NonFiniteDouble { column, .. } => column.as_deref(),
+            CoreError::UnknownColumn { column, .. }
+            | CoreError::DuplicateColumn { column }
+            | CoreError::MissingKey { column } => Some(column),
+            _ => None,
+        }
+    }
+
+    /// True for [`CoreError::Corrupt`]: stored bytes are bad, not the client's input.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, CoreError::Corrupt(_))
+    }
+}

@@ -1,0 +1,41 @@
+//! `tarn-core`: the catalog, SQL front end, batch validation, in-memory shard state and the
+//! byte encodings of log-record payloads and checkpoint payloads.
+//!
+//! Invariants:
+//! - **No I/O.** Nothing in this crate opens files or sockets or reads clocks. Every encoding is
+//!   a pure byte transform; `tarn-storage` frames, checksums and persists the bytes.
+//! - **Validate, then apply.** [`batch::validate_upsert`] / [`batch::validate_keys`] reject a
+//!   bad batch completely before anything is written; [`state::ShardState::apply`] cannot fail.
+//! - **Deterministic replay.** Applying the same mutations in the same order to the same
+//!   checkpoint gives the same state.
+//! - Corruption ([`CoreError::Corrupt`]) is always distinct from user errors.
+
+pub mod batch;
+pub mod catalog;
+mod error;
+pub mod record;
+pub mod schema;
+pub mod sql;
+pub mod state;
+
+pub use error::{CoreError, ErrorKind};
+pub use tarn_types::{ColumnType, Value, MAX_VALUE_BYTES};
+
+/// Longest table or column name, in bytes (after case folding). Names appear in every error
+/// message, `DESCRIBE` output and the catalog file; the bound keeps those small. Raising it only
+/// costs catalog and message size.
+pub const MAX_IDENTIFIER_BYTES: usize = 64;
+
+/// Most tables a catalog may hold at once (dropped tables do not count). The catalog is one small
+/// JSON file rewritten atomically on every DDL change and every shard keeps a table map, so this
+/// bounds the catalog write cost and per-shard bookkeeping. Raising it costs catalog rewrite time
+/// and a linear id lookup in [`catalog::Catalog::table_by_id`].
+pub const MAX_TABLES: usize = 1024;
+
+/// Most columns one table may have. Column indices travel as `u16` in log records; this bound
+/// (far below `u16::MAX`) keeps one row's metadata and a full-width NULL row small. Raising it
+/// costs per-row memory for wide `Replace` upserts.
+pub const MAX_COLUMNS: usize = 1024;
+
+#[cfg(test)]
+mod tests;

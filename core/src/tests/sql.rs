@@ -1,0 +1,175 @@
+use tarn_types::ColumnType;
+
+use crate::schema::ColumnDef;
+use crate::sql::{parse, Statement};
+use crate::{CoreError, ErrorKind};
+
+use super::def_of;
+
+fn err(sql: &str) -> CoreError {
+    parse(sql).expect_err(sql)
+}
+
+fn unsupported(sql: &str, needle: &str) {
+    let e = err(sql);
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{sql}: {e}");
+    assert!(e.to_string().contains(needle), "{sql}: `{e}` lacks `{needle}`");
+}
+
+#[test]
+fn every_type_and_alias() {
+    let cases = [
+        ("BOOLEAN", ColumnType::Boolean),
+        ("BOOL", ColumnType::Boolean),
+        ("BIGINT", ColumnType::BigInt),
+        ("INT8", ColumnType::BigInt),
+        ("INTEGER", ColumnType::BigInt),
+        ("INT", ColumnType::BigInt),
+        ("DOUBLE", ColumnType::Double),
+        ("DOUBLE PRECISION", ColumnType::Double),
+        ("FLOAT8", ColumnType::Double),
+        ("TEXT", ColumnType::Text),
+        ("VARCHAR", ColumnType::Text),
+        ("STRING", ColumnType::Text),
+        ("BYTES", ColumnType::Bytes),
+        ("BYTEA", ColumnType::Bytes),
+        ("TIMESTAMP", ColumnType::Timestamp),
+        ("TIMESTAMP WITHOUT TIME ZONE", ColumnType::Timestamp),
+        ("boolean", ColumnType::Boolean),
+        ("double precision", ColumnType::Double),
+    ];
+    for (spelling, ty) in cases {
+        let def = def_of(&format!("CREATE TABLE t (k TEXT PRIMARY KEY, c {spelling})"));
+        assert_eq!(def.columns[1].ty, ty, "{spelling}");
+    }
+}
+
+#[test]
+fn create_table_shape() {
+    let stmts = parse(
+        "CREATE TABLE IF NOT EXISTS Cards (Card_ID TEXT PRIMARY KEY, \"Risk\" DOUBLE, n BIGINT NULL);",
+    )
+    .unwrap();
+    assert_eq!(stmts.len(), 1);
+    let Statement::CreateTable { def, if_not_exists } = &stmts[0] else {
+        panic!()
+    };
+    assert!(*if_not_exists);
+    assert_eq!(def.id, 0);
+    assert_eq!(def.name, "cards");
+    assert_eq!(
+        def.columns,
+        vec![
+            ColumnDef { name: "card_id".into(), ty: ColumnType::Text },
+            ColumnDef { name: "Risk".into(), ty: ColumnType::Double },
+            ColumnDef { name: "n".into(), ty: ColumnType::BigInt },
+        ]
+    );
+    assert_eq!(def.key_column, 0);
+    assert_eq!(def.key_type(), ColumnType::Text);
+    assert_eq!(def.column_index("Risk"), Some(1));
+    assert_eq!(def.column_index("risk"), None);
+}
+
+#[test]
+fn table_level_primary_key_and_not_null_key() {
+    let def = def_of("CREATE TABLE t (a BIGINT, b TEXT NOT NULL, PRIMARY KEY (b))");
+    assert_eq!(def.key_column, 1);
+    let def = def_of("CREATE TABLE t (a BIGINT NOT NULL PRIMARY KEY, b TEXT)");
+    assert_eq!(def.key_column, 0);
+    let def = def_of("CREATE TABLE \"T\" (\"A\" TIMESTAMP, PRIMARY KEY (\"A\"))");
+    assert_eq!(def.name, "T");
+    assert_eq!(def.key_type(), ColumnType::Timestamp);
+}
+
+#[test]
+fn quoted_and_unquoted_identifiers() {
+    let def = def_of("CREATE TABLE \"MixedCase\" (\"Key\" TEXT PRIMARY KEY, Other TEXT, \"x y\" TEXT)");
+    assert_eq!(def.name, "MixedCase");
+    assert_eq!(def.columns[0].name, "Key");
+    assert_eq!(def.columns[1].name, "other");
+    assert_eq!(def.columns[2].name, "x y");
+    // "a" and A fold to the same name.
+    let e = err("CREATE TABLE t (\"a\" TEXT PRIMARY KEY, A TEXT)");
+    assert_eq!(e, CoreError::DuplicateColumn { column: "a".into() });
+    // Distinct when quoted with different case.
+    def_of("CREATE TABLE t (\"a\" TEXT PRIMARY KEY, \"A\" TEXT)");
+}
+
+#[test]
+fn drop_show_describe() {
+    let stmts = parse("DROP TABLE Cards; DROP TABLE IF EXISTS \"X\"; SHOW TABLES; DESCRIBE Cards; DESC \"Cards\"")
+        .unwrap();
+    assert_eq!(
+        stmts,
+        vec![
+            Statement::DropTable { name: "cards".into(), if_exists: false },
+            Statement::DropTable { name: "X".into(), if_exists: true },
+            Statement::ShowTables,
+            Statement::Describe { table: "cards".into() },
+            Statement::Describe { table: "Cards".into() },
+        ]
+    );
+    assert!(stmts[0].is_ddl());
+    assert!(!stmts[2].is_ddl());
+}
+
+#[test]
+fn parse_errors() {
+    assert_eq!(err("CREATE TABLE (").kind(), ErrorKind::SqlParse);
+    assert_eq!(err("").kind(), ErrorKind::SqlParse);
+    assert_eq!(err("SELEKT 1").kind(), ErrorKind::SqlParse);
+}
+
+#[test]
+fn unsupported_constructs_have_specific_messages() {
+    unsupported("SELECT 1", "statement `SELECT 1`");
+    unsupported("INSERT INTO t VALUES (1)", "statement `INSERT");
+    unsupported("CREATE TABLE t (a TEXT, b TEXT)", "without a PRIMARY KEY");
+    unsupported("CREATE TABLE t (a TEXT, b TEXT, PRIMARY KEY (a, b))", "composite PRIMARY KEY");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b TEXT PRIMARY KEY)", "more than one PRIMARY KEY");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, PRIMARY KEY (a))", "more than one PRIMARY KEY");
+    unsupported("CREATE TABLE t (a DOUBLE PRIMARY KEY)", "DOUBLE primary key on column \"a\"");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b TEXT NOT NULL)", "NOT NULL on non-key column \"b\"");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT DEFAULT 0)", "DEFAULT on column \"b\"");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b TEXT UNIQUE)", "UNIQUE on column \"b\"");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT CHECK (b > 0))", "CHECK on column \"b\"");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b TEXT REFERENCES u (x))", "REFERENCES");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b TEXT, UNIQUE (b))", "UNIQUE constraint");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT, CHECK (b > 0))", "CHECK constraint");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b NUMERIC)", "type `NUMERIC` for column \"b\"");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b REAL)", "type `REAL`");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b VECTOR(3))", "type `VECTOR(3)`");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b VARCHAR(10))", "type modifier in `VARCHAR(10)`");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b TIMESTAMP(3))", "type modifier");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b TIMESTAMPTZ)", "use TIMESTAMP");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b TIMESTAMP WITH TIME ZONE)", "use TIMESTAMP");
+    unsupported("CREATE TEMPORARY TABLE t (a TEXT PRIMARY KEY)", "temporary tables");
+    unsupported("CREATE TABLE t AS SELECT 1", "AS SELECT");
+    unsupported("CREATE TABLE s.t (a TEXT PRIMARY KEY)", "qualified table name `s.t`");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY) WITH (fillfactor = 70)", "table options");
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT GENERATED ALWAYS AS IDENTITY)", "generated/identity");
+    unsupported("CREATE TABLE t (a TEXT CONSTRAINT pk PRIMARY KEY)", "named constraint");
+    unsupported("DROP TABLE a, b", "several tables");
+    unsupported("DROP TABLE a CASCADE", "CASCADE");
+    unsupported("DROP VIEW v", "DROP VIEW");
+    unsupported("CREATE TABLE t ()", "no columns");
+    // A script with one bad statement is rejected whole.
+    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY); SELECT 1", "SELECT 1");
+}
+
+#[test]
+fn unknown_key_column_and_limits() {
+    let e = err("CREATE TABLE t (a TEXT, PRIMARY KEY (b))");
+    assert_eq!(e, CoreError::UnknownColumn { table: "t".into(), column: "b".into() });
+
+    let long = "x".repeat(crate::MAX_IDENTIFIER_BYTES + 1);
+    let e = err(&format!("CREATE TABLE {long} (a TEXT PRIMARY KEY)"));
+    assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
+    let ok = "x".repeat(crate::MAX_IDENTIFIER_BYTES);
+    def_of(&format!("CREATE TABLE {ok} ({ok} TEXT PRIMARY KEY)"));
+
+    let cols: Vec<String> = (0..=crate::MAX_COLUMNS).map(|i| format!("c{i} TEXT")).collect();
+    let e = err(&format!("CREATE TABLE t (k TEXT PRIMARY KEY, {})", cols.join(", ")));
+    assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
+}

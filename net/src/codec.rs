@@ -1,0 +1,714 @@
+//! Encoding and decoding of frame payloads. Encoding is infallible; decoding checks every
+//! length against the remaining payload and the limits before allocating, rejects trailing
+//! bytes and never panics.
+
+use tarn_types::{ColumnType, Value};
+
+use crate::error::{DecodeError, ErrorCode};
+use crate::frame::{FrameHeader, Opcode, FLAG_RESPONSE, HEADER_LEN, KNOWN_FLAGS};
+use crate::limits::{MAX_BATCH_ROWS, MAX_COLUMNS, MAX_PING_BYTES, MAX_SQL_BYTES};
+use crate::message::*;
+
+/// Value tag for NULL; non-null values use their [`ColumnType`] tag (1..=6).
+pub const VALUE_TAG_NULL: u8 = 0;
+
+/// Wire value of `ErrorReply::row == None`.
+pub const NO_ROW: u32 = u32::MAX;
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+fn len32(n: usize) -> u32 {
+    u32::try_from(n).expect("length exceeds u32::MAX and cannot be encoded")
+}
+
+fn put_u8(out: &mut Vec<u8>, v: u8) {
+    out.push(v);
+}
+fn put_u16(out: &mut Vec<u8>, v: u16) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+fn put_i32(out: &mut Vec<u8>, v: i32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+fn put_i64(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+fn put_count(out: &mut Vec<u8>, n: usize) {
+    put_u32(out, len32(n));
+}
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_count(out, b.len());
+    out.extend_from_slice(b);
+}
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_bytes(out, s.as_bytes());
+}
+
+/// Appends one Value: u8 tag + body.
+pub fn encode_value(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Null => put_u8(out, VALUE_TAG_NULL),
+        Value::Bool(b) => {
+            put_u8(out, ColumnType::Boolean.tag());
+            put_u8(out, u8::from(*b));
+        }
+        Value::Int(i) => {
+            put_u8(out, ColumnType::BigInt.tag());
+            put_i64(out, *i);
+        }
+        Value::Double(d) => {
+            put_u8(out, ColumnType::Double.tag());
+            put_u64(out, d.to_bits());
+        }
+        Value::Text(s) => {
+            put_u8(out, ColumnType::Text.tag());
+            put_str(out, s);
+        }
+        Value::Bytes(b) => {
+            put_u8(out, ColumnType::Bytes.tag());
+            put_bytes(out, b);
+        }
+        Value::Timestamp(t) => {
+            put_u8(out, ColumnType::Timestamp.tag());
+            put_i64(out, *t);
+        }
+    }
+}
+
+fn put_row(out: &mut Vec<u8>, row: &[Value]) {
+    put_count(out, row.len());
+    for v in row {
+        encode_value(v, out);
+    }
+}
+
+fn put_columns(out: &mut Vec<u8>, cols: &[Column]) {
+    put_count(out, cols.len());
+    for c in cols {
+        put_str(out, &c.name);
+        put_u8(out, c.ty.tag());
+    }
+}
+
+/// Appends the payload (no header) of `req`.
+pub fn encode_request_payload(req: &Request, out: &mut Vec<u8>) {
+    match req {
+        Request::Hello(h) => {
+            put_u16(out, h.min_version);
+            put_u16(out, h.max_version);
+            put_str(out, &h.client_name);
+            put_str(out, &h.auth_token);
+        }
+        Request::Ping(b) => put_bytes(out, b),
+        Request::Sql(s) => put_str(out, s),
+        Request::Upsert(u) => {
+            put_str(out, &u.table);
+            put_u8(out, u.mode as u8);
+            put_count(out, u.columns.len());
+            for c in &u.columns {
+                put_str(out, c);
+            }
+            put_count(out, u.rows.len());
+            for r in &u.rows {
+                put_row(out, r);
+            }
+        }
+        Request::Get(k) | Request::Delete(k) => {
+            put_str(out, &k.table);
+            put_count(out, k.keys.len());
+            for v in &k.keys {
+                encode_value(v, out);
+            }
+        }
+        Request::Stats => {}
+    }
+}
+
+/// Appends the payload (no header) of `resp`.
+pub fn encode_response_payload(resp: &Response, out: &mut Vec<u8>) {
+    match resp {
+        Response::Hello(h) => {
+            put_u16(out, h.version);
+            put_str(out, &h.server_version);
+            put_u32(out, h.shard_count);
+            put_u32(out, h.max_frame_payload_bytes);
+            put_u32(out, h.max_batch_rows);
+            put_u32(out, h.max_in_flight);
+        }
+        Response::Pong(b) => put_bytes(out, b),
+        Response::Sql(s) => {
+            put_str(out, &s.message);
+            put_columns(out, &s.columns);
+            put_count(out, s.rows.len());
+            for r in &s.rows {
+                put_row(out, r);
+            }
+        }
+        Response::Upsert(u) => put_u64(out, u.rows_applied),
+        Response::Get(g) => {
+            put_columns(out, &g.columns);
+            put_count(out, g.rows.len());
+            for r in &g.rows {
+                match r {
+                    None => put_u8(out, 0),
+                    Some(r) => {
+                        put_u8(out, 1);
+                        put_row(out, r);
+                    }
+                }
+            }
+        }
+        Response::Delete(d) => put_u64(out, d.rows_deleted),
+        Response::Stats(s) => {
+            put_count(out, s.shards.len());
+            for sh in &s.shards {
+                put_u32(out, sh.shard);
+                put_i32(out, sh.cpu);
+                put_u64(out, sh.rows);
+                put_u64(out, sh.log_bytes);
+                put_u64(out, sh.durable_lsn);
+                put_u32(out, sh.connections);
+                put_count(out, sh.ops.len());
+                for op in &sh.ops {
+                    put_str(out, &op.op);
+                    put_u64(out, op.count);
+                    put_u64(out, op.p50_us);
+                    put_u64(out, op.p99_us);
+                    put_u64(out, op.p999_us);
+                    put_u64(out, op.max_us);
+                }
+            }
+        }
+        Response::Error(e) => {
+            put_u16(out, e.code.as_u16());
+            put_str(out, &e.message);
+            put_u32(out, e.row.unwrap_or(NO_ROW));
+            put_str(out, e.column.as_deref().unwrap_or(""));
+        }
+    }
+}
+
+fn encode_frame(
+    request_id: u64,
+    opcode: Opcode,
+    flags: u16,
+    out: &mut Vec<u8>,
+    payload: impl FnOnce(&mut Vec<u8>),
+) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; HEADER_LEN]);
+    payload(out);
+    let header = FrameHeader {
+        payload_len: len32(out.len() - start - HEADER_LEN),
+        opcode: opcode.as_u16(),
+        flags,
+        request_id,
+    };
+    out[start..start + HEADER_LEN].copy_from_slice(&header.encode());
+}
+
+/// Appends a whole request frame (header + payload) to `out`. Does not enforce limits: the
+/// caller may check `out.len()` growth against the server's `max_frame_payload_bytes`.
+///
+/// Panics only if a length exceeds `u32::MAX` (impossible for frames within the limits).
+pub fn encode_request(request_id: u64, req: &Request, out: &mut Vec<u8>) {
+    encode_frame(request_id, req.opcode(), 0, out, |o| {
+        encode_request_payload(req, o)
+    });
+}
+
+/// Appends a whole response frame (RESPONSE flag set; opcode of the request, or ERROR) to
+/// `out`. Does not enforce limits: a server must check the frame it produced against
+/// `MAX_FRAME_PAYLOAD_BYTES` and send an error instead if it is larger.
+pub fn encode_response(request_id: u64, resp: &Response, out: &mut Vec<u8>) {
+    encode_frame(request_id, resp.opcode(), FLAG_RESPONSE, out, |o| {
+        encode_response_payload(resp, o)
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    ctx: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8], ctx: &'static str) -> Reader<'a> {
+        Reader { buf, pos: 0, ctx }
+    }
+
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn err(&self, code: ErrorCode, at: usize, what: std::fmt::Arguments<'_>) -> DecodeError {
+        DecodeError::new(
+            code,
+            format!("{}: {} at payload offset {}", self.ctx, what, at),
+        )
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
+        if self.remaining() < n {
+            return Err(DecodeError::new(
+                ErrorCode::Malformed,
+                format!(
+                    "{}: truncated at payload offset {}: need {} bytes for {}, {} left",
+                    self.ctx,
+                    self.pos,
+                    n,
+                    what,
+                    self.remaining()
+                ),
+            ));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
+        let s = self.take(N, what)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>(what)?[0])
+    }
+    fn u16(&mut self, what: &str) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array(what)?))
+    }
+    fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+    fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+    fn i32(&mut self, what: &str) -> Result<i32, DecodeError> {
+        Ok(i32::from_le_bytes(self.array(what)?))
+    }
+    fn i64(&mut self, what: &str) -> Result<i64, DecodeError> {
+        Ok(i64::from_le_bytes(self.array(what)?))
+    }
+
+    /// A u32 element count, checked against `limit` (error `over`) and against the bytes left
+    /// (each element takes at least `min_elem` bytes) before anything is allocated.
+    fn count(
+        &mut self,
+        what: &str,
+        min_elem: usize,
+        limit: u32,
+        over: ErrorCode,
+    ) -> Result<usize, DecodeError> {
+        let at = self.pos;
+        let n = self.u32(&format!("{what} count"))?;
+        if n > limit {
+            return Err(self.err(
+                over,
+                at,
+                format_args!("{what} count {n} exceeds limit {limit}"),
+            ));
+        }
+        let need = (n as u64).saturating_mul(min_elem as u64);
+        if need > self.remaining() as u64 {
+            return Err(self.err(
+                ErrorCode::Malformed,
+                at,
+                format_args!(
+                    "{what} count {n} needs at least {need} bytes, {} left",
+                    self.remaining()
+                ),
+            ));
+        }
+        Ok(n as usize)
+    }
+
+    /// u32 length + bytes, the length checked against `limit` (error `over`).
+    fn bytes(&mut self, what: &str, limit: u32, over: ErrorCode) -> Result<&'a [u8], DecodeError> {
+        let at = self.pos;
+        let n = self.u32(&format!("{what} length"))?;
+        if n > limit {
+            return Err(self.err(
+                over,
+                at,
+                format_args!("{what} of {n} bytes exceeds limit of {limit} bytes"),
+            ));
+        }
+        self.take(n as usize, what)
+    }
+
+    fn string_limited(
+        &mut self,
+        what: &str,
+        limit: u32,
+        over: ErrorCode,
+    ) -> Result<String, DecodeError> {
+        let at = self.pos + 4;
+        let b = self.bytes(what, limit, over)?;
+        match std::str::from_utf8(b) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(e) => Err(self.err(
+                ErrorCode::InvalidUtf8,
+                at + e.valid_up_to(),
+                format_args!("invalid UTF-8 in {what}"),
+            )),
+        }
+    }
+
+    fn string(&mut self, what: &str) -> Result<String, DecodeError> {
+        self.string_limited(what, u32::MAX, ErrorCode::Malformed)
+    }
+
+    fn value(&mut self) -> Result<Value, DecodeError> {
+        let at = self.pos;
+        let tag = self.u8("value tag")?;
+        if tag == VALUE_TAG_NULL {
+            return Ok(Value::Null);
+        }
+        let Some(ty) = ColumnType::from_tag(tag) else {
+            return Err(self.err(
+                ErrorCode::Malformed,
+                at,
+                format_args!("unknown value tag {tag}"),
+            ));
+        };
+        Ok(match ty {
+            ColumnType::Boolean => {
+                let at = self.pos;
+                match self.u8("BOOLEAN")? {
+                    0 => Value::Bool(false),
+                    1 => Value::Bool(true),
+                    b => {
+                        return Err(self.err(
+                            ErrorCode::Malformed,
+                            at,
+                            format_args!("invalid BOOLEAN byte {b:#04x}"),
+                        ))
+                    }
+                }
+            }
+            ColumnType::BigInt => Value::Int(self.i64("BIGINT")?),
+            ColumnType::Double => Value::Double(f64::from_bits(self.u64("DOUBLE")?)),
+            ColumnType::Text => Value::Text(self.string("TEXT")?),
+            ColumnType::Bytes => Value::Bytes(
+                self.bytes("BYTES", u32::MAX, ErrorCode::Malformed)?
+                    .to_vec(),
+            ),
+            ColumnType::Timestamp => Value::Timestamp(self.i64("TIMESTAMP")?),
+        })
+    }
+
+    fn row(&mut self) -> Result<Vec<Value>, DecodeError> {
+        let n = self.count("row value", 1, MAX_COLUMNS, ErrorCode::Malformed)?;
+        let mut row = Vec::with_capacity(n);
+        for _ in 0..n {
+            row.push(self.value()?);
+        }
+        Ok(row)
+    }
+
+    /// A reply row, which must have exactly `arity` values.
+    fn reply_row(&mut self, index: usize, arity: usize) -> Result<Vec<Value>, DecodeError> {
+        let at = self.pos;
+        let row = self.row()?;
+        if row.len() != arity {
+            return Err(self.err(
+                ErrorCode::Malformed,
+                at,
+                format_args!("row {index} has {} values, expected {arity}", row.len()),
+            ));
+        }
+        Ok(row)
+    }
+
+    fn column_type(&mut self) -> Result<ColumnType, DecodeError> {
+        let at = self.pos;
+        let tag = self.u8("column type")?;
+        ColumnType::from_tag(tag).ok_or_else(|| {
+            self.err(
+                ErrorCode::Malformed,
+                at,
+                format_args!("unknown column type tag {tag}"),
+            )
+        })
+    }
+
+    fn columns(&mut self) -> Result<Vec<Column>, DecodeError> {
+        let n = self.count("column", 5, MAX_COLUMNS, ErrorCode::Malformed)?;
+        let mut cols = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = self.string("column name")?;
+            let ty = self.column_type()?;
+            cols.push(Column { name, ty });
+        }
+        Ok(cols)
+    }
+
+    fn finish<T>(self, v: T) -> Result<T, DecodeError> {
+        if self.remaining() != 0 {
+            return Err(self.err(
+                ErrorCode::Malformed,
+                self.pos,
+                format_args!("{} trailing bytes", self.remaining()),
+            ));
+        }
+        Ok(v)
+    }
+}
+
+fn check_frame(
+    h: &FrameHeader,
+    payload: &[u8],
+    response: bool,
+) -> Result<(Opcode, &'static str), DecodeError> {
+    if payload.len() != h.payload_len as usize {
+        return Err(DecodeError::new(
+            ErrorCode::Malformed,
+            format!(
+                "header announces {} payload bytes but {} were given",
+                h.payload_len,
+                payload.len()
+            ),
+        ));
+    }
+    if h.flags & !KNOWN_FLAGS != 0 {
+        return Err(DecodeError::new(
+            ErrorCode::Malformed,
+            format!("reserved flag bits set: flags {:#06x}", h.flags),
+        ));
+    }
+    if h.is_response() != response {
+        return Err(DecodeError::new(
+            ErrorCode::Malformed,
+            if response {
+                "RESPONSE flag missing on a server frame".to_string()
+            } else {
+                "RESPONSE flag set on a client frame".to_string()
+            },
+        ));
+    }
+    let op = match h.op() {
+        Some(Opcode::Error) if !response => None,
+        op => op,
+    };
+    match op {
+        Some(op) => Ok((op, op.name())),
+        None => Err(DecodeError::new(
+            ErrorCode::UnknownOpcode,
+            format!(
+                "unknown {} opcode {:#06x}",
+                if response { "response" } else { "request" },
+                h.opcode
+            ),
+        )),
+    }
+}
+
+/// Decodes a request frame's payload. Errors carry the code to send back (MALFORMED,
+/// UNKNOWN_OPCODE, INVALID_UTF8, BATCH_TOO_LARGE, VALUE_TOO_LONG); none of them closes the
+/// connection. Call [`FrameHeader::check`] first (done by `split_frame`/`FrameBuffer`).
+pub fn decode_request(h: &FrameHeader, payload: &[u8]) -> Result<Request, DecodeError> {
+    let (op, ctx) = check_frame(h, payload, false)?;
+    let mut r = Reader::new(payload, ctx);
+    let req = match op {
+        Opcode::Hello => {
+            let min_version = r.u16("min_version")?;
+            let max_version = r.u16("max_version")?;
+            let client_name = r.string("client_name")?;
+            let auth_token = r.string("auth_token")?;
+            Request::Hello(Hello {
+                min_version,
+                max_version,
+                client_name,
+                auth_token,
+            })
+        }
+        Opcode::Ping => Request::Ping(
+            r.bytes("ping data", MAX_PING_BYTES, ErrorCode::ValueTooLong)?
+                .to_vec(),
+        ),
+        Opcode::Sql => {
+            Request::Sql(r.string_limited("SQL text", MAX_SQL_BYTES, ErrorCode::ValueTooLong)?)
+        }
+        Opcode::Upsert => {
+            let table = r.string("table")?;
+            let at = r.pos;
+            let mode_byte = r.u8("mode")?;
+            let mode = UpsertMode::from_u8(mode_byte).ok_or_else(|| {
+                r.err(
+                    ErrorCode::Malformed,
+                    at,
+                    format_args!("invalid upsert mode {mode_byte}"),
+                )
+            })?;
+            let n = r.count("column", 4, MAX_COLUMNS, ErrorCode::Malformed)?;
+            let mut columns = Vec::with_capacity(n);
+            for _ in 0..n {
+                columns.push(r.string("column name")?);
+            }
+            let n = r.count("row", 4, MAX_BATCH_ROWS, ErrorCode::BatchTooLarge)?;
+            let mut rows = Vec::with_capacity(n);
+            for _ in 0..n {
+                rows.push(r.row()?);
+            }
+            Request::Upsert(UpsertRequest {
+                table,
+                mode,
+                columns,
+                rows,
+            })
+        }
+        Opcode::Get | Opcode::Delete => {
+            let table = r.string("table")?;
+            let n = r.count("key", 1, MAX_BATCH_ROWS, ErrorCode::BatchTooLarge)?;
+            let mut keys = Vec::with_capacity(n);
+            for _ in 0..n {
+                keys.push(r.value()?);
+            }
+            let k = KeysRequest { table, keys };
+            if op == Opcode::Get {
+                Request::Get(k)
+            } else {
+                Request::Delete(k)
+            }
+        }
+        Opcode::Stats => Request::Stats,
+        Opcode::Error => unreachable!("rejected by check_frame"),
+    };
+    r.finish(req)
+}
+
+/// Decodes a response frame's payload (RESPONSE flag required). ERROR frames decode to
+/// `Response::Error`; an unknown error code becomes `ErrorCode::Unknown` with the number
+/// prepended to the message.
+pub fn decode_response(h: &FrameHeader, payload: &[u8]) -> Result<Response, DecodeError> {
+    let (op, ctx) = check_frame(h, payload, true)?;
+    let mut r = Reader::new(payload, ctx);
+    let resp = match op {
+        Opcode::Hello => Response::Hello(HelloReply {
+            version: r.u16("version")?,
+            server_version: r.string("server_version")?,
+            shard_count: r.u32("shard_count")?,
+            max_frame_payload_bytes: r.u32("max_frame_payload_bytes")?,
+            max_batch_rows: r.u32("max_batch_rows")?,
+            max_in_flight: r.u32("max_in_flight")?,
+        }),
+        Opcode::Ping => Response::Pong(
+            r.bytes("ping data", MAX_PING_BYTES, ErrorCode::ValueTooLong)?
+                .to_vec(),
+        ),
+        Opcode::Sql => {
+            let message = r.string("message")?;
+            let columns = r.columns()?;
+            let n = r.count("row", 4, u32::MAX, ErrorCode::Malformed)?;
+            let mut rows = Vec::with_capacity(n);
+            for i in 0..n {
+                rows.push(r.reply_row(i, columns.len())?);
+            }
+            Response::Sql(SqlReply {
+                message,
+                columns,
+                rows,
+            })
+        }
+        Opcode::Upsert => Response::Upsert(UpsertReply {
+            rows_applied: r.u64("rows_applied")?,
+        }),
+        Opcode::Get => {
+            let columns = r.columns()?;
+            let n = r.count("row", 1, u32::MAX, ErrorCode::Malformed)?;
+            let mut rows = Vec::with_capacity(n);
+            for i in 0..n {
+                let at = r.pos;
+                match r.u8("row presence")? {
+                    0 => rows.push(None),
+                    1 => rows.push(Some(r.reply_row(i, columns.len())?)),
+                    b => {
+                        return Err(r.err(
+                            ErrorCode::Malformed,
+                            at,
+                            format_args!("invalid row presence byte {b:#04x}"),
+                        ))
+                    }
+                }
+            }
+            Response::Get(GetReply { columns, rows })
+        }
+        Opcode::Delete => Response::Delete(DeleteReply {
+            rows_deleted: r.u64("rows_deleted")?,
+        }),
+        Opcode::Stats => {
+            // shard (4) + cpu (4) + 3 x u64 (24) + connections (4) + op count (4)
+            let n = r.count("shard", 40, u32::MAX, ErrorCode::Malformed)?;
+            let mut shards = Vec::with_capacity(n);
+            for _ in 0..n {
+                let shard = r.u32("shard")?;
+                let cpu = r.i32("cpu")?;
+                let rows = r.u64("rows")?;
+                let log_bytes = r.u64("log_bytes")?;
+                let durable_lsn = r.u64("durable_lsn")?;
+                let connections = r.u32("connections")?;
+                // op (>= 4) + 5 x u64
+                let m = r.count("op", 44, u32::MAX, ErrorCode::Malformed)?;
+                let mut ops = Vec::with_capacity(m);
+                for _ in 0..m {
+                    ops.push(OpStats {
+                        op: r.string("op")?,
+                        count: r.u64("count")?,
+                        p50_us: r.u64("p50_us")?,
+                        p99_us: r.u64("p99_us")?,
+                        p999_us: r.u64("p999_us")?,
+                        max_us: r.u64("max_us")?,
+                    });
+                }
+                shards.push(ShardStats {
+                    shard,
+                    cpu,
+                    rows,
+                    log_bytes,
+                    durable_lsn,
+                    connections,
+                    ops,
+                });
+            }
+            Response::Stats(StatsReply { shards })
+        }
+        Opcode::Error => {
+            let raw = r.u16("error code")?;
+            let mut message = r.string("message")?;
+            let code = ErrorCode::from_u16(raw);
+            if code == ErrorCode::Unknown {
+                message = format!("(error code {raw}) {message}");
+            }
+            let row = r.u32("row")?;
+            let column = r.string("column")?;
+            Response::Error(ErrorReply {
+                code,
+                message,
+                row: (row != NO_ROW).then_some(row),
+                column: (!column.is_empty()).then_some(column),
+            })
+        }
+    };
+    r.finish(resp)
+}
+
+/// Version negotiation: the highest version in `[min_version, max_version]` that this build
+/// speaks (`[MIN_PROTOCOL_VERSION, PROTOCOL_VERSION]`), or `None` (→ UNSUPPORTED_VERSION, close).
+pub fn negotiate_version(min_version: u16, max_version: u16) -> Option<u16> {
+    let hi = max_version.min(crate::limits::PROTOCOL_VERSION);
+    let lo = min_version.max(crate::limits::MIN_PROTOCOL_VERSION);
+    (lo <= hi).then_some(hi)
+}

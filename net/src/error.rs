@@ -1,0 +1,161 @@
+//! Error codes carried in ERROR replies, and the decoder's error type.
+
+use serde::{Deserialize, Serialize};
+
+/// Error codes (u16 on the wire). Never renumber; new codes get new numbers.
+///
+/// Decoding an ERROR reply whose code this build does not know yields [`ErrorCode::Unknown`]
+/// (the numeric code is prepended to the message) rather than failing, so an older client still
+/// surfaces a newer server's error. `Unknown` (0) is never sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u16)]
+pub enum ErrorCode {
+    /// Catch-all for codes this build does not know. Never sent.
+    Unknown = 0,
+    Malformed = 1,
+    UnknownOpcode = 2,
+    FrameTooLarge = 3,
+    UnsupportedVersion = 4,
+    AuthFailed = 5,
+    HandshakeRequired = 6,
+    BatchTooLarge = 7,
+    TooManyInFlight = 8,
+    TooManyConnections = 9,
+    InvalidUtf8 = 10,
+    SqlParse = 20,
+    Unsupported = 21,
+    UnknownTable = 22,
+    TableExists = 23,
+    UnknownColumn = 24,
+    DuplicateColumn = 25,
+    TypeMismatch = 26,
+    NullKey = 27,
+    MissingKey = 28,
+    ValueTooLong = 29,
+    NonFiniteDouble = 30,
+    BatchEmpty = 31,
+    Busy = 40,
+    ShuttingDown = 41,
+    Storage = 50,
+    Internal = 60,
+}
+
+impl ErrorCode {
+    /// Every code, in numeric order (excluding `Unknown`).
+    pub const ALL: [ErrorCode; 26] = [
+        ErrorCode::Malformed,
+        ErrorCode::UnknownOpcode,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::AuthFailed,
+        ErrorCode::HandshakeRequired,
+        ErrorCode::BatchTooLarge,
+        ErrorCode::TooManyInFlight,
+        ErrorCode::TooManyConnections,
+        ErrorCode::InvalidUtf8,
+        ErrorCode::SqlParse,
+        ErrorCode::Unsupported,
+        ErrorCode::UnknownTable,
+        ErrorCode::TableExists,
+        ErrorCode::UnknownColumn,
+        ErrorCode::DuplicateColumn,
+        ErrorCode::TypeMismatch,
+        ErrorCode::NullKey,
+        ErrorCode::MissingKey,
+        ErrorCode::ValueTooLong,
+        ErrorCode::NonFiniteDouble,
+        ErrorCode::BatchEmpty,
+        ErrorCode::Busy,
+        ErrorCode::ShuttingDown,
+        ErrorCode::Storage,
+        ErrorCode::Internal,
+    ];
+
+    /// The wire value.
+    pub fn as_u16(self) -> u16 {
+        self as u16
+    }
+
+    /// Strict lookup: `None` for codes this build does not know (and for 0).
+    pub fn try_from_u16(code: u16) -> Option<ErrorCode> {
+        ErrorCode::ALL.iter().copied().find(|c| c.as_u16() == code)
+    }
+
+    /// Lenient lookup: unknown codes map to [`ErrorCode::Unknown`].
+    pub fn from_u16(code: u16) -> ErrorCode {
+        ErrorCode::try_from_u16(code).unwrap_or(ErrorCode::Unknown)
+    }
+
+    /// Whether the server closes the connection after sending this error. True for
+    /// FRAME_TOO_LARGE (the stream cannot be resynchronised), HANDSHAKE_REQUIRED, AUTH_FAILED,
+    /// UNSUPPORTED_VERSION (the handshake failed) and TOO_MANY_CONNECTIONS. Every other error
+    /// answers one request and the connection keeps serving.
+    pub fn closes_connection(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::FrameTooLarge
+                | ErrorCode::HandshakeRequired
+                | ErrorCode::AuthFailed
+                | ErrorCode::UnsupportedVersion
+                | ErrorCode::TooManyConnections
+        )
+    }
+
+    /// The stable upper-case name, e.g. `UNKNOWN_TABLE`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::Unknown => "UNKNOWN",
+            ErrorCode::Malformed => "MALFORMED",
+            ErrorCode::UnknownOpcode => "UNKNOWN_OPCODE",
+            ErrorCode::FrameTooLarge => "FRAME_TOO_LARGE",
+            ErrorCode::UnsupportedVersion => "UNSUPPORTED_VERSION",
+            ErrorCode::AuthFailed => "AUTH_FAILED",
+            ErrorCode::HandshakeRequired => "HANDSHAKE_REQUIRED",
+            ErrorCode::BatchTooLarge => "BATCH_TOO_LARGE",
+            ErrorCode::TooManyInFlight => "TOO_MANY_IN_FLIGHT",
+            ErrorCode::TooManyConnections => "TOO_MANY_CONNECTIONS",
+            ErrorCode::InvalidUtf8 => "INVALID_UTF8",
+            ErrorCode::SqlParse => "SQL_PARSE",
+            ErrorCode::Unsupported => "UNSUPPORTED",
+            ErrorCode::UnknownTable => "UNKNOWN_TABLE",
+            ErrorCode::TableExists => "TABLE_EXISTS",
+            ErrorCode::UnknownColumn => "UNKNOWN_COLUMN",
+            ErrorCode::DuplicateColumn => "DUPLICATE_COLUMN",
+            ErrorCode::TypeMismatch => "TYPE_MISMATCH",
+            ErrorCode::NullKey => "NULL_KEY",
+            ErrorCode::MissingKey => "MISSING_KEY",
+            ErrorCode::ValueTooLong => "VALUE_TOO_LONG",
+            ErrorCode::NonFiniteDouble => "NON_FINITE_DOUBLE",
+            ErrorCode::BatchEmpty => "BATCH_EMPTY",
+            ErrorCode::Busy => "BUSY",
+            ErrorCode::ShuttingDown => "SHUTTING_DOWN",
+            ErrorCode::Storage => "STORAGE",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a header or payload could not be decoded. `code` is what the server sends back in the
+/// ERROR reply (MALFORMED, UNKNOWN_OPCODE, FRAME_TOO_LARGE, INVALID_UTF8, BATCH_TOO_LARGE,
+/// VALUE_TOO_LONG); `message` says what was wrong and at which payload offset.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct DecodeError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl DecodeError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> DecodeError {
+        DecodeError {
+            code,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Every limit the protocol enforces. Each one bounds memory or work that a single peer can make
+//! the server spend; raising one raises that worst case proportionally.
+
+/// Highest protocol version this build speaks. Sent in HELLO replies.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Lowest protocol version this build still speaks. A HELLO whose `[min_version, max_version]`
+/// range does not intersect `[MIN_PROTOCOL_VERSION, PROTOCOL_VERSION]` gets
+/// `UNSUPPORTED_VERSION` and the connection is closed.
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
+
+/// Largest frame payload (bytes after the 16-byte header), in either direction.
+///
+/// Why: the server buffers a whole frame before decoding it, so this is the per-connection read
+/// buffer worst case (8 MiB x connections). A header announcing more is answered with
+/// `FRAME_TOO_LARGE` and the connection is closed (the stream cannot be resynchronised without
+/// reading the oversize payload). Fits a full `MAX_BATCH_ROWS` batch of ~800-byte rows.
+pub const MAX_FRAME_PAYLOAD_BYTES: u32 = 8 * 1024 * 1024;
+
+/// Most rows in one UPSERT and most keys in one GET or DELETE.
+///
+/// Why: a batch is validated completely and applied atomically, so this bounds the validation
+/// work, the per-shard fan-out and the time one request can hold a shard. Exceeding it gets
+/// `BATCH_TOO_LARGE` (connection stays open); split the batch.
+pub const MAX_BATCH_ROWS: u32 = 10_000;
+
+/// Requests received on one connection but not yet answered.
+///
+/// Why: bounds the server-side queue and reply memory per connection (worst case
+/// 256 x MAX_FRAME_PAYLOAD_BYTES of replies). Request number 257 is answered immediately with
+/// `TOO_MANY_IN_FLIGHT` (connection stays open); clients should keep at most this many
+/// outstanding (the HELLO reply carries the server's actual value).
+pub const MAX_IN_FLIGHT_PER_CONNECTION: u32 = 256;
+
+/// Open connections per shard.
+///
+/// Why: each connection costs a read buffer, a task and in-flight state on its shard. Connection
+/// number 1025 on a shard is sent `TOO_MANY_CONNECTIONS` (request id 0) and closed.
+pub const MAX_CONNECTIONS_PER_SHARD: u32 = 1024;
+
+/// Longest SQL text in one SQL request, in bytes.
+///
+/// Why: bounds parser work and memory; statements are schema/admin commands and queries, never
+/// bulk data (use UPSERT). Exceeding it gets `VALUE_TOO_LONG` (connection stays open).
+pub const MAX_SQL_BYTES: u32 = 64 * 1024;
+
+/// Longest PING payload, in bytes. The server echoes it, so this bounds the echo copy.
+/// Exceeding it gets `VALUE_TOO_LONG` (connection stays open).
+pub const MAX_PING_BYTES: u32 = 64 * 1024;
+
+/// Most columns in an UPSERT column list, in one row, and in a reply's column list.
+///
+/// Why: bounds per-row decode work and the column-lookup tables built per request. Exceeding
+/// it is `MALFORMED` (connection stays open).
+pub const MAX_COLUMNS: u32 = 1024;

@@ -1,0 +1,241 @@
+//! Protocol messages. Layouts are in `docs/PROTOCOL.md`; the codec is in `codec.rs`.
+
+use serde::{Deserialize, Serialize};
+use tarn_types::{ColumnType, Value};
+
+use crate::error::ErrorCode;
+use crate::frame::Opcode;
+
+/// A client -> server message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    Hello(Hello),
+    /// Echoed back in a `Pong`; at most `MAX_PING_BYTES`.
+    Ping(Vec<u8>),
+    /// One SQL statement; at most `MAX_SQL_BYTES`.
+    Sql(String),
+    Upsert(UpsertRequest),
+    Get(KeysRequest),
+    Delete(KeysRequest),
+    Stats,
+}
+
+impl Request {
+    pub fn opcode(&self) -> Opcode {
+        match self {
+            Request::Hello(_) => Opcode::Hello,
+            Request::Ping(_) => Opcode::Ping,
+            Request::Sql(_) => Opcode::Sql,
+            Request::Upsert(_) => Opcode::Upsert,
+            Request::Get(_) => Opcode::Get,
+            Request::Delete(_) => Opcode::Delete,
+            Request::Stats => Opcode::Stats,
+        }
+    }
+}
+
+/// First request on every connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub min_version: u16,
+    pub max_version: u16,
+    /// Free-form, for logs and STATS (e.g. `tarn-client-rust/0.1.0`).
+    pub client_name: String,
+    /// Empty = no token.
+    pub auth_token: String,
+}
+
+/// How an UPSERT treats an existing row with the same key (u8 on the wire).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum UpsertMode {
+    /// The row is replaced; columns not listed become NULL.
+    Replace = 0,
+    /// Listed columns are overwritten; columns not listed keep their value.
+    Merge = 1,
+}
+
+impl UpsertMode {
+    pub fn from_u8(v: u8) -> Option<UpsertMode> {
+        match v {
+            0 => Some(UpsertMode::Replace),
+            1 => Some(UpsertMode::Merge),
+            _ => None,
+        }
+    }
+}
+
+/// Insert-or-update a batch of rows. Each row is encoded with its own value count, so a row of
+/// the wrong arity is reported by the server's validator with its index (not as MALFORMED).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpsertRequest {
+    pub table: String,
+    pub mode: UpsertMode,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// GET or DELETE by primary key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeysRequest {
+    pub table: String,
+    pub keys: Vec<Value>,
+}
+
+/// A server -> client message. Every variant but `Error` answers the request of the same
+/// opcode (`Pong` answers PING).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    Hello(HelloReply),
+    Pong(Vec<u8>),
+    Sql(SqlReply),
+    Upsert(UpsertReply),
+    Get(GetReply),
+    Delete(DeleteReply),
+    Stats(StatsReply),
+    Error(ErrorReply),
+}
+
+impl Response {
+    pub fn opcode(&self) -> Opcode {
+        match self {
+            Response::Hello(_) => Opcode::Hello,
+            Response::Pong(_) => Opcode::Ping,
+            Response::Sql(_) => Opcode::Sql,
+            Response::Upsert(_) => Opcode::Upsert,
+            Response::Get(_) => Opcode::Get,
+            Response::Delete(_) => Opcode::Delete,
+            Response::Stats(_) => Opcode::Stats,
+            Response::Error(_) => Opcode::Error,
+        }
+    }
+
+    /// Shorthand for an ERROR reply without row or column.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+        Response::Error(ErrorReply::new(code, message))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloReply {
+    /// The negotiated version: the highest in the client's range the server speaks.
+    pub version: u16,
+    pub server_version: String,
+    pub shard_count: u32,
+    pub max_frame_payload_bytes: u32,
+    pub max_batch_rows: u32,
+    pub max_in_flight: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    pub ty: ColumnType,
+}
+
+/// Result of a SQL statement: a message (e.g. "CREATE TABLE") and, for queries, a result set.
+/// Every row has exactly `columns.len()` values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SqlReply {
+    pub message: String,
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpsertReply {
+    pub rows_applied: u64,
+}
+
+/// One entry per requested key, in request order; `None` = not found. Every `Some` row has
+/// exactly `columns.len()` values (the table's columns, in definition order).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GetReply {
+    pub columns: Vec<Column>,
+    pub rows: Vec<Option<Vec<Value>>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteReply {
+    pub rows_deleted: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsReply {
+    pub shards: Vec<ShardStats>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardStats {
+    pub shard: u32,
+    /// CPU the shard is pinned to; -1 = unpinned.
+    pub cpu: i32,
+    pub rows: u64,
+    pub log_bytes: u64,
+    pub durable_lsn: u64,
+    pub connections: u32,
+    pub ops: Vec<OpStats>,
+}
+
+/// Latency summary of one operation kind on one shard, in microseconds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpStats {
+    /// Opcode name, e.g. "GET".
+    pub op: String,
+    pub count: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+/// An ERROR reply. On the wire `row` is a u32 with `u32::MAX` = none, and `column` a string
+/// with empty = none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Index of the offending row (UPSERT) or key (GET/DELETE) in the request.
+    pub row: Option<u32>,
+    pub column: Option<String>,
+}
+
+impl ErrorReply {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ErrorReply {
+        ErrorReply {
+            code,
+            message: message.into(),
+            row: None,
+            column: None,
+        }
+    }
+
+    pub fn with_row(mut self, row: u32) -> ErrorReply {
+        self.row = Some(row);
+        self
+    }
+
+    pub fn with_column(mut self, column: impl Into<String>) -> ErrorReply {
+        self.column = Some(column.into());
+        self
+    }
+}
+
+impl From<crate::error::DecodeError> for ErrorReply {
+    fn from(e: crate::error::DecodeError) -> ErrorReply {
+        ErrorReply::new(e.code, e.message)
+    }
+}
+
+impl std::fmt::Display for ErrorReply {
+    /// `UNKNOWN_TABLE: table "x" does not exist (row 3, column "y")`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)?;
+        match (&self.row, &self.column) {
+            (Some(r), Some(c)) => write!(f, " (row {r}, column {c:?})"),
+            (Some(r), None) => write!(f, " (row {r})"),
+            (None, Some(c)) => write!(f, " (column {c:?})"),
+            (None, None) => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! Sample messages shared by the tests and the vector generator.
+#![allow(dead_code)]
+
+use tarn_net::*;
+
+pub fn all_values() -> Vec<Value> {
+    vec![
+        Value::Null,
+        Value::Bool(true),
+        Value::Bool(false),
+        Value::Int(i64::MIN),
+        Value::Int(-1),
+        Value::Int(i64::MAX),
+        Value::Double(1.5),
+        Value::Double(-2.25e10),
+        Value::Text(String::new()),
+        Value::Text("héllo ✓".into()),
+        Value::Bytes(vec![]),
+        Value::Bytes(vec![0, 1, 0xfe, 0xff]),
+        Value::Timestamp(1_700_000_000_123_456),
+        Value::Timestamp(-1),
+    ]
+}
+
+pub fn sample_requests() -> Vec<(&'static str, u64, Request)> {
+    vec![
+        (
+            "hello",
+            1,
+            Request::Hello(Hello {
+                min_version: 1,
+                max_version: 1,
+                client_name: "tarn-client-rust/0.1.0".into(),
+                auth_token: "s3cret".into(),
+            }),
+        ),
+        (
+            "hello_no_token_future_range",
+            1,
+            Request::Hello(Hello {
+                min_version: 1,
+                max_version: 3,
+                client_name: "go".into(),
+                auth_token: String::new(),
+            }),
+        ),
+        ("ping_empty", 2, Request::Ping(vec![])),
+        ("ping_data", 3, Request::Ping(b"tarn".to_vec())),
+        (
+            "sql_create_table",
+            4,
+            Request::Sql(
+                "CREATE TABLE cards (card_id TEXT PRIMARY KEY, flagged BOOLEAN, risk DOUBLE)"
+                    .into(),
+            ),
+        ),
+        (
+            "upsert_replace_every_type",
+            5,
+            Request::Upsert(UpsertRequest {
+                table: "t".into(),
+                mode: UpsertMode::Replace,
+                columns: vec![
+                    "k".into(),
+                    "b".into(),
+                    "i".into(),
+                    "d".into(),
+                    "s".into(),
+                    "x".into(),
+                    "ts".into(),
+                ],
+                rows: vec![
+                    vec![
+                        Value::Text("k1".into()),
+                        Value::Bool(true),
+                        Value::Int(-42),
+                        Value::Double(0.25),
+                        Value::Text("héllo ✓".into()),
+                        Value::Bytes(vec![0xde, 0xad, 0xbe, 0xef]),
+                        Value::Timestamp(1_700_000_000_000_000),
+                    ],
+                    vec![
+                        Value::Text("k2".into()),
+                        Value::Null,
+                        Value::Null,
+                        Value::Null,
+                        Value::Null,
+                        Value::Null,
+                        Value::Null,
+                    ],
+                ],
+            }),
+        ),
+        (
+            "upsert_merge_wrong_arity_row",
+            6,
+            Request::Upsert(UpsertRequest {
+                table: "cards".into(),
+                mode: UpsertMode::Merge,
+                columns: vec!["card_id".into(), "risk".into()],
+                rows: vec![
+                    vec![Value::Text("c1".into()), Value::Double(0.9)],
+                    vec![Value::Text("c2".into())],
+                ],
+            }),
+        ),
+        (
+            "get_text_keys",
+            7,
+            Request::Get(KeysRequest {
+                table: "cards".into(),
+                keys: vec![Value::Text("c1".into()), Value::Text("nope".into())],
+            }),
+        ),
+        (
+            "get_int_key",
+            8,
+            Request::Get(KeysRequest {
+                table: "accounts".into(),
+                keys: vec![Value::Int(7)],
+            }),
+        ),
+        (
+            "delete_keys",
+            9,
+            Request::Delete(KeysRequest {
+                table: "cards".into(),
+                keys: vec![Value::Text("c1".into()), Value::Timestamp(5)],
+            }),
+        ),
+        ("stats", 10, Request::Stats),
+        (
+            "get_every_value_type",
+            0x0102_0304_0506_0708,
+            Request::Get(KeysRequest {
+                table: "v".into(),
+                keys: all_values(),
+            }),
+        ),
+    ]
+}
+
+pub fn sample_responses() -> Vec<(&'static str, u64, Response)> {
+    let cols = vec![
+        Column {
+            name: "card_id".into(),
+            ty: ColumnType::Text,
+        },
+        Column {
+            name: "flagged".into(),
+            ty: ColumnType::Boolean,
+        },
+        Column {
+            name: "risk".into(),
+            ty: ColumnType::Double,
+        },
+    ];
+    vec![
+        (
+            "hello_reply",
+            1,
+            Response::Hello(HelloReply {
+                version: 1,
+                server_version: "tarnd 0.1.0".into(),
+                shard_count: 4,
+                max_frame_payload_bytes: limits::MAX_FRAME_PAYLOAD_BYTES,
+                max_batch_rows: limits::MAX_BATCH_ROWS,
+                max_in_flight: limits::MAX_IN_FLIGHT_PER_CONNECTION,
+            }),
+        ),
+        ("pong", 3, Response::Pong(b"tarn".to_vec())),
+        (
+            "sql_reply_ddl",
+            4,
+            Response::Sql(SqlReply {
+                message: "CREATE TABLE".into(),
+                columns: vec![],
+                rows: vec![],
+            }),
+        ),
+        (
+            "sql_reply_every_type",
+            4,
+            Response::Sql(SqlReply {
+                message: "SELECT 2".into(),
+                columns: vec![
+                    Column {
+                        name: "b".into(),
+                        ty: ColumnType::Boolean,
+                    },
+                    Column {
+                        name: "i".into(),
+                        ty: ColumnType::BigInt,
+                    },
+                    Column {
+                        name: "d".into(),
+                        ty: ColumnType::Double,
+                    },
+                    Column {
+                        name: "s".into(),
+                        ty: ColumnType::Text,
+                    },
+                    Column {
+                        name: "x".into(),
+                        ty: ColumnType::Bytes,
+                    },
+                    Column {
+                        name: "ts".into(),
+                        ty: ColumnType::Timestamp,
+                    },
+                ],
+                rows: vec![
+                    vec![
+                        Value::Bool(false),
+                        Value::Int(i64::MAX),
+                        Value::Double(-1.0e-3),
+                        Value::Text("".into()),
+                        Value::Bytes(vec![]),
+                        Value::Timestamp(0),
+                    ],
+                    vec![
+                        Value::Null,
+                        Value::Int(i64::MIN),
+                        Value::Null,
+                        Value::Text("ü".into()),
+                        Value::Bytes(vec![0]),
+                        Value::Null,
+                    ],
+                ],
+            }),
+        ),
+        (
+            "upsert_reply",
+            5,
+            Response::Upsert(UpsertReply { rows_applied: 2 }),
+        ),
+        (
+            "get_reply_found_and_missing",
+            7,
+            Response::Get(GetReply {
+                columns: cols,
+                rows: vec![
+                    Some(vec![
+                        Value::Text("c1".into()),
+                        Value::Bool(true),
+                        Value::Double(0.9),
+                    ]),
+                    None,
+                ],
+            }),
+        ),
+        (
+            "delete_reply",
+            9,
+            Response::Delete(DeleteReply { rows_deleted: 1 }),
+        ),
+        (
+            "stats_reply",
+            10,
+            Response::Stats(StatsReply {
+                shards: vec![
+                    ShardStats {
+                        shard: 0,
+                        cpu: 2,
+                        rows: 1000,
+                        log_bytes: 65536,
+                        durable_lsn: 77,
+                        connections: 3,
+                        ops: vec![
+                            OpStats {
+                                op: "GET".into(),
+                                count: 500,
+                                p50_us: 12,
+                                p99_us: 40,
+                                p999_us: 90,
+                                max_us: 300,
+                            },
+                            OpStats {
+                                op: "UPSERT".into(),
+                                count: 20,
+                                p50_us: 150,
+                                p99_us: 900,
+                                p999_us: 1200,
+                                max_us: 2000,
+                            },
+                        ],
+                    },
+                    ShardStats {
+                        shard: 1,
+                        cpu: -1,
+                        rows: 0,
+                        log_bytes: 0,
+                        durable_lsn: 0,
+                        connections: 0,
+                        ops: vec![],
+                    },
+                ],
+            }),
+        ),
+        (
+            "error_malformed",
+            6,
+            Response::error(
+                ErrorCode::Malformed,
+                "UPSERT: truncated at payload offset 37: need 8 bytes for BIGINT, 3 left",
+            ),
+        ),
+        (
+            "error_unknown_table",
+            7,
+            Response::error(ErrorCode::UnknownTable, "table \"nope\" does not exist"),
+        ),
+        (
+            "error_type_mismatch_row_column",
+            5,
+            Response::Error(
+                ErrorReply::new(ErrorCode::TypeMismatch, "expected DOUBLE, got TEXT")
+                    .with_row(3)
+                    .with_column("risk"),
+            ),
+        ),
+        (
+            "error_wrong_arity_row_only",
+            6,
+            Response::Error(
+                ErrorReply::new(ErrorCode::Malformed, "row has 1 values, expected 2").with_row(1),
+            ),
+        ),
+        (
+            "error_handshake_required",
+            1,
+            Response::error(
+                ErrorCode::HandshakeRequired,
+                "the first request must be HELLO",
+            ),
+        ),
+        (
+            "error_frame_too_large",
+            12,
+            Response::error(
+                ErrorCode::FrameTooLarge,
+                "frame payload of 9000000 bytes exceeds limit of 8388608 bytes",
+            ),
+        ),
+        (
+            "error_too_many_connections_id0",
+            0,
+            Response::error(
+                ErrorCode::TooManyConnections,
+                "shard 0 has 1024 connections",
+            ),
+        ),
+        (
+            "error_busy",
+            13,
+            Response::error(ErrorCode::Busy, "shard 2 queue full, retry"),
+        ),
+    ]
+}
+
+pub fn request_frame(id: u64, req: &Request) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_request(id, req, &mut out);
+    out
+}
+
+pub fn response_frame(id: u64, resp: &Response) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_response(id, resp, &mut out);
+    out
+}
+
+pub fn header(frame: &[u8]) -> FrameHeader {
+    FrameHeader::decode(frame[..HEADER_LEN].try_into().unwrap())
+}

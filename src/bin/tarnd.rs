@@ -1,0 +1,24 @@
+//! `tarnd`: the Tarn server.
+
+use clap::Parser;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TARN_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = tarn::config::Args::parse();
+    let cfg = match tarn::config::Config::from_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tarnd: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = tarn::server::run(cfg) {
+        eprintln!("tarnd: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,466 @@
+//! One client connection: read frames, dispatch requests (pipelined, answered out of order),
+//! write replies. The reader and the writer are separate tasks over one socket; replies are
+//! appended to a shared buffer the writer flushes in batches.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use glommio::net::TcpStream;
+use glommio::sync::Semaphore;
+use tarn_core::batch::{self, UpsertMode as CoreMode};
+use tarn_core::record::Mutation;
+use tarn_core::sql::Statement;
+use tarn_net::limits::{
+    MAX_CONNECTIONS_PER_SHARD, MAX_FRAME_PAYLOAD_BYTES, MAX_IN_FLIGHT_PER_CONNECTION, MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
+};
+use tarn_net::{
+    Column, DeleteReply, ErrorCode, ErrorReply, FrameHeader, GetReply, HelloReply, Opcode, Request, Response,
+    SqlReply, StatsReply, UpsertMode, UpsertReply, HEADER_LEN as FRAME_HEADER_BYTES,
+};
+use tarn_types::{shard_for, Value};
+
+use super::limits::{MAX_PENDING_REPLY_BYTES, READ_CHUNK_BYTES};
+use super::shard::{Failure, Shard};
+use super::stats::op_index;
+
+/// The socket shared by the reader and writer tasks. Each poll borrows it only for the
+/// duration of that poll (glommio keeps separate read and write sources), never across await.
+struct Half(Rc<RefCell<TcpStream>>);
+
+impl AsyncRead for Half {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Half {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_close(cx)
+    }
+}
+
+/// State shared by a connection's reader, writer and request tasks.
+struct Conn {
+    shard: Rc<Shard>,
+    /// Encoded reply frames waiting for the writer.
+    out: RefCell<Vec<u8>>,
+    /// Signalled when `out` goes from empty to non-empty; closed when the writer must stop.
+    out_ready: Semaphore,
+    /// Requests read but not yet answered.
+    in_flight: Cell<u32>,
+    /// Signalled whenever a request completes (the reader waits on it to drain).
+    completed: Semaphore,
+    /// True once the writer failed: replies are dropped.
+    broken: Cell<bool>,
+}
+
+impl Conn {
+    fn reply(&self, request_id: u64, resp: &Response) {
+        if self.broken.get() {
+            return;
+        }
+        let mut out = self.out.borrow_mut();
+        let was_empty = out.is_empty();
+        tarn_net::encode_response(request_id, resp, &mut out);
+        if was_empty {
+            self.out_ready.signal(1);
+        }
+    }
+
+    fn error(&self, request_id: u64, (code, message): Failure) {
+        self.reply(request_id, &Response::Error(ErrorReply { code, message, row: None, column: None }));
+    }
+
+    fn finish(&self, op: usize, started: Instant) {
+        self.in_flight.set(self.in_flight.get() - 1);
+        self.completed.signal(1);
+        self.shard.stats.borrow_mut().record(op, started.elapsed().as_micros() as u64);
+    }
+}
+
+/// Serves one accepted connection until the client closes it, a fatal protocol error, or
+/// shutdown (then requests already read are still answered).
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let stream = Rc::new(RefCell::new(stream));
+    let conn = Rc::new(Conn {
+        shard: shard.clone(),
+        out: RefCell::new(Vec::new()),
+        out_ready: Semaphore::new(0),
+        in_flight: Cell::new(0),
+        completed: Semaphore::new(0),
+        broken: Cell::new(false),
+    });
+    let writer = glommio::spawn_local(write_loop(conn.clone(), Half(stream.clone())));
+
+    if shard.connections.get() >= MAX_CONNECTIONS_PER_SHARD {
+        conn.error(0, (
+            ErrorCode::TooManyConnections,
+            format!("shard {} already serves {MAX_CONNECTIONS_PER_SHARD} connections (MAX_CONNECTIONS_PER_SHARD)", shard.id),
+        ));
+    } else {
+        shard.connections.set(shard.connections.get() + 1);
+        read_loop(&conn, Half(stream.clone())).await;
+        // Answer everything already accepted before closing.
+        while conn.in_flight.get() > 0 {
+            let _ = conn.completed.acquire(1).await;
+        }
+        shard.connections.set(shard.connections.get() - 1);
+    }
+    conn.out_ready.close();
+    writer.await;
+    let _ = stream.borrow().shutdown(std::net::Shutdown::Both).await;
+}
+
+async fn write_loop(conn: Rc<Conn>, mut sock: Half) {
+    let mut buf = Vec::new();
+    loop {
+        let closed = conn.out_ready.acquire(1).await.is_err();
+        std::mem::swap(&mut buf, &mut *conn.out.borrow_mut());
+        if !buf.is_empty() {
+            if sock.write_all(&buf).await.is_err() {
+                conn.broken.set(true);
+                conn.out.borrow_mut().clear();
+                return;
+            }
+            buf.clear();
+        }
+        if closed && conn.out.borrow().is_empty() {
+            let _ = sock.flush().await;
+            return;
+        }
+    }
+}
+
+/// Reads and dispatches frames. Returns when the connection must stop reading.
+async fn read_loop(conn: &Rc<Conn>, mut sock: Half) {
+    let shard = &conn.shard;
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
+    let mut start = 0usize;
+    let mut handshaken = false;
+    loop {
+        // Dispatch every complete frame in the buffer.
+        loop {
+            let avail = &buf[start..];
+            if avail.len() < FRAME_HEADER_BYTES {
+                break;
+            }
+            let header = FrameHeader::decode(avail[..FRAME_HEADER_BYTES].try_into().expect("16 bytes"));
+            if let Err(e) = header.check(MAX_FRAME_PAYLOAD_BYTES) {
+                // The stream cannot be resynchronised after an oversize length: answer, close.
+                conn.error(header.request_id, (e.code, e.message));
+                return;
+            }
+            let frame_len = FRAME_HEADER_BYTES + header.payload_len as usize;
+            if avail.len() < frame_len {
+                break;
+            }
+            let payload = &avail[FRAME_HEADER_BYTES..frame_len];
+            let keep_open = dispatch(conn, &header, payload, &mut handshaken);
+            start += frame_len;
+            if !keep_open {
+                return;
+            }
+        }
+        if start == buf.len() {
+            buf.clear();
+            start = 0;
+        } else if start > 0 && start >= buf.len() / 2 {
+            buf.drain(..start);
+            start = 0;
+        }
+        if shard.is_shutting_down() {
+            return;
+        }
+        // Read more, but wake up for shutdown too.
+        let old_len = buf.len();
+        buf.resize(old_len + READ_CHUNK_BYTES, 0);
+        let read = futures_lite::future::or(
+            async { Some(sock.read(&mut buf[old_len..]).await) },
+            async {
+                let _ = shard.shutdown.acquire(1).await;
+                None
+            },
+        )
+        .await;
+        match read {
+            Some(Ok(n)) if n > 0 => buf.truncate(old_len + n),
+            _ => return, // EOF, error, or shutdown
+        }
+        // Respect the pending-reply budget: a client that does not read replies stops being read.
+        while conn.out.borrow().len() > MAX_PENDING_REPLY_BYTES && !conn.broken.get() {
+            let _ = conn.completed.acquire(1).await;
+        }
+    }
+}
+
+/// Handles one frame. Returns false when the connection must close.
+fn dispatch(conn: &Rc<Conn>, header: &FrameHeader, payload: &[u8], handshaken: &mut bool) -> bool {
+    let id = header.request_id;
+    let started = Instant::now();
+    let request = match tarn_net::decode_request(header, payload) {
+        Ok(r) => r,
+        Err(e) => {
+            conn.error(id, (e.code, e.message));
+            // Bad framing of the first frame means this is not a Tarn client: close.
+            return *handshaken;
+        }
+    };
+    if !*handshaken {
+        let Request::Hello(hello) = request else {
+            conn.error(id, (ErrorCode::HandshakeRequired, "the first request on a connection must be HELLO".into()));
+            return false;
+        };
+        let Some(version) = tarn_net::negotiate_version(hello.min_version, hello.max_version) else {
+            conn.error(id, (
+                ErrorCode::UnsupportedVersion,
+                format!(
+                    "client speaks protocol versions {}..={}, server speaks {MIN_PROTOCOL_VERSION}..={PROTOCOL_VERSION}",
+                    hello.min_version, hello.max_version
+                ),
+            ));
+            return false;
+        };
+        if let Some(token) = &conn.shard.cfg.auth_token {
+            if !constant_time_eq(token.as_bytes(), hello.auth_token.as_bytes()) {
+                conn.error(id, (ErrorCode::AuthFailed, "authentication failed: wrong or missing token".into()));
+                return false;
+            }
+        }
+        *handshaken = true;
+        conn.reply(id, &Response::Hello(HelloReply {
+            version,
+            server_version: env!("CARGO_PKG_VERSION").to_string(),
+            shard_count: conn.shard.count,
+            max_frame_payload_bytes: MAX_FRAME_PAYLOAD_BYTES,
+            max_batch_rows: tarn_net::limits::MAX_BATCH_ROWS,
+            max_in_flight: MAX_IN_FLIGHT_PER_CONNECTION,
+        }));
+        conn.shard.stats.borrow_mut().record(op_index("HELLO"), started.elapsed().as_micros() as u64);
+        return true;
+    }
+    if conn.in_flight.get() >= MAX_IN_FLIGHT_PER_CONNECTION {
+        conn.error(id, (
+            ErrorCode::TooManyInFlight,
+            format!("more than {MAX_IN_FLIGHT_PER_CONNECTION} requests in flight on this connection (MAX_IN_FLIGHT_PER_CONNECTION); wait for replies"),
+        ));
+        return true;
+    }
+    conn.in_flight.set(conn.in_flight.get() + 1);
+    let op = op_index(Opcode::from_u16(header.opcode).map_or("PING", |o| o.name()));
+    match request {
+        // Answered inline: no task, no await.
+        Request::Ping(data) => {
+            conn.reply(id, &Response::Pong(data));
+            conn.finish(op, started);
+        }
+        Request::Hello(_) => {
+            conn.error(id, (ErrorCode::Malformed, "HELLO was already received on this connection".into()));
+            conn.finish(op, started);
+        }
+        request => {
+            let conn = conn.clone();
+            glommio::spawn_local(async move {
+                let resp = handle(&conn.shard, request).await;
+                match resp {
+                    Ok(r) => conn.reply(id, &r),
+                    Err(e) => conn.reply(id, &Response::Error(e)),
+                }
+                conn.finish(op, started);
+            })
+            .detach();
+        }
+    }
+    true
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn fail((code, message): Failure) -> ErrorReply {
+    ErrorReply { code, message, row: None, column: None }
+}
+
+async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorReply> {
+    match request {
+        Request::Sql(sql) => sql_request(shard, &sql).await,
+        Request::Upsert(up) => {
+            let catalog = shard.catalog();
+            let def = catalog.table(&up.table).ok_or_else(|| unknown_table(&up.table))?;
+            let mode = match up.mode {
+                UpsertMode::Replace => CoreMode::Replace,
+                UpsertMode::Merge => CoreMode::Merge,
+            };
+            let valid = batch::validate_upsert(def, mode, &up.columns, up.rows).map_err(super::core_error)?;
+            let parts = batch::split_by_shard(valid, shard.count)
+                .into_iter()
+                .enumerate()
+                .filter_map(|(s, part)| part.map(|p| (s as u32, p.into_mutation())))
+                .collect();
+            let rows = run_parts(shard, parts).await?;
+            Ok(Response::Upsert(UpsertReply { rows_applied: rows }))
+        }
+        Request::Get(req) => {
+            let catalog = shard.catalog();
+            let def = catalog.table(&req.table).ok_or_else(|| unknown_table(&req.table))?;
+            let keys = batch::validate_keys(def, &req.keys).map_err(super::core_error)?;
+            let columns = def.columns.iter().map(|c| Column { name: c.name.clone(), ty: c.ty }).collect();
+            let rows = get_rows(shard, def.id, keys).await.map_err(fail)?;
+            Ok(Response::Get(GetReply { columns, rows }))
+        }
+        Request::Delete(req) => {
+            let catalog = shard.catalog();
+            let def = catalog.table(&req.table).ok_or_else(|| unknown_table(&req.table))?;
+            let keys = batch::validate_keys(def, &req.keys).map_err(super::core_error)?;
+            let parts = batch::split_keys_by_shard(keys, shard.count)
+                .into_iter()
+                .enumerate()
+                .filter(|(_, keys)| !keys.is_empty())
+                .map(|(s, keys)| {
+                    let keys = keys.into_iter().map(|(_, k)| k).collect();
+                    (s as u32, Mutation::Delete { table_id: def.id, keys })
+                })
+                .collect();
+            let rows = run_parts(shard, parts).await?;
+            Ok(Response::Delete(DeleteReply { rows_deleted: rows }))
+        }
+        Request::Stats => Ok(Response::Stats(StatsReply { shards: shard.stats_all().await.map_err(fail)? })),
+        Request::Hello(_) | Request::Ping(_) => unreachable!("answered inline"),
+    }
+}
+
+/// Encodes each shard's part of a write as its log record, refuses the whole batch if any part
+/// is too big for one record (before anything is sent), then sends each owner its part and
+/// waits for all of them (concurrently).
+async fn run_parts(shard: &Rc<Shard>, parts: Vec<(u32, Mutation)>) -> Result<u64, ErrorReply> {
+    let max = shard.max_record_bytes();
+    let mut encoded = Vec::with_capacity(parts.len());
+    for (target, m) in parts {
+        let record = tarn_core::record::encode_to_vec(&m);
+        if record.len() > max {
+            return Err(fail((
+                ErrorCode::BatchTooLarge,
+                format!(
+                    "shard {target}'s part of this batch encodes to {} bytes, more than one log record holds ({max} bytes with this segment size); send smaller batches",
+                    record.len()
+                ),
+            )));
+        }
+        encoded.push((target, m, record));
+    }
+    let tasks: Vec<_> = encoded
+        .into_iter()
+        .map(|(target, m, record)| {
+            let shard = shard.clone();
+            glommio::spawn_local(async move { shard.write(target, m, record).await })
+        })
+        .collect();
+    let mut total = 0;
+    let mut first_err = None;
+    for t in tasks {
+        match t.await {
+            Ok(n) => total += n,
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match first_err {
+        None => Ok(total),
+        Some(e) => Err(fail(e)),
+    }
+}
+
+async fn get_rows(shard: &Rc<Shard>, table_id: u32, keys: Vec<Vec<u8>>) -> Result<Vec<Option<Vec<Value>>>, Failure> {
+    let n = shard.count;
+    // Fast path: every key is local (always true with one shard).
+    if keys.iter().all(|k| shard_for(k, n) == shard.id) {
+        return Ok(shard.get_local(table_id, &keys));
+    }
+    let mut rows: Vec<Option<Vec<Value>>> = vec![None; keys.len()];
+    let tasks: Vec<_> = batch::split_keys_by_shard(keys, n)
+        .into_iter()
+        .enumerate()
+        .filter(|(_, part)| !part.is_empty())
+        .map(|(s, part)| {
+            let (idx, keys): (Vec<usize>, Vec<Vec<u8>>) = part.into_iter().unzip();
+            let shard = shard.clone();
+            glommio::spawn_local(async move { (idx, shard.get(s as u32, table_id, keys).await) })
+        })
+        .collect();
+    for t in tasks {
+        let (idx, found) = t.await;
+        for (i, row) in idx.into_iter().zip(found?) {
+            rows[i] = row;
+        }
+    }
+    Ok(rows)
+}
+
+async fn sql_request(shard: &Rc<Shard>, sql: &str) -> Result<Response, ErrorReply> {
+    let statements = tarn_core::sql::parse(sql).map_err(super::core_error)?;
+    let mut reply = SqlReply { message: String::new(), columns: Vec::new(), rows: Vec::new() };
+    let mut messages = Vec::new();
+    for stmt in statements {
+        match stmt {
+            Statement::ShowTables => {
+                let catalog = shard.catalog();
+                reply.columns = vec![
+                    Column { name: "table".into(), ty: tarn_types::ColumnType::Text },
+                    Column { name: "key".into(), ty: tarn_types::ColumnType::Text },
+                    Column { name: "columns".into(), ty: tarn_types::ColumnType::BigInt },
+                ];
+                reply.rows = catalog
+                    .tables
+                    .values()
+                    .map(|t| {
+                        vec![
+                            Value::Text(t.name.clone()),
+                            Value::Text(t.columns[t.key_column].name.clone()),
+                            Value::Int(t.columns.len() as i64),
+                        ]
+                    })
+                    .collect();
+                messages.push(format!("{} table(s)", reply.rows.len()));
+            }
+            Statement::Describe { table } => {
+                let catalog = shard.catalog();
+                let def = catalog.table(&table).ok_or_else(|| unknown_table(&table))?;
+                reply.columns = vec![
+                    Column { name: "column".into(), ty: tarn_types::ColumnType::Text },
+                    Column { name: "type".into(), ty: tarn_types::ColumnType::Text },
+                    Column { name: "key".into(), ty: tarn_types::ColumnType::Boolean },
+                ];
+                reply.rows = def
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        vec![Value::Text(c.name.clone()), Value::Text(c.ty.sql_name().into()), Value::Bool(i == def.key_column)]
+                    })
+                    .collect();
+                messages.push(format!("table {}", def.name));
+            }
+            ddl => messages.push(shard.ddl(ddl).await.map_err(fail)?),
+        }
+    }
+    reply.message = messages.join("\n");
+    Ok(Response::Sql(reply))
+}
+
+fn unknown_table(name: &str) -> ErrorReply {
+    ErrorReply { code: ErrorCode::UnknownTable, message: format!("table {name:?} does not exist"), row: None, column: None }
+}

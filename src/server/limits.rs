@@ -1,0 +1,23 @@
+//! Server-side limits that are not part of the wire protocol (those live in `tarn_net::limits`).
+//! Each is a named constant with why it exists and what raising it costs.
+
+/// Capacity of each bounded cross-shard channel (one per ordered pair of shards, created at
+/// start-up). A full channel makes the sender wait, which is the back-pressure that keeps one
+/// hot shard from queueing unbounded work for another. Cost: memory for `capacity` messages per
+/// pair (n² pairs), and queueing delay under overload.
+pub const MESH_CHANNEL_CAPACITY: usize = 1024;
+
+/// Bytes a connection's reader asks the kernel for at a time; the buffer grows up to one
+/// maximal frame only while such a frame is being received.
+pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Replies queued for a connection's writer before handlers wait: bounded by the in-flight
+/// limit anyway, this caps the bytes buffered for a client that does not read its replies.
+pub const MAX_PENDING_REPLY_BYTES: usize = 32 << 20;
+
+/// How often a shard checks whether SIGTERM/SIGINT arrived. Shutdown latency vs idle wake-ups.
+pub const SHUTDOWN_POLL_MS: u64 = 50;
+
+/// Largest latency recorded in the per-opcode histograms (µs); slower requests are clamped so
+/// one pathological sample cannot grow a histogram. 60 s.
+pub const MAX_RECORDED_LATENCY_US: u64 = 60_000_000;

@@ -1,0 +1,48 @@
+//! Messages between shards. They travel over bounded glommio channel meshes created at
+//! start-up: one mesh carries requests, the other replies, so a shard answering a request can
+//! never be blocked behind its own outstanding requests.
+//!
+//! Every message that targets keys carries only keys the receiving shard owns; the receiver
+//! asserts it (`shard_for` again where the message lands).
+
+use tarn_core::catalog::Catalog;
+use tarn_core::record::Mutation;
+use tarn_core::sql::Statement;
+use tarn_net::{ErrorCode, ShardStats};
+use tarn_types::Value;
+
+/// A request from shard `from` to the receiving shard; `corr` matches the reply.
+pub struct ShardMsg {
+    pub from: u32,
+    pub corr: u64,
+    pub body: MsgBody,
+}
+
+pub enum MsgBody {
+    /// Start-up barrier: the sender recovered (`ok`) or failed and everyone must stop.
+    Ready { ok: bool },
+    /// Log `record` (the encoding of `mutation`, made by the sender so it could check the
+    /// record size before any part of the batch was sent) and apply it; reply `Written(rows)`.
+    Write { mutation: Mutation, record: Vec<u8> },
+    /// Look up rows by canonical key; reply `Rows` in the same order.
+    Get { table_id: u32, keys: Vec<Vec<u8>> },
+    /// Shard 0 only: execute a DDL statement (serialised there) and broadcast the catalog.
+    Ddl(Statement),
+    /// Install a new catalog (after it is durable); reply `Done`.
+    Catalog(Catalog),
+    /// Report this shard's statistics.
+    Stats,
+}
+
+pub struct ShardReply {
+    pub corr: u64,
+    pub body: ReplyBody,
+}
+
+pub enum ReplyBody {
+    Written(u64),
+    Rows(Vec<Option<Vec<Value>>>),
+    Done(String),
+    Stats(ShardStats),
+    Error(ErrorCode, String),
+}

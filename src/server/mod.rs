@@ -1,0 +1,324 @@
+//! Starting and stopping the shard executors.
+//!
+//! Start-up, on the main thread: checks (io_uring, memlock), the data directory (lock, meta,
+//! catalog), the listen address. Then one glommio executor per shard, pinned to its own CPU
+//! when there are enough CPUs. Each shard recovers its own state (checkpoint + log), joins the
+//! two channel meshes, confirms to every peer that it recovered, binds the listen address
+//! (SO_REUSEPORT) and serves. SIGTERM/SIGINT: stop accepting, answer what was read, flush,
+//! checkpoint, exit 0.
+
+mod conn;
+pub mod limits;
+mod mesh;
+mod shard;
+mod stats;
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
+use tarn_core::catalog::Catalog;
+use tarn_core::state::ShardState;
+use tarn_core::{CoreError, ErrorKind};
+use tarn_net::{ErrorCode, ErrorReply};
+use tarn_storage::{checkpoint, Log, LogOptions};
+use tarn_types::shard_for;
+
+use crate::config::Config;
+use crate::datadir::{DataDir, CATALOG_FILE};
+use limits::{MESH_CHANNEL_CAPACITY, SHUTDOWN_POLL_MS};
+use mesh::{MsgBody, ReplyBody, ShardMsg, ShardReply};
+use shard::Shard;
+
+/// The protocol error code for a core error kind.
+fn error_code(kind: ErrorKind) -> ErrorCode {
+    match kind {
+        ErrorKind::SqlParse => ErrorCode::SqlParse,
+        ErrorKind::Unsupported => ErrorCode::Unsupported,
+        ErrorKind::UnknownTable => ErrorCode::UnknownTable,
+        ErrorKind::TableExists => ErrorCode::TableExists,
+        ErrorKind::UnknownColumn => ErrorCode::UnknownColumn,
+        ErrorKind::DuplicateColumn => ErrorCode::DuplicateColumn,
+        ErrorKind::TypeMismatch => ErrorCode::TypeMismatch,
+        ErrorKind::NullKey => ErrorCode::NullKey,
+        ErrorKind::MissingKey => ErrorCode::MissingKey,
+        ErrorKind::ValueTooLong => ErrorCode::ValueTooLong,
+        ErrorKind::NonFiniteDouble => ErrorCode::NonFiniteDouble,
+        ErrorKind::BatchEmpty => ErrorCode::BatchEmpty,
+        ErrorKind::RowArity => ErrorCode::Malformed,
+        ErrorKind::LimitExceeded => ErrorCode::Unsupported,
+        ErrorKind::Corrupt => ErrorCode::Internal,
+    }
+}
+
+/// Maps a core error to the protocol error a client sees, keeping its row and column.
+fn core_error(e: CoreError) -> ErrorReply {
+    ErrorReply {
+        code: error_code(e.kind()),
+        row: e.row().map(|r| r as u32),
+        column: e.column().map(str::to_string),
+        message: e.to_string(),
+    }
+}
+
+fn core_failure(e: CoreError) -> shard::Failure {
+    (error_code(e.kind()), e.to_string())
+}
+
+/// Runs the server until SIGTERM/SIGINT. Returns an error message for the operator.
+pub fn run(cfg: Config) -> Result<(), String> {
+    crate::checks::check_io_uring()?;
+    let cpus = crate::checks::online_cpus();
+    let datadir = DataDir::open(&cfg.data_dir, cfg.shards, cpus.len().max(1) as u32)?;
+    let shard_count = datadir.meta.shard_count;
+    crate::checks::ensure_memlock(shard_count)?;
+    let catalog = match tarn_storage::read_file_checked(&datadir.path.join(CATALOG_FILE)) {
+        Ok(Some(bytes)) => Catalog::from_bytes(&bytes).map_err(|e| format!("catalog {}: {e}", datadir.path.join(CATALOG_FILE).display()))?,
+        Ok(None) => Catalog::new(),
+        Err(e) => return Err(format!("cannot read the catalog: {e}")),
+    };
+
+    // Resolve port 0 once so every shard binds the same port, and refuse a port another
+    // process already listens on (SO_REUSEPORT would otherwise silently share it).
+    let listen = {
+        let probe = std::net::TcpListener::bind(cfg.listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+        probe.local_addr().map_err(|e| e.to_string())?
+    };
+    let mut cfg = cfg;
+    cfg.listen = listen;
+
+    let placement = if (shard_count as usize) <= cpus.len() {
+        PoolPlacement::MaxSpread(shard_count as usize, CpuSet::online().ok())
+    } else {
+        tracing::warn!(
+            shards = shard_count,
+            cpus = cpus.len(),
+            "more shards than CPUs: executors are not pinned (placement Unbound)"
+        );
+        PoolPlacement::Unbound(shard_count as usize)
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("cannot install signal handler: {e}"))?;
+    }
+
+    let requests = MeshBuilder::<ShardMsg, _>::full(shard_count as usize, MESH_CHANNEL_CAPACITY);
+    let replies = MeshBuilder::<ShardReply, _>::full(shard_count as usize, MESH_CHANNEL_CAPACITY);
+    let data_path = datadir.path.clone();
+    let created = datadir.created;
+    let pool = LocalExecutorPoolBuilder::new(placement)
+        .name("tarn-shard")
+        .spin_before_park(cfg.spin)
+        .on_all_shards(move || {
+            let cfg = cfg.clone();
+            let catalog = catalog.clone();
+            let stop = stop.clone();
+            async move { shard_main(cfg, data_path, catalog, requests, replies, stop, created).await }
+        })
+        .map_err(|e| format!("cannot start executors: {e}"))?;
+    let mut errors = Vec::new();
+    for r in pool.join_all() {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.push(e),
+            Err(e) => errors.push(format!("executor failed: {e}")),
+        }
+    }
+    drop(datadir);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        errors.sort();
+        errors.dedup();
+        Err(errors.join("\n"))
+    }
+}
+
+async fn shard_main(
+    cfg: Config,
+    data_path: std::path::PathBuf,
+    catalog: Catalog,
+    requests: MeshBuilder<ShardMsg, glommio::channels::channel_mesh::Full>,
+    replies: MeshBuilder<ShardReply, glommio::channels::channel_mesh::Full>,
+    stop: Arc<AtomicBool>,
+    created: bool,
+) -> Result<(), String> {
+    // Join both meshes first: a shard's id is its mesh peer id.
+    let (senders, mut receivers) = requests.join().await.map_err(|_| "cannot join the shard mesh".to_string())?;
+    let (reply_senders, mut reply_receivers) =
+        replies.join().await.map_err(|_| "cannot join the shard mesh".to_string())?;
+    let id = senders.peer_id() as u32;
+    let count = senders.nr_consumers() as u32;
+    assert_eq!(reply_senders.peer_id() as u32, id, "both meshes must agree on shard ids");
+
+    let recovered = recover(&cfg, &data_path, id, count, &catalog).await;
+
+    // Start-up barrier: nobody serves unless every shard recovered.
+    let ok = recovered.is_ok();
+    for peer in 0..count {
+        if peer != id {
+            let _ = senders.send_to(peer as usize, ShardMsg { from: id, corr: 0, body: MsgBody::Ready { ok } }).await;
+        }
+    }
+    let mut all_ok = ok;
+    for peer in 0..count {
+        if peer != id {
+            match receivers.recv_from(peer as usize).await {
+                Ok(Some(ShardMsg { body: MsgBody::Ready { ok }, .. })) => all_ok &= ok,
+                _ => all_ok = false,
+            }
+        }
+    }
+    let (state, log, ckpt_lsn) = match recovered {
+        Ok(r) => r,
+        Err(e) => return Err(e),
+    };
+    if !all_ok {
+        let _ = log.close().await;
+        return Err("another shard failed to start (see its message)".to_string());
+    }
+
+    let shard = Rc::new(Shard::new(
+        id,
+        count,
+        Rc::new(cfg.clone()),
+        data_path.clone(),
+        catalog,
+        state,
+        log,
+        ckpt_lsn,
+        senders,
+        reply_senders,
+    ));
+
+    // Peer request and reply loops.
+    for (_, rx) in receivers.streams() {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                glommio::spawn_local(shard.clone().handle_peer(msg)).detach();
+            }
+        })
+        .detach();
+    }
+    for (_, rx) in reply_receivers.streams() {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            while let Some(reply) = rx.recv().await {
+                if reply.corr == 0 {
+                    shard.peer_drained();
+                } else {
+                    shard.deliver(reply);
+                }
+            }
+        })
+        .detach();
+    }
+
+    // Signal watcher: closes the shutdown semaphore, waking every connection.
+    {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            while !stop.load(Ordering::Relaxed) {
+                glommio::timer::sleep(Duration::from_millis(SHUTDOWN_POLL_MS)).await;
+            }
+            shard.shutdown.close();
+        })
+        .detach();
+    }
+
+    let listener = glommio::net::TcpListener::bind(cfg.listen)
+        .map_err(|e| format!("shard {id}: cannot listen on {}: {e}", cfg.listen))?;
+    if id == 0 {
+        let pinned = if shard.cpu.is_some() { "pinned" } else { "unpinned" };
+        println!(
+            "tarnd {} ready: listening on {} with {count} shard(s) ({pinned}), data dir {}{}, durability {:?}",
+            env!("CARGO_PKG_VERSION"),
+            cfg.listen,
+            data_path.display(),
+            if created { " (new)" } else { "" },
+            cfg.durability
+        );
+    }
+    tracing::info!(shard = id, cpu = ?shard.cpu, "serving");
+
+    // Accept loop; every connection is served on this shard.
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            let _ = shard.shutdown.acquire(1).await;
+            None
+        })
+        .await;
+        match accepted {
+            Some(Ok(stream)) => {
+                shard.conn_tasks.set(shard.conn_tasks.get() + 1);
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    conn::serve(shard.clone(), stream).await;
+                    shard.conn_tasks.set(shard.conn_tasks.get() - 1);
+                    shard.conn_done.signal(1);
+                })
+                .detach();
+            }
+            Some(Err(e)) => {
+                tracing::warn!(shard = id, "accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+            None => break,
+        }
+    }
+    drop(listener);
+    while shard.conn_tasks.get() > 0 {
+        let _ = shard.conn_done.acquire(1).await;
+    }
+    shard.drain_barrier().await;
+    shard.close().await.map_err(|e| format!("shard {id}: shutdown flush failed: {e}"))?;
+    tracing::info!(shard = id, "stopped");
+    Ok(())
+}
+
+type Recovered = (ShardState, Rc<Log>, u64);
+
+/// Rebuilds this shard's state from its newest valid checkpoint and its log.
+async fn recover(cfg: &Config, data_path: &std::path::Path, id: u32, count: u32, catalog: &Catalog) -> Result<Recovered, String> {
+    let dir = data_path.join(format!("shard-{id}"));
+    let (mut state, after_lsn) = match checkpoint::load_latest(&dir).map_err(|e| format!("shard {id}: {e}"))? {
+        Some(c) => (
+            ShardState::from_checkpoint(c.payload(), catalog)
+                .map_err(|e| format!("shard {id}: checkpoint {} is corrupt: {e}", c.path.display()))?,
+            c.lsn,
+        ),
+        None => (ShardState::new(), 0),
+    };
+    let mut opts = LogOptions::new(dir.clone(), cfg.durability);
+    opts.segment_size_bytes = cfg.segment_size_bytes;
+    opts.async_flush_interval = cfg.async_flush_interval;
+    let replay = |lsn: u64, payload: &[u8]| -> Result<(), String> {
+        let m = tarn_core::record::decode(payload).map_err(|e| format!("record {lsn}: {e}"))?;
+        let owned = match &m {
+            tarn_core::record::Mutation::Upsert { rows, .. } => rows.iter().all(|(k, _)| shard_for(k, count) == id),
+            tarn_core::record::Mutation::Delete { keys, .. } => keys.iter().all(|k| shard_for(k, count) == id),
+        };
+        if !owned {
+            return Err(format!("record {lsn} holds keys shard {id} does not own"));
+        }
+        state.apply(catalog, &m);
+        Ok(())
+    };
+    let (log, report) = Log::open(opts, after_lsn, replay).await.map_err(|e| format!("shard {id}: {e}"))?;
+    if let Some(t) = &report.truncated_tail {
+        tracing::warn!(shard = id, "truncated a torn log tail: {} at offset {} ({} bytes)", t.path.display(), t.offset, t.bytes_discarded);
+    }
+    tracing::info!(shard = id, checkpoint_lsn = after_lsn, replayed = report.records_replayed, last_lsn = report.last_lsn, "recovered");
+    Ok((state, log, after_lsn))
+}
+
+#[allow(dead_code)]
+fn _reply_body_is_send(b: ReplyBody) -> impl Send {
+    b
+}

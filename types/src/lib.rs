@@ -1,0 +1,201 @@
+//! Value types shared by every Tarn crate: column types, values, the canonical key encoding and
+//! the key -> shard routing function.
+//!
+//! Invariants:
+//! - This crate does no I/O and knows no wire or disk format beyond the canonical key bytes.
+//! - [`shard_for`] is pure and stable forever for a given [`ROUTING_HASH`]: the data directory
+//!   records the hash name at creation, and a shard asserts ownership when a key lands on it.
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the routing hash recorded in a data directory's `meta` file. Changing the function
+/// behind it requires a new name and a migration, because every stored key is placed by it.
+pub const ROUTING_HASH: &str = "xxh3-64-seed0-mod";
+
+/// Longest TEXT or BYTES value, in bytes. Bounds the memory one cell can take and keeps any one
+/// row well inside a frame; raising it costs memory per row and per in-flight batch.
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+
+/// Column types. The numeric tags are part of the wire and log formats: never renumber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum ColumnType {
+    Boolean = 1,
+    BigInt = 2,
+    Double = 3,
+    Text = 4,
+    Bytes = 5,
+    /// Microseconds since the Unix epoch, UTC.
+    Timestamp = 6,
+}
+
+impl ColumnType {
+    pub fn from_tag(tag: u8) -> Option<ColumnType> {
+        Some(match tag {
+            1 => ColumnType::Boolean,
+            2 => ColumnType::BigInt,
+            3 => ColumnType::Double,
+            4 => ColumnType::Text,
+            5 => ColumnType::Bytes,
+            6 => ColumnType::Timestamp,
+            _ => return None,
+        })
+    }
+
+    pub fn tag(self) -> u8 {
+        self as u8
+    }
+
+    /// The SQL spelling, as `CREATE TABLE` accepts it and `DESCRIBE`/errors print it.
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            ColumnType::Boolean => "BOOLEAN",
+            ColumnType::BigInt => "BIGINT",
+            ColumnType::Double => "DOUBLE",
+            ColumnType::Text => "TEXT",
+            ColumnType::Bytes => "BYTES",
+            ColumnType::Timestamp => "TIMESTAMP",
+        }
+    }
+
+    /// Types allowed as a primary key. DOUBLE is excluded: NaN and -0.0 make equality ambiguous.
+    pub fn can_be_key(self) -> bool {
+        !matches!(self, ColumnType::Double)
+    }
+}
+
+impl std::fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.sql_name())
+    }
+}
+
+/// One cell. `Null` is allowed everywhere but in primary keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Text(String),
+    Bytes(Vec<u8>),
+    /// Microseconds since the Unix epoch, UTC.
+    Timestamp(i64),
+}
+
+impl Value {
+    /// The type of a non-null value; `None` for `Null`.
+    pub fn column_type(&self) -> Option<ColumnType> {
+        Some(match self {
+            Value::Null => return None,
+            Value::Bool(_) => ColumnType::Boolean,
+            Value::Int(_) => ColumnType::BigInt,
+            Value::Double(_) => ColumnType::Double,
+            Value::Text(_) => ColumnType::Text,
+            Value::Bytes(_) => ColumnType::Bytes,
+            Value::Timestamp(_) => ColumnType::Timestamp,
+        })
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+}
+
+/// Why a value cannot be a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("primary key is NULL")]
+    Null,
+    #[error("a {0} value cannot be a primary key")]
+    Type(ColumnType),
+}
+
+/// Canonical key bytes: the type tag followed by the value's bytes (integers and timestamps as
+/// 8 bytes big-endian with the sign bit flipped, so byte order is value order; text and bytes
+/// raw). The same value gives the same bytes in every table, so a card id routes to the same
+/// shard whether it keys a table row or, later, a feature view.
+pub fn encode_key(value: &Value, out: &mut Vec<u8>) -> Result<(), KeyError> {
+    out.clear();
+    match value {
+        Value::Null => return Err(KeyError::Null),
+        Value::Double(_) => return Err(KeyError::Type(ColumnType::Double)),
+        Value::Bool(b) => {
+            out.push(ColumnType::Boolean.tag());
+            out.push(u8::from(*b));
+        }
+        Value::Int(i) => {
+            out.push(ColumnType::BigInt.tag());
+            out.extend_from_slice(&((*i as u64) ^ (1 << 63)).to_be_bytes());
+        }
+        Value::Timestamp(t) => {
+            out.push(ColumnType::Timestamp.tag());
+            out.extend_from_slice(&((*t as u64) ^ (1 << 63)).to_be_bytes());
+        }
+        Value::Text(s) => {
+            out.push(ColumnType::Text.tag());
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Bytes(b) => {
+            out.push(ColumnType::Bytes.tag());
+            out.extend_from_slice(b);
+        }
+    }
+    Ok(())
+}
+
+/// The owner shard of a key: `xxh3_64(canonical key bytes) mod shard_count`.
+///
+/// Pure and stable: the same key and shard count give the same shard in every process and
+/// version that records [`ROUTING_HASH`] in its data directory.
+pub fn shard_for(key: &[u8], shard_count: u32) -> u32 {
+    assert!(shard_count > 0, "shard_count must be positive");
+    (xxhash_rust::xxh3::xxh3_64(key) % u64::from(shard_count)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(v: Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_key(&v, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn key_bytes_are_canonical_and_ordered() {
+        assert_eq!(key(Value::Int(1)), vec![2, 0x80, 0, 0, 0, 0, 0, 0, 1]);
+        assert!(key(Value::Int(-1)) < key(Value::Int(0)));
+        assert!(key(Value::Int(0)) < key(Value::Int(i64::MAX)));
+        assert_ne!(key(Value::Int(7)), key(Value::Timestamp(7)));
+        assert_eq!(key(Value::Text("ab".into())), vec![4, b'a', b'b']);
+    }
+
+    #[test]
+    fn null_and_double_keys_are_rejected() {
+        let mut out = Vec::new();
+        assert_eq!(encode_key(&Value::Null, &mut out), Err(KeyError::Null));
+        assert_eq!(
+            encode_key(&Value::Double(1.0), &mut out),
+            Err(KeyError::Type(ColumnType::Double))
+        );
+    }
+
+    #[test]
+    fn routing_is_stable_and_spreads() {
+        // Pinned values: if these change, every existing data directory is mis-routed.
+        assert_eq!(shard_for(&key(Value::Text("card-1".into())), 1), 0);
+        let fixed: Vec<u32> = (0..8)
+            .map(|i| shard_for(&key(Value::Int(i)), 4))
+            .collect();
+        assert_eq!(fixed, vec![0, 0, 1, 1, 2, 1, 3, 1]);
+        let mut counts = [0u32; 4];
+        for i in 0..40_000 {
+            counts[shard_for(&key(Value::Int(i)), 4) as usize] += 1;
+        }
+        for c in counts {
+            assert!((9_000..11_000).contains(&c), "uneven spread {counts:?}");
+        }
+    }
+}
