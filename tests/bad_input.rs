@@ -170,7 +170,9 @@ fn framing_errors() {
 
     // A request before HELLO: HANDSHAKE_REQUIRED, closed.
     let mut raw = Conn::connect_raw(server.addr()).unwrap();
-    let e = raw_error(&mut raw, &raw_frame(4, OP_PING, 5, b"ping"), 5);
+    let mut ping = Vec::new();
+    put_str(&mut ping, b"ping");
+    let e = raw_error(&mut raw, &raw_frame(ping.len() as u32, OP_PING, 5, &ping), 5);
     assert_eq!(e.code, ErrorCode::HandshakeRequired, "{e}");
     assert_closed(&mut raw, "HANDSHAKE_REQUIRED");
     assert_serving(&server, None, "a request before HELLO");
@@ -240,8 +242,8 @@ fn value_and_schema_errors() {
     assert!(e.message.contains("row 3") && e.message.contains("id"), "message must name row and column: {e}");
     assert_eq!((e.row, e.column.as_deref()), (Some(3), Some("id")), "TYPE_MISMATCH must carry row and column: {e:?}");
     let mut rows: Vec<Vec<Value>> = (100..105).map(good_row).collect();
-    rows[2][2] = Value::Int(7); // DOUBLE column given BIGINT
-    let e = expect_code(c.upsert("t", &COLS, rows), ErrorCode::TypeMismatch, "BIGINT in a DOUBLE column");
+    rows[2][2] = Value::Text("7.5".into()); // DOUBLE column given TEXT (BIGINT would be coerced)
+    let e = expect_code(c.upsert("t", &COLS, rows), ErrorCode::TypeMismatch, "TEXT in a DOUBLE column");
     assert_eq!((e.row, e.column.as_deref()), (Some(2), Some("score")), "{e:?}");
     assert_eq!(c.get("t", (100..105).map(Value::Int).collect()).unwrap().rows, vec![None; 5]);
     assert_serving(&server, Some(&mut c), "TYPE_MISMATCH");

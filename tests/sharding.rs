@@ -14,8 +14,24 @@ fn row(id: i64) -> Vec<Value> {
     vec![Value::Int(id), Value::Text(format!("name-{id}")), Value::Double(id as f64 * 0.5)]
 }
 
-/// (tid, comm, Cpus_allowed_list) of every thread of `pid` whose name starts with "tarn-shard".
+/// (tid, comm, Cpus_allowed_list) of each shard's executor thread. glommio gives an executor's
+/// helper (blocking-pool) threads the executor's name too; the executor thread is the first
+/// one created with that name (lowest tid).
 fn shard_threads(pid: u32) -> Vec<(String, String, String)> {
+    let all = named_threads(pid);
+    let mut first: std::collections::BTreeMap<String, (u64, String, String, String)> = Default::default();
+    for (tid, comm, cpus) in all {
+        let n: u64 = tid.parse().unwrap();
+        let e = first.entry(comm.clone()).or_insert((n, tid.clone(), comm.clone(), cpus.clone()));
+        if n < e.0 {
+            *e = (n, tid, comm, cpus);
+        }
+    }
+    first.into_values().map(|(_, t, c, l)| (t, c, l)).collect()
+}
+
+/// (tid, comm, Cpus_allowed_list) of every thread of `pid` whose name starts with "tarn-shard".
+fn named_threads(pid: u32) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(format!("/proc/{pid}/task")).expect("read /proc/PID/task").flatten() {
         let dir = e.path();
@@ -56,6 +72,7 @@ fn two_shards_pinned_routed_and_locked() {
     let st = c.stats().expect("stats");
     assert_eq!(st.shards.len(), 2, "{st:?}");
     let threads = shard_threads(pid);
+    eprintln!("threads named tarn-shard*: {:?}", named_threads(pid));
     assert_eq!(
         threads.len(),
         2,

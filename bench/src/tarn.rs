@@ -22,7 +22,7 @@ pub const VALUE_COLUMN: &str = "v";
 
 /// Default DDL for the benchmark table (override with `--tarn-create-sql`).
 pub fn default_create_sql(table: &str) -> String {
-    format!("CREATE TABLE {table} ({KEY_COLUMN} TEXT PRIMARY KEY, {VALUE_COLUMN} TEXT)")
+    format!("CREATE TABLE IF NOT EXISTS {table} ({KEY_COLUMN} TEXT PRIMARY KEY, {VALUE_COLUMN} TEXT)")
 }
 
 pub struct TarnCodec {

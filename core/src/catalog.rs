@@ -16,7 +16,7 @@ pub const CATALOG_FORMAT_VERSION: u32 = 1;
 /// catalog, so shards can keep sharing the old one (e.g. behind an `Rc`) until they switch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
-    /// Bumped by every successful CREATE/DROP (not by skipped IF [NOT] EXISTS no-ops).
+    /// Bumped by every successful CREATE/DROP (not by skipped `IF [NOT] EXISTS` no-ops).
     pub version: u64,
     /// Id the next CREATE TABLE gets. Starts at 1; ids are never reused, so log records of a
     /// dropped table can never be mistaken for a newer table's.
@@ -104,7 +104,10 @@ impl Catalog {
             Statement::DropTable { name, if_exists } => {
                 if !self.tables.contains_key(name) {
                     if *if_exists {
-                        return Ok((self.clone(), format!("table {name} does not exist, skipped")));
+                        return Ok((
+                            self.clone(),
+                            format!("table {name} does not exist, skipped"),
+                        ));
                     }
                     return Err(CoreError::UnknownTable(name.clone()));
                 }

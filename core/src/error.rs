@@ -142,7 +142,10 @@ pub enum CoreError {
         max: usize,
     },
     /// NaN or ±infinity in a DOUBLE column.
-    #[error("{}DOUBLE value must be finite (NaN and infinity are not allowed)", at(row, column))]
+    #[error(
+        "{}DOUBLE value must be finite (NaN and infinity are not allowed)",
+        at(row, column)
+    )]
     NonFiniteDouble {
         /// Row index in the batch.
         row: Option<usize>,

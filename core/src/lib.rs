@@ -10,6 +10,8 @@
 //!   checkpoint gives the same state.
 //! - Corruption ([`CoreError::Corrupt`]) is always distinct from user errors.
 
+#![warn(missing_docs)]
+
 pub mod batch;
 pub mod catalog;
 mod error;

@@ -42,3 +42,51 @@ impl TableDef {
         &self.columns[self.key_column].name
     }
 }
+
+/// Quotes an identifier for SQL output when Postgres rules need it: anything but a lower-case
+/// `[a-z_][a-z0-9_]*` name, and every SQL keyword. Embedded `"` are doubled.
+pub fn quote_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let upper = name.to_ascii_uppercase();
+    if plain
+        && sqlparser::keywords::ALL_KEYWORDS
+            .binary_search(&upper.as_str())
+            .is_err()
+    {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+impl TableDef {
+    /// The `CREATE TABLE` statement that re-creates this table (identifiers quoted where
+    /// needed); [`crate::sql::parse`] of it gives back this definition with id 0. Useful for
+    /// `DESCRIBE` output and dumps.
+    pub fn create_sql(&self) -> String {
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let pk = if i == self.key_column {
+                    " PRIMARY KEY"
+                } else {
+                    ""
+                };
+                format!("{} {}{pk}", quote_ident(&c.name), c.ty.sql_name())
+            })
+            .collect();
+        format!(
+            "CREATE TABLE {} ({})",
+            quote_ident(&self.name),
+            cols.join(", ")
+        )
+    }
+}

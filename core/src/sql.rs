@@ -284,13 +284,12 @@ fn lower_create(ct: CreateTable) -> Result<Statement, CoreError> {
     }
     // Catch-all for every other clause the dialect may accept (WITH (...), TABLESPACE, ...):
     // the statement must equal a plain CREATE TABLE with the same name, columns and constraints.
-    let mut plain = sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder::new(
-        ct.name.clone(),
-    )
-    .columns(ct.columns.clone())
-    .constraints(ct.constraints.clone())
-    .if_not_exists(ct.if_not_exists)
-    .build();
+    let mut plain =
+        sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder::new(ct.name.clone())
+            .columns(ct.columns.clone())
+            .constraints(ct.constraints.clone())
+            .if_not_exists(ct.if_not_exists)
+            .build();
     plain.name = ct.name.clone();
     if plain != ct {
         return Err(unsupported(format!(
@@ -312,6 +311,7 @@ fn lower_create(ct: CreateTable) -> Result<Statement, CoreError> {
     let mut columns: Vec<ColumnDef> = Vec::with_capacity(ct.columns.len());
     let mut key: Option<usize> = None;
     let mut not_null: Vec<usize> = Vec::new();
+    let mut nullable: Vec<usize> = Vec::new();
     let set_key = |key: &mut Option<usize>, idx: usize| -> Result<(), CoreError> {
         if key.is_some() {
             return Err(unsupported(
@@ -342,7 +342,7 @@ fn lower_create(ct: CreateTable) -> Result<Statement, CoreError> {
                     }
                     set_key(&mut key, idx)?;
                 }
-                ColumnOption::Null => {}
+                ColumnOption::Null => nullable.push(idx),
                 ColumnOption::NotNull => not_null.push(idx),
                 ColumnOption::Default(_) => {
                     return Err(unsupported(format!(
@@ -385,23 +385,20 @@ fn lower_create(ct: CreateTable) -> Result<Statement, CoreError> {
                 let col = &pk.columns[0];
                 let id = match &col.column.expr {
                     ast::Expr::Identifier(id) if col.operator_class.is_none() => id,
-                    other => {
-                        return Err(unsupported(format!("PRIMARY KEY expression `{other}`")))
-                    }
+                    other => return Err(unsupported(format!("PRIMARY KEY expression `{other}`"))),
                 };
                 let cname = ident(id, "column")?;
-                let idx = columns.iter().position(|c| c.name == cname).ok_or_else(|| {
-                    CoreError::UnknownColumn {
+                let idx = columns
+                    .iter()
+                    .position(|c| c.name == cname)
+                    .ok_or_else(|| CoreError::UnknownColumn {
                         table: name.clone(),
                         column: cname.clone(),
-                    }
-                })?;
+                    })?;
                 set_key(&mut key, idx)?;
             }
             TableConstraint::Unique(_) => return Err(unsupported("UNIQUE constraint")),
-            TableConstraint::ForeignKey(_) => {
-                return Err(unsupported("FOREIGN KEY constraint"))
-            }
+            TableConstraint::ForeignKey(_) => return Err(unsupported("FOREIGN KEY constraint")),
             TableConstraint::Check(_) => return Err(unsupported("CHECK constraint")),
             other => return Err(unsupported(format!("table constraint `{other}`"))),
         }
@@ -415,6 +412,12 @@ fn lower_create(ct: CreateTable) -> Result<Statement, CoreError> {
         return Err(unsupported(format!(
             "NOT NULL on non-key column \"{}\" (only the primary key is non-nullable)",
             columns[nn].name
+        )));
+    }
+    if nullable.contains(&key_column) {
+        return Err(unsupported(format!(
+            "NULL on primary key column \"{}\" (keys are never NULL)",
+            columns[key_column].name
         )));
     }
     let key_ty = columns[key_column].ty;

@@ -72,6 +72,27 @@ struct CkState<'a> {
     tables: Vec<CkTable<'a>>,
 }
 
+/// A key either borrowed from a `&Mutation` or moved out of an owned one.
+enum KeyRef<'a> {
+    Borrowed(&'a Vec<u8>),
+    Owned(Vec<u8>),
+}
+
+impl KeyRef<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            KeyRef::Borrowed(k) => k,
+            KeyRef::Owned(k) => k,
+        }
+    }
+    fn into_owned(self) -> Vec<u8> {
+        match self {
+            KeyRef::Borrowed(k) => k.clone(),
+            KeyRef::Owned(k) => k,
+        }
+    }
+}
+
 fn corrupt(what: impl std::fmt::Display) -> CoreError {
     CoreError::Corrupt(format!("checkpoint: {what}"))
 }
@@ -86,51 +107,97 @@ impl ShardState {
     /// or never created) are skipped and count 0. Returns rows applied (upsert) or rows that
     /// existed and were deleted (delete). Column indices beyond the table's width are ignored
     /// (cannot happen for validated batches). Deterministic: same mutations, same state.
+    ///
+    /// Values and new keys are cloned out of `m` (replay decodes into a temporary anyway, so
+    /// prefer [`ShardState::apply_owned`] there and on the live write path: it moves them).
     pub fn apply(&mut self, catalog: &Catalog, m: &Mutation) -> u64 {
-        let Some(def) = catalog.table_by_id(m.table_id()) else {
-            return 0;
-        };
-        let width = def.columns.len();
         match m {
             Mutation::Upsert {
                 table_id,
                 mode,
                 column_idx,
                 rows,
-            } => {
-                let table = self.tables.entry(*table_id).or_default();
-                for (key, values) in rows {
-                    let put = |row: &mut [Value]| {
-                        for (&ci, v) in column_idx.iter().zip(values) {
-                            if let Some(slot) = row.get_mut(usize::from(ci)) {
-                                slot.clone_from(v);
-                            }
-                        }
-                    };
-                    match (mode, table.rows.get_mut(key.as_slice())) {
-                        (UpsertMode::Merge, Some(row)) => put(row),
-                        (UpsertMode::Replace, Some(row)) => {
-                            row.fill(Value::Null);
-                            put(row);
-                        }
-                        (_, None) => {
-                            let mut row = vec![Value::Null; width].into_boxed_slice();
-                            put(&mut row);
-                            table.rows.insert(key.clone(), row);
-                        }
+            } => self.upsert(
+                catalog,
+                *table_id,
+                *mode,
+                column_idx,
+                rows.iter()
+                    .map(|(k, v)| (KeyRef::Borrowed(k), v.iter().cloned())),
+            ),
+            Mutation::Delete { table_id, keys } => self.delete(catalog, *table_id, keys),
+        }
+    }
+
+    /// [`ShardState::apply`] taking the mutation by value: keys and values are moved into the
+    /// state, no per-value clone. Same result as `apply(catalog, &m)`.
+    pub fn apply_owned(&mut self, catalog: &Catalog, m: Mutation) -> u64 {
+        match m {
+            Mutation::Upsert {
+                table_id,
+                mode,
+                column_idx,
+                rows,
+            } => self.upsert(
+                catalog,
+                table_id,
+                mode,
+                &column_idx,
+                rows.into_iter()
+                    .map(|(k, v)| (KeyRef::Owned(k), v.into_iter())),
+            ),
+            Mutation::Delete { table_id, keys } => self.delete(catalog, table_id, &keys),
+        }
+    }
+
+    fn upsert<'k, V: Iterator<Item = Value>>(
+        &mut self,
+        catalog: &Catalog,
+        table_id: u32,
+        mode: UpsertMode,
+        column_idx: &[u16],
+        rows: impl ExactSizeIterator<Item = (KeyRef<'k>, V)>,
+    ) -> u64 {
+        let Some(def) = catalog.table_by_id(table_id) else {
+            return 0;
+        };
+        let width = def.columns.len();
+        let n = rows.len() as u64;
+        let table = self.tables.entry(table_id).or_default();
+        for (key, values) in rows {
+            let put = |row: &mut [Value], values: V| {
+                for (&ci, v) in column_idx.iter().zip(values) {
+                    if let Some(slot) = row.get_mut(usize::from(ci)) {
+                        *slot = v;
                     }
                 }
-                rows.len() as u64
-            }
-            Mutation::Delete { table_id, keys } => {
-                let Some(table) = self.tables.get_mut(table_id) else {
-                    return 0;
-                };
-                keys.iter()
-                    .filter(|k| table.rows.remove(k.as_slice()).is_some())
-                    .count() as u64
+            };
+            match (mode, table.rows.get_mut(key.as_slice())) {
+                (UpsertMode::Merge, Some(row)) => put(row, values),
+                (UpsertMode::Replace, Some(row)) => {
+                    row.fill(Value::Null);
+                    put(row, values);
+                }
+                (_, None) => {
+                    let mut row = vec![Value::Null; width].into_boxed_slice();
+                    put(&mut row, values);
+                    table.rows.insert(key.into_owned(), row);
+                }
             }
         }
+        n
+    }
+
+    fn delete(&mut self, catalog: &Catalog, table_id: u32, keys: &[Vec<u8>]) -> u64 {
+        if catalog.table_by_id(table_id).is_none() {
+            return 0;
+        }
+        let Some(table) = self.tables.get_mut(&table_id) else {
+            return 0;
+        };
+        keys.iter()
+            .filter(|k| table.rows.remove(k.as_slice()).is_some())
+            .count() as u64
     }
 
     /// The full row (in column order) stored under canonical key `key`, borrowed.
@@ -170,7 +237,8 @@ impl ShardState {
         let tables = ids
             .into_iter()
             .map(|id| {
-                let mut rows: Vec<(&Vec<u8>, &Box<[Value]>)> = self.tables[&id].rows.iter().collect();
+                let mut rows: Vec<(&Vec<u8>, &Box<[Value]>)> =
+                    self.tables[&id].rows.iter().collect();
                 rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
                 CkTable {
                     table_id: id,
@@ -200,7 +268,10 @@ impl ShardState {
     /// are [`CoreError::Corrupt`]. Rows of tables missing from `catalog` (dropped) are skipped.
     pub fn from_checkpoint(bytes: &[u8], catalog: &Catalog) -> Result<ShardState, CoreError> {
         if bytes.len() < HEADER_LEN {
-            return Err(corrupt(format_args!("{} bytes is shorter than the header", bytes.len())));
+            return Err(corrupt(format_args!(
+                "{} bytes is shorter than the header",
+                bytes.len()
+            )));
         }
         if bytes[..8] != CHECKPOINT_MAGIC {
             return Err(corrupt("bad magic"));

@@ -55,7 +55,14 @@ impl Schema {
                     Value::Int(i) => *i != 0,
                     Value::Text(s) => matches!(
                         s.trim().to_ascii_uppercase().as_str(),
-                        "PRI" | "YES" | "Y" | "TRUE" | "T" | "KEY" | "PK" | "PRIMARY"
+                        "PRI"
+                            | "YES"
+                            | "Y"
+                            | "TRUE"
+                            | "T"
+                            | "KEY"
+                            | "PK"
+                            | "PRIMARY"
                             | "PRIMARY KEY"
                     ),
                     _ => false,
@@ -174,7 +181,10 @@ mod tests {
         // No key column header: key read from the type spelling; unknown headers fall back to
         // positions.
         let headers = vec!["a".to_string(), "b".into()];
-        let rows = vec![vec![t("k"), t("TIMESTAMP PRIMARY KEY")], vec![t("v"), t("BYTES")]];
+        let rows = vec![
+            vec![t("k"), t("TIMESTAMP PRIMARY KEY")],
+            vec![t("v"), t("BYTES")],
+        ];
         let s = Schema::from_describe("x", &headers, &rows).unwrap();
         assert_eq!(s.key_column(), Ok((0, ColumnType::Timestamp)));
         assert_eq!(s.columns[1].ty, Ok(ColumnType::Bytes));

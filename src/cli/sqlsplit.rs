@@ -130,7 +130,8 @@ mod tests {
         assert_eq!((stmts[0].number, stmts[0].line), (1, 3));
         assert_eq!((stmts[1].number, stmts[1].line), (2, 7));
         assert_eq!(stmts[1].first_line, "SELECT");
-        let stmts = split("SELECT 1;\n-- about t\n/* x */ CREATE TABLE t (\n a BIGINT PRIMARY KEY)");
+        let stmts =
+            split("SELECT 1;\n-- about t\n/* x */ CREATE TABLE t (\n a BIGINT PRIMARY KEY)");
         assert_eq!((stmts[1].number, stmts[1].line), (2, 3));
         assert_eq!(stmts[1].first_line, "CREATE TABLE t (");
         assert!(split("  -- nothing\n/* here */ ;").is_empty());

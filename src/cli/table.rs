@@ -49,7 +49,7 @@ impl Table {
         }
         let mut out = String::new();
         let mut line = String::new();
-        let mut push_line = |line: &mut String, out: &mut String| {
+        let push_line = |line: &mut String, out: &mut String| {
             out.push_str(line.trim_end());
             out.push('\n');
             line.clear();

@@ -50,9 +50,10 @@ pub fn convert_row(schema: &Schema, line: u64, text: &str) -> Result<PendingRow,
                 schema.names()
             )
         })?;
-        let ty = schema.columns[idx].ty.as_ref().map_err(|t| {
-            format!("column {k:?} has type {t}, which tarn upsert cannot write")
-        })?;
+        let ty = schema.columns[idx]
+            .ty
+            .as_ref()
+            .map_err(|t| format!("column {k:?} has type {t}, which tarn upsert cannot write"))?;
         let value = json_to_value(v, *ty).map_err(|e| format!("column {k:?}: {e}"))?;
         if let Value::Text(s) = &value {
             check_len(k, s.len())?;
@@ -167,7 +168,12 @@ impl Batcher {
             }
         }
         let rows = self.rows.len() + 1;
-        let cell_bytes = self.cell_bytes + row.cells.iter().map(|(_, v)| value_wire_size(v)).sum::<usize>();
+        let cell_bytes = self.cell_bytes
+            + row
+                .cells
+                .iter()
+                .map(|(_, v)| value_wire_size(v))
+                .sum::<usize>();
         let cell_count = self.cell_count + row.cells.len();
         // Each row: a value count, its cells, and one NULL byte per listed column it lacks.
         self.base_bytes + listed_bytes + rows * 4 + cell_bytes + (rows * listed_count - cell_count)
@@ -263,7 +269,11 @@ impl Sink for ClientSink<'_> {
         let req = Request::Upsert(UpsertRequest {
             table: self.table.clone(),
             mode: self.mode,
-            columns: batch.columns.iter().map(|&c| self.names[c].clone()).collect(),
+            columns: batch
+                .columns
+                .iter()
+                .map(|&c| self.names[c].clone())
+                .collect(),
             rows: batch.rows.clone(),
         });
         self.client.send(&req)
@@ -514,8 +524,20 @@ impl<S: Sink> Engine<S> {
         } else if err.code == ErrorCode::BatchTooLarge && rows > 1 {
             let slot = self.window.remove(pos).expect("pos is in the window");
             let (a, b) = slot.batch.split();
-            self.window.insert(pos, Slot { batch: b, state: State::Unsent });
-            self.window.insert(pos, Slot { batch: a, state: State::Unsent });
+            self.window.insert(
+                pos,
+                Slot {
+                    batch: b,
+                    state: State::Unsent,
+                },
+            );
+            self.window.insert(
+                pos,
+                Slot {
+                    batch: a,
+                    state: State::Unsent,
+                },
+            );
         } else {
             let what = if rows == 1 {
                 format!("line {first_line}")
@@ -605,7 +627,10 @@ mod tests {
         assert!(err(r#"{"id": 1, "emb": [1, 2]}"#).contains("VECTOR(2)"));
         assert!(err(r#"[1]"#).contains("JSON object"));
         assert!(err(r#"{"id": 1"#).starts_with("invalid JSON"));
-        let long = format!(r#"{{"id": 1, "name": "{}"}}"#, "x".repeat(MAX_VALUE_BYTES + 1));
+        let long = format!(
+            r#"{{"id": 1, "name": "{}"}}"#,
+            "x".repeat(MAX_VALUE_BYTES + 1)
+        );
         assert!(err(&long).contains("exceeds the limit"));
     }
 
@@ -642,7 +667,11 @@ mod tests {
         let req = Request::Upsert(UpsertRequest {
             table: "t".into(),
             mode: UpsertMode::Replace,
-            columns: batch.columns.iter().map(|&c| s.columns[c].name.clone()).collect(),
+            columns: batch
+                .columns
+                .iter()
+                .map(|&c| s.columns[c].name.clone())
+                .collect(),
             rows: batch.rows,
         });
         let mut out = Vec::new();
@@ -691,7 +720,10 @@ mod tests {
         let mut b = Batcher::new(&s, UpsertMode::Replace, 100, 14 + 6 + 13 * 2);
         assert_eq!(b.push(row(1, &[(0, 1)])).unwrap(), None);
         assert_eq!(b.push(row(2, &[(0, 2)])).unwrap(), None);
-        assert_eq!(b.push(row(3, &[(0, 3)])).unwrap().unwrap().lines, vec![1, 2]);
+        assert_eq!(
+            b.push(row(3, &[(0, 3)])).unwrap().unwrap().lines,
+            vec![1, 2]
+        );
         let mut tiny = Batcher::new(&s, UpsertMode::Replace, 100, 20);
         let (r, msg) = tiny.push(row(9, &[(0, 1)])).unwrap_err();
         assert_eq!(r.line, 9);
@@ -782,7 +814,11 @@ mod tests {
             .collect()
     }
 
-    fn run(server: &mut FakeServer, keep_going: bool, rows: &[(u64, i64, i64)]) -> Engine<&mut FakeServer> {
+    fn run<'a>(
+        server: &'a mut FakeServer,
+        keep_going: bool,
+        rows: &[(u64, i64, i64)],
+    ) -> Engine<&'a mut FakeServer> {
         let mut e = Engine::new(server, 3, keep_going);
         for b in batches(rows) {
             e.submit(b);
@@ -796,7 +832,10 @@ mod tests {
         let mut server = FakeServer::new(3);
         let rows: Vec<(u64, i64, i64)> = (1..=11).map(|i| (i, i as i64 % 4, i as i64)).collect();
         let e = run(&mut server, false, &rows);
-        assert_eq!((e.upserted, e.rejected.clone(), e.stop.clone()), (11, vec![], None));
+        assert_eq!(
+            (e.upserted, e.rejected.clone(), e.stop.clone()),
+            (11, vec![], None)
+        );
         // Later lines win for repeated keys.
         assert_eq!(server.table[&0], 8);
         assert_eq!(server.table[&1], 9);
@@ -824,7 +863,10 @@ mod tests {
             e.rejected.iter().map(|r| r.line).collect::<Vec<_>>(),
             vec![3, 7]
         );
-        assert_eq!(e.rejected[0].reason, "TYPE_MISMATCH: negative (column \"v\")");
+        assert_eq!(
+            e.rejected[0].reason,
+            "TYPE_MISMATCH: negative (column \"v\")"
+        );
         assert_eq!(e.stop, None);
         assert_eq!(server.table[&1], 50);
         assert_eq!(server.table[&2], 60);
@@ -835,7 +877,14 @@ mod tests {
     #[test]
     fn default_stops_at_the_first_rejected_batch() {
         let mut server = FakeServer::new(1);
-        let rows = [(1, 1, 10), (2, 2, 20), (3, 3, 30), (4, 4, -1), (5, 5, 50), (6, 6, 60)];
+        let rows = [
+            (1, 1, 10),
+            (2, 2, 20),
+            (3, 3, 30),
+            (4, 4, -1),
+            (5, 5, 50),
+            (6, 6, 60),
+        ];
         let e = run(&mut server, false, &rows);
         assert_eq!(
             e.stop,
@@ -865,6 +914,9 @@ mod tests {
         e.submit(batches(&[(2, 2, 2)]).remove(0));
         e.finish();
         assert_eq!(e.upserted, 0);
-        assert!(matches!(e.stop, Some(Stop::Rejected(Rejected { line: 1, .. }))));
+        assert!(matches!(
+            e.stop,
+            Some(Stop::Rejected(Rejected { line: 1, .. }))
+        ));
     }
 }

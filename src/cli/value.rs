@@ -29,7 +29,9 @@ pub fn parse_timestamp(s: &str) -> Result<i64, String> {
     let num = |range: std::ops::Range<usize>, what: &str| -> Result<i64, String> {
         let part = &b[range];
         if part.iter().all(u8::is_ascii_digit) {
-            Ok(part.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
+            Ok(part
+                .iter()
+                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
         } else {
             Err(bad(&format!("{what} is not a number")))
         }
@@ -372,7 +374,10 @@ mod tests {
             parse_timestamp("2000-02-29T00:00:00Z"),
             Ok(951_782_400_000_000)
         );
-        assert_eq!(parse_timestamp("0001-01-01T00:00:00Z"), Ok(-62_135_596_800_000_000));
+        assert_eq!(
+            parse_timestamp("0001-01-01T00:00:00Z"),
+            Ok(-62_135_596_800_000_000)
+        );
     }
 
     #[test]
@@ -473,7 +478,10 @@ mod tests {
             err(json!(1), Boolean),
             "expected BOOLEAN (true or false) but got an integer"
         );
-        assert_eq!(err(json!(1), Text), "expected TEXT (a string) but got an integer");
+        assert_eq!(
+            err(json!(1), Text),
+            "expected TEXT (a string) but got an integer"
+        );
         assert!(err(json!([1]), Double).contains("got an array"));
         assert!(err(json!({}), Text).contains("got an object"));
         assert!(err(json!("dead"), Bytes).contains("\\x"));
@@ -486,7 +494,10 @@ mod tests {
         use ColumnType::*;
         assert_eq!(parse_text_value("42", BigInt), Ok(Value::Int(42)));
         assert!(parse_text_value("4x", BigInt).is_err());
-        assert_eq!(parse_text_value("card-1", Text), Ok(Value::Text("card-1".into())));
+        assert_eq!(
+            parse_text_value("card-1", Text),
+            Ok(Value::Text("card-1".into()))
+        );
         assert_eq!(parse_text_value("TRUE", Boolean), Ok(Value::Bool(true)));
         assert_eq!(parse_text_value("\\x01", Bytes), Ok(Value::Bytes(vec![1])));
         assert_eq!(parse_text_value("7", Timestamp), Ok(Value::Timestamp(7)));
@@ -511,7 +522,10 @@ mod tests {
 
         assert_eq!(value_to_json(&Value::Null), json!(null));
         assert_eq!(value_to_json(&Value::Double(1.5)), json!(1.5));
-        assert_eq!(value_to_json(&Value::Double(f64::INFINITY)), json!("Infinity"));
+        assert_eq!(
+            value_to_json(&Value::Double(f64::INFINITY)),
+            json!("Infinity")
+        );
         assert_eq!(value_to_json(&Value::Bytes(vec![255])), json!("\\xff"));
         assert_eq!(value_to_json(&Value::Timestamp(5)), json!(5));
         // JSON output converts back to the same values.

@@ -73,7 +73,18 @@ impl Conn {
         }
         let mut out = self.out.borrow_mut();
         let was_empty = out.is_empty();
+        let before = out.len();
         tarn_net::encode_response(request_id, resp, &mut out);
+        let frame_len = out.len() - before;
+        if frame_len > FRAME_HEADER_BYTES + MAX_FRAME_PAYLOAD_BYTES as usize {
+            // A reply must fit a frame too; the client gets a clear error instead.
+            out.truncate(before);
+            let message = format!(
+                "the reply would be {frame_len} bytes, more than the {MAX_FRAME_PAYLOAD_BYTES}-byte frame limit; ask for fewer keys per request"
+            );
+            let err = Response::Error(ErrorReply { code: ErrorCode::BatchTooLarge, message, row: None, column: None });
+            tarn_net::encode_response(request_id, &err, &mut out);
+        }
         if was_empty {
             self.out_ready.signal(1);
         }
@@ -145,16 +156,21 @@ async fn write_loop(conn: Rc<Conn>, mut sock: Half) {
 }
 
 /// Reads and dispatches frames. Returns when the connection must stop reading.
+///
+/// `buf[start..filled]` holds unread bytes. The buffer is allocated (zeroed) once and only
+/// grows while a frame larger than it is being received.
 async fn read_loop(conn: &Rc<Conn>, mut sock: Half) {
     let shard = &conn.shard;
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
-    let mut start = 0usize;
+    let mut buf: Vec<u8> = vec![0; READ_CHUNK_BYTES];
+    let (mut start, mut filled) = (0usize, 0usize);
     let mut handshaken = false;
     loop {
         // Dispatch every complete frame in the buffer.
+        let need;
         loop {
-            let avail = &buf[start..];
+            let avail = &buf[start..filled];
             if avail.len() < FRAME_HEADER_BYTES {
+                need = FRAME_HEADER_BYTES;
                 break;
             }
             let header = FrameHeader::decode(avail[..FRAME_HEADER_BYTES].try_into().expect("16 bytes"));
@@ -165,6 +181,7 @@ async fn read_loop(conn: &Rc<Conn>, mut sock: Half) {
             }
             let frame_len = FRAME_HEADER_BYTES + header.payload_len as usize;
             if avail.len() < frame_len {
+                need = frame_len;
                 break;
             }
             let payload = &avail[FRAME_HEADER_BYTES..frame_len];
@@ -174,32 +191,31 @@ async fn read_loop(conn: &Rc<Conn>, mut sock: Half) {
                 return;
             }
         }
-        if start == buf.len() {
-            buf.clear();
-            start = 0;
-        } else if start > 0 && start >= buf.len() / 2 {
-            buf.drain(..start);
-            start = 0;
-        }
         if shard.is_shutting_down() {
             return;
         }
+        // Make room: move the partial frame to the front, grow only for a frame that does not fit.
+        if start == filled {
+            (start, filled) = (0, 0);
+        } else if buf.len() - filled < READ_CHUNK_BYTES / 4 || buf.len() - start < need {
+            buf.copy_within(start..filled, 0);
+            (start, filled) = (0, filled - start);
+        }
+        if buf.len() < need {
+            debug_assert!(need <= FRAME_HEADER_BYTES + MAX_FRAME_PAYLOAD_BYTES as usize);
+            buf.resize(need, 0);
+        }
         // Read more, but wake up for shutdown too.
-        let old_len = buf.len();
-        buf.resize(old_len + READ_CHUNK_BYTES, 0);
-        let read = futures_lite::future::or(
-            async { Some(sock.read(&mut buf[old_len..]).await) },
-            async {
-                let _ = shard.shutdown.acquire(1).await;
-                None
-            },
-        )
+        let read = futures_lite::future::or(async { Some(sock.read(&mut buf[filled..]).await) }, async {
+            let _ = shard.shutdown.acquire(1).await;
+            None
+        })
         .await;
         match read {
-            Some(Ok(n)) if n > 0 => buf.truncate(old_len + n),
+            Some(Ok(n)) if n > 0 => filled += n,
             _ => return, // EOF, error, or shutdown
         }
-        // Respect the pending-reply budget: a client that does not read replies stops being read.
+        // A client that does not read its replies stops being read (bounded reply memory).
         while conn.out.borrow().len() > MAX_PENDING_REPLY_BYTES && !conn.broken.get() {
             let _ = conn.completed.acquire(1).await;
         }
@@ -267,7 +283,16 @@ fn dispatch(conn: &Rc<Conn>, header: &FrameHeader, payload: &[u8], handshaken: &
             conn.finish(op, started);
         }
         Request::Hello(_) => {
-            conn.error(id, (ErrorCode::Malformed, "HELLO was already received on this connection".into()));
+            conn.error(id, (ErrorCode::Unsupported, "HELLO was already received on this connection".into()));
+            conn.finish(op, started);
+        }
+        // A GET whose keys this shard owns (every GET with one shard) is answered inline too:
+        // the point-read latency is the product's headline number.
+        Request::Get(req) if all_local(&conn.shard, &req) => {
+            match get_inline(&conn.shard, &req) {
+                Ok(r) => conn.reply(id, &r),
+                Err(e) => conn.reply(id, &Response::Error(e)),
+            }
             conn.finish(op, started);
         }
         request => {
@@ -284,6 +309,24 @@ fn dispatch(conn: &Rc<Conn>, header: &FrameHeader, payload: &[u8], handshaken: &
         }
     }
     true
+}
+
+/// True when every key of `req` is owned by this shard (or the request is invalid, which the
+/// inline path reports without any other shard's help).
+fn all_local(shard: &Shard, req: &tarn_net::KeysRequest) -> bool {
+    if shard.count == 1 {
+        return true;
+    }
+    let mut buf = Vec::new();
+    req.keys.iter().all(|k| tarn_types::encode_key(k, &mut buf).is_err() || shard_for(&buf, shard.count) == shard.id)
+}
+
+fn get_inline(shard: &Shard, req: &tarn_net::KeysRequest) -> Result<Response, ErrorReply> {
+    let catalog = shard.catalog();
+    let def = catalog.table(&req.table).ok_or_else(|| unknown_table(&req.table))?;
+    let keys = batch::validate_keys(def, &req.keys).map_err(super::core_error)?;
+    let columns = def.columns.iter().map(|c| Column { name: c.name.clone(), ty: c.ty }).collect();
+    Ok(Response::Get(GetReply { columns, rows: shard.get_local(def.id, &keys) }))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -386,10 +429,6 @@ async fn run_parts(shard: &Rc<Shard>, parts: Vec<(u32, Mutation)>) -> Result<u64
 
 async fn get_rows(shard: &Rc<Shard>, table_id: u32, keys: Vec<Vec<u8>>) -> Result<Vec<Option<Vec<Value>>>, Failure> {
     let n = shard.count;
-    // Fast path: every key is local (always true with one shard).
-    if keys.iter().all(|k| shard_for(k, n) == shard.id) {
-        return Ok(shard.get_local(table_id, &keys));
-    }
     let mut rows: Vec<Option<Vec<Value>>> = vec![None; keys.len()];
     let tasks: Vec<_> = batch::split_keys_by_shard(keys, n)
         .into_iter()

@@ -307,7 +307,7 @@ async fn recover(cfg: &Config, data_path: &std::path::Path, id: u32, count: u32,
         if !owned {
             return Err(format!("record {lsn} holds keys shard {id} does not own"));
         }
-        state.apply(catalog, &m);
+        state.apply_owned(catalog, m);
         Ok(())
     };
     let (log, report) = Log::open(opts, after_lsn, replay).await.map_err(|e| format!("shard {id}: {e}"))?;

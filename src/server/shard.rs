@@ -173,7 +173,7 @@ impl Shard {
                 break;
             }
             let Some(p) = self.pending.borrow_mut().remove(&next) else { break };
-            let n = self.state.borrow_mut().apply(&catalog, &p.mutation);
+            let n = self.state.borrow_mut().apply_owned(&catalog, p.mutation);
             self.next_apply_lsn.set(next + 1);
             // The writer may have gone (its connection closed): the write still happened.
             let _ = p.done.try_send(n);

@@ -29,23 +29,39 @@ fn parse_name(name: &str) -> Option<u64> {
 pub async fn write(dir: &Path, lsn: u64, payload: &[u8]) -> Result<PathBuf, StorageError> {
     let name = file_name(lsn);
     let tmp_name = format!("{name}.tmp");
-    let path = write_framed_atomic(dir, &tmp_name, &name, CHECKPOINT_MAGIC, CHECKPOINT_HEADER_SIZE_BYTES as u32, lsn, payload).await?;
+    let path = write_framed_atomic(
+        dir,
+        &tmp_name,
+        &name,
+        CHECKPOINT_MAGIC,
+        CHECKPOINT_HEADER_SIZE_BYTES as u32,
+        lsn,
+        payload,
+    )
+    .await?;
     // Cold path: glommio has no async readdir.
     let entries = std::fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))?;
     let mut old = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| StorageError::io(dir, e))?;
-        let Some(fname) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        let Some(fname) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
         let stale = match parse_name(&fname) {
             Some(l) => l < lsn,
-            None => fname.strip_suffix(".tmp").and_then(parse_name).is_some_and(|l| l != lsn),
+            None => fname
+                .strip_suffix(".tmp")
+                .and_then(parse_name)
+                .is_some_and(|l| l != lsn),
         };
         if stale {
             old.push(entry.path());
         }
     }
     for p in old {
-        glommio::io::remove(&p).await.map_err(|e| StorageError::io(&p, e))?;
+        glommio::io::remove(&p)
+            .await
+            .map_err(|e| StorageError::io(&p, e))?;
     }
     Ok(path)
 }
@@ -95,7 +111,7 @@ pub fn load_latest(dir: &Path) -> Result<Option<LoadedCheckpoint>, StorageError>
             found.push((lsn, entry.path()));
         }
     }
-    found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    found.sort_unstable_by_key(|f| std::cmp::Reverse(f.0));
     for (lsn, path) in found {
         match load_one(&path, lsn) {
             Ok(c) => return Ok(Some(c)),
@@ -110,19 +126,40 @@ pub fn load_latest(dir: &Path) -> Result<Option<LoadedCheckpoint>, StorageError>
 
 fn load_one(path: &Path, lsn: u64) -> Result<LoadedCheckpoint, StorageError> {
     let file = std::fs::File::open(path).map_err(|e| StorageError::io(path, e))?;
-    let len = file.metadata().map_err(|e| StorageError::io(path, e))?.len();
+    let len = file
+        .metadata()
+        .map_err(|e| StorageError::io(path, e))?
+        .len();
     if len < CHECKPOINT_HEADER_SIZE_BYTES {
-        return Err(StorageError::corrupt(path, 0, format!("file is {len} bytes, shorter than its header")));
+        return Err(StorageError::corrupt(
+            path,
+            0,
+            format!("file is {len} bytes, shorter than its header"),
+        ));
     }
     // SAFETY: checkpoint files are immutable once renamed into place (they are only ever
     // deleted, never written), so the mapping cannot change under us.
     let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| StorageError::io(path, e))?;
-    let (h, range) = FramedHeader::validate_image(&mmap, CHECKPOINT_MAGIC, CHECKPOINT_HEADER_SIZE_BYTES as u32)
-        .map_err(|(offset, reason)| StorageError::corrupt(path, offset, reason))?;
+    let (h, range) =
+        FramedHeader::validate_image(&mmap, CHECKPOINT_MAGIC, CHECKPOINT_HEADER_SIZE_BYTES as u32)
+            .map_err(|(offset, reason)| StorageError::corrupt(path, offset, reason))?;
     if h.lsn != lsn {
-        return Err(StorageError::corrupt(path, 16, format!("header lsn {} does not match the file name", h.lsn)));
+        return Err(StorageError::corrupt(
+            path,
+            16,
+            format!("header lsn {} does not match the file name", h.lsn),
+        ));
     }
-    let c = LoadedCheckpoint { lsn, path: path.to_path_buf(), mmap, payload_len: range.len() };
-    assert_eq!(c.payload().as_ptr() as usize % 16, 0, "checkpoint payload must be 16-byte aligned");
+    let c = LoadedCheckpoint {
+        lsn,
+        path: path.to_path_buf(),
+        mmap,
+        payload_len: range.len(),
+    };
+    assert_eq!(
+        c.payload().as_ptr() as usize % 16,
+        0,
+        "checkpoint payload must be 16-byte aligned"
+    );
     Ok(c)
 }

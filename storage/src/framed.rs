@@ -42,7 +42,9 @@ impl FramedHeader {
     /// Validates magic, version, header CRC and header_len; `Err(reason)` otherwise.
     pub(crate) fn decode(b: &[u8], magic: [u8; 8], header_len: u32) -> Result<Self, String> {
         if b.len() < FRAMED_HEADER_BYTES {
-            return Err(format!("file shorter than its {FRAMED_HEADER_BYTES}-byte header"));
+            return Err(format!(
+                "file shorter than its {FRAMED_HEADER_BYTES}-byte header"
+            ));
         }
         if b[0..8] != magic {
             return Err("bad magic".into());
@@ -63,7 +65,10 @@ impl FramedHeader {
             payload_crc: u32::from_le_bytes(b[32..36].try_into().unwrap()),
         };
         if h.header_len != header_len {
-            return Err(format!("header length {} (expected {header_len})", h.header_len));
+            return Err(format!(
+                "header length {} (expected {header_len})",
+                h.header_len
+            ));
         }
         Ok(h)
     }
@@ -77,11 +82,17 @@ impl FramedHeader {
     ) -> Result<(Self, std::ops::Range<usize>), (u64, String)> {
         let h = Self::decode(image, magic, header_len).map_err(|r| (0, r))?;
         let start = header_len as u64;
-        let end = start.checked_add(h.payload_len).ok_or((24, "payload length overflows".to_string()))?;
+        let end = start
+            .checked_add(h.payload_len)
+            .ok_or((24, "payload length overflows".to_string()))?;
         if end != image.len() as u64 {
             return Err((
                 24,
-                format!("payload length {} but file holds {} bytes after the header", h.payload_len, (image.len() as u64).saturating_sub(start)),
+                format!(
+                    "payload length {} but file holds {} bytes after the header",
+                    h.payload_len,
+                    (image.len() as u64).saturating_sub(start)
+                ),
             ));
         }
         let range = start as usize..end as usize;
@@ -94,7 +105,9 @@ impl FramedHeader {
 
 /// Fsyncs directory `dir` so renames/creations inside it are durable.
 pub(crate) async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    let d = Directory::open(dir).await.map_err(|e| StorageError::io(dir, e))?;
+    let d = Directory::open(dir)
+        .await
+        .map_err(|e| StorageError::io(dir, e))?;
     let synced = d.sync().await.map_err(|e| StorageError::io(dir, e));
     let closed = d.close().await.map_err(|e| StorageError::io(dir, e));
     synced.and(closed)
@@ -120,6 +133,7 @@ pub(crate) async fn write_framed_atomic(
         payload_crc: crc32c::crc32c(payload),
     }
     .encode();
+    prime_dma_probe(dir).await?;
     let tmp = dir.join(tmp_name);
     let fin = dir.join(final_name);
     let file = OpenOptions::new()
@@ -137,32 +151,61 @@ pub(crate) async fn write_framed_atomic(
             let buf_len = align_up(len, BLOCK_SIZE_BYTES) as usize;
             let mut buf = glommio::allocate_dma_buffer(buf_len);
             let bytes = buf.as_bytes_mut();
-            fill_image(bytes, offset, len as usize, &header, header_len as u64, payload);
+            fill_image(
+                bytes,
+                offset,
+                len as usize,
+                &header,
+                header_len as u64,
+                payload,
+            );
             assert_eq!(offset % BLOCK_SIZE_BYTES, 0);
             assert_eq!(bytes.len() % BLOCK_SIZE_BYTES as usize, 0);
-            let written = file.write_at(buf, offset).await.map_err(|e| StorageError::io(&tmp, e))?;
+            let written = file
+                .write_at(buf, offset)
+                .await
+                .map_err(|e| StorageError::io(&tmp, e))?;
             if written != buf_len {
-                return Err(StorageError::io(&tmp, std::io::Error::new(std::io::ErrorKind::WriteZero, format!("short write: {written} of {buf_len} bytes at offset {offset}"))));
+                return Err(StorageError::io(
+                    &tmp,
+                    std::io::Error::new(
+                        std::io::ErrorKind::WriteZero,
+                        format!("short write: {written} of {buf_len} bytes at offset {offset}"),
+                    ),
+                ));
             }
             offset += len;
         }
         // The last chunk was padded to a block; cut the file to its exact length.
-        file.truncate(total_bytes).await.map_err(|e| StorageError::io(&tmp, e))?;
-        file.fdatasync().await.map_err(|e| StorageError::io(&tmp, e))?;
+        file.truncate(total_bytes)
+            .await
+            .map_err(|e| StorageError::io(&tmp, e))?;
+        file.fdatasync()
+            .await
+            .map_err(|e| StorageError::io(&tmp, e))?;
         Ok(())
     }
     .await;
     let closed = file.close().await.map_err(|e| StorageError::io(&tmp, e));
     result?;
     closed?;
-    glommio::io::rename(&tmp, &fin).await.map_err(|e| StorageError::io(&fin, e))?;
+    glommio::io::rename(&tmp, &fin)
+        .await
+        .map_err(|e| StorageError::io(&fin, e))?;
     sync_dir(dir).await?;
     Ok(fin)
 }
 
 /// Copies image bytes `[offset, offset+len)` of `header ++ zeros ++ payload` into `dst`
 /// and zeroes the rest of `dst` (block padding).
-fn fill_image(dst: &mut [u8], offset: u64, len: usize, header: &[u8], header_len: u64, payload: &[u8]) {
+fn fill_image(
+    dst: &mut [u8],
+    offset: u64,
+    len: usize,
+    header: &[u8],
+    header_len: u64,
+    payload: &[u8],
+) {
     assert!(len <= dst.len());
     let mut pos = 0usize;
     while pos < len {
@@ -189,7 +232,10 @@ fn fill_image(dst: &mut [u8], offset: u64, len: usize, header: &[u8], header_len
 /// (temp file `dir/name.tmp`, write, fdatasync, rename, directory fsync). After it returns,
 /// a crash leaves either the old or the new value, never a mix.
 pub async fn write_file_atomic(dir: &Path, name: &str, payload: &[u8]) -> Result<(), StorageError> {
-    assert!(!name.is_empty() && !name.contains('/'), "small-file name must be a plain file name");
+    assert!(
+        !name.is_empty() && !name.contains('/'),
+        "small-file name must be a plain file name"
+    );
     if payload.len() as u64 > MAX_SMALL_FILE_BYTES - SMALL_FILE_HEADER_SIZE_BYTES {
         return Err(StorageError::RecordTooLarge {
             len: payload.len(),
@@ -197,9 +243,17 @@ pub async fn write_file_atomic(dir: &Path, name: &str, payload: &[u8]) -> Result
         });
     }
     let tmp_name = format!("{name}.tmp");
-    write_framed_atomic(dir, &tmp_name, name, SMALL_FILE_MAGIC, SMALL_FILE_HEADER_SIZE_BYTES as u32, 0, payload)
-        .await
-        .map(|_| ())
+    write_framed_atomic(
+        dir,
+        &tmp_name,
+        name,
+        SMALL_FILE_MAGIC,
+        SMALL_FILE_HEADER_SIZE_BYTES as u32,
+        0,
+        payload,
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Reads a file written by [`write_file_atomic`]: `Ok(None)` if it does not exist,
@@ -214,17 +268,64 @@ pub fn read_file_checked(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
         Err(e) => return Err(StorageError::io(path, e)),
     };
     if meta.len() > MAX_SMALL_FILE_BYTES {
-        return Err(StorageError::corrupt(path, 0, format!("file is {} bytes, more than the {MAX_SMALL_FILE_BYTES}-byte limit", meta.len())));
+        return Err(StorageError::corrupt(
+            path,
+            0,
+            format!(
+                "file is {} bytes, more than the {MAX_SMALL_FILE_BYTES}-byte limit",
+                meta.len()
+            ),
+        ));
     }
     let image = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StorageError::io(path, e)),
     };
-    let (_, range) = FramedHeader::validate_image(&image, SMALL_FILE_MAGIC, SMALL_FILE_HEADER_SIZE_BYTES as u32)
-        .map_err(|(offset, reason)| StorageError::corrupt(path, offset, reason))?;
+    let (_, range) = FramedHeader::validate_image(
+        &image,
+        SMALL_FILE_MAGIC,
+        SMALL_FILE_HEADER_SIZE_BYTES as u32,
+    )
+    .map_err(|(offset, reason)| StorageError::corrupt(path, offset, reason))?;
     let mut image = image;
     image.truncate(range.end);
     image.drain(..range.start);
     Ok(Some(image))
+}
+
+thread_local! {
+    /// Devices (st_dev) whose glommio iopoll probe this thread has primed.
+    static PRIMED_DEVICES: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Makes glommio's per-thread, per-device iopoll probe see a non-empty file.
+///
+/// glommio decides whether a device supports polled I/O by reading offset 0 of the FIRST
+/// DMA file opened on it (per thread). If that file is empty the read "succeeds" at EOF and
+/// the device is marked pollable even when it is not; every later read of real data then
+/// fails with EOPNOTSUPP (seen on virtio disks). So before opening any DMA file in `dir`
+/// we open a one-block file there once per (thread, device).
+///
+/// Cold path (first use of a directory on a thread): blocking `std::fs` for the probe file.
+pub(crate) async fn prime_dma_probe(dir: &Path) -> Result<(), StorageError> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(dir)
+        .map_err(|e| StorageError::io(dir, e))?
+        .dev();
+    if PRIMED_DEVICES.with(|p| p.borrow().contains(&dev)) {
+        return Ok(());
+    }
+    let probe = dir.join(".tarn-dma-probe");
+    std::fs::write(&probe, [0x55u8; BLOCK_SIZE_BYTES as usize])
+        .map_err(|e| StorageError::io(&probe, e))?;
+    let opened = glommio::io::DmaFile::open(&probe)
+        .await
+        .map_err(|e| StorageError::io(&probe, e));
+    if let Ok(f) = opened {
+        let _ = f.close().await;
+    }
+    let _ = std::fs::remove_file(&probe);
+    PRIMED_DEVICES.with(|p| p.borrow_mut().push(dev));
+    Ok(())
 }

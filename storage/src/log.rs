@@ -11,9 +11,10 @@ use crate::framed::sync_dir;
 use crate::notify::Notify;
 use crate::{align_down, align_up, OpenError, StorageError};
 use crate::{
-    ASYNC_FLUSH_THRESHOLD_BYTES, BLOCK_SIZE_BYTES, DEFAULT_ASYNC_FLUSH_INTERVAL, DEFAULT_SEGMENT_SIZE_BYTES,
-    MAX_PENDING_BYTES, MAX_RECORD_PAYLOAD_BYTES, MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES,
-    RECORD_ALIGNMENT_BYTES, RECORD_HEADER_SIZE_BYTES, RECOVERY_READ_CHUNK_BYTES, SEGMENT_HEADER_SIZE_BYTES,
+    ASYNC_FLUSH_THRESHOLD_BYTES, BLOCK_SIZE_BYTES, DEFAULT_ASYNC_FLUSH_INTERVAL,
+    DEFAULT_SEGMENT_SIZE_BYTES, MAX_PENDING_BYTES, MAX_RECORD_PAYLOAD_BYTES,
+    MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES, RECORD_ALIGNMENT_BYTES,
+    RECORD_HEADER_SIZE_BYTES, RECOVERY_READ_CHUNK_BYTES, SEGMENT_HEADER_SIZE_BYTES,
     ZERO_FILL_CHUNK_BYTES,
 };
 use glommio::io::{DmaFile, OpenOptions, ReadResult};
@@ -94,14 +95,19 @@ fn segment_name(first_lsn: u64) -> String {
 }
 
 fn parse_segment_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix(SEGMENT_PREFIX)?.strip_suffix(SEGMENT_SUFFIX)?;
+    let digits = name
+        .strip_prefix(SEGMENT_PREFIX)?
+        .strip_suffix(SEGMENT_SUFFIX)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok()
 }
 
-fn encode_segment_header(first_lsn: u64, segment_size_bytes: u64) -> [u8; SEGMENT_HEADER_USED_BYTES] {
+fn encode_segment_header(
+    first_lsn: u64,
+    segment_size_bytes: u64,
+) -> [u8; SEGMENT_HEADER_USED_BYTES] {
     let mut b = [0u8; SEGMENT_HEADER_USED_BYTES];
     b[0..8].copy_from_slice(&SEGMENT_MAGIC);
     b[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
@@ -129,11 +135,15 @@ fn decode_segment_header(b: &[u8]) -> Result<(u64, u64), String> {
     }
     let header_size = u32::from_le_bytes(b[12..16].try_into().unwrap());
     if header_size as u64 != SEGMENT_HEADER_SIZE_BYTES {
-        return Err(format!("segment header size {header_size}, expected {SEGMENT_HEADER_SIZE_BYTES}"));
+        return Err(format!(
+            "segment header size {header_size}, expected {SEGMENT_HEADER_SIZE_BYTES}"
+        ));
     }
     let first_lsn = u64::from_le_bytes(b[16..24].try_into().unwrap());
     let size = u64::from_le_bytes(b[24..32].try_into().unwrap());
-    if size % BLOCK_SIZE_BYTES != 0 || !(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES).contains(&size) {
+    if size % BLOCK_SIZE_BYTES != 0
+        || !(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES).contains(&size)
+    {
         return Err(format!("segment size {size} in header is invalid"));
     }
     if first_lsn == 0 {
@@ -144,7 +154,10 @@ fn decode_segment_header(b: &[u8]) -> Result<(u64, u64), String> {
 
 /// Framed size of a record with `payload_len` payload bytes (header + payload + padding).
 fn framed_len(payload_len: usize) -> u64 {
-    align_up(RECORD_HEADER_SIZE_BYTES + payload_len as u64, RECORD_ALIGNMENT_BYTES)
+    align_up(
+        RECORD_HEADER_SIZE_BYTES + payload_len as u64,
+        RECORD_ALIGNMENT_BYTES,
+    )
 }
 
 /// CRC32C over `total_len (u32 LE) ++ lsn (u64 LE) ++ payload`.
@@ -246,7 +259,10 @@ impl Group {
         assert_eq!(self.base % BLOCK_SIZE_BYTES, 0);
         let len = self.bytes.len();
         let buf_len = align_up(len as u64, BLOCK_SIZE_BYTES);
-        assert!(self.base + buf_len <= self.segment_size, "group overflows its segment");
+        assert!(
+            self.base + buf_len <= self.segment_size,
+            "group overflows its segment"
+        );
         let mut buf = glommio::allocate_dma_buffer(buf_len as usize);
         let dst = buf.as_bytes_mut();
         dst[..len].copy_from_slice(&self.bytes);
@@ -343,8 +359,11 @@ impl Log {
     ) -> Result<(Rc<Log>, RecoveryReport), OpenError<E>> {
         validate_options(&opts)?;
         create_dir(&opts.dir).await?;
+        crate::framed::prime_dma_probe(&opts.dir).await?;
         let rec = recover(&opts, after_lsn, replay).await?;
-        let max_payload = (opts.segment_size_bytes - SEGMENT_HEADER_SIZE_BYTES - RECORD_HEADER_SIZE_BYTES) as usize;
+        let max_payload = (opts.segment_size_bytes
+            - SEGMENT_HEADER_SIZE_BYTES
+            - RECORD_HEADER_SIZE_BYTES) as usize;
         let max_payload = max_payload.min(MAX_RECORD_PAYLOAD_BYTES);
         assert!(framed_len(max_payload) <= opts.segment_size_bytes - SEGMENT_HEADER_SIZE_BYTES);
 
@@ -363,7 +382,11 @@ impl Log {
                 assert_eq!(group.end(), a.data_end);
                 (group, Some((a.file, a.path)), rec.last_lsn < after_lsn)
             }
-            None => (Group::new_segment(last_lsn + 1, opts.segment_size_bytes), None, false),
+            None => (
+                Group::new_segment(last_lsn + 1, opts.segment_size_bytes),
+                None,
+                false,
+            ),
         };
         let mut segments = rec.segments;
         if open.install {
@@ -416,17 +439,21 @@ impl Log {
     /// flusher (backpressure). The record is durable once [`Log::wait_durable`] returns.
     pub async fn append(&self, payload: &[u8]) -> Result<u64, StorageError> {
         if payload.len() > self.max_payload {
-            return Err(StorageError::RecordTooLarge { len: payload.len(), max: self.max_payload });
+            return Err(StorageError::RecordTooLarge {
+                len: payload.len(),
+                max: self.max_payload,
+            });
         }
         let framed = framed_len(payload.len());
         loop {
-            let st = self.st.borrow();
-            self.check_writable(&st)?;
-            if st.pending_bytes == 0 || st.pending_bytes + framed <= MAX_PENDING_BYTES {
-                break;
-            }
-            let progressed = self.progress.notified();
-            drop(st);
+            let progressed = {
+                let st = self.st.borrow();
+                self.check_writable(&st)?;
+                if st.pending_bytes == 0 || st.pending_bytes + framed <= MAX_PENDING_BYTES {
+                    break;
+                }
+                self.progress.notified()
+            };
             self.data_ready.notify_all();
             progressed.await;
         }
@@ -474,7 +501,10 @@ impl Log {
     fn rotate(&self, st: &mut State, lsn: u64) {
         let fresh = Group::new_segment(lsn, self.opts.segment_size_bytes);
         let old = std::mem::replace(&mut st.open, fresh);
-        assert!(!(old.install && old.new_bytes == 0), "a new segment must hold at least one record");
+        assert!(
+            !(old.install && old.new_bytes == 0),
+            "a new segment must hold at least one record"
+        );
         if old.new_bytes > 0 {
             st.sealed.push_back(old);
         }
@@ -500,7 +530,11 @@ impl Log {
     /// Resolves once `lsn` is durable (written and fdatasync'd). In async mode this asks
     /// the flusher to flush now instead of at the end of its interval.
     pub async fn wait_durable(&self, lsn: u64) -> Result<(), StorageError> {
-        assert!(lsn <= self.last_lsn.get(), "wait_durable({lsn}) beyond last_lsn {}", self.last_lsn.get());
+        assert!(
+            lsn <= self.last_lsn.get(),
+            "wait_durable({lsn}) beyond last_lsn {}",
+            self.last_lsn.get()
+        );
         loop {
             if self.durable_lsn.get() >= lsn {
                 return Ok(());
@@ -582,7 +616,9 @@ impl Log {
             st.segments.drain(..k).map(|s| s.path).collect()
         };
         for path in &removed {
-            glommio::io::remove(path).await.map_err(|e| io_error(path, "removing covered segment", e))?;
+            glommio::io::remove(path)
+                .await
+                .map_err(|e| io_error(path, "removing covered segment", e))?;
         }
         Ok(removed.len())
     }
@@ -619,7 +655,11 @@ impl Log {
         tracing::error!(error = %e, dir = %self.opts.dir.display(), "log flush failed; refusing further writes");
         let info = match e {
             StorageError::Io { path, source } => (path, source.kind(), source.to_string()),
-            other => (self.opts.dir.clone(), io::ErrorKind::Other, other.to_string()),
+            other => (
+                self.opts.dir.clone(),
+                io::ErrorKind::Other,
+                other.to_string(),
+            ),
         };
         self.st.borrow_mut().failed = Some(info);
         self.progress.notify_all();
@@ -629,13 +669,17 @@ impl Log {
 fn failure_error(f: &(PathBuf, io::ErrorKind, String)) -> StorageError {
     StorageError::Io {
         path: f.0.clone(),
-        source: io::Error::new(f.1, format!("an earlier log write failed, the log is read-only: {}", f.2)),
+        source: io::Error::new(
+            f.1,
+            format!("an earlier log write failed, the log is read-only: {}", f.2),
+        ),
     }
 }
 
 fn validate_options(opts: &LogOptions) -> Result<(), StorageError> {
     let s = opts.segment_size_bytes;
-    if s % BLOCK_SIZE_BYTES != 0 || !(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES).contains(&s) {
+    if s % BLOCK_SIZE_BYTES != 0 || !(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES).contains(&s)
+    {
         return Err(StorageError::InvalidOptions(format!(
             "segment_size_bytes {s} must be a multiple of {BLOCK_SIZE_BYTES} between {MIN_SEGMENT_SIZE_BYTES} and {MAX_SEGMENT_SIZE_BYTES}"
         )));
@@ -645,7 +689,10 @@ fn validate_options(opts: &LogOptions) -> Result<(), StorageError> {
 
 async fn create_dir(dir: &Path) -> Result<(), StorageError> {
     match glommio::io::Directory::create(dir).await {
-        Ok(d) => d.close().await.map_err(|e| io_error(dir, "closing log directory", e)),
+        Ok(d) => d
+            .close()
+            .await
+            .map_err(|e| io_error(dir, "closing log directory", e)),
         Err(e) => {
             let e: io::Error = e.into();
             if e.kind() != io::ErrorKind::NotFound {
@@ -703,10 +750,13 @@ async fn run_flusher(log: Rc<Log>, active: Option<(DmaFile, PathBuf)>) {
                     if st.kick || st.closing || st.pending_bytes >= ASYNC_FLUSH_THRESHOLD_BYTES {
                         break;
                     }
-                    st.first_pending_at.map(|t| t + log.opts.async_flush_interval)
+                    st.first_pending_at
+                        .map(|t| t + log.opts.async_flush_interval)
                 };
                 let now = Instant::now();
-                let Some(deadline) = deadline.filter(|d| *d > now) else { break };
+                let Some(deadline) = deadline.filter(|d| *d > now) else {
+                    break;
+                };
                 let ready = log.data_ready.notified();
                 futures_lite::future::or(ready, glommio::timer::sleep(deadline - now)).await;
             }
@@ -726,8 +776,8 @@ async fn run_flusher(log: Rc<Log>, active: Option<(DmaFile, PathBuf)>) {
             st.kick = false;
         }
         log.progress.notify_all(); // backpressured appenders may go on
-        // 4. Write + fdatasync each group in order (a segment is complete and durable
-        //    before the next segment receives any record).
+                                   // 4. Write + fdatasync each group in order (a segment is complete and durable
+                                   //    before the next segment receives any record).
         for job in jobs.drain(..) {
             let last = job.last_lsn;
             if let Err(e) = flush_job(&log.opts, &mut cur, &mut spare, job).await {
@@ -755,7 +805,10 @@ async fn run_flusher(log: Rc<Log>, active: Option<(DmaFile, PathBuf)>) {
 }
 
 fn spawn_spare(opts: &LogOptions) -> Task<Result<DmaFile, StorageError>> {
-    glommio::spawn_local(make_spare(opts.dir.join(SPARE_NAME), opts.segment_size_bytes))
+    glommio::spawn_local(make_spare(
+        opts.dir.join(SPARE_NAME),
+        opts.segment_size_bytes,
+    ))
 }
 
 /// Creates the spare segment: preallocated and zero-filled (so its extents are written
@@ -775,9 +828,13 @@ async fn make_spare(path: PathBuf, size: u64) -> Result<DmaFile, StorageError> {
             file.alignment()
         )));
     }
-    file.pre_allocate(size, false).await.map_err(|e| io_error(&path, "preallocating spare segment", e))?;
+    file.pre_allocate(size, false)
+        .await
+        .map_err(|e| io_error(&path, "preallocating spare segment", e))?;
     zero_range(&file, &path, 0, size).await?;
-    file.fdatasync().await.map_err(|e| io_error(&path, "fdatasync of spare segment", e))?;
+    file.fdatasync()
+        .await
+        .map_err(|e| io_error(&path, "fdatasync of spare segment", e))?;
     Ok(file)
 }
 
@@ -815,7 +872,10 @@ async fn zero_range(file: &DmaFile, path: &Path, start: u64, end: u64) -> Result
 fn short_write(path: &Path, written: usize, len: u64, off: u64) -> StorageError {
     StorageError::io(
         path,
-        io::Error::new(io::ErrorKind::WriteZero, format!("short write: {written} of {len} bytes at offset {off}")),
+        io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("short write: {written} of {len} bytes at offset {off}"),
+        ),
     )
 }
 
@@ -831,9 +891,14 @@ async fn flush_job(
         let task = spare.take().unwrap_or_else(|| spawn_spare(opts));
         let file = task.await?;
         let path = opts.dir.join(segment_name(job.segment_first_lsn));
-        file.rename(&path).await.map_err(|e| io_error(&path, "installing spare segment", e))?;
+        file.rename(&path)
+            .await
+            .map_err(|e| io_error(&path, "installing spare segment", e))?;
         if let Some(old) = cur.take() {
-            old.file.close().await.map_err(|e| io_error(&old.path, "closing sealed segment", e))?;
+            old.file
+                .close()
+                .await
+                .map_err(|e| io_error(&old.path, "closing sealed segment", e))?;
         }
         *cur = Some(ActiveFile { file, path });
         *spare = Some(spawn_spare(opts));
@@ -843,11 +908,18 @@ async fn flush_job(
     assert_eq!(job.base % BLOCK_SIZE_BYTES, 0);
     assert_eq!(len % BLOCK_SIZE_BYTES, 0);
     assert!(len > 0 && job.base + len <= job.segment_size);
-    let written = a.file.write_at(job.buf, job.base).await.map_err(|e| io_error(&a.path, "writing log group", e))?;
+    let written = a
+        .file
+        .write_at(job.buf, job.base)
+        .await
+        .map_err(|e| io_error(&a.path, "writing log group", e))?;
     if written as u64 != len {
         return Err(short_write(&a.path, written, len, job.base));
     }
-    a.file.fdatasync().await.map_err(|e| io_error(&a.path, "fdatasync of log segment", e))?;
+    a.file
+        .fdatasync()
+        .await
+        .map_err(|e| io_error(&a.path, "fdatasync of log segment", e))?;
     if job.install {
         // The new name must be durable before any record in it is reported durable.
         sync_dir(&opts.dir).await?;
@@ -870,7 +942,13 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(file: &'a DmaFile, path: &'a Path, size: u64) -> Self {
-        Reader { file, path, size, window: None, window_start: 0 }
+        Reader {
+            file,
+            path,
+            size,
+            window: None,
+            window_start: 0,
+        }
     }
 
     /// Bytes `[off, off+len)` of the segment (must lie within it).
@@ -883,7 +961,9 @@ impl<'a> Reader<'a> {
         };
         if !hit {
             let start = align_down(off, BLOCK_SIZE_BYTES);
-            let want = RECOVERY_READ_CHUNK_BYTES.max(align_up(end, BLOCK_SIZE_BYTES) - start).min(self.size - start);
+            let want = RECOVERY_READ_CHUNK_BYTES
+                .max(align_up(end, BLOCK_SIZE_BYTES) - start)
+                .min(self.size - start);
             assert_eq!(want % BLOCK_SIZE_BYTES, 0);
             let r = self
                 .file
@@ -907,11 +987,15 @@ impl<'a> Reader<'a> {
 
     /// Validates the record at `off`: `Ok(Ok(Some((lsn, framed, payload_range))))`,
     /// `Ok(Ok(None))` at a zero length (end of data), `Ok(Err(reason))` if invalid.
-    async fn record(&mut self, off: u64) -> Result<Result<Option<(u64, u64)>, String>, StorageError> {
+    async fn record(
+        &mut self,
+        off: u64,
+    ) -> Result<Result<Option<(u64, u64)>, String>, StorageError> {
         if off + RECORD_HEADER_SIZE_BYTES > self.size {
             return Ok(Ok(None));
         }
-        let (total_len, crc, lsn) = parse_record_header(self.get(off, RECORD_HEADER_SIZE_BYTES as usize).await?);
+        let (total_len, crc, lsn) =
+            parse_record_header(self.get(off, RECORD_HEADER_SIZE_BYTES as usize).await?);
         if total_len == 0 {
             return Ok(Ok(None));
         }
@@ -922,13 +1006,20 @@ impl<'a> Reader<'a> {
         if record_crc(total_len, lsn, &rec[RECORD_HEADER_SIZE_BYTES as usize..]) != crc {
             return Ok(Err("CRC mismatch".into()));
         }
-        Ok(Ok(Some((lsn, align_up(total_len as u64, RECORD_ALIGNMENT_BYTES)))))
+        Ok(Ok(Some((
+            lsn,
+            align_up(total_len as u64, RECORD_ALIGNMENT_BYTES),
+        ))))
     }
 
     /// Scans `[from, size)` at 8-byte steps for a valid record with lsn ≥ `min_lsn`.
     /// Returns it (lsn, offset) if any, and the end of the last non-zero 8-byte word seen
     /// (up to the found record, or the whole range).
-    async fn scan_after(&mut self, from: u64, min_lsn: u64) -> Result<(Option<(u64, u64)>, u64), StorageError> {
+    async fn scan_after(
+        &mut self,
+        from: u64,
+        min_lsn: u64,
+    ) -> Result<(Option<(u64, u64)>, u64), StorageError> {
         assert_eq!(from % RECORD_ALIGNMENT_BYTES, 0);
         let mut nonzero_end = from;
         let mut pos = from;
@@ -937,7 +1028,9 @@ impl<'a> Reader<'a> {
             if word.iter().any(|b| *b != 0) {
                 nonzero_end = pos + RECORD_ALIGNMENT_BYTES;
                 if pos + RECORD_HEADER_SIZE_BYTES <= self.size {
-                    let (total_len, _, lsn) = parse_record_header(self.get(pos, RECORD_HEADER_SIZE_BYTES as usize).await?);
+                    let (total_len, _, lsn) = parse_record_header(
+                        self.get(pos, RECORD_HEADER_SIZE_BYTES as usize).await?,
+                    );
                     if lsn >= min_lsn && record_len_sane(total_len, pos, self.size) {
                         if let Ok(Some((lsn, _))) = self.record(pos).await? {
                             return Ok((Some((lsn, pos)), nonzero_end));
@@ -991,7 +1084,9 @@ async fn recover<E>(
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if name == SPARE_NAME {
-            glommio::io::remove(entry.path()).await.map_err(|e| io_error(&entry.path(), "removing stale spare", e))?;
+            glommio::io::remove(entry.path())
+                .await
+                .map_err(|e| io_error(&entry.path(), "removing stale spare", e))?;
         } else if let Some(lsn) = parse_segment_name(name) {
             names.push((lsn, entry.path()));
         }
@@ -1009,9 +1104,16 @@ async fn recover<E>(
             .await
             .map_err(|e| io_error(&path, "opening log segment", e))?;
         if file.alignment() > BLOCK_SIZE_BYTES {
-            return Err(StorageError::InvalidOptions(format!("device needs {}-byte O_DIRECT alignment", file.alignment())).into());
+            return Err(StorageError::InvalidOptions(format!(
+                "device needs {}-byte O_DIRECT alignment",
+                file.alignment()
+            ))
+            .into());
         }
-        let file_size = file.file_size().await.map_err(|e| io_error(&path, "stat of log segment", e))?;
+        let file_size = file
+            .file_size()
+            .await
+            .map_err(|e| io_error(&path, "stat of log segment", e))?;
         let header = if file_size >= SEGMENT_HEADER_SIZE_BYTES {
             let r = file
                 .read_at_aligned(0, SEGMENT_HEADER_SIZE_BYTES as usize)
@@ -1028,7 +1130,9 @@ async fn recover<E>(
         let is_last = i + 1 == count;
         let checked = header.and_then(|(first_lsn, size)| {
             if first_lsn != name_lsn {
-                Err(format!("header first_lsn {first_lsn} does not match the file name"))
+                Err(format!(
+                    "header first_lsn {first_lsn} does not match the file name"
+                ))
             } else if file_size < size && !is_last {
                 Err(format!("file is {file_size} bytes, header says {size}"))
             } else {
@@ -1044,7 +1148,12 @@ async fn recover<E>(
                     tracing::warn!(path = %path.display(), file_size, segment_size = size, "newest log segment is shorter than its header says; zero-extending it");
                     extend_short_segment(&file, &path, file_size, size).await?;
                 }
-                found.push(Found { first_lsn: name_lsn, path, size_bytes: size, file })
+                found.push(Found {
+                    first_lsn: name_lsn,
+                    path,
+                    size_bytes: size,
+                    file,
+                })
             }
             Err(reason) if is_last => {
                 // The newest segment: installed (renamed) but its first write never became
@@ -1058,18 +1167,33 @@ async fn recover<E>(
                 };
                 drop(reader);
                 if let Some((lsn, off)) = valid {
-                    return Err(StorageError::corrupt(&path, 0, format!("{reason} (yet a valid record with lsn {lsn} exists at offset {off})")).into());
+                    return Err(StorageError::corrupt(
+                        &path,
+                        0,
+                        format!(
+                            "{reason} (yet a valid record with lsn {lsn} exists at offset {off})"
+                        ),
+                    )
+                    .into());
                 }
                 tracing::warn!(path = %path.display(), reason = %reason, "removing newest log segment whose header was never written durably (it holds no valid record)");
                 let _ = file.close().await;
-                glommio::io::remove(&path).await.map_err(|e| io_error(&path, "removing torn segment", e))?;
+                glommio::io::remove(&path)
+                    .await
+                    .map_err(|e| io_error(&path, "removing torn segment", e))?;
             }
             Err(reason) => return Err(StorageError::corrupt(&path, 0, reason).into()),
         }
     }
 
     let Some(first) = found.first() else {
-        return Ok(Recovered { segments: Vec::new(), active: None, records_replayed: 0, last_lsn: after_lsn, truncated_tail: None });
+        return Ok(Recovered {
+            segments: Vec::new(),
+            active: None,
+            records_replayed: 0,
+            last_lsn: after_lsn,
+            truncated_tail: None,
+        });
     };
     if first.first_lsn > after_lsn + 1 {
         return Err(StorageError::corrupt(
@@ -1093,11 +1217,16 @@ async fn recover<E>(
         if seg.first_lsn != expected {
             // Records missing between segments are fine only if the checkpoint covers them.
             if seg.first_lsn < expected || seg.first_lsn > after_lsn + 1 {
-                let prev = prev_end.as_ref().map_or(String::new(), |(p, o)| format!(" (previous segment {} ends at offset {o})", p.display()));
+                let prev = prev_end.as_ref().map_or(String::new(), |(p, o)| {
+                    format!(" (previous segment {} ends at offset {o})", p.display())
+                });
                 return Err(StorageError::corrupt(
                     &seg.path,
                     0,
-                    format!("missing records: segment starts at lsn {}, expected lsn {expected}{prev}", seg.first_lsn),
+                    format!(
+                        "missing records: segment starts at lsn {}, expected lsn {expected}{prev}",
+                        seg.first_lsn
+                    ),
                 )
                 .into());
             }
@@ -1128,7 +1257,11 @@ async fn recover<E>(
         if is_last && !zero_end {
             // Anything after the last valid record must be a torn tail: no valid record
             // with a larger lsn may follow.
-            let scan_from = if bad.is_some() { off + RECORD_ALIGNMENT_BYTES } else { off };
+            let scan_from = if bad.is_some() {
+                off + RECORD_ALIGNMENT_BYTES
+            } else {
+                off
+            };
             let (later, nonzero_end) = reader.scan_after(scan_from, expected).await?;
             if let Some((lsn, at)) = later {
                 let reason = bad.unwrap_or_else(|| "zero record length (end of data)".into());
@@ -1139,20 +1272,46 @@ async fn recover<E>(
                 )
                 .into());
             }
-            let discard_end = if bad.is_some() { nonzero_end.max(off + RECORD_ALIGNMENT_BYTES) } else { nonzero_end };
+            let discard_end = if bad.is_some() {
+                nonzero_end.max(off + RECORD_ALIGNMENT_BYTES)
+            } else {
+                nonzero_end
+            };
             if discard_end > off {
                 let why = bad.unwrap_or_else(|| "non-zero bytes after the end of data".into());
                 tracing::warn!(path = %seg.path.display(), offset = off, bytes = discard_end - off, reason = %why, "truncating torn log tail");
-                let keep = reader.get(align_down(off, BLOCK_SIZE_BYTES), (off % BLOCK_SIZE_BYTES) as usize).await?.to_vec();
+                let keep = reader
+                    .get(
+                        align_down(off, BLOCK_SIZE_BYTES),
+                        (off % BLOCK_SIZE_BYTES) as usize,
+                    )
+                    .await?
+                    .to_vec();
                 drop(reader);
-                zero_tail(&seg.file, &seg.path, off, &keep, align_up(discard_end, BLOCK_SIZE_BYTES)).await?;
-                truncated_tail = Some(TruncatedTail { path: seg.path.clone(), offset: off, bytes_discarded: discard_end - off });
+                zero_tail(
+                    &seg.file,
+                    &seg.path,
+                    off,
+                    &keep,
+                    align_up(discard_end, BLOCK_SIZE_BYTES),
+                )
+                .await?;
+                truncated_tail = Some(TruncatedTail {
+                    path: seg.path.clone(),
+                    offset: off,
+                    bytes_discarded: discard_end - off,
+                });
                 reader = Reader::new(&seg.file, &seg.path, seg.size_bytes);
             }
         } else if let Some(reason) = bad {
             return Err(StorageError::corrupt(&seg.path, off, reason).into());
         }
-        segments.push(SegInfo { first_lsn: seg.first_lsn, path: seg.path.clone(), size_bytes: seg.size_bytes, data_end: off });
+        segments.push(SegInfo {
+            first_lsn: seg.first_lsn,
+            path: seg.path.clone(),
+            size_bytes: seg.size_bytes,
+            data_end: off,
+        });
         prev_end = Some((seg.path.clone(), off));
         if is_last {
             let base = align_down(off, BLOCK_SIZE_BYTES);
@@ -1160,7 +1319,10 @@ async fn recover<E>(
             drop(reader);
             // Records read back may still sit in a volatile device cache after a process
             // crash: make them durable before reporting them durable.
-            seg.file.fdatasync().await.map_err(|e| io_error(&seg.path, "fdatasync of recovered segment", e))?;
+            seg.file
+                .fdatasync()
+                .await
+                .map_err(|e| io_error(&seg.path, "fdatasync of recovered segment", e))?;
             active = Some(ActiveSegment {
                 file: seg.file,
                 path: seg.path,
@@ -1171,19 +1333,35 @@ async fn recover<E>(
             });
         } else {
             drop(reader);
-            seg.file.close().await.map_err(|e| io_error(&seg.path, "closing log segment", e))?;
+            seg.file
+                .close()
+                .await
+                .map_err(|e| io_error(&seg.path, "closing log segment", e))?;
         }
     }
-    Ok(Recovered { segments, active, records_replayed, last_lsn: expected - 1, truncated_tail })
+    Ok(Recovered {
+        segments,
+        active,
+        records_replayed,
+        last_lsn: expected - 1,
+        truncated_tail,
+    })
 }
 
 async fn framed_len_from_header(reader: &mut Reader<'_>, off: u64) -> Result<usize, StorageError> {
-    let (total_len, _, _) = parse_record_header(reader.get(off, RECORD_HEADER_SIZE_BYTES as usize).await?);
+    let (total_len, _, _) =
+        parse_record_header(reader.get(off, RECORD_HEADER_SIZE_BYTES as usize).await?);
     Ok(total_len as usize - RECORD_HEADER_SIZE_BYTES as usize)
 }
 
 /// Durably zeroes a torn tail: `[off, end)`, keeping `keep` (= bytes `[align_down(off), off)`).
-async fn zero_tail(file: &DmaFile, path: &Path, off: u64, keep: &[u8], end: u64) -> Result<(), StorageError> {
+async fn zero_tail(
+    file: &DmaFile,
+    path: &Path,
+    off: u64,
+    keep: &[u8],
+    end: u64,
+) -> Result<(), StorageError> {
     let base = align_down(off, BLOCK_SIZE_BYTES);
     assert_eq!(keep.len() as u64, off - base);
     assert!(end > base && end % BLOCK_SIZE_BYTES == 0);
@@ -1191,17 +1369,33 @@ async fn zero_tail(file: &DmaFile, path: &Path, off: u64, keep: &[u8], end: u64)
     let b = first.as_bytes_mut();
     b[..keep.len()].copy_from_slice(keep);
     b[keep.len()..].fill(0);
-    let written = file.write_at(first, base).await.map_err(|e| io_error(path, "zeroing torn tail", e))?;
+    let written = file
+        .write_at(first, base)
+        .await
+        .map_err(|e| io_error(path, "zeroing torn tail", e))?;
     if written as u64 != BLOCK_SIZE_BYTES {
         return Err(short_write(path, written, BLOCK_SIZE_BYTES, base));
     }
-    zero_range(file, path, base + BLOCK_SIZE_BYTES, end.max(base + BLOCK_SIZE_BYTES)).await?;
-    file.fdatasync().await.map_err(|e| io_error(path, "fdatasync after zeroing torn tail", e))
+    zero_range(
+        file,
+        path,
+        base + BLOCK_SIZE_BYTES,
+        end.max(base + BLOCK_SIZE_BYTES),
+    )
+    .await?;
+    file.fdatasync()
+        .await
+        .map_err(|e| io_error(path, "fdatasync after zeroing torn tail", e))
 }
 
 /// Zero-extends a segment cut short at `file_size` to its full `size`, keeping every byte
 /// that is there.
-async fn extend_short_segment(file: &DmaFile, path: &Path, file_size: u64, size: u64) -> Result<(), StorageError> {
+async fn extend_short_segment(
+    file: &DmaFile,
+    path: &Path,
+    file_size: u64,
+    size: u64,
+) -> Result<(), StorageError> {
     assert!(file_size < size && size % BLOCK_SIZE_BYTES == 0);
     let base = align_down(file_size, BLOCK_SIZE_BYTES);
     let keep_len = (file_size - base) as usize;
@@ -1218,11 +1412,18 @@ async fn extend_short_segment(file: &DmaFile, path: &Path, file_size: u64, size:
             b[..keep_len].copy_from_slice(&r[..keep_len]);
         }
     }
-    file.pre_allocate(size, false).await.map_err(|e| io_error(path, "preallocating short segment", e))?;
-    let written = file.write_at(block, base).await.map_err(|e| io_error(path, "zero-extending short segment", e))?;
+    file.pre_allocate(size, false)
+        .await
+        .map_err(|e| io_error(path, "preallocating short segment", e))?;
+    let written = file
+        .write_at(block, base)
+        .await
+        .map_err(|e| io_error(path, "zero-extending short segment", e))?;
     if written as u64 != BLOCK_SIZE_BYTES {
         return Err(short_write(path, written, BLOCK_SIZE_BYTES, base));
     }
     zero_range(file, path, base + BLOCK_SIZE_BYTES, size).await?;
-    file.fdatasync().await.map_err(|e| io_error(path, "fdatasync of extended segment", e))
+    file.fdatasync()
+        .await
+        .map_err(|e| io_error(path, "fdatasync of extended segment", e))
 }

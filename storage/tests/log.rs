@@ -15,7 +15,14 @@ fn append_reopen_replays_exactly() {
     run(|| async move {
         let o = opts(&dir, 256 << 10, Durability::Sync);
         let (log, report, seen) = open_collect(o.clone(), 0).await.unwrap();
-        assert_eq!(report, RecoveryReport { records_replayed: 0, last_lsn: 0, truncated_tail: None });
+        assert_eq!(
+            report,
+            RecoveryReport {
+                records_replayed: 0,
+                last_lsn: 0,
+                truncated_tail: None
+            }
+        );
         assert!(seen.is_empty());
         let mut expect = Vec::new();
         for i in 0..300u64 {
@@ -62,7 +69,7 @@ fn group_commit_many_concurrent_appenders() {
         let (log, _, _) = open_collect(o.clone(), 0).await.unwrap();
         const TASKS: u64 = 64;
         const PER_TASK: u64 = 40;
-        let acked: Rc<RefCell<Vec<(u64, Vec<u8>)>>> = Rc::default();
+        let acked: Rc<RefCell<Replayed>> = Rc::default();
         let mut tasks = Vec::new();
         for t in 0..TASKS {
             let log = log.clone();
@@ -83,7 +90,11 @@ fn group_commit_many_concurrent_appenders() {
         let mut acked = acked.take();
         acked.sort();
         let lsns: Vec<u64> = acked.iter().map(|(l, _)| *l).collect();
-        assert_eq!(lsns, (1..=TASKS * PER_TASK).collect::<Vec<_>>(), "LSNs must be unique and contiguous");
+        assert_eq!(
+            lsns,
+            (1..=TASKS * PER_TASK).collect::<Vec<_>>(),
+            "LSNs must be unique and contiguous"
+        );
         assert_eq!(log.durable_lsn(), TASKS * PER_TASK);
         log.close().await.unwrap();
         let (log, _, seen) = open_collect(o, 0).await.unwrap();
@@ -118,7 +129,10 @@ fn backpressure_with_large_records_keeps_order() {
             all.extend(t.await);
         }
         all.sort();
-        assert_eq!(all.iter().map(|x| x.0).collect::<Vec<_>>(), (1..=48).collect::<Vec<_>>());
+        assert_eq!(
+            all.iter().map(|x| x.0).collect::<Vec<_>>(),
+            (1..=48).collect::<Vec<_>>()
+        );
         log.close().await.unwrap();
         let (log, _, seen) = open_collect(o, 0).await.unwrap();
         assert_eq!(seen, all);
@@ -133,9 +147,15 @@ fn segment_rotation_with_small_segments() {
     run(|| async move {
         let o = opts(&dir, SMALL_SEGMENT_BYTES, Durability::Sync);
         let (log, _, _) = open_collect(o.clone(), 0).await.unwrap();
-        assert_eq!(log.max_record_payload_bytes() as u64, SMALL_SEGMENT_BYTES - HDR - 16);
+        assert_eq!(
+            log.max_record_payload_bytes() as u64,
+            SMALL_SEGMENT_BYTES - HDR - 16
+        );
         let too_big = vec![7u8; log.max_record_payload_bytes() + 1];
-        assert!(matches!(log.append(&too_big).await, Err(StorageError::RecordTooLarge { .. })));
+        assert!(matches!(
+            log.append(&too_big).await,
+            Err(StorageError::RecordTooLarge { .. })
+        ));
         let mut expect = Vec::new();
         for i in 0..200u64 {
             let p = payload(i, 1000 + (i as usize % 7) * 300);
@@ -154,7 +174,11 @@ fn segment_rotation_with_small_segments() {
         assert!(segs.len() >= 5, "expected rotation, got {segs:?}");
         assert_eq!(log.disk_bytes(), segs.len() as u64 * SMALL_SEGMENT_BYTES);
         for s in &segs {
-            assert_eq!(std::fs::metadata(s).unwrap().len(), SMALL_SEGMENT_BYTES, "segments are preallocated");
+            assert_eq!(
+                std::fs::metadata(s).unwrap().len(),
+                SMALL_SEGMENT_BYTES,
+                "segments are preallocated"
+            );
         }
         // A segment file is named after its first LSN.
         assert!(segs[0].ends_with("log-00000000000000000001.seg"));
@@ -162,7 +186,10 @@ fn segment_rotation_with_small_segments() {
         assert!(log.bytes_since(100) < log.bytes_since(0));
         assert_eq!(log.bytes_since(log.last_lsn()), 0);
         log.close().await.unwrap();
-        assert!(!dir.join("log-spare.tmp").exists(), "close removes the spare");
+        assert!(
+            !dir.join("log-spare.tmp").exists(),
+            "close removes the spare"
+        );
         let (log, report, seen) = open_collect(o, 0).await.unwrap();
         assert_eq!(report.truncated_tail, None);
         assert_eq!(seen, expect);
@@ -192,13 +219,22 @@ fn torn_tail_truncated_file_is_cut_and_appends_continue() {
         let seg = segments(&dir).pop().unwrap();
         let rec20 = HDR + 19 * framed(100);
         // Cut the file in the middle of record 20.
-        std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(rec20 + 40).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(rec20 + 40)
+            .unwrap();
         let (log, report, seen) = open_collect(o.clone(), 0).await.unwrap();
         assert_eq!(seen, expect[..19].to_vec());
         let tail = report.truncated_tail.clone().expect("torn tail reported");
         assert_eq!((tail.path.as_path(), tail.offset), (seg.as_path(), rec20));
         assert_eq!(report.last_lsn, 19);
-        assert_eq!(std::fs::metadata(&seg).unwrap().len(), 256 << 10, "segment restored to full size");
+        assert_eq!(
+            std::fs::metadata(&seg).unwrap().len(),
+            256 << 10,
+            "segment restored to full size"
+        );
         let lsn = log.append(b"new 20").await.unwrap();
         assert_eq!(lsn, 20);
         log.close().await.unwrap();
@@ -223,9 +259,14 @@ fn torn_tail_garbage_after_last_record_is_cut() {
         write_bytes(&seg, end, &garbage);
         let (log, report, seen) = open_collect(o.clone(), 0).await.unwrap();
         assert_eq!(seen, expect);
-        let tail = report.truncated_tail.expect("garbage reported as torn tail");
+        let tail = report
+            .truncated_tail
+            .expect("garbage reported as torn tail");
         assert_eq!(tail.offset, end);
-        assert!(tail.bytes_discarded >= 4990 && tail.bytes_discarded <= 5008, "{tail:?}");
+        assert!(
+            tail.bytes_discarded >= 4990 && tail.bytes_discarded <= 5008,
+            "{tail:?}"
+        );
         for i in 0..5u64 {
             assert_eq!(log.append(&payload(100 + i, 50)).await.unwrap(), 11 + i);
         }
@@ -384,7 +425,11 @@ fn remove_segments_covered_by_checkpoint() {
         log.flush().await.unwrap();
         let before = segments(&dir);
         assert_eq!(before.len(), 5); // 60 records per segment
-        assert_eq!(log.remove_segments_covered_by(59).await.unwrap(), 0, "segment 1 holds lsn 60");
+        assert_eq!(
+            log.remove_segments_covered_by(59).await.unwrap(),
+            0,
+            "segment 1 holds lsn 60"
+        );
         let disk_before = log.disk_bytes();
         assert_eq!(log.remove_segments_covered_by(130).await.unwrap(), 2);
         assert_eq!(segments(&dir), before[2..].to_vec());
@@ -443,7 +488,10 @@ fn async_mode_flushes_within_the_interval() {
                 break;
             }
         }
-        assert!(became_durable, "async flusher never made the records durable");
+        assert!(
+            became_durable,
+            "async flusher never made the records durable"
+        );
         // The records are on disk: a second executor-less check by reopening after close.
         log.close().await.unwrap();
         let (log, _, seen) = open_collect(o, 0).await.unwrap();
@@ -458,7 +506,9 @@ fn invalid_options_are_refused() {
     let dir = tmp.path().to_path_buf();
     run(|| async move {
         for size in [4096, SMALL_SEGMENT_BYTES + 1, MAX_SEGMENT_SIZE_BYTES * 2] {
-            let err = open_collect(opts(&dir, size, Durability::Sync), 0).await.unwrap_err();
+            let err = open_collect(opts(&dir, size, Durability::Sync), 0)
+                .await
+                .unwrap_err();
             assert!(matches!(err, StorageError::InvalidOptions(_)), "{err}");
         }
     });
@@ -471,7 +521,14 @@ fn replay_error_is_returned() {
     run(|| async move {
         let o = opts(&dir, 256 << 10, Durability::Sync);
         fill(&o, 5, 10).await;
-        let r = Log::open(o, 0, |lsn, _| if lsn == 3 { Err("bad record 3") } else { Ok(()) }).await;
+        let r = Log::open(o, 0, |lsn, _| {
+            if lsn == 3 {
+                Err("bad record 3")
+            } else {
+                Ok(())
+            }
+        })
+        .await;
         match r {
             Err(OpenError::Replay(e)) => assert_eq!(e, "bad record 3"),
             other => panic!("expected replay error, got {:?}", other.map(|_| ())),

@@ -23,7 +23,11 @@ fn create_drop_and_ids_never_reused() {
 
     let e = run(&c1, "CREATE TABLE Cards (id TEXT PRIMARY KEY)").unwrap_err();
     assert_eq!(e, CoreError::TableExists("cards".into()));
-    let (same, msg) = run(&c1, "CREATE TABLE IF NOT EXISTS cards (x BIGINT PRIMARY KEY)").unwrap();
+    let (same, msg) = run(
+        &c1,
+        "CREATE TABLE IF NOT EXISTS cards (x BIGINT PRIMARY KEY)",
+    )
+    .unwrap();
     assert_eq!(msg, "table cards already exists, skipped");
     assert_eq!(same, c1);
 
@@ -40,11 +44,17 @@ fn create_drop_and_ids_never_reused() {
     assert_eq!(same, c2);
 
     let (c3, _) = run(&c2, "CREATE TABLE cards (id TEXT PRIMARY KEY)").unwrap();
-    assert_eq!(c3.table("cards").unwrap().id, 2, "a re-created table gets a new id");
+    assert_eq!(
+        c3.table("cards").unwrap().id,
+        2,
+        "a re-created table gets a new id"
+    );
     assert_eq!(c3.version, 3);
 
     assert_eq!(
-        c3.apply_ddl(&crate::sql::Statement::ShowTables).unwrap_err().kind(),
+        c3.apply_ddl(&crate::sql::Statement::ShowTables)
+            .unwrap_err()
+            .kind(),
         ErrorKind::Unsupported
     );
 }
@@ -53,12 +63,16 @@ fn create_drop_and_ids_never_reused() {
 fn table_limit() {
     let mut cat = Catalog::new();
     for i in 0..MAX_TABLES {
-        cat = run(&cat, &format!("CREATE TABLE t{i} (k BIGINT PRIMARY KEY)")).unwrap().0;
+        cat = run(&cat, &format!("CREATE TABLE t{i} (k BIGINT PRIMARY KEY)"))
+            .unwrap()
+            .0;
     }
     let e = run(&cat, "CREATE TABLE one_more (k BIGINT PRIMARY KEY)").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::LimitExceeded);
     let cat = run(&cat, "DROP TABLE t0").unwrap().0;
-    let cat = run(&cat, "CREATE TABLE one_more (k BIGINT PRIMARY KEY)").unwrap().0;
+    let cat = run(&cat, "CREATE TABLE one_more (k BIGINT PRIMARY KEY)")
+        .unwrap()
+        .0;
     assert_eq!(cat.table("one_more").unwrap().id as usize, MAX_TABLES + 1);
 }
 
@@ -74,14 +88,28 @@ fn serde_roundtrip_and_corruption() {
     assert_eq!(back, cat);
     assert_eq!(back.next_table_id, 4);
 
-    for bad in [&b""[..], b"{", b"[]", b"{\"format\":2,\"version\":0,\"next_table_id\":1,\"tables\":{}}"] {
-        assert_eq!(Catalog::from_bytes(bad).unwrap_err().kind(), ErrorKind::Corrupt);
+    for bad in [
+        &b""[..],
+        b"{",
+        b"[]",
+        b"{\"format\":2,\"version\":0,\"next_table_id\":1,\"tables\":{}}",
+    ] {
+        assert_eq!(
+            Catalog::from_bytes(bad).unwrap_err().kind(),
+            ErrorKind::Corrupt
+        );
     }
     // Semantic checks: id beyond next_table_id.
     let mut broken = cat.clone();
     broken.next_table_id = 1;
-    assert_eq!(Catalog::from_bytes(&broken.to_bytes()).unwrap_err().kind(), ErrorKind::Corrupt);
+    assert_eq!(
+        Catalog::from_bytes(&broken.to_bytes()).unwrap_err().kind(),
+        ErrorKind::Corrupt
+    );
     let mut broken = cat.clone();
     broken.tables.get_mut("cards").unwrap().key_column = 99;
-    assert_eq!(Catalog::from_bytes(&broken.to_bytes()).unwrap_err().kind(), ErrorKind::Corrupt);
+    assert_eq!(
+        Catalog::from_bytes(&broken.to_bytes()).unwrap_err().kind(),
+        ErrorKind::Corrupt
+    );
 }

@@ -26,19 +26,30 @@ pub(crate) fn random_value(rng: &mut StdRng) -> Value {
 
 fn random_mutation(rng: &mut StdRng) -> Mutation {
     let nrows = rng.random_range(0..8);
-    let key = |rng: &mut StdRng| (0..rng.random_range(0..12)).map(|_| rng.random()).collect::<Vec<u8>>();
+    let key = |rng: &mut StdRng| {
+        (0..rng.random_range(0..12))
+            .map(|_| rng.random())
+            .collect::<Vec<u8>>()
+    };
     if rng.random_bool(0.7) {
         let ncols = rng.random_range(0..6);
         Mutation::Upsert {
             table_id: rng.random(),
-            mode: if rng.random() { UpsertMode::Replace } else { UpsertMode::Merge },
+            mode: if rng.random() {
+                UpsertMode::Replace
+            } else {
+                UpsertMode::Merge
+            },
             column_idx: (0..ncols).map(|_| rng.random()).collect(),
             rows: (0..nrows)
                 .map(|_| (key(rng), (0..ncols).map(|_| random_value(rng)).collect()))
                 .collect(),
         }
     } else {
-        Mutation::Delete { table_id: rng.random(), keys: (0..nrows).map(|_| key(rng)).collect() }
+        Mutation::Delete {
+            table_id: rng.random(),
+            keys: (0..nrows).map(|_| key(rng)).collect(),
+        }
     }
 }
 
@@ -57,8 +68,14 @@ fn roundtrip_property() {
 
 #[test]
 fn exact_layout_of_a_small_delete() {
-    let m = Mutation::Delete { table_id: 0x0102_0304, keys: vec![vec![9, 8]] };
-    assert_eq!(encode_to_vec(&m), vec![1, 2, 4, 3, 2, 1, 1, 0, 0, 0, 2, 0, 0, 0, 9, 8]);
+    let m = Mutation::Delete {
+        table_id: 0x0102_0304,
+        keys: vec![vec![9, 8]],
+    };
+    assert_eq!(
+        encode_to_vec(&m),
+        vec![1, 2, 4, 3, 2, 1, 1, 0, 0, 0, 2, 0, 0, 0, 9, 8]
+    );
     let m = Mutation::Upsert {
         table_id: 1,
         mode: UpsertMode::Merge,
@@ -67,7 +84,10 @@ fn exact_layout_of_a_small_delete() {
     };
     assert_eq!(
         encode_to_vec(&m),
-        vec![1, 1, 1, 0, 0, 0, 1, 2, 0, 0, 0, 2, 0, 1, 0, 0, 0, 2, 0, 0, 0, 4, b'a', 4, 1, 0, 0, 0, b'a', 0]
+        vec![
+            1, 1, 1, 0, 0, 0, 1, 2, 0, 0, 0, 2, 0, 1, 0, 0, 0, 2, 0, 0, 0, 4, b'a', 4, 1, 0, 0, 0,
+            b'a', 0
+        ]
     );
 }
 
@@ -111,17 +131,24 @@ fn truncated_and_garbage_bytes_are_corrupt_not_panics() {
 fn specific_corruptions() {
     let cases: &[&[u8]] = &[
         &[],
-        &[2, 1],                                        // unknown version
-        &[1, 9],                                        // unknown kind
-        &[1, 1, 1, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0],       // unknown mode
-        &[1, 2, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff],    // huge key count, no bytes
+        &[2, 1],                                                       // unknown version
+        &[1, 9],                                                       // unknown kind
+        &[1, 1, 1, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0],                      // unknown mode
+        &[1, 2, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff],                   // huge key count, no bytes
         &[1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9], // bad value tag
-        &[1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 2], // bad bool
-        &[1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0xff], // bad UTF-8
+        &[
+            1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 2,
+        ], // bad bool
+        &[
+            1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0xff,
+        ], // bad UTF-8
     ];
     for c in cases {
         let e = decode(c).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Corrupt, "{c:?}");
-        assert!(e.to_string().starts_with("corrupt data: log record: "), "{e}");
+        assert!(
+            e.to_string().starts_with("corrupt data: log record: "),
+            "{e}"
+        );
     }
 }

@@ -13,7 +13,10 @@ fn err(sql: &str) -> CoreError {
 fn unsupported(sql: &str, needle: &str) {
     let e = err(sql);
     assert_eq!(e.kind(), ErrorKind::Unsupported, "{sql}: {e}");
-    assert!(e.to_string().contains(needle), "{sql}: `{e}` lacks `{needle}`");
+    assert!(
+        e.to_string().contains(needle),
+        "{sql}: `{e}` lacks `{needle}`"
+    );
 }
 
 #[test]
@@ -39,7 +42,9 @@ fn every_type_and_alias() {
         ("double precision", ColumnType::Double),
     ];
     for (spelling, ty) in cases {
-        let def = def_of(&format!("CREATE TABLE t (k TEXT PRIMARY KEY, c {spelling})"));
+        let def = def_of(&format!(
+            "CREATE TABLE t (k TEXT PRIMARY KEY, c {spelling})"
+        ));
         assert_eq!(def.columns[1].ty, ty, "{spelling}");
     }
 }
@@ -60,9 +65,18 @@ fn create_table_shape() {
     assert_eq!(
         def.columns,
         vec![
-            ColumnDef { name: "card_id".into(), ty: ColumnType::Text },
-            ColumnDef { name: "Risk".into(), ty: ColumnType::Double },
-            ColumnDef { name: "n".into(), ty: ColumnType::BigInt },
+            ColumnDef {
+                name: "card_id".into(),
+                ty: ColumnType::Text
+            },
+            ColumnDef {
+                name: "Risk".into(),
+                ty: ColumnType::Double
+            },
+            ColumnDef {
+                name: "n".into(),
+                ty: ColumnType::BigInt
+            },
         ]
     );
     assert_eq!(def.key_column, 0);
@@ -84,7 +98,8 @@ fn table_level_primary_key_and_not_null_key() {
 
 #[test]
 fn quoted_and_unquoted_identifiers() {
-    let def = def_of("CREATE TABLE \"MixedCase\" (\"Key\" TEXT PRIMARY KEY, Other TEXT, \"x y\" TEXT)");
+    let def =
+        def_of("CREATE TABLE \"MixedCase\" (\"Key\" TEXT PRIMARY KEY, Other TEXT, \"x y\" TEXT)");
     assert_eq!(def.name, "MixedCase");
     assert_eq!(def.columns[0].name, "Key");
     assert_eq!(def.columns[1].name, "other");
@@ -98,16 +113,28 @@ fn quoted_and_unquoted_identifiers() {
 
 #[test]
 fn drop_show_describe() {
-    let stmts = parse("DROP TABLE Cards; DROP TABLE IF EXISTS \"X\"; SHOW TABLES; DESCRIBE Cards; DESC \"Cards\"")
-        .unwrap();
+    let stmts = parse(
+        "DROP TABLE Cards; DROP TABLE IF EXISTS \"X\"; SHOW TABLES; DESCRIBE Cards; DESC \"Cards\"",
+    )
+    .unwrap();
     assert_eq!(
         stmts,
         vec![
-            Statement::DropTable { name: "cards".into(), if_exists: false },
-            Statement::DropTable { name: "X".into(), if_exists: true },
+            Statement::DropTable {
+                name: "cards".into(),
+                if_exists: false
+            },
+            Statement::DropTable {
+                name: "X".into(),
+                if_exists: true
+            },
             Statement::ShowTables,
-            Statement::Describe { table: "cards".into() },
-            Statement::Describe { table: "Cards".into() },
+            Statement::Describe {
+                table: "cards".into()
+            },
+            Statement::Describe {
+                table: "Cards".into()
+            },
         ]
     );
     assert!(stmts[0].is_ddl());
@@ -126,30 +153,100 @@ fn unsupported_constructs_have_specific_messages() {
     unsupported("SELECT 1", "statement `SELECT 1`");
     unsupported("INSERT INTO t VALUES (1)", "statement `INSERT");
     unsupported("CREATE TABLE t (a TEXT, b TEXT)", "without a PRIMARY KEY");
-    unsupported("CREATE TABLE t (a TEXT, b TEXT, PRIMARY KEY (a, b))", "composite PRIMARY KEY");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b TEXT PRIMARY KEY)", "more than one PRIMARY KEY");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, PRIMARY KEY (a))", "more than one PRIMARY KEY");
-    unsupported("CREATE TABLE t (a DOUBLE PRIMARY KEY)", "DOUBLE primary key on column \"a\"");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b TEXT NOT NULL)", "NOT NULL on non-key column \"b\"");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT DEFAULT 0)", "DEFAULT on column \"b\"");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b TEXT UNIQUE)", "UNIQUE on column \"b\"");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT CHECK (b > 0))", "CHECK on column \"b\"");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b TEXT REFERENCES u (x))", "REFERENCES");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b TEXT, UNIQUE (b))", "UNIQUE constraint");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT, CHECK (b > 0))", "CHECK constraint");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b NUMERIC)", "type `NUMERIC` for column \"b\"");
+    unsupported(
+        "CREATE TABLE t (a TEXT, b TEXT, PRIMARY KEY (a, b))",
+        "composite PRIMARY KEY",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b TEXT PRIMARY KEY)",
+        "more than one PRIMARY KEY",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY, PRIMARY KEY (a))",
+        "more than one PRIMARY KEY",
+    );
+    unsupported(
+        "CREATE TABLE t (a DOUBLE PRIMARY KEY)",
+        "DOUBLE primary key on column \"a\"",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b TEXT NOT NULL)",
+        "NOT NULL on non-key column \"b\"",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT DEFAULT 0)",
+        "DEFAULT on column \"b\"",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b TEXT UNIQUE)",
+        "UNIQUE on column \"b\"",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT CHECK (b > 0))",
+        "CHECK on column \"b\"",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b TEXT REFERENCES u (x))",
+        "REFERENCES",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b TEXT, UNIQUE (b))",
+        "UNIQUE constraint",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT, CHECK (b > 0))",
+        "CHECK constraint",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b NUMERIC)",
+        "type `NUMERIC` for column \"b\"",
+    );
     unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b REAL)", "type `REAL`");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b VECTOR(3))", "type `VECTOR(3)`");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b VARCHAR(10))", "type modifier in `VARCHAR(10)`");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b TIMESTAMP(3))", "type modifier");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b TIMESTAMPTZ)", "use TIMESTAMP");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b TIMESTAMP WITH TIME ZONE)", "use TIMESTAMP");
-    unsupported("CREATE TEMPORARY TABLE t (a TEXT PRIMARY KEY)", "temporary tables");
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b VECTOR(3))",
+        "type `VECTOR(3)`",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b VARCHAR(10))",
+        "type modifier in `VARCHAR(10)`",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b TIMESTAMP(3))",
+        "type modifier",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b TIMESTAMPTZ)",
+        "use TIMESTAMP",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b TIMESTAMP WITH TIME ZONE)",
+        "use TIMESTAMP",
+    );
+    unsupported(
+        "CREATE TEMPORARY TABLE t (a TEXT PRIMARY KEY)",
+        "temporary tables",
+    );
     unsupported("CREATE TABLE t AS SELECT 1", "AS SELECT");
-    unsupported("CREATE TABLE s.t (a TEXT PRIMARY KEY)", "qualified table name `s.t`");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY) WITH (fillfactor = 70)", "table options");
-    unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT GENERATED ALWAYS AS IDENTITY)", "generated/identity");
-    unsupported("CREATE TABLE t (a TEXT CONSTRAINT pk PRIMARY KEY)", "named constraint");
+    unsupported(
+        "CREATE TABLE s.t (a TEXT PRIMARY KEY)",
+        "qualified table name `s.t`",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY) WITH (fillfactor = 70)",
+        "table options",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT GENERATED ALWAYS AS IDENTITY)",
+        "generated/identity",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT CONSTRAINT pk PRIMARY KEY)",
+        "named constraint",
+    );
+    unsupported(
+        "CREATE TABLE t (a TEXT PRIMARY KEY NULL)",
+        "NULL on primary key column \"a\"",
+    );
     unsupported("DROP TABLE a, b", "several tables");
     unsupported("DROP TABLE a CASCADE", "CASCADE");
     unsupported("DROP VIEW v", "DROP VIEW");
@@ -161,7 +258,13 @@ fn unsupported_constructs_have_specific_messages() {
 #[test]
 fn unknown_key_column_and_limits() {
     let e = err("CREATE TABLE t (a TEXT, PRIMARY KEY (b))");
-    assert_eq!(e, CoreError::UnknownColumn { table: "t".into(), column: "b".into() });
+    assert_eq!(
+        e,
+        CoreError::UnknownColumn {
+            table: "t".into(),
+            column: "b".into()
+        }
+    );
 
     let long = "x".repeat(crate::MAX_IDENTIFIER_BYTES + 1);
     let e = err(&format!("CREATE TABLE {long} (a TEXT PRIMARY KEY)"));
@@ -169,7 +272,30 @@ fn unknown_key_column_and_limits() {
     let ok = "x".repeat(crate::MAX_IDENTIFIER_BYTES);
     def_of(&format!("CREATE TABLE {ok} ({ok} TEXT PRIMARY KEY)"));
 
-    let cols: Vec<String> = (0..=crate::MAX_COLUMNS).map(|i| format!("c{i} TEXT")).collect();
-    let e = err(&format!("CREATE TABLE t (k TEXT PRIMARY KEY, {})", cols.join(", ")));
+    let cols: Vec<String> = (0..=crate::MAX_COLUMNS)
+        .map(|i| format!("c{i} TEXT"))
+        .collect();
+    let e = err(&format!(
+        "CREATE TABLE t (k TEXT PRIMARY KEY, {})",
+        cols.join(", ")
+    ));
     assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
+}
+
+#[test]
+fn create_sql_roundtrips() {
+    for sql in [
+        super::CARDS,
+        "CREATE TABLE \"Weird \"\"T\"\"\" (\"Key\" TIMESTAMP, \"order\" BOOLEAN, x_1 BYTEA, PRIMARY KEY (\"Key\"))",
+    ] {
+        let def = def_of(sql);
+        let again = def_of(&def.create_sql());
+        assert_eq!(again, def, "{}", def.create_sql());
+    }
+    assert_eq!(
+        def_of("create table t (K bigint primary key, v varchar)").create_sql(),
+        "CREATE TABLE t (k BIGINT PRIMARY KEY, v TEXT)"
+    );
+    assert_eq!(crate::schema::quote_ident("select"), "\"select\"");
+    assert_eq!(crate::schema::quote_ident("Ab"), "\"Ab\"");
 }

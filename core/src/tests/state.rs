@@ -24,7 +24,9 @@ fn text(s: &str) -> Value {
 fn up(cat: &Catalog, mode: UpsertMode, cols: &[&str], rows: Vec<Vec<Value>>) -> Mutation {
     let def = cat.table("cards").unwrap();
     let cols: Vec<String> = cols.iter().map(|s| s.to_string()).collect();
-    validate_upsert(def, mode, &cols, rows).unwrap().into_mutation()
+    validate_upsert(def, mode, &cols, rows)
+        .unwrap()
+        .into_mutation()
 }
 
 #[test]
@@ -33,64 +35,132 @@ fn replace_merge_delete() {
     let mut st = ShardState::new();
     let n = st.apply(
         &cat,
-        &up(&cat, UpsertMode::Replace, &["card_id", "risk", "n"], vec![
-            vec![text("a"), Value::Double(0.5), Value::Int(1)],
-            vec![text("b"), Value::Null, Value::Int(2)],
-        ]),
+        &up(
+            &cat,
+            UpsertMode::Replace,
+            &["card_id", "risk", "n"],
+            vec![
+                vec![text("a"), Value::Double(0.5), Value::Int(1)],
+                vec![text("b"), Value::Null, Value::Int(2)],
+            ],
+        ),
     );
     assert_eq!(n, 2);
     assert_eq!(
         st.get(1, &key("a")).unwrap(),
-        &[text("a"), Value::Null, Value::Null, Value::Double(0.5), Value::Int(1), Value::Null, Value::Null]
+        &[
+            text("a"),
+            Value::Null,
+            Value::Null,
+            Value::Double(0.5),
+            Value::Int(1),
+            Value::Null,
+            Value::Null
+        ]
     );
     assert_eq!(st.table_len(1), 2);
 
     // Merge: listed columns change, others kept; a new row gets NULLs.
     st.apply(
         &cat,
-        &up(&cat, UpsertMode::Merge, &["card_id", "flagged"], vec![
-            vec![text("a"), Value::Bool(true)],
-            vec![text("c"), Value::Bool(false)],
-        ]),
+        &up(
+            &cat,
+            UpsertMode::Merge,
+            &["card_id", "flagged"],
+            vec![
+                vec![text("a"), Value::Bool(true)],
+                vec![text("c"), Value::Bool(false)],
+            ],
+        ),
     );
     assert_eq!(
         st.get(1, &key("a")).unwrap(),
-        &[text("a"), Value::Null, Value::Bool(true), Value::Double(0.5), Value::Int(1), Value::Null, Value::Null]
+        &[
+            text("a"),
+            Value::Null,
+            Value::Bool(true),
+            Value::Double(0.5),
+            Value::Int(1),
+            Value::Null,
+            Value::Null
+        ]
     );
     assert_eq!(
         st.get(1, &key("c")).unwrap(),
-        &[text("c"), Value::Null, Value::Bool(false), Value::Null, Value::Null, Value::Null, Value::Null]
+        &[
+            text("c"),
+            Value::Null,
+            Value::Bool(false),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null
+        ]
     );
 
     // Replace: unlisted columns become NULL.
-    st.apply(&cat, &up(&cat, UpsertMode::Replace, &["card_id", "n"], vec![vec![text("a"), Value::Int(9)]]));
+    st.apply(
+        &cat,
+        &up(
+            &cat,
+            UpsertMode::Replace,
+            &["card_id", "n"],
+            vec![vec![text("a"), Value::Int(9)]],
+        ),
+    );
     assert_eq!(
         st.get(1, &key("a")).unwrap(),
-        &[text("a"), Value::Null, Value::Null, Value::Null, Value::Int(9), Value::Null, Value::Null]
+        &[
+            text("a"),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Int(9),
+            Value::Null,
+            Value::Null
+        ]
     );
 
     // Repeated key within a batch: applied in order, last wins.
     st.apply(
         &cat,
-        &up(&cat, UpsertMode::Merge, &["card_id", "n"], vec![
-            vec![text("d"), Value::Int(1)],
-            vec![text("d"), Value::Int(2)],
-        ]),
+        &up(
+            &cat,
+            UpsertMode::Merge,
+            &["card_id", "n"],
+            vec![
+                vec![text("d"), Value::Int(1)],
+                vec![text("d"), Value::Int(2)],
+            ],
+        ),
     );
     assert_eq!(st.get(1, &key("d")).unwrap()[4], Value::Int(2));
     assert_eq!(st.total_rows(), 4);
 
-    let del = Mutation::Delete { table_id: 1, keys: vec![key("a"), key("zz"), key("c")] };
+    let del = Mutation::Delete {
+        table_id: 1,
+        keys: vec![key("a"), key("zz"), key("c")],
+    };
     assert_eq!(st.apply(&cat, &del), 2);
     assert!(st.get(1, &key("a")).is_none());
     assert_eq!(st.table_len(1), 2);
     assert_eq!(st.apply(&cat, &del), 0);
 
     // Records of unknown (dropped) tables are skipped.
-    let gone = Mutation::Delete { table_id: 77, keys: vec![key("b")] };
+    let gone = Mutation::Delete {
+        table_id: 77,
+        keys: vec![key("b")],
+    };
     assert_eq!(st.apply(&cat, &gone), 0);
-    let (cat2, _) = cat.apply_ddl(&crate::sql::parse("DROP TABLE cards").unwrap()[0]).unwrap();
-    let m = Mutation::Upsert { table_id: 1, mode: UpsertMode::Replace, column_idx: vec![0], rows: vec![(key("q"), vec![text("q")])] };
+    let (cat2, _) = cat
+        .apply_ddl(&crate::sql::parse("DROP TABLE cards").unwrap()[0])
+        .unwrap();
+    let m = Mutation::Upsert {
+        table_id: 1,
+        mode: UpsertMode::Replace,
+        column_idx: vec![0],
+        rows: vec![(key("q"), vec![text("q")])],
+    };
     assert_eq!(st.apply(&cat2, &m), 0);
     assert!(st.get(1, &key("q")).is_none());
     st.drop_table(1);
@@ -102,10 +172,23 @@ fn random_state(rng: &mut StdRng, cat: &Catalog, n: usize) -> (ShardState, Vec<M
     let def = cat.table("cards").unwrap();
     let mut st = ShardState::new();
     let mut log = Vec::new();
-    let all = ["card_id", "account_id", "flagged", "risk", "n", "seen", "blob"];
+    let all = [
+        "card_id",
+        "account_id",
+        "flagged",
+        "risk",
+        "n",
+        "seen",
+        "blob",
+    ];
     for _ in 0..n {
         let m = if rng.random_bool(0.15) {
-            Mutation::Delete { table_id: def.id, keys: (0..3).map(|_| key(&format!("k{}", rng.random_range(0..40)))).collect() }
+            Mutation::Delete {
+                table_id: def.id,
+                keys: (0..3)
+                    .map(|_| key(&format!("k{}", rng.random_range(0..40))))
+                    .collect(),
+            }
         } else {
             let mut cols: Vec<String> = vec!["card_id".into()];
             for c in &all[1..] {
@@ -128,16 +211,26 @@ fn random_state(rng: &mut StdRng, cat: &Catalog, n: usize) -> (ShardState, Vec<M
                                 ColumnType::Boolean => Value::Bool(rng.random()),
                                 ColumnType::BigInt => Value::Int(rng.random()),
                                 ColumnType::Double => Value::Double(rng.random_range(-1e9..1e9)),
-                                ColumnType::Text => Value::Text(format!("t{}é", rng.random::<u32>())),
-                                ColumnType::Bytes => Value::Bytes((0..rng.random_range(0..9)).map(|_| rng.random()).collect()),
+                                ColumnType::Text => {
+                                    Value::Text(format!("t{}é", rng.random::<u32>()))
+                                }
+                                ColumnType::Bytes => Value::Bytes(
+                                    (0..rng.random_range(0..9)).map(|_| rng.random()).collect(),
+                                ),
                                 ColumnType::Timestamp => Value::Timestamp(rng.random()),
                             }
                         })
                         .collect()
                 })
                 .collect();
-            let mode = if rng.random() { UpsertMode::Replace } else { UpsertMode::Merge };
-            validate_upsert(def, mode, &cols, rows).unwrap().into_mutation()
+            let mode = if rng.random() {
+                UpsertMode::Replace
+            } else {
+                UpsertMode::Merge
+            };
+            validate_upsert(def, mode, &cols, rows)
+                .unwrap()
+                .into_mutation()
         };
         // Through the log encoding, as replay would.
         let m = decode(&encode_to_vec(&m)).unwrap();
@@ -157,6 +250,11 @@ fn replay_is_deterministic() {
         again.apply(&cat, m);
     }
     assert_eq!(again, st);
+    let mut owned = ShardState::new();
+    for m in log {
+        owned.apply_owned(&cat, m);
+    }
+    assert_eq!(owned, st);
     assert!(st.total_rows() > 10);
 }
 
@@ -172,15 +270,52 @@ fn checkpoint_roundtrip() {
     let mut rng = StdRng::seed_from_u64(99);
     let (mut st, _) = random_state(&mut rng, &cat, 300);
     // A row with every type and one with all NULLs.
-    let all = up(&cat, UpsertMode::Replace, &["card_id", "account_id", "flagged", "risk", "n", "seen", "blob"], vec![
-        vec![text("every"), text("ü"), Value::Bool(true), Value::Double(-0.0), Value::Int(i64::MIN), Value::Timestamp(i64::MAX), Value::Bytes(vec![])],
-        vec![text("nulls"), Value::Null, Value::Null, Value::Null, Value::Null, Value::Null, Value::Null],
-    ]);
+    let all = up(
+        &cat,
+        UpsertMode::Replace,
+        &[
+            "card_id",
+            "account_id",
+            "flagged",
+            "risk",
+            "n",
+            "seen",
+            "blob",
+        ],
+        vec![
+            vec![
+                text("every"),
+                text("ü"),
+                Value::Bool(true),
+                Value::Double(-0.0),
+                Value::Int(i64::MIN),
+                Value::Timestamp(i64::MAX),
+                Value::Bytes(vec![]),
+            ],
+            vec![
+                text("nulls"),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ],
+        ],
+    );
     st.apply(&cat, &all);
     let other = cat.table("other").unwrap();
     let mut k = Vec::new();
     encode_key(&Value::Int(1), &mut k).unwrap();
-    st.apply(&cat, &Mutation::Upsert { table_id: other.id, mode: UpsertMode::Replace, column_idx: vec![0, 1], rows: vec![(k.clone(), vec![Value::Int(1), text("x")])] });
+    st.apply(
+        &cat,
+        &Mutation::Upsert {
+            table_id: other.id,
+            mode: UpsertMode::Replace,
+            column_idx: vec![0, 1],
+            rows: vec![(k.clone(), vec![Value::Int(1), text("x")])],
+        },
+    );
 
     let bytes = st.to_checkpoint();
     assert_eq!(&bytes[..8], b"TARNCKPT");
@@ -192,10 +327,15 @@ fn checkpoint_roundtrip() {
 
     // Empty state.
     let empty = ShardState::new().to_checkpoint();
-    assert_eq!(ShardState::from_checkpoint(&empty, &cat).unwrap(), ShardState::new());
+    assert_eq!(
+        ShardState::from_checkpoint(&empty, &cat).unwrap(),
+        ShardState::new()
+    );
 
     // Tables dropped since the checkpoint are skipped.
-    let (cat2, _) = cat.apply_ddl(&crate::sql::parse("DROP TABLE other").unwrap()[0]).unwrap();
+    let (cat2, _) = cat
+        .apply_ddl(&crate::sql::parse("DROP TABLE other").unwrap()[0])
+        .unwrap();
     let back = ShardState::from_checkpoint(&bytes, &cat2).unwrap();
     assert_eq!(back.table_len(other.id), 0);
     assert_eq!(back.table_len(1), st.table_len(1));

@@ -21,12 +21,19 @@ pub fn opts(dir: &Path, segment_size_bytes: u64, durability: Durability) -> LogO
 
 pub type Replayed = Vec<(u64, Vec<u8>)>;
 
-pub async fn open_collect(o: LogOptions, after_lsn: u64) -> Result<(Rc<Log>, RecoveryReport, Replayed), StorageError> {
+pub async fn open_collect(
+    o: LogOptions,
+    after_lsn: u64,
+) -> Result<(Rc<Log>, RecoveryReport, Replayed), StorageError> {
     let mut seen = Vec::new();
-    let r = Log::open(o, after_lsn, |lsn, p: &[u8]| -> Result<(), std::convert::Infallible> {
-        seen.push((lsn, p.to_vec()));
-        Ok(())
-    })
+    let r = Log::open(
+        o,
+        after_lsn,
+        |lsn, p: &[u8]| -> Result<(), std::convert::Infallible> {
+            seen.push((lsn, p.to_vec()));
+            Ok(())
+        },
+    )
     .await;
     match r {
         Ok((log, report)) => Ok((log, report, seen)),
@@ -67,7 +74,11 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
 }
 
 pub fn flip_byte(path: &Path, offset: u64) {
-    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     f.seek(SeekFrom::Start(offset)).unwrap();
     let mut b = [0u8; 1];
     f.read_exact(&mut b).unwrap();
@@ -86,12 +97,23 @@ pub fn write_bytes(path: &Path, offset: u64, bytes: &[u8]) {
 
 pub fn assert_corrupt(e: &StorageError, path: &Path, offset: u64, reason_contains: &str) {
     match e {
-        StorageError::Corrupt { path: p, offset: o, reason } => {
+        StorageError::Corrupt {
+            path: p,
+            offset: o,
+            reason,
+        } => {
             assert_eq!(p, path, "wrong file in {e}");
             assert_eq!(*o, offset, "wrong offset in {e}");
-            assert!(reason.contains(reason_contains), "reason {reason:?} lacks {reason_contains:?}");
+            assert!(
+                reason.contains(reason_contains),
+                "reason {reason:?} lacks {reason_contains:?}"
+            );
             let shown = e.to_string();
-            assert!(shown.contains(&path.display().to_string()) && shown.contains(&format!("at offset {offset}")), "{shown}");
+            assert!(
+                shown.contains(&path.display().to_string())
+                    && shown.contains(&format!("at offset {offset}")),
+                "{shown}"
+            );
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }
