@@ -17,6 +17,9 @@
 #   BENCH_BUILD [1]   build tarn-bench;  BENCH_BUILD_TARND [1]  also build tarnd (failure = Tarn skipped)
 #   BENCH_SKIP_TARN / BENCH_SKIP_REDIS / BENCH_SKIP_PG  set to 1 to leave a system out
 #   REDIS_DURABLE_PERSIST [always]  appendfsync for the durable suite
+#   TARND_BIN [target/release/tarnd]  server binary (a debug build is flagged in the report)
+#   BENCH_RESULTS_DIR [bench/results]  where the report and raw/ go
+#   BENCH_IDLE_WAIT [60]  seconds to wait for the machine to go quiet (<10% busy) before each suite
 set -euo pipefail
 
 SUITE="${1:-}"
@@ -42,16 +45,22 @@ TARND_SPIN_ARGS="${TARND_SPIN_ARGS:-}"
 PGBIN="/usr/lib/postgresql/15/bin"
 
 STAMP="$(date +%Y-%m-%d-%H%M%S)"
-RAW="$HERE/results/raw/$SUITE-$STAMP"
-OUT="$HERE/results/$SUITE-$STAMP.md"
+RESULTS="${BENCH_RESULTS_DIR:-$HERE/results}"
+RAW="$RESULTS/raw/$SUITE-$STAMP"
+OUT="$RESULTS/$SUITE-$STAMP.md"
 JSONL="$RAW/results.jsonl"
 mkdir -p "$RAW"
 : >"$JSONL"
 BENCH="$ROOT/target/release/tarn-bench"
-TARND="$ROOT/target/release/tarnd"
+TARND="${TARND_BIN:-$ROOT/target/release/tarnd}"
 SKIPS=()
 log() { echo "[run.sh $(date +%H:%M:%S)] $*" >&2; }
-skip() { log "SKIP: $*"; SKIPS+=("$*"); }
+skip() {
+    log "SKIP: $*"
+    local s
+    for s in "${SKIPS[@]}"; do [[ "$s" == "$*" ]] && return 0; done
+    SKIPS+=("$*")
+}
 
 # ---------------------------------------------------------------- lifecycle
 TARND_PID=""
@@ -62,6 +71,7 @@ cleanup() {
     stop_tarnd
     stop_redis
     stop_pg
+    [[ "$TARND" == "$RAW/tarnd" ]] && rm -f "$RAW/tarnd"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -89,7 +99,14 @@ build() {
         fi
     fi
     [[ -x "$BENCH" ]] || { echo "missing $BENCH" >&2; exit 1; }
+    # Freeze the server binary for the whole run (others may rebuild target/ meanwhile).
+    if [[ -x "$TARND" ]]; then
+        TARND_ORIG="$TARND"
+        cp "$TARND" "$RAW/tarnd"
+        TARND="$RAW/tarnd"
+    fi
 }
+TARND_ORIG="$TARND"
 
 # start_tarnd SHARDS DURABILITY [extra flags...]: sets TARN_ADDR, or returns 1 (skipped).
 TARN_ADDR=""
@@ -232,11 +249,41 @@ SQL
         -h 127.0.0.1 -p "$PG_PORT" -U postgres bench >"$dir/pgbench.out" 2>&1; then
         "$BENCH" pgbench-log "$dir"/pg.* --suite "$suite" --label "postgresql (synchronous_commit=on)" \
             --workload-label "INSERT .. ON CONFLICT DO UPDATE (1 row/txn)" --mode "$mode" \
-            --conns "$CONNS" --warmup "$WARM" --seconds "$SECS" --json "$JSONL" 2>&1 | tee -a "$RAW/runs.log" >&2
+            --conns "$CONNS" --warmup "$WARM" --seconds "$SECS" --notes "pgbench on CPU $CLIENT_CPU" --json "$JSONL" 2>&1 | tee -a "$RAW/runs.log" >&2
         rm -f "$dir"/pg.*
     else
         skip "$suite: pgbench $mode failed: $(tail -3 "$dir/pgbench.out" | tr '\n' ' ')"
     fi
+}
+
+# Busy % of the whole machine over one second (from /proc/stat).
+machine_busy_pct() {
+    local a b
+    a="$(head -1 /proc/stat)"
+    sleep 1
+    b="$(head -1 /proc/stat)"
+    awk -v a="$a" -v b="$b" 'BEGIN {
+        split(a, x, " "); split(b, y, " ");
+        busy = (y[2]+y[3]+y[4]+y[7]+y[8]+y[9]) - (x[2]+x[3]+x[4]+x[7]+x[8]+x[9]);
+        tot = busy + (y[5]+y[6]) - (x[5]+x[6]);
+        printf "%d", (tot > 0 ? 100 * busy / tot : 0) }'
+}
+
+# Wait (up to BENCH_IDLE_WAIT seconds, default 60) until the machine is quiet, so that
+# concurrent builds do not end up in the figures; measure anyway after that, with a note.
+wait_idle() {
+    local max="${BENCH_IDLE_WAIT:-60}" waited=0 busy
+    while :; do
+        busy="$(machine_busy_pct)"
+        ((busy < 10)) && return 0
+        if ((waited >= max)); then
+            skip "machine was ${busy}% busy before suite '$1' even after waiting ${max}s; figures may include interference (see WARNING notes)"
+            return 0
+        fi
+        ((waited == 0)) && log "machine is ${busy}% busy; waiting up to ${max}s for it to settle"
+        sleep 4
+        waited=$((waited + 5))
+    done
 }
 
 # ---------------------------------------------------------------- suites
@@ -326,7 +373,10 @@ machine_md() {
     echo "- Redis: $("$HERE/peers/redis.sh" version 2>/dev/null || echo n/a); PostgreSQL: $("$PGBIN/postgres" --version 2>/dev/null | awk '{print $3}' || echo n/a); pgbench -j 1"
     local commit
     commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit yet")"
-    echo "- tarnd: commit $commit$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo " (work tree has uncommitted changes)"); binary $( [[ -x "$TARND" ]] && date -r "$TARND" +'built %F %T' || echo 'not built')"
+    echo "- tarnd: commit $commit$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo " (work tree has uncommitted changes)"); binary $( [[ -x "$TARND_ORIG" ]] && date -r "$TARND_ORIG" +'built %F %T' || echo 'not built')"
+    if [[ "$TARND_ORIG" == */debug/* ]]; then
+        echo "- **tarnd is a DEBUG build ($TARND_ORIG): Tarn figures are not representative**"
+    fi
     echo "- Load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
     echo "## Setup"
@@ -342,12 +392,13 @@ machine_md() {
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 build
 case "$SUITE" in
-    floors) suite_floors ;;
-    get) suite_get ;;
-    throughput) suite_throughput ;;
-    durable) suite_durable ;;
-    all) suite_floors; suite_get; suite_throughput; suite_durable ;;
+    all) SUITES=(floors get throughput durable) ;;
+    *) SUITES=("$SUITE") ;;
 esac
+for s in "${SUITES[@]}"; do
+    wait_idle "$s"
+    "suite_$s"
+done
 cleanup
 
 {
@@ -366,5 +417,6 @@ cleanup
     fi
     echo "Raw logs and JSONL: \`${RAW#"$ROOT"/}\`"
 } >"$OUT"
+rm -f "$RAW/tarnd"
 log "wrote $OUT"
 cat "$OUT"

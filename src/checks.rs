@@ -31,17 +31,27 @@ pub fn check_io_uring() -> Result<(), String> {
 /// limit (and the hard one when privileged) if needed.
 pub fn ensure_memlock(shards: u32) -> Result<(), String> {
     let need = u64::from(shards) * IO_MEMORY_PER_SHARD_BYTES + MEMLOCK_MARGIN_BYTES;
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into the struct we pass.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
-        return Err(format!("getrlimit(RLIMIT_MEMLOCK): {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "getrlimit(RLIMIT_MEMLOCK): {}",
+            std::io::Error::last_os_error()
+        ));
     }
     if lim.rlim_cur == libc::RLIM_INFINITY || lim.rlim_cur >= need || has_cap_ipc_lock() {
         return Ok(());
     }
     let want = libc::rlimit {
         rlim_cur: need,
-        rlim_max: if lim.rlim_max == libc::RLIM_INFINITY { lim.rlim_max } else { lim.rlim_max.max(need) },
+        rlim_max: if lim.rlim_max == libc::RLIM_INFINITY {
+            lim.rlim_max
+        } else {
+            lim.rlim_max.max(need)
+        },
     };
     // SAFETY: setrlimit reads the struct we pass.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &want) } == 0 {
@@ -76,7 +86,9 @@ pub fn online_cpus() -> Vec<usize> {
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
             return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
         }
-        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
     }
 }
 
@@ -88,8 +100,9 @@ pub fn pinned_cpu() -> Option<usize> {
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
             return None;
         }
-        let cpus: Vec<usize> =
-            (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect();
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect();
         (cpus.len() == 1).then(|| cpus[0])
     }
 }

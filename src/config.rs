@@ -25,7 +25,11 @@ pub enum DurabilityArg {
 /// `tarnd` command line. Every flag can also be set in the TOML file given by `--config`
 /// (same names, `_` for `-`); a flag on the command line wins over the file.
 #[derive(Parser, Debug, Default)]
-#[command(name = "tarnd", version, about = "Tarn server: a single-node Context Lake appliance")]
+#[command(
+    name = "tarnd",
+    version,
+    about = "Tarn server: a single-node Context Lake appliance"
+)]
 pub struct Args {
     /// TOML configuration file (e.g. /etc/tarn/tarn.toml).
     #[arg(long)]
@@ -118,10 +122,16 @@ impl Config {
         let shards = args.shards.or(file.shards);
         if let Some(n) = shards {
             if n == 0 || n > MAX_SHARDS {
-                return Err(format!("--shards must be between 1 and {MAX_SHARDS}, got {n}"));
+                return Err(format!(
+                    "--shards must be between 1 and {MAX_SHARDS}, got {n}"
+                ));
             }
         }
-        let durability = match args.durability.or(file.durability).unwrap_or(DurabilityArg::Sync) {
+        let durability = match args
+            .durability
+            .or(file.durability)
+            .unwrap_or(DurabilityArg::Sync)
+        {
             DurabilityArg::Sync => Durability::Sync,
             DurabilityArg::Async => Durability::Async,
         };
@@ -133,13 +143,18 @@ impl Config {
         }
         let segment_mib = args.segment_mib.or(file.segment_mib).unwrap_or(64);
         if !(1..=1024).contains(&segment_mib) {
-            return Err(format!("--segment-mib must be between 1 and 1024, got {segment_mib}"));
+            return Err(format!(
+                "--segment-mib must be between 1 and 1024, got {segment_mib}"
+            ));
         }
         let checkpoint_mib = args.checkpoint_mib.or(file.checkpoint_mib).unwrap_or(256);
         if checkpoint_mib == 0 {
             return Err("--checkpoint-mib must be at least 1".to_string());
         }
-        let auth_token = args.auth_token.or(file.auth_token).filter(|t| !t.is_empty());
+        let auth_token = args
+            .auth_token
+            .or(file.auth_token)
+            .filter(|t| !t.is_empty());
         Ok(Config {
             listen,
             data_dir: args

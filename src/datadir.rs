@@ -43,7 +43,11 @@ pub struct DataDir {
 impl DataDir {
     /// Opens (creating if needed) and locks the data directory, and settles the shard count:
     /// the one recorded in `meta`, which `requested` must match if given.
-    pub fn open(path: &Path, requested: Option<u32>, default_shards: u32) -> Result<DataDir, String> {
+    pub fn open(
+        path: &Path,
+        requested: Option<u32>,
+        default_shards: u32,
+    ) -> Result<DataDir, String> {
         std::fs::create_dir_all(path)
             .map_err(|e| format!("cannot create data directory {}: {e}", path.display()))?;
         let path = path
@@ -66,7 +70,10 @@ impl DataDir {
         let (meta, created) = match std::fs::read(&meta_path) {
             Ok(bytes) => {
                 let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| {
-                    format!("{} is unreadable ({e}); it is not a Tarn data directory or it is damaged", meta_path.display())
+                    format!(
+                        "{} is unreadable ({e}); it is not a Tarn data directory or it is damaged",
+                        meta_path.display()
+                    )
                 })?;
                 if meta.format_version != DATA_DIR_FORMAT_VERSION {
                     return Err(format!(
@@ -102,12 +109,21 @@ impl DataDir {
                     shard_count: requested.unwrap_or(default_shards),
                     routing_hash: tarn_types::ROUTING_HASH.to_string(),
                 };
-                write_durably(&path, "meta", &serde_json::to_vec_pretty(&meta).expect("meta serializes"))?;
+                write_durably(
+                    &path,
+                    "meta",
+                    &serde_json::to_vec_pretty(&meta).expect("meta serializes"),
+                )?;
                 (meta, true)
             }
             Err(e) => return Err(format!("cannot read {}: {e}", meta_path.display())),
         };
-        Ok(DataDir { path, meta, created, _lock: lock })
+        Ok(DataDir {
+            path,
+            meta,
+            created,
+            _lock: lock,
+        })
     }
 
     pub fn shard_dir(&self, shard: u32) -> PathBuf {
@@ -118,11 +134,14 @@ impl DataDir {
 /// Writes a small file atomically: temp file, fsync, rename, fsync the directory.
 fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let err = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", dir.join(name).display());
+    let err =
+        |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", dir.join(name).display());
     let mut f = File::create(&tmp).map_err(|e| err("create", e))?;
     f.write_all(bytes).map_err(|e| err("write", e))?;
     f.sync_all().map_err(|e| err("fsync", e))?;
     std::fs::rename(&tmp, dir.join(name)).map_err(|e| err("rename", e))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| err("fsync directory of", e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| err("fsync directory of", e))?;
     Ok(())
 }

@@ -27,7 +27,11 @@ fn records(path: &Path) -> Vec<(u64, u32, u64)> {
             break;
         }
         let lsn = u64::from_le_bytes(bytes[off + 8..off + 16].try_into().unwrap());
-        assert!(len as u64 >= RECORD_HEADER && off + len as usize <= bytes.len(), "unparsable record at {off} in {}", path.display());
+        assert!(
+            len as u64 >= RECORD_HEADER && off + len as usize <= bytes.len(),
+            "unparsable record at {off} in {}",
+            path.display()
+        );
         out.push((off as u64, len, lsn));
         off += (len as usize).div_ceil(8) * 8;
     }
@@ -35,7 +39,11 @@ fn records(path: &Path) -> Vec<(u64, u32, u64)> {
 }
 
 fn patch(path: &Path, offset: u64, f: impl FnOnce(&mut [u8]), len: usize) {
-    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     file.seek(SeekFrom::Start(offset)).unwrap();
     let mut buf = vec![0u8; len];
     file.read_exact(&mut buf).unwrap();
@@ -57,12 +65,23 @@ fn row(id: i64, text_len: usize) -> Vec<Value> {
 fn corruption_in_the_middle_of_the_log_refuses_to_start() {
     // One shard, 1 MiB segments, no checkpoint (huge interval, and SIGKILL skips the
     // shutdown checkpoint): the whole log stays on disk.
-    let mut server =
-        TarnServer::start_ok(ServerOpts::shards(1).args(&["--segment-mib", "1", "--checkpoint-mib", "1024"]));
+    let mut server = TarnServer::start_ok(ServerOpts::shards(1).args(&[
+        "--segment-mib",
+        "1",
+        "--checkpoint-mib",
+        "1024",
+    ]));
     let mut c = server.client();
-    c.sql("CREATE TABLE big (id BIGINT PRIMARY KEY, body TEXT)").unwrap();
+    c.sql("CREATE TABLE big (id BIGINT PRIMARY KEY, body TEXT)")
+        .unwrap();
     let reqs: Vec<Request> = (0..70)
-        .map(|b| upsert_req("big", &["id", "body"], (0..50).map(|i| row(b * 50 + i, 1000)).collect()))
+        .map(|b| {
+            upsert_req(
+                "big",
+                &["id", "body"],
+                (0..50).map(|i| row(b * 50 + i, 1000)).collect(),
+            )
+        })
         .collect();
     pipelined(&mut c, &reqs, 4);
     drop(c);
@@ -70,24 +89,40 @@ fn corruption_in_the_middle_of_the_log_refuses_to_start() {
 
     let segs = segments(server.data_dir(), 0);
     assert!(segs.len() >= 3, "expected >= 3 segments, found {segs:?}");
-    assert!(checkpoints(server.data_dir(), 0).is_empty(), "no checkpoint expected");
+    assert!(
+        checkpoints(server.data_dir(), 0).is_empty(),
+        "no checkpoint expected"
+    );
     let first = &segs[0].1;
     let recs = records(first);
-    assert!(recs.len() >= 3, "first segment holds {} records", recs.len());
+    assert!(
+        recs.len() >= 3,
+        "first segment holds {} records",
+        recs.len()
+    );
     let (off, len, lsn) = recs[recs.len() / 2];
     // Flip one payload byte in the middle of that record.
     let at = off + RECORD_HEADER + (len as u64 - RECORD_HEADER) / 2;
     patch(first, at, |b| b[0] ^= 0x40, 1);
 
     let err = match server.restart() {
-        Ok(()) => panic!("tarnd started on a log with a corrupt record (lsn {lsn} at offset {off} of {})", first.display()),
+        Ok(()) => panic!(
+            "tarnd started on a log with a corrupt record (lsn {lsn} at offset {off} of {})",
+            first.display()
+        ),
         Err(e) => e,
     };
     eprintln!("refused as expected: {err}");
     let name = first.file_name().unwrap().to_string_lossy().to_string();
     assert!(err.contains("tarnd: "), "{err}");
-    assert!(err.contains(&name), "the error must name the segment {name}: {err}");
-    assert!(err.contains(&format!("offset {off}")), "the error must name the record's offset {off}: {err}");
+    assert!(
+        err.contains(&name),
+        "the error must name the segment {name}: {err}"
+    );
+    assert!(
+        err.contains(&format!("offset {off}")),
+        "the error must name the record's offset {off}: {err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 
     // Repairing the byte makes the log whole again: every row is back.
@@ -105,17 +140,32 @@ fn corruption_in_the_middle_of_the_log_refuses_to_start() {
     // A damaged record header (its lsn) in the middle of the log is refused too.
     let (off2, _, _) = recs[1];
     patch(first, off2 + 8, |b| b[0] ^= 0x01, 1);
-    let err = server.restart().expect_err("tarnd started with a damaged record header mid-log");
-    assert!(err.contains(&name) && err.contains(&format!("offset {off2}")), "{err}");
+    let err = server
+        .restart()
+        .expect_err("tarnd started with a damaged record header mid-log");
+    assert!(
+        err.contains(&name) && err.contains(&format!("offset {off2}")),
+        "{err}"
+    );
 }
 
 #[test]
 fn torn_tail_is_truncated_and_writes_continue() {
-    let mut server = TarnServer::start_ok(ServerOpts::shards(1).args(&["--checkpoint-mib", "1024"]));
+    let mut server =
+        TarnServer::start_ok(ServerOpts::shards(1).args(&["--checkpoint-mib", "1024"]));
     let mut c = server.client();
-    c.sql("CREATE TABLE t (id BIGINT PRIMARY KEY, body TEXT)").unwrap();
+    c.sql("CREATE TABLE t (id BIGINT PRIMARY KEY, body TEXT)")
+        .unwrap();
     for b in 0..10 {
-        assert_eq!(c.upsert("t", &["id", "body"], (0..20).map(|i| row(b * 20 + i, 100)).collect()).unwrap(), 20);
+        assert_eq!(
+            c.upsert(
+                "t",
+                &["id", "body"],
+                (0..20).map(|i| row(b * 20 + i, 100)).collect()
+            )
+            .unwrap(),
+            20
+        );
     }
     drop(c);
     server.kill9();
@@ -141,7 +191,6 @@ fn torn_tail_is_truncated_and_writes_continue() {
     );
     server.restart_ok();
     let mut c = server.client();
-    let keys: Vec<Value> = (0..200).map(Value::Int).collect();
     let check = |c: &mut Conn, upto: i64| {
         let keys: Vec<Value> = (0..upto).map(Value::Int).collect();
         let got = c.get("t", keys).unwrap();
@@ -151,7 +200,15 @@ fn torn_tail_is_truncated_and_writes_continue() {
     };
     check(&mut c, 200);
     // Writes continue and survive another crash and a clean restart.
-    assert_eq!(c.upsert("t", &["id", "body"], (200..220).map(|i| row(i, 100)).collect()).unwrap(), 20);
+    assert_eq!(
+        c.upsert(
+            "t",
+            &["id", "body"],
+            (200..220).map(|i| row(i, 100)).collect()
+        )
+        .unwrap(),
+        20
+    );
     drop(c);
     server.kill9();
     server.restart_ok();
@@ -160,7 +217,15 @@ fn torn_tail_is_truncated_and_writes_continue() {
     server.restart_ok();
     check(&mut server.client(), 220);
     let mut c = server.client();
-    assert_eq!(c.upsert("t", &["id", "body"], (220..240).map(|i| row(i, 100)).collect()).unwrap(), 20);
+    assert_eq!(
+        c.upsert(
+            "t",
+            &["id", "body"],
+            (220..240).map(|i| row(i, 100)).collect()
+        )
+        .unwrap(),
+        20
+    );
     drop(c);
     server.kill9();
 
@@ -171,17 +236,97 @@ fn torn_tail_is_truncated_and_writes_continue() {
     let recs = records(last);
     let (off, len, _) = *recs.last().unwrap();
     let half = len as u64 / 2;
-    patch(last, off + half, |b| b.fill(0), (len as u64 - half) as usize);
+    patch(
+        last,
+        off + half,
+        |b| b.fill(0),
+        (len as u64 - half) as usize,
+    );
     server.restart_ok();
     let mut c = server.client();
     check(&mut c, 220);
     let torn: Vec<Value> = (220..240).map(Value::Int).collect();
-    assert_eq!(c.get("t", torn).unwrap().rows, vec![None; 20], "the torn batch must vanish as a whole");
-    assert_eq!(c.upsert("t", &["id", "body"], (220..240).map(|i| row(i, 100)).collect()).unwrap(), 20);
+    assert_eq!(
+        c.get("t", torn).unwrap().rows,
+        vec![None; 20],
+        "the torn batch must vanish as a whole"
+    );
+    assert_eq!(
+        c.upsert(
+            "t",
+            &["id", "body"],
+            (220..240).map(|i| row(i, 100)).collect()
+        )
+        .unwrap(),
+        20
+    );
     drop(c);
     server.kill9();
     server.restart_ok();
     check(&mut server.client(), 240);
-    let _ = keys;
     server.stop_ok();
+}
+
+/// A damaged checkpoint must never be loaded as if it were good: the server either recovers
+/// every row some other way (an older checkpoint / the full log) or refuses to start with a
+/// message that points at the checkpoint problem.
+#[test]
+fn damaged_checkpoint_is_never_silently_trusted() {
+    let mut server = TarnServer::start_ok(ServerOpts::shards(1).args(&[
+        "--segment-mib",
+        "1",
+        "--checkpoint-mib",
+        "1",
+    ]));
+    let mut c = server.client();
+    c.sql("CREATE TABLE big (id BIGINT PRIMARY KEY, body TEXT)")
+        .unwrap();
+    let reqs: Vec<Request> = (0..60)
+        .map(|b| {
+            upsert_req(
+                "big",
+                &["id", "body"],
+                (0..50).map(|i| row(b * 50 + i, 1000)).collect(),
+            )
+        })
+        .collect();
+    pipelined(&mut c, &reqs, 4);
+    drop(c);
+    server.stop_ok(); // writes a final checkpoint
+    let ckps = checkpoints(server.data_dir(), 0);
+    assert!(!ckps.is_empty(), "no checkpoint after a clean stop");
+    let (lsn, path) = ckps.last().unwrap().clone();
+    let len = std::fs::metadata(&path).unwrap().len();
+    eprintln!(
+        "checkpoint {} ({len} bytes, lsn {lsn}); segments {:?}",
+        path.display(),
+        segments(server.data_dir(), 0)
+    );
+    patch(&path, len / 2, |b| b[0] ^= 0x10, 1);
+
+    match server.restart() {
+        Ok(()) => {
+            let mut c = server.client();
+            let keys: Vec<Value> = (0..3000).map(Value::Int).collect();
+            let got = c.get_many("big", &keys, 1000).unwrap();
+            let missing = got.iter().filter(|r| r.is_none()).count();
+            assert_eq!(
+                missing, 0,
+                "started from a damaged checkpoint and lost {missing} rows"
+            );
+            for (i, r) in got.into_iter().enumerate() {
+                assert_eq!(r, Some(row(i as i64, 1000)), "key {i}");
+            }
+        }
+        Err(err) => {
+            eprintln!("refused: {err}");
+            assert!(err.contains("tarnd: "), "{err}");
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                err.contains(&name),
+                "the refusal must name the damaged checkpoint {name}: {err}"
+            );
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
 }

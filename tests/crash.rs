@@ -19,7 +19,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,16 +31,24 @@ const LOAD_DEPTH: usize = 4;
 /// Base keys rewritten by each writer batch, and fresh keys it inserts.
 const REWRITE_PER_BATCH: usize = 20;
 const FRESH_PER_BATCH: usize = 20;
-const MAX_WRITER_BATCHES: usize = 2_000;
+/// Writer batches planned per crash round (the kill comes long before they run out).
+const MAX_WRITER_BATCHES: usize = 600;
+/// kill -9 rounds; each round's batches touch keys no earlier round touched.
+const ROUNDS: usize = 3;
 const WRITER_DEPTH: usize = 8;
-/// Acked writer batches before the kill.
+/// Acked writer batches before the kill (plus a per-round offset, to vary the moment).
 const ACKED_BEFORE_KILL: usize = 40;
 const FRESH_START: i64 = 10_000_000;
+const FRESH_PER_ROUND: i64 = 1_000_000;
 const AFTER_RECOVERY_START: i64 = 20_000_000;
 const PAD: &str = "pppppppppppppppppppppppppppppppppppppppppppppppp";
 
 fn row(id: i64, gen: i64) -> Vec<Value> {
-    vec![Value::Int(id), Value::Int(gen), Value::Text(format!("k{id}-g{gen}-{PAD}"))]
+    vec![
+        Value::Int(id),
+        Value::Int(gen),
+        Value::Text(format!("k{id}-g{gen}-{PAD}")),
+    ]
 }
 
 const COLS: [&str; 3] = ["id", "gen", "val"];
@@ -58,7 +65,10 @@ struct Plan {
 
 impl Plan {
     fn keys(&self) -> impl Iterator<Item = (i64, bool)> + '_ {
-        self.rewrite.iter().map(|&k| (k, false)).chain(self.fresh.iter().map(|&k| (k, true)))
+        self.rewrite
+            .iter()
+            .map(|&k| (k, false))
+            .chain(self.fresh.iter().map(|&k| (k, true)))
     }
     fn request(&self) -> Request {
         let rows = self.keys().map(|(k, _)| row(k, self.gen)).collect();
@@ -72,9 +82,12 @@ fn shard_of_id(id: i64) -> u32 {
 
 /// Deterministic writer plans: every third batch lies on a single shard (alternating), the
 /// others span both shards. Key sets are disjoint across batches.
-fn make_plans() -> Vec<Plan> {
-    let mut base_cursor = 0i64;
-    let mut fresh_cursor = FRESH_START;
+fn make_plans(round: usize) -> Vec<Plan> {
+    // Base keys: round r uses [r * BASE_ROWS / ROUNDS, (r + 1) * BASE_ROWS / ROUNDS).
+    let base_limit = (round as i64 + 1) * BASE_ROWS / ROUNDS as i64;
+    let mut base_cursor = round as i64 * BASE_ROWS / ROUNDS as i64;
+    let mut fresh_cursor = FRESH_START + round as i64 * FRESH_PER_ROUND;
+    let fresh_limit = fresh_cursor + FRESH_PER_ROUND;
     let mut plans = Vec::new();
     for i in 0..MAX_WRITER_BATCHES {
         let single = (i % 3 == 0).then_some(((i / 3) % 2) as u32);
@@ -90,12 +103,22 @@ fn make_plans() -> Vec<Plan> {
             }
             v
         };
-        let rewrite = take(&mut base_cursor, REWRITE_PER_BATCH, BASE_ROWS);
-        let fresh = take(&mut fresh_cursor, FRESH_PER_BATCH, AFTER_RECOVERY_START);
-        let plan = Plan { gen: i as i64 + 1, rewrite, fresh, single };
+        let rewrite = take(&mut base_cursor, REWRITE_PER_BATCH, base_limit);
+        let fresh = take(&mut fresh_cursor, FRESH_PER_BATCH, fresh_limit);
+        let plan = Plan {
+            gen: (round * MAX_WRITER_BATCHES + i) as i64 + 1,
+            rewrite,
+            fresh,
+            single,
+        };
         if plan.single.is_none() {
-            let shards: std::collections::BTreeSet<u32> = plan.keys().map(|(k, _)| shard_of_id(k)).collect();
-            assert_eq!(shards.len(), SHARDS as usize, "a multi-shard batch must span every shard");
+            let shards: std::collections::BTreeSet<u32> =
+                plan.keys().map(|(k, _)| shard_of_id(k)).collect();
+            assert_eq!(
+                shards.len(),
+                SHARDS as usize,
+                "a multi-shard batch must span every shard"
+            );
         }
         plans.push(plan);
     }
@@ -111,7 +134,16 @@ enum Status {
 }
 
 /// Keeps WRITER_DEPTH batches in flight until the connection dies or the plans run out.
-fn writer(addr: std::net::SocketAddr, plans: Arc<Vec<Plan>>, acked: Arc<AtomicUsize>) -> Vec<Status> {
+/// Once `kill_after` batches are acked, it tops the pipeline up and SIGKILLs the server at
+/// once, so batches are certainly in flight (sent, not yet durable) at the kill.
+fn writer(
+    addr: std::net::SocketAddr,
+    plans: Arc<Vec<Plan>>,
+    pid: u32,
+    kill_after: usize,
+) -> Vec<Status> {
+    let mut acked = 0usize;
+    let mut killed = false;
     let mut status = vec![Status::NotSent; plans.len()];
     let mut conn = match Conn::connect(addr) {
         Ok(c) => c,
@@ -119,8 +151,9 @@ fn writer(addr: std::net::SocketAddr, plans: Arc<Vec<Plan>>, acked: Arc<AtomicUs
     };
     let mut outstanding: HashMap<u64, usize> = HashMap::new();
     let mut next = 0usize;
-    'run: loop {
-        while outstanding.len() < WRITER_DEPTH && next < plans.len() {
+    let mut send_failed = false;
+    loop {
+        while !send_failed && outstanding.len() < WRITER_DEPTH && next < plans.len() {
             // Mark as sent first: a write that fails half-way may still reach the server.
             status[next] = Status::Unacked;
             match conn.send(&plans[next].request()) {
@@ -128,21 +161,33 @@ fn writer(addr: std::net::SocketAddr, plans: Arc<Vec<Plan>>, acked: Arc<AtomicUs
                     outstanding.insert(id, next);
                     next += 1;
                 }
-                Err(_) => break 'run,
+                // Keep reading: acks already received by our kernel still count.
+                Err(_) => send_failed = true,
             }
+        }
+        if !killed && acked >= kill_after && outstanding.len() == WRITER_DEPTH {
+            // SAFETY: signalling our own child process.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            killed = true;
         }
         if outstanding.is_empty() {
             break;
         }
         match conn.recv() {
             Ok((id, resp)) => {
-                let Some(i) = outstanding.remove(&id) else { panic!("reply for unknown request {id}") };
+                let Some(i) = outstanding.remove(&id) else {
+                    panic!("reply for unknown request {id}")
+                };
                 match resp {
                     Response::Upsert(r) => {
                         let n = plans[i].rewrite.len() + plans[i].fresh.len();
-                        assert_eq!(r.rows_applied, n as u64, "batch {} acked with a wrong row count", plans[i].gen);
+                        assert_eq!(
+                            r.rows_applied, n as u64,
+                            "batch {} acked with a wrong row count",
+                            plans[i].gen
+                        );
                         status[i] = Status::Acked;
-                        acked.fetch_add(1, Ordering::SeqCst);
+                        acked += 1;
                     }
                     Response::Error(e) => eprintln!("writer batch {} failed: {e}", plans[i].gen),
                     other => panic!("unexpected reply {other:?}"),
@@ -155,10 +200,12 @@ fn writer(addr: std::net::SocketAddr, plans: Arc<Vec<Plan>>, acked: Arc<AtomicUs
 }
 
 /// Every key the test may have written, in a fixed order.
-fn all_keys(plans: &[Plan]) -> Vec<i64> {
+fn all_keys(rounds: &[Vec<Plan>]) -> Vec<i64> {
     let mut keys: Vec<i64> = (0..BASE_ROWS).collect();
-    for p in plans {
-        keys.extend(&p.fresh);
+    for plans in rounds {
+        for p in plans {
+            keys.extend(&p.fresh);
+        }
     }
     keys
 }
@@ -170,21 +217,30 @@ fn read_all(server: &TarnServer, keys: &[i64]) -> BTreeMap<i64, Option<Vec<Value
     keys.iter().copied().zip(rows).collect()
 }
 
-/// Checks the recovered state against the writer's record. Returns a short summary.
-fn verify(observed: &BTreeMap<i64, Option<Vec<Value>>>, plans: &[Plan], status: &[Status]) -> String {
-    let mut touched = vec![false; BASE_ROWS as usize];
+/// Checks the recovered state against the writer's record of this round and the state
+/// verified before the round (`prior`). Returns a short summary.
+fn verify(
+    observed: &BTreeMap<i64, Option<Vec<Value>>>,
+    prior: &BTreeMap<i64, Option<Vec<Value>>>,
+    plans: &[Plan],
+    status: &[Status],
+) -> String {
+    let mut touched = std::collections::BTreeSet::new();
     let mut failures = Vec::new();
     let (mut unacked_full, mut unacked_none, mut unacked_split) = (0, 0, 0);
     for (p, st) in plans.iter().zip(status) {
         // Per shard: which keys of this batch hold the batch's value ("new") or the prior ("old").
         let mut per_shard: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
         for (k, fresh) in p.keys() {
-            if !fresh {
-                touched[k as usize] = true;
-            }
+            touched.insert(k);
             let got = observed.get(&k).expect("key was read");
             let new = Some(row(k, p.gen));
-            let old = if fresh { None } else { Some(row(k, 0)) };
+            let old = prior.get(&k).cloned().flatten();
+            assert_eq!(
+                old.is_none(),
+                fresh,
+                "test bug: fresh key {k} existed before, or a base key did not"
+            );
             let is_new = *got == new;
             let is_old = *got == old;
             match st {
@@ -237,15 +293,21 @@ fn verify(observed: &BTreeMap<i64, Option<Vec<Value>>>, plans: &[Plan], status: 
             }
         }
     }
-    for k in 0..BASE_ROWS {
-        if !touched[k as usize] && observed[&k] != Some(row(k, 0)) {
-            failures.push(format!("base key {k} (acked in the initial load) is {:?}", observed[&k]));
+    for (k, v) in prior {
+        if !touched.contains(k) && observed.get(k) != Some(v) {
+            failures.push(format!(
+                "key {k}, untouched this round, changed from {v:?} to {:?}",
+                observed.get(k)
+            ));
         }
     }
     if !failures.is_empty() {
         let n = failures.len();
         failures.truncate(20);
-        panic!("{n} violation(s) after recovery, first ones:\n{}", failures.join("\n"));
+        panic!(
+            "{n} violation(s) after recovery, first ones:\n{}",
+            failures.join("\n")
+        );
     }
     format!(
         "unacked batches: {unacked_full} fully applied, {unacked_none} not applied, {unacked_split} applied on some shards only"
@@ -262,7 +324,8 @@ fn kill9_loses_nothing_acknowledged_and_applies_no_partial_shard_part() {
     ]));
     let data_dir = server.data_dir().to_path_buf();
     let mut c = server.client();
-    c.sql("CREATE TABLE kv (id BIGINT PRIMARY KEY, gen BIGINT, val TEXT)").expect("create table");
+    c.sql("CREATE TABLE kv (id BIGINT PRIMARY KEY, gen BIGINT, val TEXT)")
+        .expect("create table");
 
     // Initial load: 100k rows, generation 0, pipelined.
     let reqs: Vec<Request> = (0..BASE_ROWS)
@@ -271,55 +334,104 @@ fn kill9_loses_nothing_acknowledged_and_applies_no_partial_shard_part() {
         .map(|ids| upsert_req("kv", &COLS, ids.iter().map(|&k| row(k, 0)).collect()))
         .collect();
     for (r, req) in pipelined(&mut c, &reqs, LOAD_DEPTH).iter().zip(&reqs) {
-        let Request::Upsert(u) = req else { unreachable!() };
-        assert!(matches!(r, Response::Upsert(a) if a.rows_applied == u.rows.len() as u64), "load reply {r:?}");
+        let Request::Upsert(u) = req else {
+            unreachable!()
+        };
+        assert!(
+            matches!(r, Response::Upsert(a) if a.rows_applied == u.rows.len() as u64),
+            "load reply {r:?}"
+        );
     }
     let st = c.stats().expect("stats");
-    assert_eq!(total_rows(&st), BASE_ROWS as u64, "rows after the initial load: {st:?}");
+    assert_eq!(
+        total_rows(&st),
+        BASE_ROWS as u64,
+        "rows after the initial load: {st:?}"
+    );
 
     // Small segments and checkpoints: by now every shard checkpointed and dropped old segments.
-    wait_until(Duration::from_secs(30), "a checkpoint and segment removal on every shard", || {
-        (0..SHARDS).all(|s| !checkpoints(&data_dir, s).is_empty() && segments(&data_dir, s).first().is_some_and(|f| f.0 > 1))
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "a checkpoint and segment removal on every shard",
+        || {
+            (0..SHARDS).all(|s| {
+                !checkpoints(&data_dir, s).is_empty()
+                    && segments(&data_dir, s).first().is_some_and(|f| f.0 > 1)
+            })
+        },
+    );
     for s in 0..SHARDS {
         eprintln!(
             "shard {s}: checkpoints {:?}, segments {:?}",
-            checkpoints(&data_dir, s).iter().map(|c| c.0).collect::<Vec<_>>(),
-            segments(&data_dir, s).iter().map(|c| c.0).collect::<Vec<_>>()
+            checkpoints(&data_dir, s)
+                .iter()
+                .map(|c| c.0)
+                .collect::<Vec<_>>(),
+            segments(&data_dir, s)
+                .iter()
+                .map(|c| c.0)
+                .collect::<Vec<_>>()
         );
     }
 
-    // Concurrent writer; SIGKILL while its batches are in flight.
-    let plans = Arc::new(make_plans());
-    let acked = Arc::new(AtomicUsize::new(0));
-    let handle = {
-        let (addr, plans, acked) = (server.addr(), plans.clone(), acked.clone());
-        std::thread::spawn(move || writer(addr, plans, acked))
-    };
-    wait_until(Duration::from_secs(60), "the writer's first acks", || {
-        acked.load(Ordering::SeqCst) >= ACKED_BEFORE_KILL || handle.is_finished()
-    });
-    server.kill9();
-    let status = handle.join().expect("writer thread panicked");
-    let n_acked = status.iter().filter(|s| **s == Status::Acked).count();
-    let n_unacked = status.iter().filter(|s| **s == Status::Unacked).count();
-    eprintln!("writer: {n_acked} batches acked, {n_unacked} sent but unacked at the kill");
-    assert!(n_acked >= ACKED_BEFORE_KILL, "the writer stopped early: {n_acked} acked");
-    assert!(n_unacked > 0, "no batch was in flight at the kill; the test did not exercise a crash mid-write");
+    // The verified state: every key the test may touch -> its value (None = absent).
+    let all_rounds: Vec<Vec<Plan>> = (0..ROUNDS).map(make_plans).collect();
+    let keys = all_keys(&all_rounds);
+    let mut state: BTreeMap<i64, Option<Vec<Value>>> = keys
+        .iter()
+        .map(|&k| (k, (k < BASE_ROWS).then(|| row(k, 0))))
+        .collect();
+    drop(c);
 
-    // Crash recovery.
-    server.restart_ok();
-    let keys = all_keys(&plans);
-    let observed = read_all(&server, &keys);
-    let summary = verify(&observed, &plans, &status);
-    eprintln!("after kill -9: {summary}");
+    for (round, plans) in all_rounds.into_iter().enumerate() {
+        // Concurrent writer; it SIGKILLs the server while its batches are in flight.
+        let plans = Arc::new(plans);
+        let kill_after = ACKED_BEFORE_KILL + 17 * round;
+        let handle = {
+            let (addr, plans, pid) = (server.addr(), plans.clone(), server.pid());
+            std::thread::spawn(move || writer(addr, plans, pid, kill_after))
+        };
+        let status = handle.join().expect("writer thread panicked");
+        server.kill9();
+        let n_acked = status.iter().filter(|s| **s == Status::Acked).count();
+        let n_unacked = status.iter().filter(|s| **s == Status::Unacked).count();
+        eprintln!(
+            "round {round}: {n_acked} batches acked, {n_unacked} sent but unacked at the kill"
+        );
+        assert!(
+            n_acked >= kill_after,
+            "the writer stopped early: {n_acked} acked"
+        );
+        assert!(
+            n_unacked > 0,
+            "no batch was in flight at the kill; the test did not exercise a crash mid-write"
+        );
+
+        // Crash recovery.
+        server.restart_ok();
+        let observed = read_all(&server, &keys);
+        let summary = verify(&observed, &state, &plans, &status);
+        eprintln!("round {round} after kill -9: {summary}");
+        let present = observed.values().filter(|v| v.is_some()).count() as u64;
+        let mut c = server.client();
+        assert_eq!(
+            total_rows(&c.stats().unwrap()),
+            present,
+            "STATS row count disagrees with the rows GET finds"
+        );
+        state = observed;
+    }
+    let observed = state;
     let present = observed.values().filter(|v| v.is_some()).count() as u64;
-    let mut c = server.client();
-    assert_eq!(total_rows(&c.stats().unwrap()), present, "STATS row count disagrees with the rows GET finds");
 
     // Writes keep working after recovery.
+    let mut c = server.client();
     let extra: Vec<i64> = (AFTER_RECOVERY_START..AFTER_RECOVERY_START + 100).collect();
-    assert_eq!(c.upsert("kv", &COLS, extra.iter().map(|&k| row(k, 7)).collect()).unwrap(), 100);
+    assert_eq!(
+        c.upsert("kv", &COLS, extra.iter().map(|&k| row(k, 7)).collect())
+            .unwrap(),
+        100
+    );
     drop(c);
 
     // Clean stop (checkpoint at shutdown) and start again: the same data.
@@ -327,13 +439,27 @@ fn kill9_loses_nothing_acknowledged_and_applies_no_partial_shard_part() {
     server.restart_ok();
     let again = read_all(&server, &keys);
     if again != observed {
-        let diff: Vec<_> = observed.iter().filter(|(k, v)| again.get(k) != Some(v)).take(10).collect();
+        let diff: Vec<_> = observed
+            .iter()
+            .filter(|(k, v)| again.get(k) != Some(v))
+            .take(10)
+            .collect();
         panic!("data changed across a clean restart; first differences (before): {diff:?}");
     }
     let mut c = server.client();
-    let extra_rows = c.get_many("kv", &extra.iter().map(|&k| Value::Int(k)).collect::<Vec<_>>(), 1000).unwrap();
+    let extra_rows = c
+        .get_many(
+            "kv",
+            &extra.iter().map(|&k| Value::Int(k)).collect::<Vec<_>>(),
+            1000,
+        )
+        .unwrap();
     for (k, r) in extra.iter().zip(extra_rows) {
-        assert_eq!(r, Some(row(*k, 7)), "row written after recovery lost across a clean restart");
+        assert_eq!(
+            r,
+            Some(row(*k, 7)),
+            "row written after recovery lost across a clean restart"
+        );
     }
     assert_eq!(total_rows(&c.stats().unwrap()), present + 100);
     drop(c);

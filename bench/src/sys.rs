@@ -154,3 +154,75 @@ impl Drop for TimerFd {
         }
     }
 }
+
+/// Busy and total time of one CPU from /proc/stat, in clock ticks: (busy, total).
+/// Busy counts user, nice, system, irq, softirq and steal; total adds idle and iowait.
+pub fn cpu_ticks(cpu: usize) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_cpu_ticks(&text, cpu)
+}
+
+/// Parse a `/proc/stat` text for `cpu<N>` (see [`cpu_ticks`]).
+pub fn parse_cpu_ticks(text: &str, cpu: usize) -> Option<(u64, u64)> {
+    let tag = format!("cpu{cpu}");
+    let line = text
+        .lines()
+        .find(|l| l.split_ascii_whitespace().next() == Some(tag.as_str()))?;
+    let v: Vec<u64> = line
+        .split_ascii_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 8 {
+        return None;
+    }
+    // user nice system idle iowait irq softirq steal
+    let busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    let total = busy + v[3] + v[4];
+    Some((busy, total))
+}
+
+/// Clock ticks per second (for /proc/stat).
+pub fn clock_ticks_per_sec() -> u64 {
+    // SAFETY: plain sysconf query.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
+/// CPU time (user + system) used so far by this process, in ns.
+pub fn self_cpu_ns() -> u64 {
+    let mut ru: libc::rusage = unsafe_zeroed_rusage();
+    // SAFETY: ru is a valid, writable rusage.
+    unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+    }
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn unsafe_zeroed_rusage() -> libc::rusage {
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_stat_cpu_lines() {
+        let text = "cpu  10 0 10 100 0 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\ncpu1 10 0 20 300 1 0 0 5 0 0\n";
+        assert_eq!(
+            parse_cpu_ticks(text, 0),
+            Some((1 + 2 + 3 + 6 + 7 + 8, 27 + 4 + 5))
+        );
+        assert_eq!(parse_cpu_ticks(text, 1), Some((35, 336)));
+        assert_eq!(parse_cpu_ticks(text, 2), None);
+        assert!(clock_ticks_per_sec() > 0);
+        let _ = self_cpu_ns();
+    }
+}

@@ -22,7 +22,9 @@ pub const VALUE_COLUMN: &str = "v";
 
 /// Default DDL for the benchmark table (override with `--tarn-create-sql`).
 pub fn default_create_sql(table: &str) -> String {
-    format!("CREATE TABLE IF NOT EXISTS {table} ({KEY_COLUMN} TEXT PRIMARY KEY, {VALUE_COLUMN} TEXT)")
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} ({KEY_COLUMN} TEXT PRIMARY KEY, {VALUE_COLUMN} TEXT)"
+    )
 }
 
 pub struct TarnCodec {
@@ -146,6 +148,27 @@ pub fn sql(stream: &mut TcpStream, id: u64, text: &str) -> io::Result<Result<Str
             other => Err(format!("unexpected reply {other:?}")),
         },
     )
+}
+
+/// GET `keys` on a blocking connection; returns how many were found.
+pub fn count_found(
+    stream: &mut TcpStream,
+    id: u64,
+    table: &str,
+    keys: &[u64],
+) -> io::Result<usize> {
+    let req = NetRequest::Get(KeysRequest {
+        table: table.to_owned(),
+        keys: keys
+            .iter()
+            .map(|&k| Value::Text(crate::workload::key_string(k)))
+            .collect(),
+    });
+    match roundtrip(stream, id, &req)? {
+        Response::Get(g) => Ok(g.rows.iter().filter(|r| r.is_some()).count()),
+        Response::Error(e) => Err(io::Error::other(format!("GET failed: {e}"))),
+        other => Err(io::Error::other(format!("unexpected GET reply {other:?}"))),
+    }
 }
 
 impl Codec for TarnCodec {

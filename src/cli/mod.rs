@@ -24,7 +24,7 @@ use tarn_types::Value;
 use schema::Schema;
 use table::{num_cell, text_cell, value_cell, Table};
 use upsert::{Batcher, ClientSink, Engine, Stop};
-use value::{format_value, parse_text_value, value_to_json};
+use value::{parse_text_value, value_to_json};
 
 const VALUES_HELP: &str = "\
 Values:
@@ -219,9 +219,14 @@ pub fn main() -> i32 {
                     2
                 }
                 _ => {
+                    // clap's first paragraph, on one line (it may list missing arguments).
                     let text = e.render().to_string();
-                    let first = text.lines().next().unwrap_or("error: invalid arguments");
-                    eprintln!("{first} (see 'tarn --help')");
+                    let first: Vec<&str> = text
+                        .lines()
+                        .take_while(|l| !l.trim().is_empty())
+                        .map(str::trim)
+                        .collect();
+                    eprintln!("{} (see 'tarn --help')", first.join(" "));
                     2
                 }
             };
@@ -340,11 +345,14 @@ fn cmd_sql(cli: &Cli, a: &SqlArgs) -> Result<()> {
                 }
             }
             Err(e) => {
+                let mut first: String = st.first_line.chars().take(60).collect();
+                if first.len() < st.first_line.len() {
+                    first.push('…');
+                }
                 failure = Some(format!(
-                    "statement {} (line {}: {}): {}",
+                    "statement {} at line {} `{first}`: {}",
                     st.number,
                     st.line,
-                    st.first_line,
                     client_err(e).0
                 ));
                 break;
@@ -382,7 +390,7 @@ fn cmd_get(cli: &Cli, a: &KeysArgs) -> Result<()> {
     let mut client = connect(cli)?;
     let schema = describe(&mut client, &a.table)?;
     let keys = parse_keys(&schema, &a.keys)?;
-    let reply = client.get(&a.table, keys.clone()).map_err(client_err)?;
+    let reply = client.get(&a.table, keys).map_err(client_err)?;
     if cli.json {
         let arr = reply
             .rows
@@ -404,7 +412,7 @@ fn cmd_get(cli: &Cli, a: &KeysArgs) -> Result<()> {
     let mut out = String::new();
     let mut t = Table::new(reply.columns.iter().map(|c| c.name.clone()));
     let mut missing = Vec::new();
-    for (key, row) in keys.iter().zip(&reply.rows) {
+    for (key, row) in a.keys.iter().zip(&reply.rows) {
         match row {
             Some(vals) => t.row(vals.iter().map(value_cell).collect()),
             None => missing.push(key),
@@ -414,7 +422,7 @@ fn cmd_get(cli: &Cli, a: &KeysArgs) -> Result<()> {
         out.push_str(&t.render());
     }
     for k in missing {
-        out.push_str(&format!("not found: {}\n", format_value(k)));
+        out.push_str(&format!("not found: {k}\n"));
     }
     emit(&out)
 }
@@ -748,7 +756,7 @@ fn cmd_ping(cli: &Cli, a: &PingArgs) -> Result<()> {
         }));
     }
     let mut out = format!(
-        "{} at {} (protocol {}, {} shard{})\n",
+        "server {} at {} (protocol {}, {} shard{})\n",
         info.server_version,
         cli.addr,
         info.version,

@@ -36,8 +36,20 @@ pub struct PendingRow {
 
 /// Converts one JSON text to a row of `schema`. Errors name the offending column.
 pub fn convert_row(schema: &Schema, line: u64, text: &str) -> Result<PendingRow, String> {
-    let json: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        // serde's message ends in "at line 1 column N"; the line is ours to name.
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        if e.line() > 1 {
+            format!(
+                "invalid JSON at line {} column {}: {msg}",
+                e.line(),
+                e.column()
+            )
+        } else {
+            format!("invalid JSON at column {}: {msg}", e.column())
+        }
+    })?;
     let serde_json::Value::Object(obj) = json else {
         return Err("expected a JSON object".into());
     };
@@ -626,7 +638,10 @@ mod tests {
         );
         assert!(err(r#"{"id": 1, "emb": [1, 2]}"#).contains("VECTOR(2)"));
         assert!(err(r#"[1]"#).contains("JSON object"));
-        assert!(err(r#"{"id": 1"#).starts_with("invalid JSON"));
+        assert_eq!(
+            err(r#"{"id": 1"#),
+            "invalid JSON at column 8: EOF while parsing an object"
+        );
         let long = format!(
             r#"{{"id": 1, "name": "{}"}}"#,
             "x".repeat(MAX_VALUE_BYTES + 1)

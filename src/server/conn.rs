@@ -16,12 +16,12 @@ use tarn_core::batch::{self, UpsertMode as CoreMode};
 use tarn_core::record::Mutation;
 use tarn_core::sql::Statement;
 use tarn_net::limits::{
-    MAX_CONNECTIONS_PER_SHARD, MAX_FRAME_PAYLOAD_BYTES, MAX_IN_FLIGHT_PER_CONNECTION, MIN_PROTOCOL_VERSION,
-    PROTOCOL_VERSION,
+    MAX_CONNECTIONS_PER_SHARD, MAX_FRAME_PAYLOAD_BYTES, MAX_IN_FLIGHT_PER_CONNECTION,
+    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 use tarn_net::{
-    Column, DeleteReply, ErrorCode, ErrorReply, FrameHeader, GetReply, HelloReply, Opcode, Request, Response,
-    SqlReply, StatsReply, UpsertMode, UpsertReply, HEADER_LEN as FRAME_HEADER_BYTES,
+    Column, DeleteReply, ErrorCode, ErrorReply, FrameHeader, GetReply, HelloReply, Opcode, Request,
+    Response, SqlReply, StatsReply, UpsertMode, UpsertReply, HEADER_LEN as FRAME_HEADER_BYTES,
 };
 use tarn_types::{shard_for, Value};
 
@@ -34,13 +34,21 @@ use super::stats::op_index;
 struct Half(Rc<RefCell<TcpStream>>);
 
 impl AsyncRead for Half {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Half {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -82,7 +90,12 @@ impl Conn {
             let message = format!(
                 "the reply would be {frame_len} bytes, more than the {MAX_FRAME_PAYLOAD_BYTES}-byte frame limit; ask for fewer keys per request"
             );
-            let err = Response::Error(ErrorReply { code: ErrorCode::BatchTooLarge, message, row: None, column: None });
+            let err = Response::Error(ErrorReply {
+                code: ErrorCode::BatchTooLarge,
+                message,
+                row: None,
+                column: None,
+            });
             tarn_net::encode_response(request_id, &err, &mut out);
         }
         if was_empty {
@@ -91,13 +104,24 @@ impl Conn {
     }
 
     fn error(&self, request_id: u64, (code, message): Failure) {
-        self.reply(request_id, &Response::Error(ErrorReply { code, message, row: None, column: None }));
+        self.reply(
+            request_id,
+            &Response::Error(ErrorReply {
+                code,
+                message,
+                row: None,
+                column: None,
+            }),
+        );
     }
 
     fn finish(&self, op: usize, started: Instant) {
         self.in_flight.set(self.in_flight.get() - 1);
         self.completed.signal(1);
-        self.shard.stats.borrow_mut().record(op, started.elapsed().as_micros() as u64);
+        self.shard
+            .stats
+            .borrow_mut()
+            .record(op, started.elapsed().as_micros() as u64);
     }
 }
 
@@ -132,7 +156,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     }
     conn.out_ready.close();
     writer.await;
-    let _ = stream.borrow().shutdown(std::net::Shutdown::Both).await;
+    // Reader and writer are done: take the socket out and close it (FIN after queued data).
+    if let Ok(stream) = Rc::try_unwrap(stream) {
+        let _ = stream.into_inner().shutdown(std::net::Shutdown::Both).await;
+    }
 }
 
 async fn write_loop(conn: Rc<Conn>, mut sock: Half) {
@@ -173,7 +200,8 @@ async fn read_loop(conn: &Rc<Conn>, mut sock: Half) {
                 need = FRAME_HEADER_BYTES;
                 break;
             }
-            let header = FrameHeader::decode(avail[..FRAME_HEADER_BYTES].try_into().expect("16 bytes"));
+            let header =
+                FrameHeader::decode(avail[..FRAME_HEADER_BYTES].try_into().expect("16 bytes"));
             if let Err(e) = header.check(MAX_FRAME_PAYLOAD_BYTES) {
                 // The stream cannot be resynchronised after an oversize length: answer, close.
                 conn.error(header.request_id, (e.code, e.message));
@@ -206,11 +234,12 @@ async fn read_loop(conn: &Rc<Conn>, mut sock: Half) {
             buf.resize(need, 0);
         }
         // Read more, but wake up for shutdown too.
-        let read = futures_lite::future::or(async { Some(sock.read(&mut buf[filled..]).await) }, async {
-            let _ = shard.shutdown.acquire(1).await;
-            None
-        })
-        .await;
+        let read =
+            futures_lite::future::or(async { Some(sock.read(&mut buf[filled..]).await) }, async {
+                let _ = shard.shutdown.acquire(1).await;
+                None
+            })
+            .await;
         match read {
             Some(Ok(n)) if n > 0 => filled += n,
             _ => return, // EOF, error, or shutdown
@@ -236,10 +265,17 @@ fn dispatch(conn: &Rc<Conn>, header: &FrameHeader, payload: &[u8], handshaken: &
     };
     if !*handshaken {
         let Request::Hello(hello) = request else {
-            conn.error(id, (ErrorCode::HandshakeRequired, "the first request on a connection must be HELLO".into()));
+            conn.error(
+                id,
+                (
+                    ErrorCode::HandshakeRequired,
+                    "the first request on a connection must be HELLO".into(),
+                ),
+            );
             return false;
         };
-        let Some(version) = tarn_net::negotiate_version(hello.min_version, hello.max_version) else {
+        let Some(version) = tarn_net::negotiate_version(hello.min_version, hello.max_version)
+        else {
             conn.error(id, (
                 ErrorCode::UnsupportedVersion,
                 format!(
@@ -251,20 +287,32 @@ fn dispatch(conn: &Rc<Conn>, header: &FrameHeader, payload: &[u8], handshaken: &
         };
         if let Some(token) = &conn.shard.cfg.auth_token {
             if !constant_time_eq(token.as_bytes(), hello.auth_token.as_bytes()) {
-                conn.error(id, (ErrorCode::AuthFailed, "authentication failed: wrong or missing token".into()));
+                conn.error(
+                    id,
+                    (
+                        ErrorCode::AuthFailed,
+                        "authentication failed: wrong or missing token".into(),
+                    ),
+                );
                 return false;
             }
         }
         *handshaken = true;
-        conn.reply(id, &Response::Hello(HelloReply {
-            version,
-            server_version: env!("CARGO_PKG_VERSION").to_string(),
-            shard_count: conn.shard.count,
-            max_frame_payload_bytes: MAX_FRAME_PAYLOAD_BYTES,
-            max_batch_rows: tarn_net::limits::MAX_BATCH_ROWS,
-            max_in_flight: MAX_IN_FLIGHT_PER_CONNECTION,
-        }));
-        conn.shard.stats.borrow_mut().record(op_index("HELLO"), started.elapsed().as_micros() as u64);
+        conn.reply(
+            id,
+            &Response::Hello(HelloReply {
+                version,
+                server_version: env!("CARGO_PKG_VERSION").to_string(),
+                shard_count: conn.shard.count,
+                max_frame_payload_bytes: MAX_FRAME_PAYLOAD_BYTES,
+                max_batch_rows: tarn_net::limits::MAX_BATCH_ROWS,
+                max_in_flight: MAX_IN_FLIGHT_PER_CONNECTION,
+            }),
+        );
+        conn.shard
+            .stats
+            .borrow_mut()
+            .record(op_index("HELLO"), started.elapsed().as_micros() as u64);
         return true;
     }
     if conn.in_flight.get() >= MAX_IN_FLIGHT_PER_CONNECTION {
@@ -283,7 +331,13 @@ fn dispatch(conn: &Rc<Conn>, header: &FrameHeader, payload: &[u8], handshaken: &
             conn.finish(op, started);
         }
         Request::Hello(_) => {
-            conn.error(id, (ErrorCode::Unsupported, "HELLO was already received on this connection".into()));
+            conn.error(
+                id,
+                (
+                    ErrorCode::Unsupported,
+                    "HELLO was already received on this connection".into(),
+                ),
+            );
             conn.finish(op, started);
         }
         // A GET whose keys this shard owns (every GET with one shard) is answered inline too:
@@ -318,15 +372,29 @@ fn all_local(shard: &Shard, req: &tarn_net::KeysRequest) -> bool {
         return true;
     }
     let mut buf = Vec::new();
-    req.keys.iter().all(|k| tarn_types::encode_key(k, &mut buf).is_err() || shard_for(&buf, shard.count) == shard.id)
+    req.keys.iter().all(|k| {
+        tarn_types::encode_key(k, &mut buf).is_err() || shard_for(&buf, shard.count) == shard.id
+    })
 }
 
 fn get_inline(shard: &Shard, req: &tarn_net::KeysRequest) -> Result<Response, ErrorReply> {
     let catalog = shard.catalog();
-    let def = catalog.table(&req.table).ok_or_else(|| unknown_table(&req.table))?;
+    let def = catalog
+        .table(&req.table)
+        .ok_or_else(|| unknown_table(&req.table))?;
     let keys = batch::validate_keys(def, &req.keys).map_err(super::core_error)?;
-    let columns = def.columns.iter().map(|c| Column { name: c.name.clone(), ty: c.ty }).collect();
-    Ok(Response::Get(GetReply { columns, rows: shard.get_local(def.id, &keys) }))
+    let columns = def
+        .columns
+        .iter()
+        .map(|c| Column {
+            name: c.name.clone(),
+            ty: c.ty,
+        })
+        .collect();
+    Ok(Response::Get(GetReply {
+        columns,
+        rows: shard.get_local(def.id, &keys),
+    }))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -334,7 +402,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn fail((code, message): Failure) -> ErrorReply {
-    ErrorReply { code, message, row: None, column: None }
+    ErrorReply {
+        code,
+        message,
+        row: None,
+        column: None,
+    }
 }
 
 async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorReply> {
@@ -342,12 +415,15 @@ async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorRe
         Request::Sql(sql) => sql_request(shard, &sql).await,
         Request::Upsert(up) => {
             let catalog = shard.catalog();
-            let def = catalog.table(&up.table).ok_or_else(|| unknown_table(&up.table))?;
+            let def = catalog
+                .table(&up.table)
+                .ok_or_else(|| unknown_table(&up.table))?;
             let mode = match up.mode {
                 UpsertMode::Replace => CoreMode::Replace,
                 UpsertMode::Merge => CoreMode::Merge,
             };
-            let valid = batch::validate_upsert(def, mode, &up.columns, up.rows).map_err(super::core_error)?;
+            let valid = batch::validate_upsert(def, mode, &up.columns, up.rows)
+                .map_err(super::core_error)?;
             let parts = batch::split_by_shard(valid, shard.count)
                 .into_iter()
                 .enumerate()
@@ -358,15 +434,26 @@ async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorRe
         }
         Request::Get(req) => {
             let catalog = shard.catalog();
-            let def = catalog.table(&req.table).ok_or_else(|| unknown_table(&req.table))?;
+            let def = catalog
+                .table(&req.table)
+                .ok_or_else(|| unknown_table(&req.table))?;
             let keys = batch::validate_keys(def, &req.keys).map_err(super::core_error)?;
-            let columns = def.columns.iter().map(|c| Column { name: c.name.clone(), ty: c.ty }).collect();
+            let columns = def
+                .columns
+                .iter()
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    ty: c.ty,
+                })
+                .collect();
             let rows = get_rows(shard, def.id, keys).await.map_err(fail)?;
             Ok(Response::Get(GetReply { columns, rows }))
         }
         Request::Delete(req) => {
             let catalog = shard.catalog();
-            let def = catalog.table(&req.table).ok_or_else(|| unknown_table(&req.table))?;
+            let def = catalog
+                .table(&req.table)
+                .ok_or_else(|| unknown_table(&req.table))?;
             let keys = batch::validate_keys(def, &req.keys).map_err(super::core_error)?;
             let parts = batch::split_keys_by_shard(keys, shard.count)
                 .into_iter()
@@ -374,13 +461,21 @@ async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorRe
                 .filter(|(_, keys)| !keys.is_empty())
                 .map(|(s, keys)| {
                     let keys = keys.into_iter().map(|(_, k)| k).collect();
-                    (s as u32, Mutation::Delete { table_id: def.id, keys })
+                    (
+                        s as u32,
+                        Mutation::Delete {
+                            table_id: def.id,
+                            keys,
+                        },
+                    )
                 })
                 .collect();
             let rows = run_parts(shard, parts).await?;
             Ok(Response::Delete(DeleteReply { rows_deleted: rows }))
         }
-        Request::Stats => Ok(Response::Stats(StatsReply { shards: shard.stats_all().await.map_err(fail)? })),
+        Request::Stats => Ok(Response::Stats(StatsReply {
+            shards: shard.stats_all().await.map_err(fail)?,
+        })),
         Request::Hello(_) | Request::Ping(_) => unreachable!("answered inline"),
     }
 }
@@ -427,7 +522,11 @@ async fn run_parts(shard: &Rc<Shard>, parts: Vec<(u32, Mutation)>) -> Result<u64
     }
 }
 
-async fn get_rows(shard: &Rc<Shard>, table_id: u32, keys: Vec<Vec<u8>>) -> Result<Vec<Option<Vec<Value>>>, Failure> {
+async fn get_rows(
+    shard: &Rc<Shard>,
+    table_id: u32,
+    keys: Vec<Vec<u8>>,
+) -> Result<Vec<Option<Vec<Value>>>, Failure> {
     let n = shard.count;
     let mut rows: Vec<Option<Vec<Value>>> = vec![None; keys.len()];
     let tasks: Vec<_> = batch::split_keys_by_shard(keys, n)
@@ -451,16 +550,29 @@ async fn get_rows(shard: &Rc<Shard>, table_id: u32, keys: Vec<Vec<u8>>) -> Resul
 
 async fn sql_request(shard: &Rc<Shard>, sql: &str) -> Result<Response, ErrorReply> {
     let statements = tarn_core::sql::parse(sql).map_err(super::core_error)?;
-    let mut reply = SqlReply { message: String::new(), columns: Vec::new(), rows: Vec::new() };
+    let mut reply = SqlReply {
+        message: String::new(),
+        columns: Vec::new(),
+        rows: Vec::new(),
+    };
     let mut messages = Vec::new();
     for stmt in statements {
         match stmt {
             Statement::ShowTables => {
                 let catalog = shard.catalog();
                 reply.columns = vec![
-                    Column { name: "table".into(), ty: tarn_types::ColumnType::Text },
-                    Column { name: "key".into(), ty: tarn_types::ColumnType::Text },
-                    Column { name: "columns".into(), ty: tarn_types::ColumnType::BigInt },
+                    Column {
+                        name: "table".into(),
+                        ty: tarn_types::ColumnType::Text,
+                    },
+                    Column {
+                        name: "key".into(),
+                        ty: tarn_types::ColumnType::Text,
+                    },
+                    Column {
+                        name: "columns".into(),
+                        ty: tarn_types::ColumnType::BigInt,
+                    },
                 ];
                 reply.rows = catalog
                     .tables
@@ -479,16 +591,29 @@ async fn sql_request(shard: &Rc<Shard>, sql: &str) -> Result<Response, ErrorRepl
                 let catalog = shard.catalog();
                 let def = catalog.table(&table).ok_or_else(|| unknown_table(&table))?;
                 reply.columns = vec![
-                    Column { name: "column".into(), ty: tarn_types::ColumnType::Text },
-                    Column { name: "type".into(), ty: tarn_types::ColumnType::Text },
-                    Column { name: "key".into(), ty: tarn_types::ColumnType::Boolean },
+                    Column {
+                        name: "column".into(),
+                        ty: tarn_types::ColumnType::Text,
+                    },
+                    Column {
+                        name: "type".into(),
+                        ty: tarn_types::ColumnType::Text,
+                    },
+                    Column {
+                        name: "key".into(),
+                        ty: tarn_types::ColumnType::Boolean,
+                    },
                 ];
                 reply.rows = def
                     .columns
                     .iter()
                     .enumerate()
                     .map(|(i, c)| {
-                        vec![Value::Text(c.name.clone()), Value::Text(c.ty.sql_name().into()), Value::Bool(i == def.key_column)]
+                        vec![
+                            Value::Text(c.name.clone()),
+                            Value::Text(c.ty.sql_name().into()),
+                            Value::Bool(i == def.key_column),
+                        ]
                     })
                     .collect();
                 messages.push(format!("table {}", def.name));
@@ -501,5 +626,10 @@ async fn sql_request(shard: &Rc<Shard>, sql: &str) -> Result<Response, ErrorRepl
 }
 
 fn unknown_table(name: &str) -> ErrorReply {
-    ErrorReply { code: ErrorCode::UnknownTable, message: format!("table {name:?} does not exist"), row: None, column: None }
+    ErrorReply {
+        code: ErrorCode::UnknownTable,
+        message: format!("table {name:?} does not exist"),
+        row: None,
+        column: None,
+    }
 }

@@ -30,7 +30,7 @@ use tarn_types::shard_for;
 use crate::config::Config;
 use crate::datadir::{DataDir, CATALOG_FILE};
 use limits::{MESH_CHANNEL_CAPACITY, SHUTDOWN_POLL_MS};
-use mesh::{MsgBody, ReplyBody, ShardMsg, ShardReply};
+use mesh::{MsgBody, ShardMsg, ShardReply};
 use shard::Shard;
 
 /// The protocol error code for a core error kind.
@@ -76,7 +76,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let shard_count = datadir.meta.shard_count;
     crate::checks::ensure_memlock(shard_count)?;
     let catalog = match tarn_storage::read_file_checked(&datadir.path.join(CATALOG_FILE)) {
-        Ok(Some(bytes)) => Catalog::from_bytes(&bytes).map_err(|e| format!("catalog {}: {e}", datadir.path.join(CATALOG_FILE).display()))?,
+        Ok(Some(bytes)) => Catalog::from_bytes(&bytes)
+            .map_err(|e| format!("catalog {}: {e}", datadir.path.join(CATALOG_FILE).display()))?,
         Ok(None) => Catalog::new(),
         Err(e) => return Err(format!("cannot read the catalog: {e}")),
     };
@@ -104,23 +105,31 @@ pub fn run(cfg: Config) -> Result<(), String> {
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [libc::SIGTERM, libc::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("cannot install signal handler: {e}"))?;
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| format!("cannot install signal handler: {e}"))?;
     }
 
     let requests = MeshBuilder::<ShardMsg, _>::full(shard_count as usize, MESH_CHANNEL_CAPACITY);
     let replies = MeshBuilder::<ShardReply, _>::full(shard_count as usize, MESH_CHANNEL_CAPACITY);
     let data_path = datadir.path.clone();
     let created = datadir.created;
-    let pool = LocalExecutorPoolBuilder::new(placement)
-        .name("tarn-shard")
-        .spin_before_park(cfg.spin)
-        .on_all_shards(move || {
-            let cfg = cfg.clone();
-            let catalog = catalog.clone();
-            let stop = stop.clone();
-            async move { shard_main(cfg, data_path, catalog, requests, replies, stop, created).await }
-        })
-        .map_err(|e| format!("cannot start executors: {e}"))?;
+    let pool =
+        LocalExecutorPoolBuilder::new(placement)
+            .name("tarn-shard")
+            .spin_before_park(cfg.spin)
+            // Each executor has one helper thread for the rare blocking file operations (rename,
+            // directory fsync). glommio's default pins every such thread to the first CPU; left
+            // unbound, the kernel runs it wherever there is idle time instead of always on CPU 0.
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(1))
+            .on_all_shards(move || {
+                let cfg = cfg.clone();
+                let catalog = catalog.clone();
+                let stop = stop.clone();
+                async move {
+                    shard_main(cfg, data_path, catalog, requests, replies, stop, created).await
+                }
+            })
+            .map_err(|e| format!("cannot start executors: {e}"))?;
     let mut errors = Vec::new();
     for r in pool.join_all() {
         match r {
@@ -149,12 +158,21 @@ async fn shard_main(
     created: bool,
 ) -> Result<(), String> {
     // Join both meshes first: a shard's id is its mesh peer id.
-    let (senders, mut receivers) = requests.join().await.map_err(|_| "cannot join the shard mesh".to_string())?;
-    let (reply_senders, mut reply_receivers) =
-        replies.join().await.map_err(|_| "cannot join the shard mesh".to_string())?;
+    let (senders, mut receivers) = requests
+        .join()
+        .await
+        .map_err(|_| "cannot join the shard mesh".to_string())?;
+    let (reply_senders, mut reply_receivers) = replies
+        .join()
+        .await
+        .map_err(|_| "cannot join the shard mesh".to_string())?;
     let id = senders.peer_id() as u32;
     let count = senders.nr_consumers() as u32;
-    assert_eq!(reply_senders.peer_id() as u32, id, "both meshes must agree on shard ids");
+    assert_eq!(
+        reply_senders.peer_id() as u32,
+        id,
+        "both meshes must agree on shard ids"
+    );
 
     let recovered = recover(&cfg, &data_path, id, count, &catalog).await;
 
@@ -162,14 +180,26 @@ async fn shard_main(
     let ok = recovered.is_ok();
     for peer in 0..count {
         if peer != id {
-            let _ = senders.send_to(peer as usize, ShardMsg { from: id, corr: 0, body: MsgBody::Ready { ok } }).await;
+            let _ = senders
+                .send_to(
+                    peer as usize,
+                    ShardMsg {
+                        from: id,
+                        corr: 0,
+                        body: MsgBody::Ready { ok },
+                    },
+                )
+                .await;
         }
     }
     let mut all_ok = ok;
     for peer in 0..count {
         if peer != id {
             match receivers.recv_from(peer as usize).await {
-                Ok(Some(ShardMsg { body: MsgBody::Ready { ok }, .. })) => all_ok &= ok,
+                Ok(Some(ShardMsg {
+                    body: MsgBody::Ready { ok },
+                    ..
+                })) => all_ok &= ok,
                 _ => all_ok = false,
             }
         }
@@ -235,7 +265,11 @@ async fn shard_main(
     let listener = glommio::net::TcpListener::bind(cfg.listen)
         .map_err(|e| format!("shard {id}: cannot listen on {}: {e}", cfg.listen))?;
     if id == 0 {
-        let pinned = if shard.cpu.is_some() { "pinned" } else { "unpinned" };
+        let pinned = if shard.cpu.is_some() {
+            "pinned"
+        } else {
+            "unpinned"
+        };
         println!(
             "tarnd {} ready: listening on {} with {count} shard(s) ({pinned}), data dir {}{}, durability {:?}",
             env!("CARGO_PKG_VERSION"),
@@ -277,7 +311,10 @@ async fn shard_main(
         let _ = shard.conn_done.acquire(1).await;
     }
     shard.drain_barrier().await;
-    shard.close().await.map_err(|e| format!("shard {id}: shutdown flush failed: {e}"))?;
+    shard
+        .close()
+        .await
+        .map_err(|e| format!("shard {id}: shutdown flush failed: {e}"))?;
     tracing::info!(shard = id, "stopped");
     Ok(())
 }
@@ -285,24 +322,39 @@ async fn shard_main(
 type Recovered = (ShardState, Rc<Log>, u64);
 
 /// Rebuilds this shard's state from its newest valid checkpoint and its log.
-async fn recover(cfg: &Config, data_path: &std::path::Path, id: u32, count: u32, catalog: &Catalog) -> Result<Recovered, String> {
+async fn recover(
+    cfg: &Config,
+    data_path: &std::path::Path,
+    id: u32,
+    count: u32,
+    catalog: &Catalog,
+) -> Result<Recovered, String> {
     let dir = data_path.join(format!("shard-{id}"));
-    let (mut state, after_lsn) = match checkpoint::load_latest(&dir).map_err(|e| format!("shard {id}: {e}"))? {
-        Some(c) => (
-            ShardState::from_checkpoint(c.payload(), catalog)
-                .map_err(|e| format!("shard {id}: checkpoint {} is corrupt: {e}", c.path.display()))?,
-            c.lsn,
-        ),
-        None => (ShardState::new(), 0),
-    };
+    let (mut state, after_lsn) =
+        match checkpoint::load_latest(&dir).map_err(|e| format!("shard {id}: {e}"))? {
+            Some(c) => (
+                ShardState::from_checkpoint(c.payload(), catalog).map_err(|e| {
+                    format!(
+                        "shard {id}: checkpoint {} is corrupt: {e}",
+                        c.path.display()
+                    )
+                })?,
+                c.lsn,
+            ),
+            None => (ShardState::new(), 0),
+        };
     let mut opts = LogOptions::new(dir.clone(), cfg.durability);
     opts.segment_size_bytes = cfg.segment_size_bytes;
     opts.async_flush_interval = cfg.async_flush_interval;
     let replay = |lsn: u64, payload: &[u8]| -> Result<(), String> {
         let m = tarn_core::record::decode(payload).map_err(|e| format!("record {lsn}: {e}"))?;
         let owned = match &m {
-            tarn_core::record::Mutation::Upsert { rows, .. } => rows.iter().all(|(k, _)| shard_for(k, count) == id),
-            tarn_core::record::Mutation::Delete { keys, .. } => keys.iter().all(|k| shard_for(k, count) == id),
+            tarn_core::record::Mutation::Upsert { rows, .. } => {
+                rows.iter().all(|(k, _)| shard_for(k, count) == id)
+            }
+            tarn_core::record::Mutation::Delete { keys, .. } => {
+                keys.iter().all(|k| shard_for(k, count) == id)
+            }
         };
         if !owned {
             return Err(format!("record {lsn} holds keys shard {id} does not own"));
@@ -310,15 +362,60 @@ async fn recover(cfg: &Config, data_path: &std::path::Path, id: u32, count: u32,
         state.apply_owned(catalog, m);
         Ok(())
     };
-    let (log, report) = Log::open(opts, after_lsn, replay).await.map_err(|e| format!("shard {id}: {e}"))?;
+    let (log, report) = match Log::open(opts, after_lsn, replay).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            // A log that starts after the loaded checkpoint usually means a newer checkpoint
+            // was rejected: say so, since that is the file to look at.
+            let rejected = newer_checkpoints(&dir, after_lsn);
+            let note = if rejected.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "\n  note: checkpoint(s) {} failed validation and were skipped (see the warnings above); the log alone cannot rebuild what they held",
+                    rejected.join(", ")
+                )
+            };
+            return Err(format!("shard {id}: {e}{note}"));
+        }
+    };
     if let Some(t) = &report.truncated_tail {
-        tracing::warn!(shard = id, "truncated a torn log tail: {} at offset {} ({} bytes)", t.path.display(), t.offset, t.bytes_discarded);
+        tracing::warn!(
+            shard = id,
+            "truncated a torn log tail: {} at offset {} ({} bytes)",
+            t.path.display(),
+            t.offset,
+            t.bytes_discarded
+        );
     }
-    tracing::info!(shard = id, checkpoint_lsn = after_lsn, replayed = report.records_replayed, last_lsn = report.last_lsn, "recovered");
+    tracing::info!(
+        shard = id,
+        checkpoint_lsn = after_lsn,
+        replayed = report.records_replayed,
+        last_lsn = report.last_lsn,
+        "recovered"
+    );
     Ok((state, log, after_lsn))
 }
 
-#[allow(dead_code)]
-fn _reply_body_is_send(b: ReplyBody) -> impl Send {
-    b
+/// Checkpoint files in `dir` newer than the one recovery used (they failed validation).
+/// Runs only on the failure path of recovery, before the shard serves anything.
+fn newer_checkpoints(dir: &std::path::Path, used_lsn: u64) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let lsn: u64 = name
+                .strip_prefix("checkpoint-")?
+                .strip_suffix(".ckp")?
+                .parse()
+                .ok()?;
+            (lsn > used_lsn).then(|| e.path().display().to_string())
+        })
+        .collect();
+    out.sort();
+    out
 }

@@ -129,11 +129,25 @@ impl Shard {
 
     /// Logs and applies `m` on shard `target`, returning the rows it applied (or deleted).
     /// `record` is `m` encoded with [`record::encode`].
-    pub async fn write(self: &Rc<Self>, target: u32, m: Mutation, record: Vec<u8>) -> Result<u64, Failure> {
+    pub async fn write(
+        self: &Rc<Self>,
+        target: u32,
+        m: Mutation,
+        record: Vec<u8>,
+    ) -> Result<u64, Failure> {
         if target == self.id {
             self.write_local(m, &record).await
         } else {
-            match self.call(target, MsgBody::Write { mutation: m, record }).await? {
+            match self
+                .call(
+                    target,
+                    MsgBody::Write {
+                        mutation: m,
+                        record,
+                    },
+                )
+                .await?
+            {
                 ReplyBody::Written(n) => Ok(n),
                 other => Err(unexpected(other)),
             }
@@ -141,22 +155,43 @@ impl Shard {
     }
 
     async fn write_local(self: &Rc<Self>, m: Mutation, record: &[u8]) -> Result<u64, Failure> {
-        debug_assert!(self.owns_all(&m), "mutation routed to a shard that does not own its keys");
-        debug_assert_eq!(record::decode(record).as_ref(), Ok(&m), "record must encode the mutation");
+        debug_assert!(
+            self.owns_all(&m),
+            "mutation routed to a shard that does not own its keys"
+        );
+        debug_assert_eq!(
+            record::decode(record).as_ref(),
+            Ok(&m),
+            "record must encode the mutation"
+        );
         if let Some(reason) = self.failed.borrow().as_ref() {
-            return Err((ErrorCode::Storage, format!("shard {} refuses writes: {reason}", self.id)));
+            return Err((
+                ErrorCode::Storage,
+                format!("shard {} refuses writes: {reason}", self.id),
+            ));
         }
-        let lsn = self.log.append(record).await.map_err(|e| self.fail(e.to_string()))?;
+        let lsn = self
+            .log
+            .append(record)
+            .await
+            .map_err(|e| self.fail(e.to_string()))?;
         let (done, applied) = local_channel::new_bounded(1);
-        self.pending.borrow_mut().insert(lsn, Pending { mutation: m, done });
+        self.pending
+            .borrow_mut()
+            .insert(lsn, Pending { mutation: m, done });
         if self.cfg.durability == Durability::Sync {
-            self.log.wait_durable(lsn).await.map_err(|e| self.fail(e.to_string()))?;
+            self.log
+                .wait_durable(lsn)
+                .await
+                .map_err(|e| self.fail(e.to_string()))?;
         }
         self.drain_applies();
-        applied
-            .recv()
-            .await
-            .ok_or_else(|| (ErrorCode::Storage, format!("shard {}: write was not applied", self.id)))
+        applied.recv().await.ok_or_else(|| {
+            (
+                ErrorCode::Storage,
+                format!("shard {}: write was not applied", self.id),
+            )
+        })
     }
 
     /// Applies every pending mutation that is next in LSN order and allowed (durable in sync
@@ -172,7 +207,9 @@ impl Shard {
             if next > limit {
                 break;
             }
-            let Some(p) = self.pending.borrow_mut().remove(&next) else { break };
+            let Some(p) = self.pending.borrow_mut().remove(&next) else {
+                break;
+            };
             let n = self.state.borrow_mut().apply_owned(&catalog, p.mutation);
             self.next_apply_lsn.set(next + 1);
             // The writer may have gone (its connection closed): the write still happened.
@@ -182,7 +219,10 @@ impl Shard {
     }
 
     fn fail(&self, reason: String) -> Failure {
-        tracing::error!(shard = self.id, "log failure, shard stops accepting writes: {reason}");
+        tracing::error!(
+            shard = self.id,
+            "log failure, shard stops accepting writes: {reason}"
+        );
         let mut failed = self.failed.borrow_mut();
         if failed.is_none() {
             *failed = Some(reason.clone());
@@ -192,8 +232,12 @@ impl Shard {
 
     fn owns_all(&self, m: &Mutation) -> bool {
         match m {
-            Mutation::Upsert { rows, .. } => rows.iter().all(|(k, _)| shard_for(k, self.count) == self.id),
-            Mutation::Delete { keys, .. } => keys.iter().all(|k| shard_for(k, self.count) == self.id),
+            Mutation::Upsert { rows, .. } => rows
+                .iter()
+                .all(|(k, _)| shard_for(k, self.count) == self.id),
+            Mutation::Delete { keys, .. } => {
+                keys.iter().all(|k| shard_for(k, self.count) == self.id)
+            }
         }
     }
 
@@ -208,7 +252,11 @@ impl Shard {
         let state = self.state.borrow();
         keys.iter()
             .map(|k| {
-                debug_assert_eq!(shard_for(k, self.count), self.id, "GET routed to a non-owner");
+                debug_assert_eq!(
+                    shard_for(k, self.count),
+                    self.id,
+                    "GET routed to a non-owner"
+                );
                 state.get(table_id, k).map(|row| row.to_vec())
             })
             .collect()
@@ -240,11 +288,12 @@ impl Shard {
                 other => Err(unexpected(other)),
             };
         }
-        let _turn = self
-            .ddl_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| (ErrorCode::ShuttingDown, "server is shutting down".to_string()))?;
+        let _turn = self.ddl_lock.acquire_permit(1).await.map_err(|_| {
+            (
+                ErrorCode::ShuttingDown,
+                "server is shutting down".to_string(),
+            )
+        })?;
         let current = self.catalog();
         let (next, message) = current.apply_ddl(&stmt).map_err(super::core_failure)?;
         if next.version == current.version {
@@ -315,15 +364,25 @@ impl Shard {
         self.next_corr.set(corr + 1);
         let (tx, rx) = local_channel::new_bounded(1);
         self.waiters.borrow_mut().insert(corr, tx);
-        let msg = ShardMsg { from: self.id, corr, body };
+        let msg = ShardMsg {
+            from: self.id,
+            corr,
+            body,
+        };
         if self.senders.send_to(to as usize, msg).await.is_err() {
             self.waiters.borrow_mut().remove(&corr);
-            return Err((ErrorCode::ShuttingDown, format!("shard {to} is not reachable")));
+            return Err((
+                ErrorCode::ShuttingDown,
+                format!("shard {to} is not reachable"),
+            ));
         }
         match rx.recv().await {
             Some(ReplyBody::Error(code, msg)) => Err((code, msg)),
             Some(body) => Ok(body),
-            None => Err((ErrorCode::Internal, format!("shard {to} dropped the request"))),
+            None => Err((
+                ErrorCode::Internal,
+                format!("shard {to} dropped the request"),
+            )),
         }
     }
 
@@ -361,7 +420,10 @@ impl Shard {
             }
             MsgBody::Stats => ReplyBody::Stats(self.local_stats()),
         };
-        let reply = ShardReply { corr: msg.corr, body };
+        let reply = ShardReply {
+            corr: msg.corr,
+            body,
+        };
         // The peer is gone only when the whole server is stopping.
         let _ = self.reply_senders.send_to(msg.from as usize, reply).await;
     }
@@ -371,7 +433,16 @@ impl Shard {
     pub async fn drain_barrier(self: &Rc<Self>) {
         for peer in 0..self.count {
             if peer != self.id {
-                let _ = self.reply_senders.send_to(peer as usize, ShardReply { corr: 0, body: ReplyBody::Done("drained".into()) }).await;
+                let _ = self
+                    .reply_senders
+                    .send_to(
+                        peer as usize,
+                        ShardReply {
+                            corr: 0,
+                            body: ReplyBody::Done("drained".into()),
+                        },
+                    )
+                    .await;
             }
         }
         let _ = self.peers_drained.acquire(u64::from(self.count - 1)).await;
@@ -408,11 +479,28 @@ impl Shard {
         if lsn == self.checkpoint_lsn.get() {
             return Ok(());
         }
+        if self.cfg.durability == Durability::Async {
+            // The checkpoint must not get ahead of a log whose tail is still in memory.
+            self.log.flush().await.map_err(|e| e.to_string())?;
+        }
+        let lsn = self.next_apply_lsn.get() - 1;
         let payload = self.state.borrow().to_checkpoint();
-        let path = checkpoint::write(&self.shard_dir, lsn, &payload).await.map_err(|e| e.to_string())?;
-        let removed = self.log.remove_segments_covered_by(lsn).await.map_err(|e| e.to_string())?;
+        let path = checkpoint::write(&self.shard_dir, lsn, &payload)
+            .await
+            .map_err(|e| e.to_string())?;
+        let removed = self
+            .log
+            .remove_segments_covered_by(lsn)
+            .await
+            .map_err(|e| e.to_string())?;
         self.checkpoint_lsn.set(lsn);
-        tracing::info!(shard = self.id, lsn, removed_segments = removed, "checkpoint {}", path.display());
+        tracing::info!(
+            shard = self.id,
+            lsn,
+            removed_segments = removed,
+            "checkpoint {}",
+            path.display()
+        );
         Ok(())
     }
 
@@ -436,5 +524,8 @@ fn unexpected(body: ReplyBody) -> Failure {
         ReplyBody::Stats(_) => "Stats",
         ReplyBody::Error(..) => "Error",
     };
-    (ErrorCode::Internal, format!("unexpected shard reply {what}"))
+    (
+        ErrorCode::Internal,
+        format!("unexpected shard reply {what}"),
+    )
 }

@@ -16,7 +16,9 @@ impl OpHistograms {
     pub fn new() -> Self {
         let hists = OPS
             .iter()
-            .map(|_| Histogram::new_with_bounds(1, MAX_RECORDED_LATENCY_US, 3).expect("valid bounds"))
+            .map(|_| {
+                Histogram::new_with_bounds(1, MAX_RECORDED_LATENCY_US, 3).expect("valid bounds")
+            })
             .collect();
         OpHistograms { hists }
     }

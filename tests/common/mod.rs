@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 #[allow(unused_imports)]
 pub use tarn_net::{
-    ColumnType, ErrorCode, ErrorReply, FrameHeader, GetReply, Hello, KeysRequest, Request, Response, SqlReply,
-    StatsReply, UpsertMode, UpsertRequest, Value,
+    ColumnType, ErrorCode, ErrorReply, FrameHeader, GetReply, Hello, KeysRequest, Request,
+    Response, SqlReply, StatsReply, UpsertMode, UpsertRequest, Value,
 };
 
 /// How long a server may take to print its ready line (recovery of a big log included).
@@ -58,13 +58,21 @@ pub struct ServerOpts {
 
 impl Default for ServerOpts {
     fn default() -> Self {
-        ServerOpts { shards: 2, durability: Some("sync".into()), extra_args: Vec::new(), data_dir: None }
+        ServerOpts {
+            shards: 2,
+            durability: Some("sync".into()),
+            extra_args: Vec::new(),
+            data_dir: None,
+        }
     }
 }
 
 impl ServerOpts {
     pub fn shards(n: u32) -> Self {
-        ServerOpts { shards: n, ..Default::default() }
+        ServerOpts {
+            shards: n,
+            ..Default::default()
+        }
     }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.extra_args.push(a.into());
@@ -96,7 +104,10 @@ pub struct TarnServer {
 
 /// Spawns tarnd with `args`, stderr to `stderr_path`; waits for the ready line or the exit.
 /// `Ok((child, line))` once ready; `Err((status, stderr))` if it exited first.
-fn spawn_tarnd(args: &[String], stderr_path: &Path) -> Result<(Child, String), (Option<ExitStatus>, String)> {
+fn spawn_tarnd(
+    args: &[String],
+    stderr_path: &Path,
+) -> Result<(Child, String), (Option<ExitStatus>, String)> {
     let stderr = std::fs::File::create(stderr_path).expect("create stderr capture file");
     let mut child = Command::new(tarnd_bin())
         .args(args)
@@ -125,7 +136,9 @@ fn spawn_tarnd(args: &[String], stderr_path: &Path) -> Result<(Child, String), (
     let deadline = Instant::now() + START_DEADLINE;
     loop {
         match rx.recv_timeout(Duration::from_millis(20)) {
-            Ok(line) if line.starts_with("tarnd ") && line.contains(" ready: ") => return Ok((child, line)),
+            Ok(line) if line.starts_with("tarnd ") && line.contains(" ready: ") => {
+                return Ok((child, line))
+            }
             Ok(_) => {}
             Err(mpsc::RecvTimeoutError::Timeout) | Err(mpsc::RecvTimeoutError::Disconnected) => {}
         }
@@ -138,7 +151,10 @@ fn spawn_tarnd(args: &[String], stderr_path: &Path) -> Result<(Child, String), (
             let _ = child.kill();
             let _ = child.wait();
             let err = std::fs::read_to_string(stderr_path).unwrap_or_default();
-            return Err((None, format!("tarnd printed no ready line within {START_DEADLINE:?}; stderr:\n{err}")));
+            return Err((
+                None,
+                format!("tarnd printed no ready line within {START_DEADLINE:?}; stderr:\n{err}"),
+            ));
         }
     }
 }
@@ -162,12 +178,18 @@ impl TarnServer {
         let (tmp, data_dir) = match &opts.data_dir {
             Some(d) => (None, d.clone()),
             None => {
-                let t = tempfile::Builder::new().prefix("tarn-test-").tempdir().expect("tempdir");
+                let t = tempfile::Builder::new()
+                    .prefix("tarn-test-")
+                    .tempdir()
+                    .expect("tempdir");
                 let p = t.path().join("data");
                 (Some(t), p)
             }
         };
-        let logs = tempfile::Builder::new().prefix("tarn-test-logs-").tempdir().expect("tempdir");
+        let logs = tempfile::Builder::new()
+            .prefix("tarn-test-logs-")
+            .tempdir()
+            .expect("tempdir");
         let mut s = TarnServer {
             child: None,
             port: 0,
@@ -268,7 +290,13 @@ impl TarnServer {
 
     /// A connected, handshaken client.
     pub fn client(&self) -> Conn {
-        Conn::connect(self.addr()).unwrap_or_else(|e| panic!("connect to {}: {e:?}\nstderr:\n{}", self.addr(), self.stderr()))
+        Conn::connect(self.addr()).unwrap_or_else(|e| {
+            panic!(
+                "connect to {}: {e:?}\nstderr:\n{}",
+                self.addr(),
+                self.stderr()
+            )
+        })
     }
 
     pub fn client_with_token(&self, token: &str) -> Result<Conn, ClientError> {
@@ -293,7 +321,10 @@ impl TarnServer {
             None => {
                 let _ = c.kill();
                 let _ = c.wait();
-                panic!("tarnd did not exit within {STOP_DEADLINE:?} of SIGTERM; stderr:\n{}", self.stderr());
+                panic!(
+                    "tarnd did not exit within {STOP_DEADLINE:?} of SIGTERM; stderr:\n{}",
+                    self.stderr()
+                );
             }
         }
     }
@@ -301,7 +332,11 @@ impl TarnServer {
     /// SIGTERM, and assert a clean exit (status 0).
     pub fn stop_ok(&mut self) {
         let s = self.stop();
-        assert!(s.success(), "tarnd exited with {s:?} after SIGTERM; stderr:\n{}", self.stderr());
+        assert!(
+            s.success(),
+            "tarnd exited with {s:?} after SIGTERM; stderr:\n{}",
+            self.stderr()
+        );
     }
 
     /// Starts again on the same data dir and port.
@@ -318,7 +353,8 @@ impl TarnServer {
     }
 
     pub fn restart_ok(&mut self) {
-        self.restart().unwrap_or_else(|e| panic!("tarnd failed to restart: {e}"));
+        self.restart()
+            .unwrap_or_else(|e| panic!("tarnd failed to restart: {e}"));
     }
 
     /// Starts another tarnd with exactly `args` (plus TARN_LOG=warn); expects it to fail.
@@ -369,7 +405,11 @@ pub fn segments(data_dir: &Path, shard: u32) -> Vec<(u64, PathBuf)> {
 
 /// `(lsn, path)` of every checkpoint of shard `shard`, sorted.
 pub fn checkpoints(data_dir: &Path, shard: u32) -> Vec<(u64, PathBuf)> {
-    numbered_files(&data_dir.join(format!("shard-{shard}")), "checkpoint-", ".ckp")
+    numbered_files(
+        &data_dir.join(format!("shard-{shard}")),
+        "checkpoint-",
+        ".ckp",
+    )
 }
 
 fn numbered_files(dir: &Path, prefix: &str, suffix: &str) -> Vec<(u64, PathBuf)> {
@@ -377,7 +417,10 @@ fn numbered_files(dir: &Path, prefix: &str, suffix: &str) -> Vec<(u64, PathBuf)>
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            if let Some(n) = name.strip_prefix(prefix).and_then(|r| r.strip_suffix(suffix)) {
+            if let Some(n) = name
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(suffix))
+            {
                 if let Ok(n) = n.parse::<u64>() {
                     out.push((n, e.path()));
                 }
@@ -461,11 +504,16 @@ fn io_err(e: std::io::Error) -> ClientError {
 impl Conn {
     /// TCP connect only: no HELLO sent.
     pub fn connect_raw(addr: SocketAddr) -> CResult<Conn> {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(ClientError::Io)?;
+        let stream =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(ClientError::Io)?;
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
-        Ok(Conn { stream, next_id: 1, hello: None })
+        Ok(Conn {
+            stream,
+            next_id: 1,
+            hello: None,
+        })
     }
 
     pub fn connect(addr: SocketAddr) -> CResult<Conn> {
@@ -490,7 +538,9 @@ impl Conn {
                 self.hello = Some(h);
                 Ok(())
             }
-            other => Err(ClientError::Protocol(format!("unexpected HELLO answer {other:?}"))),
+            other => Err(ClientError::Protocol(format!(
+                "unexpected HELLO answer {other:?}"
+            ))),
         }
     }
 
@@ -527,7 +577,10 @@ impl Conn {
         self.stream.read_exact(&mut h).map_err(io_err)?;
         let header = FrameHeader::decode(&h);
         if header.payload_len > tarn_net::limits::MAX_FRAME_PAYLOAD_BYTES {
-            return Err(ClientError::Protocol(format!("server frame of {} bytes", header.payload_len)));
+            return Err(ClientError::Protocol(format!(
+                "server frame of {} bytes",
+                header.payload_len
+            )));
         }
         let mut payload = vec![0u8; header.payload_len as usize];
         self.stream.read_exact(&mut payload).map_err(io_err)?;
@@ -540,13 +593,16 @@ impl Conn {
     /// Frames read meanwhile are returned through `seen`.
     pub fn expect_closed(&mut self, limit: Duration, seen: &mut Vec<(u64, Response)>) -> bool {
         let deadline = Instant::now() + limit;
-        self.stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        self.stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         loop {
             match self.recv() {
                 Ok(f) => seen.push(f),
                 Err(ClientError::Closed) => return true,
                 Err(ClientError::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut =>
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
                 {
                     if Instant::now() > deadline {
                         return false;
@@ -566,7 +622,9 @@ impl Conn {
             if let Response::Error(e) = resp {
                 return Err(ClientError::Server(e));
             }
-            return Err(ClientError::Protocol(format!("reply id {rid}, expected {id}")));
+            return Err(ClientError::Protocol(format!(
+                "reply id {rid}, expected {id}"
+            )));
         }
         match resp {
             Response::Error(e) => Err(ClientError::Server(e)),
@@ -589,19 +647,31 @@ impl Conn {
     }
 
     pub fn get(&mut self, table: &str, keys: Vec<Value>) -> CResult<GetReply> {
-        match self.call(&Request::Get(KeysRequest { table: table.into(), keys }))? {
+        match self.call(&Request::Get(KeysRequest {
+            table: table.into(),
+            keys,
+        }))? {
             Response::Get(r) => Ok(r),
             o => Err(ClientError::Protocol(format!("unexpected {o:?}"))),
         }
     }
 
     /// GET any number of keys, in requests of at most `chunk` keys.
-    pub fn get_many(&mut self, table: &str, keys: &[Value], chunk: usize) -> CResult<Vec<Option<Vec<Value>>>> {
+    pub fn get_many(
+        &mut self,
+        table: &str,
+        keys: &[Value],
+        chunk: usize,
+    ) -> CResult<Vec<Option<Vec<Value>>>> {
         let mut out = Vec::with_capacity(keys.len());
         for c in keys.chunks(chunk) {
             let r = self.get(table, c.to_vec())?;
             if r.rows.len() != c.len() {
-                return Err(ClientError::Protocol(format!("GET of {} keys returned {} rows", c.len(), r.rows.len())));
+                return Err(ClientError::Protocol(format!(
+                    "GET of {} keys returned {} rows",
+                    c.len(),
+                    r.rows.len()
+                )));
             }
             out.extend(r.rows);
         }
@@ -609,7 +679,10 @@ impl Conn {
     }
 
     pub fn delete(&mut self, table: &str, keys: Vec<Value>) -> CResult<u64> {
-        match self.call(&Request::Delete(KeysRequest { table: table.into(), keys }))? {
+        match self.call(&Request::Delete(KeysRequest {
+            table: table.into(),
+            keys,
+        }))? {
             Response::Delete(r) => Ok(r.rows_deleted),
             o => Err(ClientError::Protocol(format!("unexpected {o:?}"))),
         }
@@ -641,7 +714,12 @@ pub fn upsert_req(table: &str, columns: &[&str], rows: Vec<Vec<Value>>) -> Reque
 
 /// Builds a frame from raw parts (any opcode, any payload, any declared length).
 pub fn raw_frame(payload_len: u32, opcode: u16, request_id: u64, payload: &[u8]) -> Vec<u8> {
-    let h = FrameHeader { payload_len, opcode, flags: 0, request_id };
+    let h = FrameHeader {
+        payload_len,
+        opcode,
+        flags: 0,
+        request_id,
+    };
     let mut out = h.encode().to_vec();
     out.extend_from_slice(payload);
     out
@@ -671,7 +749,10 @@ pub fn total_rows(st: &StatsReply) -> u64 {
 pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !f() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -685,16 +766,30 @@ pub fn pipelined(conn: &mut Conn, reqs: &[Request], depth: usize) -> Vec<Respons
     let mut outstanding = 0;
     while next < reqs.len() || outstanding > 0 {
         while outstanding < depth && next < reqs.len() {
-            ids.push(conn.send(&reqs[next]).unwrap_or_else(|e| panic!("send request {next}: {e}")));
+            ids.push(
+                conn.send(&reqs[next])
+                    .unwrap_or_else(|e| panic!("send request {next}: {e}")),
+            );
             next += 1;
             outstanding += 1;
         }
-        let (id, resp) = conn.recv().unwrap_or_else(|e| panic!("receive a reply: {e}"));
+        let (id, resp) = conn
+            .recv()
+            .unwrap_or_else(|e| panic!("receive a reply: {e}"));
         if let Response::Error(e) = &resp {
             panic!("request {id} failed: {e}");
         }
-        assert!(replies.insert(id, resp).is_none(), "two replies for request {id}");
+        assert!(
+            replies.insert(id, resp).is_none(),
+            "two replies for request {id}"
+        );
         outstanding -= 1;
     }
-    ids.iter().map(|id| replies.remove(id).unwrap_or_else(|| panic!("no reply for request {id}"))).collect()
+    ids.iter()
+        .map(|id| {
+            replies
+                .remove(id)
+                .unwrap_or_else(|| panic!("no reply for request {id}"))
+        })
+        .collect()
 }

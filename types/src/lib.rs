@@ -186,9 +186,7 @@ mod tests {
     fn routing_is_stable_and_spreads() {
         // Pinned values: if these change, every existing data directory is mis-routed.
         assert_eq!(shard_for(&key(Value::Text("card-1".into())), 1), 0);
-        let fixed: Vec<u32> = (0..8)
-            .map(|i| shard_for(&key(Value::Int(i)), 4))
-            .collect();
+        let fixed: Vec<u32> = (0..8).map(|i| shard_for(&key(Value::Int(i)), 4)).collect();
         assert_eq!(fixed, vec![0, 0, 1, 1, 2, 1, 3, 1]);
         let mut counts = [0u32; 4];
         for i in 0..40_000 {

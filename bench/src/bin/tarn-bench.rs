@@ -12,7 +12,7 @@ use tarn_bench::floors::{self, FsyncMode, PingMode};
 use tarn_bench::pglog;
 use tarn_bench::report::{self, BenchRecord};
 use tarn_bench::stats::LatSummary;
-use tarn_bench::sys::pin_current_thread;
+use tarn_bench::sys::{clock_ticks_per_sec, cpu_ticks, pin_current_thread, self_cpu_ns};
 use tarn_bench::target::{blocking_pipeline, CodecFactory, RedisFactory};
 use tarn_bench::tarn::{self as tarn_adapter, TarnFactory};
 use tarn_bench::workload::{make_value, OpKind, Workload};
@@ -291,6 +291,16 @@ fn preload(t: &TargetArgs, w: &WorkloadArgs, chunk: usize) -> Result<(), String>
     if errors > 0 {
         return Err(format!("preload got {errors} error replies"));
     }
+    if t.target == Target::Tarn && keys > 0 {
+        let probe = [0, keys / 2, keys - 1];
+        let found = tarn_adapter::count_found(&mut s, 3, &t.table, &probe)
+            .map_err(|e| format!("preload check: {e}"))?;
+        if found != probe.len() {
+            return Err(format!(
+                "preload check: only {found} of keys {probe:?} are readable after preload"
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -358,7 +368,18 @@ fn run(a: &RunArgs) -> Result<(), String> {
         expected_interval_ns: a.expected_interval_us.map(|us| (us * 1000.0) as u64),
     };
     let f = factory(&a.target);
+    let before = a.cpu.and_then(|c| cpu_ticks(c).map(|t| (t, self_cpu_ns())));
     let out = engine::run(&cfg, f.as_ref())?;
+    // Interference check: time the client CPU spent on anything but this process.
+    let interference = match (a.cpu, before) {
+        (Some(c), Some(((b0, t0), own0))) => cpu_ticks(c).and_then(|(b1, t1)| {
+            let hz = clock_ticks_per_sec() as f64;
+            let total_s = (t1 - t0) as f64 / hz;
+            let other_s = (b1 - b0) as f64 / hz - (self_cpu_ns() - own0) as f64 / 1e9;
+            (total_s > 0.0).then(|| (other_s / total_s * 100.0).max(0.0))
+        }),
+        _ => None,
+    };
     let rec = &out.recorder;
     let mut notes = a.record.notes.clone();
     let mut add = |s: String| {
@@ -381,6 +402,13 @@ fn run(a: &RunArgs) -> Result<(), String> {
     }
     if let Some(cpu) = a.cpu {
         add(format!("client on CPU {cpu}"));
+    }
+    if let Some(pct) = interference {
+        if pct >= 2.0 {
+            add(format!(
+                "WARNING: other processes used {pct:.0}% of the client CPU"
+            ));
+        }
     }
     let mode_s = match (a.rate, a.spin) {
         (Some(r), s) => format!("open {r:.0}/s{}", if s { " spin" } else { "" }),
