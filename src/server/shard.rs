@@ -69,7 +69,11 @@ pub struct Shard {
     pub shutdown: Rc<Semaphore>,
     /// Signalled once per peer that finished draining its connections.
     peers_drained: Semaphore,
-    checkpointing: Cell<bool>,
+    /// One checkpoint at a time: the background one and the final one at shutdown would
+    /// otherwise write the same temporary file and remove segments concurrently.
+    checkpoint_turn: Semaphore,
+    /// A background checkpoint task exists (scheduled or running): don't spawn another.
+    checkpoint_scheduled: Cell<bool>,
     checkpoint_lsn: Cell<u64>,
 }
 
@@ -112,7 +116,8 @@ impl Shard {
             ddl_lock: Semaphore::new(1),
             shutdown: Rc::new(Semaphore::new(0)),
             peers_drained: Semaphore::new(0),
-            checkpointing: Cell::new(false),
+            checkpoint_turn: Semaphore::new(1),
+            checkpoint_scheduled: Cell::new(false),
             checkpoint_lsn: Cell::new(checkpoint_lsn),
         }
     }
@@ -456,18 +461,18 @@ impl Shard {
     // ---------------------------------------------------------------- checkpoints
 
     fn maybe_checkpoint(self: &Rc<Self>) {
-        if self.checkpointing.get()
+        if self.checkpoint_scheduled.get()
             || self.log.bytes_since(self.checkpoint_lsn.get()) < self.cfg.checkpoint_interval_bytes
         {
             return;
         }
-        self.checkpointing.set(true);
+        self.checkpoint_scheduled.set(true);
         let me = self.clone();
         glommio::spawn_local(async move {
             if let Err(e) = me.checkpoint().await {
                 tracing::error!(shard = me.id, "checkpoint failed: {e}");
             }
-            me.checkpointing.set(false);
+            me.checkpoint_scheduled.set(false);
         })
         .detach();
     }
@@ -475,8 +480,10 @@ impl Shard {
     /// Writes a checkpoint of everything applied so far and drops the log segments it covers.
     /// The archive is built synchronously, so it is exactly the state at `lsn`.
     pub async fn checkpoint(self: &Rc<Self>) -> Result<(), String> {
-        let lsn = self.next_apply_lsn.get() - 1;
-        if lsn == self.checkpoint_lsn.get() {
+        let Ok(_turn) = self.checkpoint_turn.acquire_permit(1).await else {
+            return Ok(());
+        };
+        if self.next_apply_lsn.get() - 1 == self.checkpoint_lsn.get() {
             return Ok(());
         }
         if self.cfg.durability == Durability::Async {

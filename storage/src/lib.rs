@@ -2,7 +2,7 @@
 //!
 //! * [`Log`] — the per-shard durable log: preallocated, zero-filled segment files written
 //!   with O_DIRECT through io_uring (glommio DMA files), CRC32C-framed records, group
-//!   commit (one write + `fdatasync` per group), torn-tail repair and refusal to start on
+//!   commit (one O_DSYNC write per group), torn-tail repair and refusal to start on
 //!   mid-log corruption.
 //! * [`checkpoint`] — whole-state snapshots, written atomically and loaded with `mmap`.
 //! * [`write_file_atomic`] / [`read_file_checked`] — small whole-file values (the catalog,

@@ -3,7 +3,7 @@
 //! Concurrency model: one glommio executor. Appenders copy framed records into the open
 //! group (`State::open`, a `Vec<u8>` image of the segment from the last partially written
 //! block onwards). One flusher task takes the group (copying it into one DMA buffer),
-//! writes it with O_DIRECT at its block-aligned offset, `fdatasync`s, advances
+//! writes it with O_DIRECT|O_DSYNC at its block-aligned offset (durable on completion), advances
 //! `durable_lsn` and wakes waiters. While that I/O is in flight, new appends accumulate
 //! in the next group. No RefCell borrow is ever held across an `.await`.
 
@@ -287,7 +287,7 @@ impl Group {
     }
 }
 
-/// One write + fdatasync for the flusher.
+/// One durable (O_DSYNC) write for the flusher.
 struct Job {
     segment_first_lsn: u64,
     segment_size: u64,
@@ -717,8 +717,36 @@ struct ActiveFile {
     path: PathBuf,
 }
 
+/// Opens the active segment for record writes with O_DSYNC on top of O_DIRECT: every write
+/// is durable when it completes, so a group costs one io_uring round trip (write) instead of
+/// two (write, then fdatasync). Measured on the development VM through glommio: 131 µs for
+/// an 8 KiB O_DSYNC overwrite vs 214 µs for write + fdatasync. The segment's extents are
+/// already written (zero-filled) and its size durable, so O_DSYNC flushes data only.
+async fn open_active(file: DmaFile, path: PathBuf) -> Result<ActiveFile, StorageError> {
+    file.close()
+        .await
+        .map_err(|e| io_error(&path, "closing segment before reopening it O_DSYNC", e))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_DSYNC)
+        .dma_open(&path)
+        .await
+        .map_err(|e| io_error(&path, "opening log segment O_DSYNC", e))?;
+    Ok(ActiveFile { file, path })
+}
+
 async fn run_flusher(log: Rc<Log>, active: Option<(DmaFile, PathBuf)>) {
-    let mut cur = active.map(|(file, path)| ActiveFile { file, path });
+    let mut cur = match active {
+        Some((file, path)) => match open_active(file, path).await {
+            Ok(a) => Some(a),
+            Err(e) => {
+                log.fail(e);
+                None
+            }
+        },
+        None => None,
+    };
     let mut spare = Some(spawn_spare(&log.opts));
     let mut jobs: Vec<Job> = Vec::new();
     'run: loop {
@@ -776,7 +804,7 @@ async fn run_flusher(log: Rc<Log>, active: Option<(DmaFile, PathBuf)>) {
             st.kick = false;
         }
         log.progress.notify_all(); // backpressured appenders may go on
-                                   // 4. Write + fdatasync each group in order (a segment is complete and durable
+                                   // 4. Write each group durably, in order (a segment is complete and durable
                                    //    before the next segment receives any record).
         for job in jobs.drain(..) {
             let last = job.last_lsn;
@@ -900,7 +928,7 @@ async fn flush_job(
                 .await
                 .map_err(|e| io_error(&old.path, "closing sealed segment", e))?;
         }
-        *cur = Some(ActiveFile { file, path });
+        *cur = Some(open_active(file, path).await?);
         *spare = Some(spawn_spare(opts));
     }
     let a = cur.as_ref().expect("an active segment file");
@@ -916,10 +944,7 @@ async fn flush_job(
     if written as u64 != len {
         return Err(short_write(&a.path, written, len, job.base));
     }
-    a.file
-        .fdatasync()
-        .await
-        .map_err(|e| io_error(&a.path, "fdatasync of log segment", e))?;
+    // The active file is O_DSYNC (see `open_active`): the completed write is durable.
     if job.install {
         // The new name must be durable before any record in it is reported durable.
         sync_dir(&opts.dir).await?;

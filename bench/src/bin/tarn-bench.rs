@@ -135,6 +135,18 @@ struct RunArgs {
     /// Preload keys 0..K before measuring.
     #[arg(long)]
     preload: bool,
+    /// With --cpu: if other processes took more than this % of the client CPU, discard the
+    /// result (nothing written to --json) and exit with status 3 so the caller can retry.
+    #[arg(long)]
+    max_interference: Option<f64>,
+}
+
+/// Exit status of `run` when the result was discarded because of interference.
+const EXIT_INTERFERENCE: u8 = 3;
+
+enum Outcome {
+    Done,
+    Interfered,
 }
 
 #[derive(Args)]
@@ -338,7 +350,7 @@ fn workload_label(w: &WorkloadArgs, target: Target) -> String {
     }
 }
 
-fn run(a: &RunArgs) -> Result<(), String> {
+fn run(a: &RunArgs) -> Result<Outcome, String> {
     if let Some(cpu) = a.cpu {
         pin_current_thread(cpu).map_err(|e| format!("pin to CPU {cpu}: {e}"))?;
     }
@@ -403,6 +415,15 @@ fn run(a: &RunArgs) -> Result<(), String> {
     if let Some(cpu) = a.cpu {
         add(format!("client on CPU {cpu}"));
     }
+    if let (Some(pct), Some(max)) = (interference, a.max_interference) {
+        if pct > max {
+            eprintln!(
+                "tarn-bench: other processes used {pct:.0}% of CPU {} (limit {max}%): result discarded",
+                a.cpu.unwrap_or(0)
+            );
+            return Ok(Outcome::Interfered);
+        }
+    }
     if let Some(pct) = interference {
         if pct >= 2.0 {
             add(format!(
@@ -435,7 +456,7 @@ fn run(a: &RunArgs) -> Result<(), String> {
         lat_corrected: rec.corrected.as_ref().map(LatSummary::from_ns),
         notes,
     };
-    emit(&a.record, r)
+    emit(&a.record, r).map(|()| Outcome::Done)
 }
 
 fn floor_record(
@@ -564,7 +585,11 @@ fn pgbench_log(a: &PgArgs) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match &cli.cmd {
-        Cmd::Run(a) => run(a),
+        Cmd::Run(a) => match run(a) {
+            Ok(Outcome::Done) => Ok(()),
+            Ok(Outcome::Interfered) => return ExitCode::from(EXIT_INTERFERENCE),
+            Err(e) => Err(e),
+        },
         Cmd::Preload(a) => preload(&a.target, &a.workload, a.chunk),
         Cmd::FloorPingpong(a) => floor_ping(a),
         Cmd::FloorFsync(a) => floor_fsync(a),
