@@ -89,6 +89,24 @@ fn put_row(out: &mut Vec<u8>, row: &[Value]) {
     }
 }
 
+fn put_get_reply<'a>(
+    out: &mut Vec<u8>,
+    columns: &[Column],
+    rows: impl ExactSizeIterator<Item = Option<&'a [Value]>>,
+) {
+    put_columns(out, columns);
+    put_count(out, rows.len());
+    for r in rows {
+        match r {
+            None => put_u8(out, 0),
+            Some(r) => {
+                put_u8(out, 1);
+                put_row(out, r);
+            }
+        }
+    }
+}
+
 fn put_columns(out: &mut Vec<u8>, cols: &[Column]) {
     put_count(out, cols.len());
     for c in cols {
@@ -152,19 +170,7 @@ pub fn encode_response_payload(resp: &Response, out: &mut Vec<u8>) {
             }
         }
         Response::Upsert(u) => put_u64(out, u.rows_applied),
-        Response::Get(g) => {
-            put_columns(out, &g.columns);
-            put_count(out, g.rows.len());
-            for r in &g.rows {
-                match r {
-                    None => put_u8(out, 0),
-                    Some(r) => {
-                        put_u8(out, 1);
-                        put_row(out, r);
-                    }
-                }
-            }
-        }
+        Response::Get(g) => put_get_reply(out, &g.columns, g.rows.iter().map(|r| r.as_deref())),
         Response::Delete(d) => put_u64(out, d.rows_deleted),
         Response::Stats(s) => {
             put_count(out, s.shards.len());
@@ -230,6 +236,20 @@ pub fn encode_request(request_id: u64, req: &Request, out: &mut Vec<u8>) {
 pub fn encode_response(request_id: u64, resp: &Response, out: &mut Vec<u8>) {
     encode_frame(request_id, resp.opcode(), FLAG_RESPONSE, out, |o| {
         encode_response_payload(resp, o)
+    });
+}
+
+/// Appends a whole GET response frame built from borrowed parts: byte-for-byte what
+/// [`encode_response`] writes for `Response::Get(GetReply { columns, rows })`, without the
+/// server having to clone stored rows and column names into an owned reply first.
+pub fn encode_get_reply<'a>(
+    request_id: u64,
+    columns: &[Column],
+    rows: impl ExactSizeIterator<Item = Option<&'a [Value]>>,
+    out: &mut Vec<u8>,
+) {
+    encode_frame(request_id, Opcode::Get, FLAG_RESPONSE, out, |o| {
+        put_get_reply(o, columns, rows)
     });
 }
 

@@ -33,6 +33,12 @@ use super::stats::op_index;
 /// duration of that poll (glommio keeps separate read and write sources), never across await.
 struct Half(Rc<RefCell<TcpStream>>);
 
+impl Half {
+    fn fd(&self) -> std::os::unix::io::RawFd {
+        std::os::unix::io::AsRawFd::as_raw_fd(&*self.0.borrow())
+    }
+}
+
 impl AsyncRead for Half {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -72,17 +78,28 @@ struct Conn {
     completed: Semaphore,
     /// True once the writer failed: replies are dropped.
     broken: Cell<bool>,
+    /// True while the writer task holds bytes it has not finished writing: nobody else may
+    /// write to the socket then, or replies would interleave.
+    writing: Cell<bool>,
 }
 
 impl Conn {
     fn reply(&self, request_id: u64, resp: &Response) {
+        self.reply_with(request_id, |out| {
+            tarn_net::encode_response(request_id, resp, out)
+        });
+    }
+
+    /// Queues the frame `encode` appends, replaced by a BATCH_TOO_LARGE error if it exceeds
+    /// the frame limit.
+    fn reply_with(&self, request_id: u64, encode: impl FnOnce(&mut Vec<u8>)) {
         if self.broken.get() {
             return;
         }
         let mut out = self.out.borrow_mut();
         let was_empty = out.is_empty();
         let before = out.len();
-        tarn_net::encode_response(request_id, resp, &mut out);
+        encode(&mut out);
         let frame_len = out.len() - before;
         if frame_len > FRAME_HEADER_BYTES + MAX_FRAME_PAYLOAD_BYTES as usize {
             // A reply must fit a frame too; the client gets a clear error instead.
@@ -137,6 +154,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         in_flight: Cell::new(0),
         completed: Semaphore::new(0),
         broken: Cell::new(false),
+        writing: Cell::new(false),
     });
     let writer = glommio::spawn_local(write_loop(conn.clone(), Half(stream.clone())));
 
@@ -162,13 +180,42 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     }
 }
 
+/// Sends queued replies straight from the reader with one non-blocking `send`, saving the
+/// hop to the writer task for replies answered inline (GET, PING). Only when the writer is
+/// idle (ordering); whatever the socket does not take stays queued for the writer.
+fn flush_inline(conn: &Conn, fd: std::os::unix::io::RawFd) {
+    if conn.writing.get() || conn.broken.get() {
+        return;
+    }
+    let mut out = conn.out.borrow_mut();
+    if out.is_empty() {
+        return;
+    }
+    // SAFETY: send reads out.len() initialized bytes from a buffer we hold borrowed.
+    let n = unsafe {
+        libc::send(
+            fd,
+            out.as_ptr().cast(),
+            out.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n > 0 {
+        out.drain(..n as usize);
+    }
+    // On an error (EAGAIN, or a dead peer) the writer task retries and reports it.
+}
+
 async fn write_loop(conn: Rc<Conn>, mut sock: Half) {
     let mut buf = Vec::new();
     loop {
         let closed = conn.out_ready.acquire(1).await.is_err();
         std::mem::swap(&mut buf, &mut *conn.out.borrow_mut());
         if !buf.is_empty() {
-            if sock.write_all(&buf).await.is_err() {
+            conn.writing.set(true);
+            let result = sock.write_all(&buf).await;
+            conn.writing.set(false);
+            if result.is_err() {
                 conn.broken.set(true);
                 conn.out.borrow_mut().clear();
                 return;
@@ -219,6 +266,7 @@ async fn read_loop(conn: &Rc<Conn>, mut sock: Half) {
                 return;
             }
         }
+        flush_inline(conn, sock.fd());
         if shard.is_shutting_down() {
             return;
         }
@@ -233,13 +281,26 @@ async fn read_loop(conn: &Rc<Conn>, mut sock: Half) {
             debug_assert!(need <= FRAME_HEADER_BYTES + MAX_FRAME_PAYLOAD_BYTES as usize);
             buf.resize(need, 0);
         }
+        // Spin mode: poll the socket directly for a while before parking on it.
+        let spun = if shard.cfg.spin.is_zero() {
+            None
+        } else {
+            spin_recv(shard, sock.fd(), &mut buf[filled..]).await
+        };
         // Read more, but wake up for shutdown too.
-        let read =
-            futures_lite::future::or(async { Some(sock.read(&mut buf[filled..]).await) }, async {
-                let _ = shard.shutdown.acquire(1).await;
-                None
-            })
-            .await;
+        let read = match spun {
+            Some(r) => Some(r),
+            None => {
+                futures_lite::future::or(
+                    async { Some(sock.read(&mut buf[filled..]).await) },
+                    async {
+                        let _ = shard.shutdown.acquire(1).await;
+                        None
+                    },
+                )
+                .await
+            }
+        };
         match read {
             Some(Ok(n)) if n > 0 => filled += n,
             _ => return, // EOF, error, or shutdown
@@ -248,6 +309,36 @@ async fn read_loop(conn: &Rc<Conn>, mut sock: Half) {
         while conn.out.borrow().len() > MAX_PENDING_REPLY_BYTES && !conn.broken.get() {
             let _ = conn.completed.acquire(1).await;
         }
+    }
+}
+
+/// Spin mode (`--spin-us`): tries a non-blocking `recv` on the socket until data arrives or
+/// the spin budget is spent (then `None`: park on glommio's readiness poll as usual).
+///
+/// Why: glommio learns that a socket is readable from an io_uring poll completion, which the
+/// kernel delivers as task work that runs only when the thread enters the kernel; a thread
+/// spinning in user space sees it only at the next interrupt (tens of µs on a VM). Between
+/// attempts the task queue yields, so the reactor keeps polling disk and other sockets.
+async fn spin_recv(
+    shard: &Shard,
+    fd: std::os::unix::io::RawFd,
+    buf: &mut [u8],
+) -> Option<io::Result<usize>> {
+    let start = Instant::now();
+    loop {
+        // SAFETY: recv writes at most buf.len() bytes into buf, which we own mutably.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Some(Ok(n as usize));
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::WouldBlock && err.kind() != io::ErrorKind::Interrupted {
+            return Some(Err(err));
+        }
+        if start.elapsed() >= shard.cfg.spin || shard.is_shutting_down() {
+            return None;
+        }
+        glommio::executor().yield_task_queue_now().await;
     }
 }
 
@@ -343,9 +434,8 @@ fn dispatch(conn: &Rc<Conn>, header: &FrameHeader, payload: &[u8], handshaken: &
         // A GET whose keys this shard owns (every GET with one shard) is answered inline too:
         // the point-read latency is the product's headline number.
         Request::Get(req) if all_local(&conn.shard, &req) => {
-            match get_inline(&conn.shard, &req) {
-                Ok(r) => conn.reply(id, &r),
-                Err(e) => conn.reply(id, &Response::Error(e)),
+            if let Err(e) = get_inline(conn, id, &req) {
+                conn.reply(id, &Response::Error(e));
             }
             conn.finish(op, started);
         }
@@ -377,24 +467,22 @@ fn all_local(shard: &Shard, req: &tarn_net::KeysRequest) -> bool {
     })
 }
 
-fn get_inline(shard: &Shard, req: &tarn_net::KeysRequest) -> Result<Response, ErrorReply> {
+/// Answers a GET whose keys this shard owns, encoding the reply straight from the stored
+/// rows (no copy of rows or column names).
+fn get_inline(conn: &Conn, id: u64, req: &tarn_net::KeysRequest) -> Result<(), ErrorReply> {
+    let shard = &conn.shard;
     let catalog = shard.catalog();
     let def = catalog
         .table(&req.table)
         .ok_or_else(|| unknown_table(&req.table))?;
     let keys = batch::validate_keys(def, &req.keys).map_err(super::core_error)?;
-    let columns = def
-        .columns
-        .iter()
-        .map(|c| Column {
-            name: c.name.clone(),
-            ty: c.ty,
+    let columns = shard.reply_columns(def);
+    shard.with_local_rows(def.id, &keys, |rows| {
+        conn.reply_with(id, |out| {
+            tarn_net::encode_get_reply(id, &columns, rows, out)
         })
-        .collect();
-    Ok(Response::Get(GetReply {
-        columns,
-        rows: shard.get_local(def.id, &keys),
-    }))
+    });
+    Ok(())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -498,6 +586,11 @@ async fn run_parts(shard: &Rc<Shard>, parts: Vec<(u32, Mutation)>) -> Result<u64
             )));
         }
         encoded.push((target, m, record));
+    }
+    if encoded.len() == 1 {
+        // One owner (always, with one shard): no task to spawn.
+        let (target, m, record) = encoded.pop().expect("one part");
+        return shard.write(target, m, record).await.map_err(fail);
     }
     let tasks: Vec<_> = encoded
         .into_iter()

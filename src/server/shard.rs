@@ -19,7 +19,7 @@ use tarn_core::catalog::Catalog;
 use tarn_core::record::{self, Mutation};
 use tarn_core::sql::Statement;
 use tarn_core::state::ShardState;
-use tarn_net::{ErrorCode, ShardStats};
+use tarn_net::{Column, ErrorCode, ShardStats};
 use tarn_storage::{checkpoint, Durability, Log};
 use tarn_types::{shard_for, Value};
 
@@ -45,6 +45,8 @@ pub struct Shard {
     pub data_dir: PathBuf,
     pub shard_dir: PathBuf,
     catalog: RefCell<Rc<Catalog>>,
+    /// GET reply columns per table id; cleared whenever the catalog changes.
+    columns_cache: RefCell<HashMap<u32, Rc<[Column]>>>,
     state: RefCell<ShardState>,
     log: Rc<Log>,
     /// Logged mutations waiting to be applied, by LSN. Applied strictly in LSN order.
@@ -100,6 +102,7 @@ impl Shard {
             cfg,
             data_dir,
             catalog: RefCell::new(Rc::new(catalog)),
+            columns_cache: RefCell::new(HashMap::new()),
             state: RefCell::new(state),
             log,
             pending: RefCell::new(BTreeMap::new()),
@@ -253,6 +256,42 @@ impl Shard {
 
     // ---------------------------------------------------------------- reads
 
+    /// Calls `f` with the stored rows for `keys` (borrowed; `f` must not await).
+    pub fn with_local_rows<R>(
+        &self,
+        table_id: u32,
+        keys: &[Vec<u8>],
+        f: impl FnOnce(&mut dyn ExactSizeIterator<Item = Option<&[Value]>>) -> R,
+    ) -> R {
+        let state = self.state.borrow();
+        let mut rows = keys.iter().map(|k| {
+            debug_assert_eq!(
+                shard_for(k, self.count),
+                self.id,
+                "GET routed to a non-owner"
+            );
+            state.get(table_id, k)
+        });
+        f(&mut rows)
+    }
+
+    /// The reply column list of a table, built once per catalog version.
+    pub fn reply_columns(&self, def: &tarn_core::schema::TableDef) -> Rc<[Column]> {
+        if let Some(c) = self.columns_cache.borrow().get(&def.id) {
+            return c.clone();
+        }
+        let cols: Rc<[Column]> = def
+            .columns
+            .iter()
+            .map(|c| Column {
+                name: c.name.clone(),
+                ty: c.ty,
+            })
+            .collect();
+        self.columns_cache.borrow_mut().insert(def.id, cols.clone());
+        cols
+    }
+
     pub fn get_local(&self, table_id: u32, keys: &[Vec<u8>]) -> Vec<Option<Vec<Value>>> {
         let state = self.state.borrow();
         keys.iter()
@@ -330,6 +369,7 @@ impl Shard {
             }
         }
         *self.catalog.borrow_mut() = Rc::new(next);
+        self.columns_cache.borrow_mut().clear();
     }
 
     // ---------------------------------------------------------------- stats
