@@ -17,10 +17,26 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TARNCKPT";
 
 /// Checkpoint payload format. Layout: 8-byte [`CHECKPOINT_MAGIC`], u32 LE format version,
-/// 4 reserved zero bytes, then the rkyv archive (so the archive stays 16-byte aligned when the
-/// payload is). Bumped on any change of the archived types; the version is read before the
-/// archive is touched, so an old reader rejects a new checkpoint cleanly.
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+/// 4 reserved zero bytes, then a sequence of chunks, each
+///
+/// ```text
+/// +----------------+----------------+------------------------------+-------------+
+/// | len: u64 LE    | reserved: 0u64 | rkyv archive of one CkTable  | zero pad to |
+/// | (archive bytes)|                | (table id + some of its rows)| 16 bytes    |
+/// +----------------+----------------+------------------------------+-------------+
+/// ```
+///
+/// so every archive starts 16-byte aligned when the payload does. A table's rows may span
+/// several chunks; a key appears at most once. Bumped on any change of the layout or the
+/// archived types; the version is read before anything else, so an old reader rejects a new
+/// checkpoint cleanly. (Version 1 was a single archive of all tables.)
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
+
+/// Rows per checkpoint chunk in [`ShardState::to_checkpoint`] (the incremental
+/// [`CheckpointBuilder`] takes its own step size). Bounds the size of one rkyv archive.
+pub const CHECKPOINT_CHUNK_ROWS: usize = 16_384;
+
+const CHUNK_HEADER_LEN: usize = 16;
 
 const HEADER_LEN: usize = 16;
 
@@ -64,12 +80,6 @@ struct CkRow<'a> {
 struct CkTable<'a> {
     table_id: u32,
     rows: Vec<CkRow<'a>>,
-}
-
-#[derive(rkyv::Archive, rkyv::Serialize)]
-#[rkyv(bytecheck())]
-struct CkState<'a> {
-    tables: Vec<CkTable<'a>>,
 }
 
 /// A key either borrowed from a `&Mutation` or moved out of an owned one.
@@ -227,39 +237,43 @@ impl ShardState {
         self.tables.keys().copied()
     }
 
-    /// The checkpoint payload: a 16-byte header (magic, [`CHECKPOINT_FORMAT_VERSION`]) and an
-    /// rkyv archive of every row. Values and keys are borrowed while serializing (no copy of
-    /// the data besides the archive itself). Tables and rows are written in key order, so equal
-    /// states give identical bytes.
+    /// The whole checkpoint payload in one step (tests, small states). The server uses
+    /// [`ShardState::checkpoint_builder`] to spread the work over many short steps.
     pub fn to_checkpoint(&self) -> rkyv::util::AlignedVec<16> {
-        let mut ids: Vec<u32> = self.tables.keys().copied().collect();
-        ids.sort_unstable();
-        let tables = ids
-            .into_iter()
-            .map(|id| {
-                let mut rows: Vec<(&Vec<u8>, &Box<[Value]>)> =
-                    self.tables[&id].rows.iter().collect();
-                rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                CkTable {
-                    table_id: id,
-                    rows: rows
-                        .into_iter()
-                        .map(|(k, vals)| CkRow {
-                            key: k,
-                            values: vals.iter().map(ck_value).collect(),
-                        })
-                        .collect(),
-                }
-            })
-            .collect();
+        let mut b = self.checkpoint_builder();
+        while !b.step(self, CHECKPOINT_CHUNK_ROWS) {}
         let mut out = rkyv::util::AlignedVec::<16>::new();
-        out.extend_from_slice(&CHECKPOINT_MAGIC);
-        out.extend_from_slice(&CHECKPOINT_FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&[0u8; 4]);
-        // Serialize straight after the header: rkyv pointers are relative, and the 16-byte
-        // header keeps the archive's alignment.
-        rkyv::api::high::to_bytes_in::<_, rancor::Error>(&CkState { tables }, out)
-            .expect("checkpoint serialization cannot fail in memory")
+        for part in b.finish() {
+            out.extend_from_slice(&part);
+        }
+        out
+    }
+
+    /// Starts an incremental checkpoint: snapshots the list of (table, key) pairs now; each
+    /// [`CheckpointBuilder::step`] then archives the *current* row of the next keys.
+    ///
+    /// The result is a *fuzzy* checkpoint: a row may include mutations applied after the
+    /// builder was created. It is exact to restore it and replay the log from the LSN that was
+    /// applied when the builder was created, because every table mutation is an idempotent
+    /// overwrite (replace a row, set listed columns, delete a key): replaying a suffix of the
+    /// mutation sequence over rows that already reflect part of that suffix gives the same
+    /// rows. Keys inserted after the snapshot come back from that replay; keys deleted after it
+    /// are skipped by `step` and deleted again by the replay. State whose mutations are not
+    /// idempotent (counters, aggregates) must not be checkpointed this way.
+    pub fn checkpoint_builder(&self) -> CheckpointBuilder {
+        let mut keys = Vec::with_capacity(self.total_rows() as usize);
+        for (&id, table) in &self.tables {
+            keys.extend(table.rows.keys().map(|k| (id, k.clone())));
+        }
+        let mut header = rkyv::util::AlignedVec::<16>::new();
+        header.extend_from_slice(&CHECKPOINT_MAGIC);
+        header.extend_from_slice(&CHECKPOINT_FORMAT_VERSION.to_le_bytes());
+        header.extend_from_slice(&[0u8; 4]);
+        CheckpointBuilder {
+            keys,
+            pos: 0,
+            parts: vec![header],
+        }
     }
 
     /// Rebuilds a state from a checkpoint payload (16-byte aligned, as storage maps it).
@@ -282,22 +296,45 @@ impl ShardState {
                 "unsupported format version {version} (this build reads {CHECKPOINT_FORMAT_VERSION})"
             )));
         }
-        let body = &bytes[HEADER_LEN..];
-        if (body.as_ptr() as usize) % 16 != 0 {
-            return Err(corrupt("payload is not 16-byte aligned"));
-        }
-        let archived = rkyv::access::<ArchivedCkState<'static>, rancor::Error>(body)
-            .map_err(|e| corrupt(format_args!("invalid archive: {e}")))?;
+        let mut pos = HEADER_LEN;
         let mut state = ShardState::new();
-        for t in archived.tables.iter() {
-            let id = t.table_id.to_native();
-            if state.tables.contains_key(&id) {
-                return Err(corrupt(format_args!("table {id} appears twice")));
+        while pos < bytes.len() {
+            let header = bytes
+                .get(pos..pos + CHUNK_HEADER_LEN)
+                .ok_or_else(|| corrupt(format_args!("truncated chunk header at offset {pos}")))?;
+            let len = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
+            if header[8..].iter().any(|&b| b != 0) {
+                return Err(corrupt(format_args!(
+                    "chunk at offset {pos}: reserved bytes are not zero"
+                )));
             }
+            let start = pos + CHUNK_HEADER_LEN;
+            let end = usize::try_from(len)
+                .ok()
+                .and_then(|l| start.checked_add(l))
+                .filter(|&e| e <= bytes.len())
+                .ok_or_else(|| {
+                    corrupt(format_args!(
+                        "chunk at offset {pos}: length {len} runs past the end"
+                    ))
+                })?;
+            let padded = start + (end - start).next_multiple_of(16);
+            if padded > bytes.len() || bytes[end..padded].iter().any(|&b| b != 0) {
+                return Err(corrupt(format_args!("chunk at offset {pos}: bad padding")));
+            }
+            let body = &bytes[start..end];
+            if (body.as_ptr() as usize) % 16 != 0 {
+                return Err(corrupt("payload is not 16-byte aligned"));
+            }
+            let t = rkyv::access::<ArchivedCkTable<'static>, rancor::Error>(body).map_err(|e| {
+                corrupt(format_args!("chunk at offset {pos}: invalid archive: {e}"))
+            })?;
+            pos = padded;
+            let id = t.table_id.to_native();
             let Some(def) = catalog.table_by_id(id) else {
                 continue; // dropped since the checkpoint
             };
-            let mut table = Table::default();
+            let table = state.tables.entry(id).or_default();
             table.rows.reserve(t.rows.len());
             for row in t.rows.iter() {
                 if row.values.len() != def.columns.len() {
@@ -329,7 +366,6 @@ impl ShardState {
                     return Err(corrupt(format_args!("table {id}: duplicate key")));
                 }
             }
-            state.tables.insert(id, table);
         }
         Ok(state)
     }
@@ -356,5 +392,84 @@ fn value_from(v: &ArchivedCkValue<'_>) -> Value {
         ArchivedCkValue::Text(s) => Value::Text(s.as_ref().to_owned()),
         ArchivedCkValue::Bytes(b) => Value::Bytes(b.as_ref().to_vec()),
         ArchivedCkValue::Timestamp(t) => Value::Timestamp(t.to_native()),
+    }
+}
+
+/// An incremental checkpoint in progress; see [`ShardState::checkpoint_builder`].
+pub struct CheckpointBuilder {
+    /// The (table id, key) pairs that existed when the checkpoint started.
+    keys: Vec<(u32, Vec<u8>)>,
+    /// Next index into `keys`.
+    pos: usize,
+    /// The payload so far, as parts to be written back to back: the header, then one part
+    /// per chunk. Every part's length is a multiple of 16, so archives stay aligned. Parts,
+    /// not one growing buffer: regrowing a buffer of a large state copies all of it.
+    parts: Vec<rkyv::util::AlignedVec<16>>,
+}
+
+impl CheckpointBuilder {
+    /// Archives the current rows of up to `max_rows` more snapshot keys (keys deleted since the
+    /// snapshot are skipped). Returns true when every key has been visited.
+    pub fn step(&mut self, state: &ShardState, max_rows: usize) -> bool {
+        assert!(max_rows > 0, "a step must make progress");
+        let end = self.keys.len().min(self.pos.saturating_add(max_rows));
+        let mut i = self.pos;
+        while i < end {
+            // One chunk per run of keys of the same table.
+            let id = self.keys[i].0;
+            let run_end = i + self.keys[i..end]
+                .iter()
+                .take_while(|(t, _)| *t == id)
+                .count();
+            if let Some(table) = state.tables.get(&id) {
+                let rows: Vec<CkRow<'_>> = self.keys[i..run_end]
+                    .iter()
+                    .filter_map(|(_, k)| {
+                        table.rows.get(k).map(|vals| CkRow {
+                            key: k,
+                            values: vals.iter().map(ck_value).collect(),
+                        })
+                    })
+                    .collect();
+                if !rows.is_empty() {
+                    let mut part = rkyv::util::AlignedVec::<16>::new();
+                    part.extend_from_slice(&[0u8; CHUNK_HEADER_LEN]);
+                    let mut part = rkyv::api::high::to_bytes_in::<_, rancor::Error>(
+                        &CkTable { table_id: id, rows },
+                        part,
+                    )
+                    .expect("checkpoint serialization cannot fail in memory");
+                    let len = (part.len() - CHUNK_HEADER_LEN) as u64;
+                    part[..8].copy_from_slice(&len.to_le_bytes());
+                    let pad = part.len().next_multiple_of(16) - part.len();
+                    part.extend_from_slice(&[0u8; 16][..pad]);
+                    debug_assert_eq!(part.len() % 16, 0);
+                    self.parts.push(part);
+                }
+            }
+            i = run_end;
+        }
+        // Free the visited keys now rather than all at once at the end (a long pause).
+        for (_, k) in &mut self.keys[self.pos..end] {
+            *k = Vec::new();
+        }
+        self.pos = end;
+        self.pos == self.keys.len()
+    }
+
+    /// Rows still to visit.
+    pub fn remaining(&self) -> usize {
+        self.keys.len() - self.pos
+    }
+
+    /// The finished payload, as parts to write back to back. Call after
+    /// [`CheckpointBuilder::step`] returned true.
+    pub fn finish(self) -> Vec<rkyv::util::AlignedVec<16>> {
+        assert_eq!(
+            self.pos,
+            self.keys.len(),
+            "checkpoint finished before every key was visited"
+        );
+        self.parts
     }
 }

@@ -113,14 +113,15 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let replies = MeshBuilder::<ShardReply, _>::full(shard_count as usize, MESH_CHANNEL_CAPACITY);
     let data_path = datadir.path.clone();
     let created = datadir.created;
+    let builder = LocalExecutorPoolBuilder::new(placement)
+        .name("tarn-shard")
+        .spin_before_park(cfg.spin)
+        // Each executor has one helper thread for the rare blocking file operations (rename,
+        // directory fsync). glommio's default pins every such thread to the first CPU; left
+        // unbound, the kernel runs it wherever there is idle time instead of always on CPU 0.
+        .blocking_thread_pool_placement(PoolPlacement::Unbound(1));
     let pool =
-        LocalExecutorPoolBuilder::new(placement)
-            .name("tarn-shard")
-            .spin_before_park(cfg.spin)
-            // Each executor has one helper thread for the rare blocking file operations (rename,
-            // directory fsync). glommio's default pins every such thread to the first CPU; left
-            // unbound, the kernel runs it wherever there is idle time instead of always on CPU 0.
-            .blocking_thread_pool_placement(PoolPlacement::Unbound(1))
+        builder
             .on_all_shards(move || {
                 let cfg = cfg.clone();
                 let catalog = catalog.clone();

@@ -27,6 +27,12 @@ fn parse_name(name: &str) -> Option<u64> {
 /// `lsn` is the last log record the payload reflects; after this returns the caller may
 /// call [`crate::Log::remove_segments_covered_by`]`(lsn)`.
 pub async fn write(dir: &Path, lsn: u64, payload: &[u8]) -> Result<PathBuf, StorageError> {
+    write_parts(dir, lsn, &[payload]).await
+}
+
+/// Like [`write`], with the payload given as parts written back to back (a large state
+/// serialised in chunks need not be copied into one buffer first).
+pub async fn write_parts(dir: &Path, lsn: u64, payload: &[&[u8]]) -> Result<PathBuf, StorageError> {
     let name = file_name(lsn);
     let tmp_name = format!("{name}.tmp");
     let path = write_framed_atomic(

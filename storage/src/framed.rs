@@ -122,15 +122,18 @@ pub(crate) async fn write_framed_atomic(
     magic: [u8; 8],
     header_len: u32,
     lsn: u64,
-    payload: &[u8],
+    payload: &[&[u8]],
 ) -> Result<PathBuf, StorageError> {
     assert!(header_len as usize >= FRAMED_HEADER_BYTES);
+    let payload_len: u64 = payload.iter().map(|p| p.len() as u64).sum();
     let header = FramedHeader {
         magic,
         header_len,
         lsn,
-        payload_len: payload.len() as u64,
-        payload_crc: crc32c::crc32c(payload),
+        payload_len,
+        payload_crc: payload
+            .iter()
+            .fold(0, |crc, p| crc32c::crc32c_append(crc, p)),
     }
     .encode();
     prime_dma_probe(dir).await?;
@@ -143,7 +146,7 @@ pub(crate) async fn write_framed_atomic(
         .dma_open(&tmp)
         .await
         .map_err(|e| StorageError::io(&tmp, e))?;
-    let total_bytes = header_len as u64 + payload.len() as u64;
+    let total_bytes = header_len as u64 + payload_len;
     let result = async {
         let mut offset = 0u64;
         while offset < total_bytes {
@@ -204,7 +207,7 @@ fn fill_image(
     len: usize,
     header: &[u8],
     header_len: u64,
-    payload: &[u8],
+    payload: &[&[u8]],
 ) {
     assert!(len <= dst.len());
     let mut pos = 0usize;
@@ -219,9 +222,21 @@ fn fill_image(
             dst[pos..pos + n].fill(0);
             pos += n;
         } else {
-            let p = (virt - header_len) as usize;
-            let n = (payload.len() - p).min(len - pos);
-            dst[pos..pos + n].copy_from_slice(&payload[p..p + n]);
+            // The payload is the concatenation of its parts: find the part holding `p`.
+            let mut p = (virt - header_len) as usize;
+            let part = payload
+                .iter()
+                .find(|part| {
+                    if p < part.len() {
+                        true
+                    } else {
+                        p -= part.len();
+                        false
+                    }
+                })
+                .expect("offset within the payload");
+            let n = (part.len() - p).min(len - pos);
+            dst[pos..pos + n].copy_from_slice(&part[p..p + n]);
             pos += n;
         }
     }
@@ -250,7 +265,7 @@ pub async fn write_file_atomic(dir: &Path, name: &str, payload: &[u8]) -> Result
         SMALL_FILE_MAGIC,
         SMALL_FILE_HEADER_SIZE_BYTES as u32,
         0,
-        payload,
+        &[payload],
     )
     .await
     .map(|_| ())
