@@ -9,34 +9,12 @@
 //!   No other coercion: TEXT never accepts BYTES, BIGINT never accepts TIMESTAMP or DOUBLE.
 //! - TEXT/BYTES at most [`MAX_VALUE_BYTES`]; DOUBLE finite.
 
-use serde::{Deserialize, Serialize};
+pub use tarn_types::UpsertMode;
 use tarn_types::{encode_key, shard_for, ColumnType, KeyError, Value, MAX_VALUE_BYTES};
 
 use crate::record::Mutation;
 use crate::schema::TableDef;
 use crate::CoreError;
-
-/// How an upsert treats existing rows. The discriminant is part of the log format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[repr(u8)]
-pub enum UpsertMode {
-    /// Write the full row: unlisted columns become NULL.
-    Replace = 0,
-    /// Update the listed columns of an existing row (others keep their value); a new row gets
-    /// NULL in unlisted columns.
-    Merge = 1,
-}
-
-impl UpsertMode {
-    /// Decodes the log-format discriminant.
-    pub fn from_u8(b: u8) -> Option<UpsertMode> {
-        match b {
-            0 => Some(UpsertMode::Replace),
-            1 => Some(UpsertMode::Merge),
-            _ => None,
-        }
-    }
-}
 
 /// A fully validated upsert batch: every row type-checked (and coerced), keys encoded, nothing
 /// left to fail except I/O. Rows keep batch order; a key repeated in the batch is applied in

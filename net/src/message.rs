@@ -1,6 +1,7 @@
 //! Protocol messages. Layouts are in `docs/PROTOCOL.md`; the codec is in `codec.rs`.
 
 use serde::{Deserialize, Serialize};
+pub use tarn_types::UpsertMode;
 use tarn_types::{ColumnType, Value};
 
 use crate::error::ErrorCode;
@@ -43,26 +44,6 @@ pub struct Hello {
     pub client_name: String,
     /// Empty = no token.
     pub auth_token: String,
-}
-
-/// How an UPSERT treats an existing row with the same key (u8 on the wire).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[repr(u8)]
-pub enum UpsertMode {
-    /// The row is replaced; columns not listed become NULL.
-    Replace = 0,
-    /// Listed columns are overwritten; columns not listed keep their value.
-    Merge = 1,
-}
-
-impl UpsertMode {
-    pub fn from_u8(v: u8) -> Option<UpsertMode> {
-        match v {
-            0 => Some(UpsertMode::Replace),
-            1 => Some(UpsertMode::Merge),
-            _ => None,
-        }
-    }
 }
 
 /// Insert-or-update a batch of rows. Each row is encoded with its own value count, so a row of

@@ -12,7 +12,7 @@ use std::time::Instant;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
-use tarn_core::batch::{self, UpsertMode as CoreMode};
+use tarn_core::batch;
 use tarn_core::record::Mutation;
 use tarn_core::sql::Statement;
 use tarn_net::limits::{
@@ -21,7 +21,7 @@ use tarn_net::limits::{
 };
 use tarn_net::{
     Column, DeleteReply, ErrorCode, ErrorReply, FrameHeader, GetReply, HelloReply, Opcode, Request,
-    Response, SqlReply, StatsReply, UpsertMode, UpsertReply, HEADER_LEN as FRAME_HEADER_BYTES,
+    Response, SqlReply, StatsReply, UpsertReply, HEADER_LEN as FRAME_HEADER_BYTES,
 };
 use tarn_types::{shard_for, Value};
 
@@ -506,11 +506,7 @@ async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorRe
             let def = catalog
                 .table(&up.table)
                 .ok_or_else(|| unknown_table(&up.table))?;
-            let mode = match up.mode {
-                UpsertMode::Replace => CoreMode::Replace,
-                UpsertMode::Merge => CoreMode::Merge,
-            };
-            let valid = batch::validate_upsert(def, mode, &up.columns, up.rows)
+            let valid = batch::validate_upsert(def, up.mode, &up.columns, up.rows)
                 .map_err(super::core_error)?;
             let parts = batch::split_by_shard(valid, shard.count)
                 .into_iter()
@@ -526,14 +522,7 @@ async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorRe
                 .table(&req.table)
                 .ok_or_else(|| unknown_table(&req.table))?;
             let keys = batch::validate_keys(def, &req.keys).map_err(super::core_error)?;
-            let columns = def
-                .columns
-                .iter()
-                .map(|c| Column {
-                    name: c.name.clone(),
-                    ty: c.ty,
-                })
-                .collect();
+            let columns = shard.reply_columns(def).to_vec();
             let rows = get_rows(shard, def.id, keys).await.map_err(fail)?;
             Ok(Response::Get(GetReply { columns, rows }))
         }

@@ -70,6 +70,29 @@ impl std::fmt::Display for ColumnType {
     }
 }
 
+/// How an upsert treats an existing row with the same key. The discriminant is part of the
+/// wire format (a u8 in UPSERT) and of the log-record format: never renumber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum UpsertMode {
+    /// Write the full row: unlisted columns become NULL.
+    Replace = 0,
+    /// Update the listed columns of an existing row (others keep their value); a new row gets
+    /// NULL in unlisted columns.
+    Merge = 1,
+}
+
+impl UpsertMode {
+    /// Decodes the wire/log discriminant.
+    pub fn from_u8(b: u8) -> Option<UpsertMode> {
+        match b {
+            0 => Some(UpsertMode::Replace),
+            1 => Some(UpsertMode::Merge),
+            _ => None,
+        }
+    }
+}
+
 /// One cell. `Null` is allowed everywhere but in primary keys.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Value {
