@@ -1,6 +1,7 @@
 //! One shard's in-memory state and its checkpoint payload.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use rkyv::rancor;
 use rkyv::with::InlineAsBox;
@@ -43,7 +44,9 @@ const HEADER_LEN: usize = 16;
 /// Rows of one table on this shard: canonical key bytes → full row in column order.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Table {
-    rows: FastMap<Vec<u8>, Box<[Value]>>,
+    /// Keys are reference-counted so a checkpoint can snapshot the key list with refcount
+    /// bumps instead of copying every key (that copy was the longest checkpoint pause).
+    rows: FastMap<Rc<[u8]>, Box<[Value]>>,
 }
 
 /// Everything one shard owns: for each table id, its rows keyed by canonical key bytes.
@@ -191,7 +194,7 @@ impl ShardState {
                 (_, None) => {
                     let mut row = vec![Value::Null; width].into_boxed_slice();
                     put(&mut row, values);
-                    table.rows.insert(key.into_owned(), row);
+                    table.rows.insert(Rc::from(key.into_owned()), row);
                 }
             }
         }
@@ -360,7 +363,7 @@ impl ShardState {
                 let key: &[u8] = &row.key;
                 if table
                     .rows
-                    .insert(key.to_vec(), vals.into_boxed_slice())
+                    .insert(Rc::from(key), vals.into_boxed_slice())
                     .is_some()
                 {
                     return Err(corrupt(format_args!("table {id}: duplicate key")));
@@ -398,7 +401,7 @@ fn value_from(v: &ArchivedCkValue<'_>) -> Value {
 /// An incremental checkpoint in progress; see [`ShardState::checkpoint_builder`].
 pub struct CheckpointBuilder {
     /// The (table id, key) pairs that existed when the checkpoint started.
-    keys: Vec<(u32, Vec<u8>)>,
+    keys: Vec<(u32, Rc<[u8]>)>,
     /// Next index into `keys`.
     pos: usize,
     /// The payload so far, as parts to be written back to back: the header, then one part
@@ -425,7 +428,7 @@ impl CheckpointBuilder {
                 let rows: Vec<CkRow<'_>> = self.keys[i..run_end]
                     .iter()
                     .filter_map(|(_, k)| {
-                        table.rows.get(k).map(|vals| CkRow {
+                        table.rows.get(&**k).map(|vals| CkRow {
                             key: k,
                             values: vals.iter().map(ck_value).collect(),
                         })
@@ -448,10 +451,6 @@ impl CheckpointBuilder {
                 }
             }
             i = run_end;
-        }
-        // Free the visited keys now rather than all at once at the end (a long pause).
-        for (_, k) in &mut self.keys[self.pos..end] {
-            *k = Vec::new();
         }
         self.pos = end;
         self.pos == self.keys.len()
