@@ -61,6 +61,23 @@ fn row(id: i64, text_len: usize) -> Vec<Value> {
     vec![Value::Int(id), Value::Text(s)]
 }
 
+/// Creates table `big` and writes `batches` × 50 rows of ~1 KB (`row(id, 1000)`), pipelined.
+fn fill_big(server: &TarnServer, batches: i64) {
+    let mut c = server.client();
+    c.sql("CREATE TABLE big (id BIGINT PRIMARY KEY, body TEXT)")
+        .unwrap();
+    let reqs: Vec<Request> = (0..batches)
+        .map(|b| {
+            upsert_req(
+                "big",
+                &["id", "body"],
+                (0..50).map(|i| row(b * 50 + i, 1000)).collect(),
+            )
+        })
+        .collect();
+    pipelined(&mut c, &reqs, 4);
+}
+
 #[test]
 fn corruption_in_the_middle_of_the_log_refuses_to_start() {
     // One shard, 1 MiB segments, no checkpoint (huge interval, and SIGKILL skips the
@@ -71,20 +88,7 @@ fn corruption_in_the_middle_of_the_log_refuses_to_start() {
         "--checkpoint-mib",
         "1024",
     ]));
-    let mut c = server.client();
-    c.sql("CREATE TABLE big (id BIGINT PRIMARY KEY, body TEXT)")
-        .unwrap();
-    let reqs: Vec<Request> = (0..70)
-        .map(|b| {
-            upsert_req(
-                "big",
-                &["id", "body"],
-                (0..50).map(|i| row(b * 50 + i, 1000)).collect(),
-            )
-        })
-        .collect();
-    pipelined(&mut c, &reqs, 4);
-    drop(c);
+    fill_big(&server, 70);
     server.kill9();
 
     let segs = segments(server.data_dir(), 0);
@@ -278,20 +282,7 @@ fn damaged_checkpoint_is_never_silently_trusted() {
         "--checkpoint-mib",
         "1",
     ]));
-    let mut c = server.client();
-    c.sql("CREATE TABLE big (id BIGINT PRIMARY KEY, body TEXT)")
-        .unwrap();
-    let reqs: Vec<Request> = (0..60)
-        .map(|b| {
-            upsert_req(
-                "big",
-                &["id", "body"],
-                (0..50).map(|i| row(b * 50 + i, 1000)).collect(),
-            )
-        })
-        .collect();
-    pipelined(&mut c, &reqs, 4);
-    drop(c);
+    fill_big(&server, 60);
     server.stop_ok(); // writes a final checkpoint
     let ckps = checkpoints(server.data_dir(), 0);
     assert!(!ckps.is_empty(), "no checkpoint after a clean stop");

@@ -27,7 +27,6 @@ use tarn_types::{shard_for, Value};
 
 use super::limits::{MAX_PENDING_REPLY_BYTES, READ_CHUNK_BYTES};
 use super::shard::{Failure, Shard};
-use super::stats::op_index;
 
 /// The socket shared by the reader and writer tasks. Each poll borrows it only for the
 /// duration of that poll (glommio keeps separate read and write sources), never across await.
@@ -132,7 +131,7 @@ impl Conn {
         );
     }
 
-    fn finish(&self, op: usize, started: Instant) {
+    fn finish(&self, op: Opcode, started: Instant) {
         self.in_flight.set(self.in_flight.get() - 1);
         self.completed.signal(1);
         self.shard
@@ -403,7 +402,7 @@ fn dispatch(conn: &Rc<Conn>, header: &FrameHeader, payload: &[u8], handshaken: &
         conn.shard
             .stats
             .borrow_mut()
-            .record(op_index("HELLO"), started.elapsed().as_micros() as u64);
+            .record(Opcode::Hello, started.elapsed().as_micros() as u64);
         return true;
     }
     if conn.in_flight.get() >= MAX_IN_FLIGHT_PER_CONNECTION {
@@ -414,7 +413,7 @@ fn dispatch(conn: &Rc<Conn>, header: &FrameHeader, payload: &[u8], handshaken: &
         return true;
     }
     conn.in_flight.set(conn.in_flight.get() + 1);
-    let op = op_index(Opcode::from_u16(header.opcode).map_or("PING", |o| o.name()));
+    let op = request.opcode();
     match request {
         // Answered inline: no task, no await.
         Request::Ping(data) => {

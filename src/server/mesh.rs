@@ -21,6 +21,10 @@ pub struct ShardMsg {
 pub enum MsgBody {
     /// Start-up barrier: the sender recovered (`ok`) or failed and everyone must stop.
     Ready { ok: bool },
+    /// The sender has answered all its clients and will send no more writes (shutdown).
+    /// Sent on the request mesh, so it arrives after every earlier request from the sender.
+    /// No reply.
+    Drained,
     /// Log `record` (the encoding of `mutation`, made by the sender so it could check the
     /// record size before any part of the batch was sent) and apply it; reply `Written(rows)`.
     Write { mutation: Mutation, record: Vec<u8> },

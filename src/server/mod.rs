@@ -241,11 +241,7 @@ async fn shard_main(
         let shard = shard.clone();
         glommio::spawn_local(async move {
             while let Some(reply) = rx.recv().await {
-                if reply.corr == 0 {
-                    shard.peer_drained();
-                } else {
-                    shard.deliver(reply);
-                }
+                shard.deliver(reply);
             }
         })
         .detach();

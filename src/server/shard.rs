@@ -315,17 +315,9 @@ impl Shard {
     }
 
     pub fn get_local(&self, table_id: u32, keys: &[Vec<u8>]) -> Vec<Option<Vec<Value>>> {
-        let state = self.state.borrow();
-        keys.iter()
-            .map(|k| {
-                debug_assert_eq!(
-                    shard_for(k, self.count),
-                    self.id,
-                    "GET routed to a non-owner"
-                );
-                state.get(table_id, k).map(|row| row.to_vec())
-            })
-            .collect()
+        self.with_local_rows(table_id, keys, |rows| {
+            rows.map(|r| r.map(<[Value]>::to_vec)).collect()
+        })
     }
 
     pub async fn get(
@@ -464,6 +456,10 @@ impl Shard {
     pub async fn handle_peer(self: Rc<Self>, msg: ShardMsg) {
         let body = match msg.body {
             MsgBody::Ready { .. } => return,
+            MsgBody::Drained => {
+                self.peers_drained.signal(1);
+                return;
+            }
             MsgBody::Write { mutation, record } => {
                 assert!(
                     self.owns_all(&mutation),
@@ -500,24 +496,15 @@ impl Shard {
     pub async fn drain_barrier(self: &Rc<Self>) {
         for peer in 0..self.count {
             if peer != self.id {
-                let _ = self
-                    .reply_senders
-                    .send_to(
-                        peer as usize,
-                        ShardReply {
-                            corr: 0,
-                            body: ReplyBody::Done("drained".into()),
-                        },
-                    )
-                    .await;
+                let msg = ShardMsg {
+                    from: self.id,
+                    corr: 0,
+                    body: MsgBody::Drained,
+                };
+                let _ = self.senders.send_to(peer as usize, msg).await;
             }
         }
         let _ = self.peers_drained.acquire(u64::from(self.count - 1)).await;
-    }
-
-    /// Called by the reply loop for corr 0 ("drained") messages.
-    pub fn peer_drained(&self) {
-        self.peers_drained.signal(1);
     }
 
     // ---------------------------------------------------------------- checkpoints

@@ -1,12 +1,20 @@
 //! Per-shard, per-opcode request counts and latency histograms (hdrhistogram, µs).
 
 use hdrhistogram::Histogram;
-use tarn_net::OpStats;
+use tarn_net::{OpStats, Opcode};
 
 use super::limits::MAX_RECORDED_LATENCY_US;
 
-/// Opcodes we keep statistics for, in display order.
-pub const OPS: [&str; 7] = ["HELLO", "PING", "SQL", "UPSERT", "GET", "DELETE", "STATS"];
+/// Request opcodes we keep statistics for, in display order.
+const OPS: [Opcode; 7] = [
+    Opcode::Hello,
+    Opcode::Ping,
+    Opcode::Sql,
+    Opcode::Upsert,
+    Opcode::Get,
+    Opcode::Delete,
+    Opcode::Stats,
+];
 
 pub struct OpHistograms {
     hists: Vec<Histogram<u64>>,
@@ -23,9 +31,11 @@ impl OpHistograms {
         OpHistograms { hists }
     }
 
-    pub fn record(&mut self, op: usize, latency_us: u64) {
+    /// Records one request of opcode `op` (a request opcode, never ERROR).
+    pub fn record(&mut self, op: Opcode, latency_us: u64) {
+        let slot = OPS.iter().position(|o| *o == op).expect("a request opcode");
         let v = latency_us.clamp(1, MAX_RECORDED_LATENCY_US);
-        self.hists[op].record(v).expect("value within bounds");
+        self.hists[slot].record(v).expect("value within bounds");
     }
 
     pub fn snapshot(&self) -> Vec<OpStats> {
@@ -33,7 +43,7 @@ impl OpHistograms {
             .zip(&self.hists)
             .filter(|(_, h)| !h.is_empty())
             .map(|(name, h)| OpStats {
-                op: (*name).to_string(),
+                op: name.name().to_string(),
                 count: h.len(),
                 p50_us: h.value_at_quantile(0.50),
                 p99_us: h.value_at_quantile(0.99),
@@ -42,9 +52,4 @@ impl OpHistograms {
             })
             .collect()
     }
-}
-
-/// Index into [`OPS`] for an opcode name.
-pub fn op_index(name: &str) -> usize {
-    OPS.iter().position(|o| *o == name).expect("known op")
 }
