@@ -19,6 +19,7 @@ pub mod record;
 pub mod schema;
 pub mod sql;
 pub mod state;
+pub mod txn;
 
 pub use error::{CoreError, ErrorKind};
 pub use tarn_types::{ColumnType, Value, MAX_VALUE_BYTES};

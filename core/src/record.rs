@@ -3,11 +3,14 @@
 //! Layout (all integers little-endian):
 //! ```text
 //! u8  RECORD_FORMAT_VERSION (= 1)
-//! u8  kind: 1 = Upsert, 2 = Delete (3.. reserved: stream events, feature-view updates,
-//!     producer dedup marks)
+//! u8  kind: 1 = Upsert, 2 = Delete, 3 = Prepare, 4 = Commit, 5 = Abort (6.. reserved:
+//!     stream events, feature-view updates, producer dedup marks)
 //! Upsert: u32 table_id, u8 mode (0 Replace, 1 Merge), u16 ncols, ncols × u16 column index,
 //!         u32 nrows, nrows × { u32 key_len, key bytes, ncols × value }
 //! Delete: u32 table_id, u32 nkeys, nkeys × { u32 key_len, key bytes }
+//! Prepare: u32 coordinator, u16 nparts, nparts × { u32 shard, u64 seq },
+//!          then the inner mutation from its kind byte on (kind 1 or 2 and its body)
+//! Commit, Abort: u32 coordinator, u64 seq   (the TxnId on the receiving shard)
 //! value:  u8 tag (0 = NULL, else the ColumnType tag) then
 //!         BOOLEAN u8 (0/1) | BIGINT i64 | DOUBLE f64 bits | TEXT u32 len + UTF-8 |
 //!         BYTES u32 len + bytes | TIMESTAMP i64
@@ -28,6 +31,72 @@ pub const RECORD_FORMAT_VERSION: u8 = 1;
 pub const KIND_UPSERT: u8 = 1;
 /// Record kind byte for [`Mutation::Delete`].
 pub const KIND_DELETE: u8 = 2;
+
+/// Record kind byte for [`Record::Prepare`].
+pub const KIND_PREPARE: u8 = 3;
+/// Record kind byte for [`Record::Commit`].
+pub const KIND_COMMIT: u8 = 4;
+/// Record kind byte for [`Record::Abort`].
+pub const KIND_ABORT: u8 = 5;
+
+/// One log record, as logged and replayed: a plain mutation (a batch whose rows all live on
+/// this shard), or one of the three records of a batch that spans several shards (see
+/// [`crate::txn`] for the protocol and why it makes such a batch all-or-nothing).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    /// Apply now (kinds 1 and 2).
+    Apply(Mutation),
+    /// This shard's part of a multi-shard batch: kept aside until its [`Record::Commit`].
+    Prepare {
+        /// The batch's coordinator and every participant's link sequence number.
+        txn: TxnPart,
+        /// This shard's part.
+        mutation: Mutation,
+    },
+    /// Apply the prepared part `TxnId` here, in log order.
+    Commit(TxnId),
+    /// Forget the prepared part `TxnId` (written only by recovery).
+    Abort(TxnId),
+}
+
+/// Names one shard's prepared part of a multi-shard batch: the coordinator shard and the
+/// sequence number the coordinator gave this part on its link to this shard. Unique per
+/// receiving shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TxnId {
+    /// The shard that received the client's batch and coordinates it.
+    pub coordinator: u32,
+    /// Sequence number on the link coordinator → this shard (1, 2, 3, … with no gaps).
+    pub seq: u64,
+}
+
+/// What every participant logs about a multi-shard batch: who coordinates it and, for every
+/// participant shard, the link sequence number of its part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnPart {
+    /// The coordinating shard.
+    pub coordinator: u32,
+    /// `(participant shard, link seq)` for every part, ascending by shard.
+    pub parts: Vec<(u32, u64)>,
+}
+
+impl TxnPart {
+    /// The id of the part that shard `shard` holds, if it is a participant.
+    pub fn id_on(&self, shard: u32) -> Option<TxnId> {
+        self.parts
+            .iter()
+            .find(|(s, _)| *s == shard)
+            .map(|&(_, seq)| TxnId {
+                coordinator: self.coordinator,
+                seq,
+            })
+    }
+
+    /// Encoded size of the Prepare header (version, kind, coordinator, parts).
+    pub fn header_len(nparts: usize) -> usize {
+        2 + 4 + 2 + nparts * 12
+    }
+}
 
 /// One shard's part of one client request, as logged and replayed.
 #[derive(Clone, Debug, PartialEq)]
@@ -159,6 +228,60 @@ pub fn encode_to_vec(m: &Mutation) -> Vec<u8> {
     out
 }
 
+/// The payload of a Prepare record: `txn`'s header followed by `mutation_record` (a payload
+/// made by [`encode`]) without its version byte. Lets the coordinator check the size of the
+/// mutation once and add the header after link sequence numbers are assigned.
+pub fn encode_prepare(txn: &TxnPart, mutation_record: &[u8]) -> Vec<u8> {
+    assert_eq!(mutation_record.first(), Some(&RECORD_FORMAT_VERSION));
+    assert!(matches!(
+        mutation_record.get(1),
+        Some(&KIND_UPSERT | &KIND_DELETE)
+    ));
+    let mut out = Vec::with_capacity(TxnPart::header_len(txn.parts.len()) + mutation_record.len());
+    out.push(RECORD_FORMAT_VERSION);
+    out.push(KIND_PREPARE);
+    out.extend_from_slice(&txn.coordinator.to_le_bytes());
+    let n = u16::try_from(txn.parts.len()).expect("participant count fits in u16");
+    out.extend_from_slice(&n.to_le_bytes());
+    for (shard, seq) in &txn.parts {
+        out.extend_from_slice(&shard.to_le_bytes());
+        out.extend_from_slice(&seq.to_le_bytes());
+    }
+    out.extend_from_slice(&mutation_record[1..]);
+    debug_assert_eq!(
+        out.len(),
+        TxnPart::header_len(txn.parts.len()) + mutation_record.len() - 1
+    );
+    out
+}
+
+/// Appends the payload of any record to `out`.
+pub fn encode_record(rec: &Record, out: &mut Vec<u8>) {
+    match rec {
+        Record::Apply(m) => encode(m, out),
+        Record::Prepare { txn, mutation } => {
+            out.extend_from_slice(&encode_prepare(txn, &encode_to_vec(mutation)));
+        }
+        Record::Commit(id) | Record::Abort(id) => {
+            out.push(RECORD_FORMAT_VERSION);
+            out.push(if matches!(rec, Record::Commit(_)) {
+                KIND_COMMIT
+            } else {
+                KIND_ABORT
+            });
+            out.extend_from_slice(&id.coordinator.to_le_bytes());
+            out.extend_from_slice(&id.seq.to_le_bytes());
+        }
+    }
+}
+
+/// Convenience: the payload of `rec` in a new buffer.
+pub fn encode_record_to_vec(rec: &Record) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_record(rec, &mut out);
+    out
+}
+
 fn corrupt(what: impl std::fmt::Display) -> CoreError {
     CoreError::Corrupt(format!("log record: {what}"))
 }
@@ -198,6 +321,9 @@ impl<'a> Reader<'a> {
     }
     fn i64(&mut self, what: &str) -> Result<i64, CoreError> {
         Ok(i64::from_le_bytes(self.arr(what)?))
+    }
+    fn u64(&mut self, what: &str) -> Result<u64, CoreError> {
+        Ok(u64::from_le_bytes(self.arr(what)?))
     }
     fn remaining(&self) -> usize {
         self.b.len() - self.pos
@@ -246,9 +372,18 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes a record payload. Any malformed byte (unknown version/kind/mode/tag, truncation,
-/// bad UTF-8, trailing bytes) is [`CoreError::Corrupt`]; never panics.
+/// Decodes a plain mutation payload (kinds 1 and 2). Any other kind, and any malformed byte
+/// (unknown version/kind/mode/tag, truncation, bad UTF-8, trailing bytes), is
+/// [`CoreError::Corrupt`]; never panics.
 pub fn decode(bytes: &[u8]) -> Result<Mutation, CoreError> {
+    match decode_record(bytes)? {
+        Record::Apply(m) => Ok(m),
+        _ => Err(corrupt("expected an upsert or delete record")),
+    }
+}
+
+/// Decodes any record payload. Malformed bytes are [`CoreError::Corrupt`]; never panics.
+pub fn decode_record(bytes: &[u8]) -> Result<Record, CoreError> {
     let mut r = Reader { b: bytes, pos: 0 };
     let version = r.u8("format version")?;
     if version != RECORD_FORMAT_VERSION {
@@ -257,7 +392,59 @@ pub fn decode(bytes: &[u8]) -> Result<Mutation, CoreError> {
         )));
     }
     let kind = r.u8("record kind")?;
-    let m = match kind {
+    let rec = match kind {
+        KIND_UPSERT | KIND_DELETE => Record::Apply(mutation_body(&mut r, kind)?),
+        KIND_PREPARE => {
+            let coordinator = r.u32("coordinator")?;
+            let n = usize::from(r.u16("participant count")?);
+            if n < 2 || n * 12 > r.remaining() {
+                return Err(corrupt(format_args!("bad participant count {n}")));
+            }
+            let mut parts = Vec::with_capacity(n);
+            for _ in 0..n {
+                let shard = r.u32("participant")?;
+                let seq = r.u64("link seq")?;
+                if seq == 0 || parts.last().is_some_and(|&(s, _)| s >= shard) {
+                    return Err(corrupt(format_args!(
+                        "participants not strictly ascending or seq 0 (shard {shard}, seq {seq})"
+                    )));
+                }
+                parts.push((shard, seq));
+            }
+            let inner = r.u8("inner record kind")?;
+            if inner != KIND_UPSERT && inner != KIND_DELETE {
+                return Err(corrupt(format_args!("prepared record of kind {inner}")));
+            }
+            Record::Prepare {
+                txn: TxnPart { coordinator, parts },
+                mutation: mutation_body(&mut r, inner)?,
+            }
+        }
+        KIND_COMMIT | KIND_ABORT => {
+            let id = TxnId {
+                coordinator: r.u32("coordinator")?,
+                seq: r.u64("link seq")?,
+            };
+            if kind == KIND_COMMIT {
+                Record::Commit(id)
+            } else {
+                Record::Abort(id)
+            }
+        }
+        k => return Err(corrupt(format_args!("unknown record kind {k}"))),
+    };
+    if r.remaining() != 0 {
+        return Err(corrupt(format_args!(
+            "{} trailing bytes after the record",
+            r.remaining()
+        )));
+    }
+    Ok(rec)
+}
+
+/// The body of an upsert or delete after its kind byte.
+fn mutation_body(r: &mut Reader<'_>, kind: u8) -> Result<Mutation, CoreError> {
+    Ok(match kind {
         KIND_UPSERT => {
             let table_id = r.u32("table id")?;
             let mode_b = r.u8("upsert mode")?;
@@ -295,13 +482,6 @@ pub fn decode(bytes: &[u8]) -> Result<Mutation, CoreError> {
             }
             Mutation::Delete { table_id, keys }
         }
-        k => return Err(corrupt(format_args!("unknown record kind {k}"))),
-    };
-    if r.remaining() != 0 {
-        return Err(corrupt(format_args!(
-            "{} trailing bytes after the record",
-            r.remaining()
-        )));
-    }
-    Ok(m)
+        k => unreachable!("mutation_body called with kind {k}"),
+    })
 }

@@ -9,7 +9,8 @@ use tarn_types::Value;
 
 use crate::batch::UpsertMode;
 use crate::catalog::Catalog;
-use crate::record::Mutation;
+use crate::record::{self, Mutation, Record, TxnId, TxnPart};
+use crate::txn::{Prepared, TxnState};
 use crate::CoreError;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -21,17 +22,25 @@ pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TARNCKPT";
 /// 4 reserved zero bytes, then a sequence of chunks, each
 ///
 /// ```text
-/// +----------------+----------------+------------------------------+-------------+
-/// | len: u64 LE    | reserved: 0u64 | rkyv archive of one CkTable  | zero pad to |
-/// | (archive bytes)|                | (table id + some of its rows)| 16 bytes    |
-/// +----------------+----------------+------------------------------+-------------+
+/// +----------------+---------+-----------------+--------------------------+-------------+
+/// | len: u64 LE    | kind: u8| reserved: 7 × 0 | rkyv archive             | zero pad to |
+/// | (archive bytes)|         |                 | (CkTxns or one CkTable)  | 16 bytes    |
+/// +----------------+---------+-----------------+--------------------------+-------------+
 /// ```
 ///
-/// so every archive starts 16-byte aligned when the payload does. A table's rows may span
+/// so every archive starts 16-byte aligned when the payload does. The first chunk is the one
+/// kind-1 chunk: a `CkTxns` (multi-shard batch bookkeeping, see [`crate::txn`]). Every
+/// other chunk is kind 0: a `CkTable` with some of one table's rows. A table's rows may span
 /// several chunks; a key appears at most once. Bumped on any change of the layout or the
 /// archived types; the version is read before anything else, so an old reader rejects a new
-/// checkpoint cleanly. (Version 1 was a single archive of all tables.)
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
+/// checkpoint cleanly. (Version 1 was a single archive of all tables; version 2 had no txn
+/// chunk.)
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 3;
+
+/// Chunk kind of a `CkTable`.
+const CHUNK_TABLE: u8 = 0;
+/// Chunk kind of the `CkTxns` chunk.
+const CHUNK_TXNS: u8 = 1;
 
 /// Rows per checkpoint chunk in [`ShardState::to_checkpoint`] (the incremental
 /// [`CheckpointBuilder`] takes its own step size). Bounds the size of one rkyv archive.
@@ -54,6 +63,7 @@ struct Table {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ShardState {
     tables: FastMap<u32, Table>,
+    txns: TxnState,
 }
 
 // ---- checkpoint archive types (private mirror of the state; borrowed on write) ----
@@ -83,6 +93,24 @@ struct CkRow<'a> {
 struct CkTable<'a> {
     table_id: u32,
     rows: Vec<CkRow<'a>>,
+}
+
+/// One prepared part: its id, participants, and its mutation as a log-record payload.
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkPrepared {
+    coordinator: u32,
+    seq: u64,
+    part_shards: Vec<u32>,
+    part_seqs: Vec<u64>,
+    record: Vec<u8>,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkTxns {
+    hwm: Vec<u64>,
+    stash: Vec<CkPrepared>,
 }
 
 /// A key either borrowed from a `&Mutation` or moved out of an owned one.
@@ -161,6 +189,69 @@ impl ShardState {
             ),
             Mutation::Delete { table_id, keys } => self.delete(catalog, table_id, &keys),
         }
+    }
+
+    /// Applies one log record on shard `shard` (the shard whose log it is):
+    /// [`Record::Apply`] as [`ShardState::apply_owned`]; [`Record::Prepare`] sets the part
+    /// aside and raises the coordinator's high-water mark; [`Record::Commit`] applies the part
+    /// set aside; [`Record::Abort`] forgets it. Returns the rows applied (0 for Prepare and
+    /// Abort).
+    ///
+    /// A record that contradicts the state — a Prepare that is not the next seq of its link,
+    /// is already set aside, or does not list `shard`; a Commit/Abort of a part that is not set
+    /// aside — is [`CoreError::Corrupt`] and changes nothing.
+    pub fn apply_record(
+        &mut self,
+        catalog: &Catalog,
+        shard: u32,
+        rec: Record,
+    ) -> Result<u64, CoreError> {
+        let txn_corrupt = |what: String| CoreError::Corrupt(format!("log record: {what}"));
+        match rec {
+            Record::Apply(m) => Ok(self.apply_owned(catalog, m)),
+            Record::Prepare { txn, mutation } => {
+                let id = txn.id_on(shard).ok_or_else(|| {
+                    txn_corrupt(format!(
+                        "prepared part does not list shard {shard} among {:?}",
+                        txn.parts
+                    ))
+                })?;
+                let expected = self.txns.hwm(id.coordinator) + 1;
+                if id.seq != expected {
+                    return Err(txn_corrupt(format!(
+                        "prepared part {}:{} out of link order (expected seq {expected})",
+                        id.coordinator, id.seq
+                    )));
+                }
+                self.txns.set_hwm(id.coordinator, id.seq);
+                let prev = self.txns.stash.insert(id, Prepared { txn, mutation });
+                assert!(prev.is_none(), "a fresh link seq cannot be in the stash");
+                Ok(0)
+            }
+            Record::Commit(id) => {
+                let p = self.txns.stash.remove(&id).ok_or_else(|| {
+                    txn_corrupt(format!(
+                        "commit of part {}:{} that was never prepared",
+                        id.coordinator, id.seq
+                    ))
+                })?;
+                Ok(self.apply_owned(catalog, p.mutation))
+            }
+            Record::Abort(id) => {
+                self.txns.stash.remove(&id).ok_or_else(|| {
+                    txn_corrupt(format!(
+                        "abort of part {}:{} that was never prepared",
+                        id.coordinator, id.seq
+                    ))
+                })?;
+                Ok(0)
+            }
+        }
+    }
+
+    /// Multi-shard batch bookkeeping: high-water marks and parts set aside.
+    pub fn txns(&self) -> &TxnState {
+        &self.txns
     }
 
     fn upsert<'k, V: Iterator<Item = Value>>(
@@ -263,6 +354,9 @@ impl ShardState {
     /// rows. Keys inserted after the snapshot come back from that replay; keys deleted after it
     /// are skipped by `step` and deleted again by the replay. State whose mutations are not
     /// idempotent (counters, aggregates) must not be checkpointed this way.
+    ///
+    /// The multi-shard bookkeeping (high-water marks, parts set aside) is captured exactly,
+    /// as of the builder's creation.
     pub fn checkpoint_builder(&self) -> CheckpointBuilder {
         let mut keys = Vec::with_capacity(self.total_rows() as usize);
         for (&id, table) in &self.tables {
@@ -272,10 +366,25 @@ impl ShardState {
         header.extend_from_slice(&CHECKPOINT_MAGIC);
         header.extend_from_slice(&CHECKPOINT_FORMAT_VERSION.to_le_bytes());
         header.extend_from_slice(&[0u8; 4]);
+        let txns = CkTxns {
+            hwm: self.txns.hwm.clone(),
+            stash: self
+                .txns
+                .stash
+                .iter()
+                .map(|(id, p)| CkPrepared {
+                    coordinator: id.coordinator,
+                    seq: id.seq,
+                    part_shards: p.txn.parts.iter().map(|&(s, _)| s).collect(),
+                    part_seqs: p.txn.parts.iter().map(|&(_, q)| q).collect(),
+                    record: record::encode_to_vec(&p.mutation),
+                })
+                .collect(),
+        };
         CheckpointBuilder {
             keys,
             pos: 0,
-            parts: vec![header],
+            parts: vec![header, chunk(CHUNK_TXNS, &txns)],
         }
     }
 
@@ -301,12 +410,16 @@ impl ShardState {
         }
         let mut pos = HEADER_LEN;
         let mut state = ShardState::new();
+        if bytes.len() == HEADER_LEN {
+            return Err(corrupt("the txn chunk is missing"));
+        }
         while pos < bytes.len() {
             let header = bytes
                 .get(pos..pos + CHUNK_HEADER_LEN)
                 .ok_or_else(|| corrupt(format_args!("truncated chunk header at offset {pos}")))?;
             let len = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
-            if header[8..].iter().any(|&b| b != 0) {
+            let kind = header[8];
+            if header[9..].iter().any(|&b| b != 0) {
                 return Err(corrupt(format_args!(
                     "chunk at offset {pos}: reserved bytes are not zero"
                 )));
@@ -328,6 +441,28 @@ impl ShardState {
             let body = &bytes[start..end];
             if (body.as_ptr() as usize) % 16 != 0 {
                 return Err(corrupt("payload is not 16-byte aligned"));
+            }
+            let first = pos == HEADER_LEN;
+            match (kind, first) {
+                (CHUNK_TXNS, true) => {
+                    state.txns = txns_from(body, pos)?;
+                    pos = padded;
+                    continue;
+                }
+                (CHUNK_TABLE, false) => {}
+                (CHUNK_TXNS, false) => {
+                    return Err(corrupt(format_args!(
+                        "chunk at offset {pos}: a second txn chunk"
+                    )))
+                }
+                (CHUNK_TABLE, true) => {
+                    return Err(corrupt("the first chunk is not the txn chunk"));
+                }
+                (k, _) => {
+                    return Err(corrupt(format_args!(
+                        "chunk at offset {pos}: unknown chunk kind {k}"
+                    )))
+                }
             }
             let t = rkyv::access::<ArchivedCkTable<'static>, rancor::Error>(body).map_err(|e| {
                 corrupt(format_args!("chunk at offset {pos}: invalid archive: {e}"))
@@ -372,6 +507,84 @@ impl ShardState {
         }
         Ok(state)
     }
+}
+
+/// One chunk: 16-byte header (length, kind) + rkyv archive + zero padding to 16 bytes.
+fn chunk<T>(kind: u8, value: &T) -> rkyv::util::AlignedVec<16>
+where
+    T: for<'a> rkyv::Serialize<
+        rkyv::api::high::HighSerializer<
+            rkyv::util::AlignedVec<16>,
+            rkyv::ser::allocator::ArenaHandle<'a>,
+            rancor::Error,
+        >,
+    >,
+{
+    let mut part = rkyv::util::AlignedVec::<16>::new();
+    part.extend_from_slice(&[0u8; CHUNK_HEADER_LEN]);
+    let mut part = rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, part)
+        .expect("checkpoint serialization cannot fail in memory");
+    let len = (part.len() - CHUNK_HEADER_LEN) as u64;
+    part[..8].copy_from_slice(&len.to_le_bytes());
+    part[8] = kind;
+    let pad = part.len().next_multiple_of(16) - part.len();
+    part.extend_from_slice(&[0u8; 16][..pad]);
+    debug_assert_eq!(part.len() % 16, 0);
+    part
+}
+
+/// Validates and rebuilds the txn chunk at `pos`.
+fn txns_from(body: &[u8], pos: usize) -> Result<TxnState, CoreError> {
+    let t = rkyv::access::<ArchivedCkTxns, rancor::Error>(body).map_err(|e| {
+        corrupt(format_args!(
+            "txn chunk at offset {pos}: invalid archive: {e}"
+        ))
+    })?;
+    let mut txns = TxnState {
+        hwm: t.hwm.iter().map(|h| h.to_native()).collect(),
+        ..TxnState::default()
+    };
+    for p in t.stash.iter() {
+        let id = TxnId {
+            coordinator: p.coordinator.to_native(),
+            seq: p.seq.to_native(),
+        };
+        if p.part_shards.len() != p.part_seqs.len() || p.part_shards.len() < 2 {
+            return Err(corrupt(format_args!(
+                "txn chunk: part {}:{} has a bad participant list",
+                id.coordinator, id.seq
+            )));
+        }
+        let parts: Vec<(u32, u64)> = p
+            .part_shards
+            .iter()
+            .zip(p.part_seqs.iter())
+            .map(|(s, q)| (s.to_native(), q.to_native()))
+            .collect();
+        let mutation = record::decode(&p.record).map_err(|e| {
+            corrupt(format_args!(
+                "txn chunk: part {}:{}: {e}",
+                id.coordinator, id.seq
+            ))
+        })?;
+        if id.seq > txns.hwm(id.coordinator) {
+            return Err(corrupt(format_args!(
+                "txn chunk: part {}:{} is above its link's high-water mark",
+                id.coordinator, id.seq
+            )));
+        }
+        let txn = TxnPart {
+            coordinator: id.coordinator,
+            parts,
+        };
+        if txns.stash.insert(id, Prepared { txn, mutation }).is_some() {
+            return Err(corrupt(format_args!(
+                "txn chunk: part {}:{} appears twice",
+                id.coordinator, id.seq
+            )));
+        }
+    }
+    Ok(txns)
 }
 
 fn ck_value(v: &Value) -> CkValue<'_> {
@@ -435,19 +648,8 @@ impl CheckpointBuilder {
                     })
                     .collect();
                 if !rows.is_empty() {
-                    let mut part = rkyv::util::AlignedVec::<16>::new();
-                    part.extend_from_slice(&[0u8; CHUNK_HEADER_LEN]);
-                    let mut part = rkyv::api::high::to_bytes_in::<_, rancor::Error>(
-                        &CkTable { table_id: id, rows },
-                        part,
-                    )
-                    .expect("checkpoint serialization cannot fail in memory");
-                    let len = (part.len() - CHUNK_HEADER_LEN) as u64;
-                    part[..8].copy_from_slice(&len.to_le_bytes());
-                    let pad = part.len().next_multiple_of(16) - part.len();
-                    part.extend_from_slice(&[0u8; 16][..pad]);
-                    debug_assert_eq!(part.len() % 16, 0);
-                    self.parts.push(part);
+                    self.parts
+                        .push(chunk(CHUNK_TABLE, &CkTable { table_id: id, rows }));
                 }
             }
             i = run_end;

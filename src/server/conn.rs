@@ -13,7 +13,7 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use tarn_core::batch;
-use tarn_core::record::Mutation;
+use tarn_core::record::{Mutation, TxnPart};
 use tarn_core::sql::Statement;
 use tarn_net::limits::{
     MAX_CONNECTIONS_PER_SHARD, MAX_FRAME_PAYLOAD_BYTES, MAX_IN_FLIGHT_PER_CONNECTION,
@@ -561,46 +561,32 @@ async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorRe
 /// waits for all of them (concurrently).
 async fn run_parts(shard: &Rc<Shard>, parts: Vec<(u32, Mutation)>) -> Result<u64, ErrorReply> {
     let max = shard.max_record_bytes();
+    // A part of a multi-shard batch is logged inside a Prepare record, with a header.
+    let header = if parts.len() > 1 {
+        TxnPart::header_len(parts.len()) - 1
+    } else {
+        0
+    };
     let mut encoded = Vec::with_capacity(parts.len());
     for (target, m) in parts {
         let record = tarn_core::record::encode_to_vec(&m);
-        if record.len() > max {
+        if record.len() + header > max {
             return Err(fail((
                 ErrorCode::BatchTooLarge,
                 format!(
                     "shard {target}'s part of this batch encodes to {} bytes, more than one log record holds ({max} bytes with this segment size); send smaller batches",
-                    record.len()
+                    record.len() + header
                 ),
             )));
         }
         encoded.push((target, m, record));
     }
     if encoded.len() == 1 {
-        // One owner (always, with one shard): no task to spawn.
+        // One owner (always, with one shard): one log record, atomic by itself.
         let (target, m, record) = encoded.pop().expect("one part");
         return shard.write(target, m, record).await.map_err(fail);
     }
-    let tasks: Vec<_> = encoded
-        .into_iter()
-        .map(|(target, m, record)| {
-            let shard = shard.clone();
-            glommio::spawn_local(async move { shard.write(target, m, record).await })
-        })
-        .collect();
-    let mut total = 0;
-    let mut first_err = None;
-    for t in tasks {
-        match t.await {
-            Ok(n) => total += n,
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    match first_err {
-        None => Ok(total),
-        Some(e) => Err(fail(e)),
-    }
+    shard.write_txn(encoded).await.map_err(fail)
 }
 
 async fn get_rows(

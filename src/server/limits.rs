@@ -21,3 +21,9 @@ pub const SHUTDOWN_POLL_MS: u64 = 50;
 /// Largest latency recorded in the per-opcode histograms (µs); slower requests are clamped so
 /// one pathological sample cannot grow a histogram. 60 s.
 pub const MAX_RECORDED_LATENCY_US: u64 = 60_000_000;
+
+/// Multi-shard batches one shard may coordinate at once (each holds a prepared part set aside
+/// on every participant until it commits). Beyond it the batch is refused with BUSY, so a flood
+/// of cross-shard batches cannot grow the participants' stashes without bound. Single-shard
+/// batches do not count. Raising it costs memory for set-aside parts under overload.
+pub const MAX_OPEN_TXNS_PER_SHARD: usize = 4096;

@@ -6,7 +6,7 @@
 //! asserts it (`shard_for` again where the message lands).
 
 use tarn_core::catalog::Catalog;
-use tarn_core::record::Mutation;
+use tarn_core::record::{Mutation, TxnId, TxnPart};
 use tarn_core::sql::Statement;
 use tarn_net::{ErrorCode, ShardStats};
 use tarn_types::Value;
@@ -20,7 +20,9 @@ pub struct ShardMsg {
 
 pub enum MsgBody {
     /// Start-up barrier: the sender recovered (`ok`) or failed and everyone must stop.
-    Ready { ok: bool },
+    /// `hwm` is its multi-shard high-water-mark table (per coordinator), which every shard
+    /// needs to decide the parts whose Commit a crash lost (`tarn_core::txn::decide`).
+    Ready { ok: bool, hwm: Vec<u64> },
     /// The sender has answered all its clients and will send no more writes (shutdown).
     /// Sent on the request mesh, so it arrives after every earlier request from the sender.
     /// No reply.
@@ -28,6 +30,16 @@ pub enum MsgBody {
     /// Log `record` (the encoding of `mutation`, made by the sender so it could check the
     /// record size before any part of the batch was sent) and apply it; reply `Written(rows)`.
     Write { mutation: Mutation, record: Vec<u8> },
+    /// Log `record` (the Prepare record of this shard's part of multi-shard batch `txn`) in
+    /// link-sequence order, set the part aside, reply `Prepared` once it is durable.
+    Prepare {
+        txn: TxnPart,
+        mutation: Mutation,
+        record: Vec<u8>,
+    },
+    /// Every part of the batch is durable: log a Commit for part `id` and apply it in log
+    /// order; reply `Written(rows)`.
+    Commit { id: TxnId },
     /// Look up rows by canonical key; reply `Rows` in the same order.
     Get { table_id: u32, keys: Vec<Vec<u8>> },
     /// Shard 0 only: execute a DDL statement (serialised there) and broadcast the catalog.
@@ -45,6 +57,7 @@ pub struct ShardReply {
 
 pub enum ReplyBody {
     Written(u64),
+    Prepared,
     Rows(Vec<Option<Vec<Value>>>),
     Done(String),
     Stats(ShardStats),

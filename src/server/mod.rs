@@ -21,6 +21,7 @@ use std::time::Duration;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 use tarn_core::catalog::Catalog;
+use tarn_core::record::{Mutation, Record, TxnId};
 use tarn_core::state::ShardState;
 use tarn_core::{CoreError, ErrorKind};
 use tarn_net::{ErrorCode, ErrorReply};
@@ -177,8 +178,14 @@ async fn shard_main(
 
     let recovered = recover(&cfg, &data_path, id, count, &catalog).await;
 
-    // Start-up barrier: nobody serves unless every shard recovered.
+    // Start-up barrier: nobody serves unless every shard recovered. Every shard also learns
+    // every other shard's multi-shard high-water marks, to decide the parts whose Commit the
+    // last crash lost (tarn_core::txn).
     let ok = recovered.is_ok();
+    let my_hwm = match &recovered {
+        Ok((state, ..)) => state.txns().hwm_table(count),
+        Err(_) => Vec::new(),
+    };
     for peer in 0..count {
         if peer != id {
             let _ = senders
@@ -187,25 +194,33 @@ async fn shard_main(
                     ShardMsg {
                         from: id,
                         corr: 0,
-                        body: MsgBody::Ready { ok },
+                        body: MsgBody::Ready {
+                            ok,
+                            hwm: my_hwm.clone(),
+                        },
                     },
                 )
                 .await;
         }
     }
     let mut all_ok = ok;
+    let mut hwm_all = vec![Vec::new(); count as usize];
+    hwm_all[id as usize] = my_hwm;
     for peer in 0..count {
         if peer != id {
             match receivers.recv_from(peer as usize).await {
                 Ok(Some(ShardMsg {
-                    body: MsgBody::Ready { ok },
+                    body: MsgBody::Ready { ok, hwm },
                     ..
-                })) => all_ok &= ok,
+                })) => {
+                    all_ok &= ok;
+                    hwm_all[peer as usize] = hwm;
+                }
                 _ => all_ok = false,
             }
         }
     }
-    let (state, log, ckpt_lsn) = match recovered {
+    let (mut state, log, ckpt_lsn) = match recovered {
         Ok(r) => r,
         Err(e) => return Err(e),
     };
@@ -213,6 +228,16 @@ async fn shard_main(
         let _ = log.close().await;
         return Err("another shard failed to start (see its message)".to_string());
     }
+    if let Err(e) = decide_prepared(id, &catalog, &mut state, &log, &hwm_all).await {
+        let _ = log.close().await;
+        return Err(e);
+    }
+    // As coordinator, continue every link above what its owner has logged: a seq the crash
+    // left unlogged is reused, its old parts elsewhere were just aborted.
+    let link_next = hwm_all
+        .iter()
+        .map(|t| t.get(id as usize).copied().unwrap_or(0) + 1)
+        .collect();
 
     let shard = Rc::new(Shard::new(
         id,
@@ -223,6 +248,7 @@ async fn shard_main(
         state,
         log,
         ckpt_lsn,
+        link_next,
         senders,
         reply_senders,
     ));
@@ -344,19 +370,23 @@ async fn recover(
     opts.segment_size_bytes = cfg.segment_size_bytes;
     opts.async_flush_interval = cfg.async_flush_interval;
     let replay = |lsn: u64, payload: &[u8]| -> Result<(), String> {
-        let m = tarn_core::record::decode(payload).map_err(|e| format!("record {lsn}: {e}"))?;
-        let owned = match &m {
-            tarn_core::record::Mutation::Upsert { rows, .. } => {
-                rows.iter().all(|(k, _)| shard_for(k, count) == id)
-            }
-            tarn_core::record::Mutation::Delete { keys, .. } => {
-                keys.iter().all(|k| shard_for(k, count) == id)
-            }
+        let rec =
+            tarn_core::record::decode_record(payload).map_err(|e| format!("record {lsn}: {e}"))?;
+        let owned = match &rec {
+            Record::Apply(m) | Record::Prepare { mutation: m, .. } => match m {
+                Mutation::Upsert { rows, .. } => {
+                    rows.iter().all(|(k, _)| shard_for(k, count) == id)
+                }
+                Mutation::Delete { keys, .. } => keys.iter().all(|k| shard_for(k, count) == id),
+            },
+            Record::Commit(_) | Record::Abort(_) => true,
         };
         if !owned {
             return Err(format!("record {lsn} holds keys shard {id} does not own"));
         }
-        state.apply_owned(catalog, m);
+        state
+            .apply_record(catalog, id, rec)
+            .map_err(|e| format!("record {lsn}: {e}"))?;
         Ok(())
     };
     let (log, report) = match Log::open(opts, after_lsn, replay).await {
@@ -393,6 +423,53 @@ async fn recover(
         "recovered"
     );
     Ok((state, log, after_lsn))
+}
+
+/// Decides every part still set aside after replay (its batch's Commit was lost in a crash):
+/// commit if every participant has its part durable, else abort (`tarn_core::txn::decide`,
+/// the same rule on every shard). Logs each outcome and makes it durable before serving, so
+/// the decision is never taken again with different high-water marks.
+async fn decide_prepared(
+    id: u32,
+    catalog: &Catalog,
+    state: &mut ShardState,
+    log: &Log,
+    hwm_all: &[Vec<u64>],
+) -> Result<(), String> {
+    let decisions: Vec<(TxnId, bool)> = state
+        .txns()
+        .stash()
+        .iter()
+        .map(|(txn_id, p)| (*txn_id, tarn_core::txn::decide(&p.txn, hwm_all)))
+        .collect();
+    if decisions.is_empty() {
+        return Ok(());
+    }
+    let mut committed = 0;
+    for (txn_id, commit) in &decisions {
+        let rec = if *commit {
+            committed += 1;
+            Record::Commit(*txn_id)
+        } else {
+            Record::Abort(*txn_id)
+        };
+        log.append(&tarn_core::record::encode_record_to_vec(&rec))
+            .await
+            .map_err(|e| format!("shard {id}: logging a recovery decision: {e}"))?;
+        state
+            .apply_record(catalog, id, rec)
+            .map_err(|e| format!("shard {id}: {e}"))?;
+    }
+    log.flush()
+        .await
+        .map_err(|e| format!("shard {id}: logging recovery decisions: {e}"))?;
+    tracing::warn!(
+        shard = id,
+        committed,
+        aborted = decisions.len() - committed,
+        "decided multi-shard batch parts whose outcome the crash left open"
+    );
+    Ok(())
 }
 
 /// Checkpoint files in `dir` newer than the one recovery used (they failed validation).

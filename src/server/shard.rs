@@ -6,6 +6,10 @@
 //! apply it to the in-memory state strictly in LSN order once it is durable (sync mode) or at
 //! once (async mode). Readers therefore never see a write that a crash could take back in
 //! sync mode, and replaying the log reproduces the exact same state.
+//!
+//! A batch that spans shards is prepared on every owner, then committed (see
+//! `tarn_core::txn` for the protocol and its recovery rule): [`Shard::write_txn`] coordinates,
+//! [`Shard::prepare_local`] and [`Shard::commit_local`] are the owner's side.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -16,7 +20,7 @@ use glommio::channels::channel_mesh::Senders;
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::sync::Semaphore;
 use tarn_core::catalog::Catalog;
-use tarn_core::record::{self, Mutation};
+use tarn_core::record::{self, Mutation, Record, TxnId, TxnPart};
 use tarn_core::sql::Statement;
 use tarn_core::state::ShardState;
 use tarn_net::{Column, ErrorCode, ShardStats};
@@ -46,8 +50,19 @@ const CHECKPOINT_SHARES: usize = 100;
 pub type Failure = (ErrorCode, String);
 
 struct Pending {
-    mutation: Mutation,
-    done: LocalSender<u64>,
+    record: Record,
+    /// Told the rows applied; `None` for a Prepare (its Commit reports them).
+    done: Option<LocalSender<u64>>,
+}
+
+/// The receiving end of one coordinator's link: Prepare records are appended strictly in link
+/// sequence order, whatever order their messages arrive in.
+#[derive(Default)]
+struct LinkIn {
+    /// Next link seq to append.
+    expected: u64,
+    /// Prepares that arrived early, waiting for their turn.
+    waiting: BTreeMap<u64, LocalSender<()>>,
 }
 
 /// Everything a shard owns. Shared within its executor as `Rc<Shard>`; never sent.
@@ -94,6 +109,16 @@ pub struct Shard {
     /// A background checkpoint task exists (scheduled or running): don't spawn another.
     checkpoint_scheduled: Cell<bool>,
     checkpoint_lsn: Cell<u64>,
+    /// As coordinator: next link seq to give a part sent to each shard.
+    link_next: RefCell<Vec<u64>>,
+    /// As participant: per coordinator, the ordering of its Prepare records.
+    link_in: RefCell<Vec<LinkIn>>,
+    /// Multi-shard batches this shard is coordinating now.
+    open_txns: Cell<usize>,
+    /// Set when a multi-shard batch failed on some owner (a storage failure): its parts stay
+    /// set aside until the next start decides them, so further multi-shard batches are
+    /// refused rather than piling up more.
+    txn_failed: RefCell<Option<String>>,
 }
 
 impl Shard {
@@ -107,10 +132,22 @@ impl Shard {
         state: ShardState,
         log: Rc<Log>,
         checkpoint_lsn: u64,
+        link_next: Vec<u64>,
         senders: Senders<ShardMsg>,
         reply_senders: Senders<ShardReply>,
     ) -> Shard {
         let next_apply_lsn = log.last_lsn() + 1;
+        assert_eq!(link_next.len(), count as usize);
+        assert!(
+            state.txns().stash().is_empty(),
+            "recovery decides every prepared part before serving"
+        );
+        let link_in = (0..count)
+            .map(|c| LinkIn {
+                expected: state.txns().hwm(c) + 1,
+                waiting: BTreeMap::new(),
+            })
+            .collect();
         Shard {
             id,
             count,
@@ -144,6 +181,10 @@ impl Shard {
             ),
             checkpoint_scheduled: Cell::new(false),
             checkpoint_lsn: Cell::new(checkpoint_lsn),
+            link_next: RefCell::new(link_next),
+            link_in: RefCell::new(link_in),
+            open_txns: Cell::new(0),
+            txn_failed: RefCell::new(None),
         }
     }
 
@@ -194,22 +235,34 @@ impl Shard {
             Ok(&m),
             "record must encode the mutation"
         );
-        if let Some(reason) = self.failed.borrow().as_ref() {
-            return Err((
-                ErrorCode::Storage,
-                format!("shard {} refuses writes: {reason}", self.id),
-            ));
-        }
+        let wait_durable = self.cfg.durability == Durability::Sync;
+        self.log_and_apply(Record::Apply(m), record, wait_durable)
+            .await
+    }
+
+    /// Appends `bytes` (the encoding of `rec`), waits until it is durable if asked, and
+    /// returns the rows `rec` applied once it is applied in LSN order.
+    async fn log_and_apply(
+        self: &Rc<Self>,
+        rec: Record,
+        bytes: &[u8],
+        wait_durable: bool,
+    ) -> Result<u64, Failure> {
+        self.check_writable()?;
         let lsn = self
             .log
-            .append(record)
+            .append(bytes)
             .await
             .map_err(|e| self.fail(e.to_string()))?;
         let (done, applied) = local_channel::new_bounded(1);
-        self.pending
-            .borrow_mut()
-            .insert(lsn, Pending { mutation: m, done });
-        if self.cfg.durability == Durability::Sync {
+        self.pending.borrow_mut().insert(
+            lsn,
+            Pending {
+                record: rec,
+                done: Some(done),
+            },
+        );
+        if wait_durable {
             self.log
                 .wait_durable(lsn)
                 .await
@@ -224,8 +277,20 @@ impl Shard {
         })
     }
 
-    /// Applies every pending mutation that is next in LSN order and allowed (durable in sync
-    /// mode). Synchronous: whoever calls it applies everything ready, in order.
+    fn check_writable(&self) -> Result<(), Failure> {
+        match self.failed.borrow().as_ref() {
+            Some(reason) => Err((
+                ErrorCode::Storage,
+                format!("shard {} refuses writes: {reason}", self.id),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Applies every pending record that is next in LSN order and allowed: durable, in sync
+    /// mode — except a Commit, which may be applied before it is durable because the batch it
+    /// commits is already decided (every part durable; recovery commits it even if this record
+    /// is lost). Synchronous: whoever calls it applies everything ready, in order.
     fn drain_applies(self: &Rc<Self>) {
         let limit = match self.cfg.durability {
             Durability::Sync => self.log.durable_lsn(),
@@ -234,18 +299,242 @@ impl Shard {
         let catalog = self.catalog();
         loop {
             let next = self.next_apply_lsn.get();
-            if next > limit {
-                break;
-            }
-            let Some(p) = self.pending.borrow_mut().remove(&next) else {
-                break;
+            let p = {
+                let mut pending = self.pending.borrow_mut();
+                match pending.get(&next) {
+                    Some(p) if next <= limit || matches!(p.record, Record::Commit(_)) => {
+                        pending.remove(&next).expect("present")
+                    }
+                    _ => break,
+                }
             };
-            let n = self.state.borrow_mut().apply_owned(&catalog, p.mutation);
+            let n = self
+                .state
+                .borrow_mut()
+                .apply_record(&catalog, self.id, p.record)
+                .unwrap_or_else(|e| panic!("shard {}: record {next}: {e}", self.id));
             self.next_apply_lsn.set(next + 1);
             // The writer may have gone (its connection closed): the write still happened.
-            let _ = p.done.try_send(n);
+            if let Some(done) = p.done {
+                let _ = done.try_send(n);
+            }
         }
         self.maybe_checkpoint();
+    }
+
+    // ---------------------------------------------------------------- multi-shard batches
+
+    /// Coordinates a batch that spans shards: `parts` = (owner, its part, the part encoded
+    /// with [`record::encode`]), ascending by owner, at least two. Prepares every part, and
+    /// once all are durable commits them; answers the rows applied after every owner applied
+    /// its part. On an error before every part is durable the batch is not applied now; its
+    /// prepared parts stay set aside and the next start commits them only if every part had
+    /// reached the disk (see `tarn_core::txn`).
+    pub async fn write_txn(
+        self: &Rc<Self>,
+        parts: Vec<(u32, Mutation, Vec<u8>)>,
+    ) -> Result<u64, Failure> {
+        assert!(
+            parts.len() >= 2,
+            "a multi-shard batch has at least two parts"
+        );
+        assert!(
+            parts.windows(2).all(|w| w[0].0 < w[1].0),
+            "parts ascend by owner"
+        );
+        if let Some(reason) = self.txn_failed.borrow().as_ref() {
+            return Err((
+                ErrorCode::Storage,
+                format!(
+                    "shard {} refuses multi-shard batches since one failed ({reason}); restart the server",
+                    self.id
+                ),
+            ));
+        }
+        if self.open_txns.get() >= super::limits::MAX_OPEN_TXNS_PER_SHARD {
+            return Err((
+                ErrorCode::Busy,
+                format!(
+                    "shard {} is coordinating {} multi-shard batches, the limit; retry later",
+                    self.id,
+                    super::limits::MAX_OPEN_TXNS_PER_SHARD
+                ),
+            ));
+        }
+        // Sequence numbers are given out here, with no await between this and spawning the
+        // prepares: every owner appends them in this order (see LinkIn).
+        let txn = {
+            let mut next = self.link_next.borrow_mut();
+            TxnPart {
+                coordinator: self.id,
+                parts: parts
+                    .iter()
+                    .map(|(owner, ..)| {
+                        let seq = next[*owner as usize];
+                        next[*owner as usize] = seq + 1;
+                        (*owner, seq)
+                    })
+                    .collect(),
+            }
+        };
+        self.open_txns.set(self.open_txns.get() + 1);
+        let result = self.run_txn(txn, parts).await;
+        self.open_txns.set(self.open_txns.get() - 1);
+        if let Err((_, reason)) = &result {
+            self.txn_failed.borrow_mut().get_or_insert(reason.clone());
+        }
+        result
+    }
+
+    async fn run_txn(
+        self: &Rc<Self>,
+        txn: TxnPart,
+        parts: Vec<(u32, Mutation, Vec<u8>)>,
+    ) -> Result<u64, Failure> {
+        let prepares: Vec<_> = parts
+            .into_iter()
+            .map(|(owner, mutation, rec)| {
+                let record = record::encode_prepare(&txn, &rec);
+                let txn = txn.clone();
+                let me = self.clone();
+                glommio::spawn_local(async move {
+                    if owner == me.id {
+                        me.prepare_local(txn, mutation, record).await
+                    } else {
+                        match me
+                            .call(
+                                owner,
+                                MsgBody::Prepare {
+                                    txn,
+                                    mutation,
+                                    record,
+                                },
+                            )
+                            .await?
+                        {
+                            ReplyBody::Prepared => Ok(()),
+                            other => Err(unexpected(other)),
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Await every task (dropping one would cancel it mid-way).
+        let mut first_err = None;
+        for t in prepares {
+            if let Err(e) = t.await {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        let commits: Vec<_> = txn
+            .parts
+            .iter()
+            .map(|&(owner, seq)| {
+                let id = TxnId {
+                    coordinator: txn.coordinator,
+                    seq,
+                };
+                let me = self.clone();
+                glommio::spawn_local(async move {
+                    if owner == me.id {
+                        me.commit_local(id).await
+                    } else {
+                        match me.call(owner, MsgBody::Commit { id }).await? {
+                            ReplyBody::Written(n) => Ok(n),
+                            other => Err(unexpected(other)),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in commits {
+            match t.await {
+                Ok(n) => total += n,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            None => Ok(total),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// Owner side of a prepare: appends `record` (the Prepare of this shard's part of `txn`)
+    /// after every earlier part from the same coordinator, and returns once it is durable
+    /// (in both modes: the batch may only commit when every part is durable).
+    pub async fn prepare_local(
+        self: &Rc<Self>,
+        txn: TxnPart,
+        mutation: Mutation,
+        record: Vec<u8>,
+    ) -> Result<(), Failure> {
+        let id = txn
+            .id_on(self.id)
+            .expect("a prepare goes only to a participant");
+        debug_assert!(self.owns_all(&mutation));
+        let c = id.coordinator as usize;
+        let turn = {
+            let mut links = self.link_in.borrow_mut();
+            let link = &mut links[c];
+            assert!(link.expected <= id.seq, "link seq {} reused", id.seq);
+            if link.expected == id.seq {
+                None
+            } else {
+                let (tx, rx) = local_channel::new_bounded(1);
+                link.waiting.insert(id.seq, tx);
+                Some(rx)
+            }
+        };
+        if let Some(rx) = turn {
+            let _ = rx.recv().await;
+        }
+        assert_eq!(self.link_in.borrow()[c].expected, id.seq);
+        let appended = match self.check_writable() {
+            Ok(()) => self
+                .log
+                .append(&record)
+                .await
+                .map_err(|e| self.fail(e.to_string())),
+            Err(e) => Err(e),
+        };
+        // The link moves on even on failure: a failed log takes no further record, so no
+        // later seq of this link can be logged after the gap.
+        {
+            let mut links = self.link_in.borrow_mut();
+            let link = &mut links[c];
+            link.expected = id.seq + 1;
+            if let Some(tx) = link.waiting.remove(&(id.seq + 1)) {
+                let _ = tx.try_send(());
+            }
+        }
+        let lsn = appended?;
+        self.pending.borrow_mut().insert(
+            lsn,
+            Pending {
+                record: Record::Prepare { txn, mutation },
+                done: None,
+            },
+        );
+        self.log
+            .wait_durable(lsn)
+            .await
+            .map_err(|e| self.fail(e.to_string()))?;
+        self.drain_applies();
+        Ok(())
+    }
+
+    /// Owner side of a commit: logs a Commit for part `id` and applies the part in log order.
+    pub async fn commit_local(self: &Rc<Self>, id: TxnId) -> Result<u64, Failure> {
+        let bytes = record::encode_record_to_vec(&Record::Commit(id));
+        // Not waiting for durability: the batch is decided (every part durable), so recovery
+        // commits it even if this record is lost.
+        self.log_and_apply(Record::Commit(id), &bytes, false).await
     }
 
     fn fail(&self, reason: String) -> Failure {
@@ -472,6 +761,26 @@ impl Shard {
                     Err((code, text)) => ReplyBody::Error(code, text),
                 }
             }
+            MsgBody::Prepare {
+                txn,
+                mutation,
+                record,
+            } => {
+                assert!(
+                    self.owns_all(&mutation),
+                    "shard {} received keys it does not own from shard {}",
+                    self.id,
+                    msg.from
+                );
+                match self.prepare_local(txn, mutation, record).await {
+                    Ok(()) => ReplyBody::Prepared,
+                    Err((code, text)) => ReplyBody::Error(code, text),
+                }
+            }
+            MsgBody::Commit { id } => match self.commit_local(id).await {
+                Ok(n) => ReplyBody::Written(n),
+                Err((code, text)) => ReplyBody::Error(code, text),
+            },
             MsgBody::Get { table_id, keys } => ReplyBody::Rows(self.get_local(table_id, &keys)),
             MsgBody::Ddl(stmt) => match self.ddl(stmt).await {
                 Ok(text) => ReplyBody::Done(text),
@@ -599,6 +908,7 @@ impl Shard {
 fn unexpected(body: ReplyBody) -> Failure {
     let what = match body {
         ReplyBody::Written(_) => "Written",
+        ReplyBody::Prepared => "Prepared",
         ReplyBody::Rows(_) => "Rows",
         ReplyBody::Done(_) => "Done",
         ReplyBody::Stats(_) => "Stats",

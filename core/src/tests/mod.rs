@@ -5,6 +5,7 @@ mod catalog;
 mod record;
 mod sql;
 mod state;
+mod txn;
 
 use crate::catalog::Catalog;
 use crate::schema::TableDef;
