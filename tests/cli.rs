@@ -394,3 +394,65 @@ fn cli_auth_token() {
     tarn(&a, &["--token", "wrong", "ping"]).failed("ping with a wrong token");
     tarn(&a, &["--token", "cli-tok", "ping"]).ok("ping with the token");
 }
+
+#[test]
+fn cli_ingest_reports_bad_lines_and_ingests_the_rest() {
+    let server = TarnServer::start_ok(ServerOpts::shards(2));
+    let a = server.addr_string();
+    let dir = tempfile::tempdir().unwrap();
+    tarn(
+        &a,
+        &[
+            "sql",
+            "CREATE STREAM tx (ts TIMESTAMP, card TEXT, amount DOUBLE) WITH (event_time = 'ts')",
+        ],
+    )
+    .ok("create stream");
+    let mut text = String::new();
+    for i in 0..2500 {
+        match i {
+            2 => text.push_str("{\"ts\": \"yesterday\", \"card\": \"c\"}\n"),
+            1700 => text.push_str("{\"card\": \"c\", \"amount\": 1}\n"),
+            _ => text.push_str(&format!(
+                "{{\"ts\": {}, \"card\": \"c{}\", \"amount\": {}.5}}\n",
+                1_790_000_000_000_000i64 + i,
+                i % 37,
+                i
+            )),
+        }
+        if i == 10 {
+            text.push('\n'); // blank lines are skipped but counted as lines
+        }
+    }
+    let f = write(dir.path(), "ev.jsonl", &text);
+    let out = tarn(&a, &["--json", "ingest", "tx", &f]).failed("ingest with bad lines");
+    let j = out.json();
+    assert_eq!(j["ingested"], 2498, "{j}");
+    assert_eq!(j["rejected"], 2, "{j}");
+    assert_eq!(j["rejections"][0]["line"], 3, "{j}");
+    assert!(
+        j["rejections"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("BAD_EVENT: column \"ts\""),
+        "{j}"
+    );
+    assert_eq!(j["rejections"][1]["line"], 1702, "{j}");
+    assert!(j["rejections"][1]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("MISSING_VALUE"));
+    let s = tarn(&a, &["--json", "sql", "SHOW STREAMS"])
+        .ok("show streams")
+        .json();
+    assert_eq!(s["rows"][0][5], 2498, "{s}");
+    // Text output; an unknown stream is an error.
+    let good = write(dir.path(), "good.jsonl", "{\"ts\": 1, \"card\": \"z\"}\n");
+    let out = tarn(&a, &["ingest", "tx", &good]).ok("ingest one line");
+    assert!(
+        out.stdout.starts_with("ingested 1 event, rejected 0 lines"),
+        "{}",
+        out.stdout
+    );
+    tarn(&a, &["ingest", "nope", &good]).failed("unknown stream");
+}

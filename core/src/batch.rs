@@ -13,7 +13,7 @@ pub use tarn_types::UpsertMode;
 use tarn_types::{encode_key, shard_for, ColumnType, KeyError, Value, MAX_VALUE_BYTES};
 
 use crate::record::Mutation;
-use crate::schema::TableDef;
+use crate::schema::{ColumnDef, TableDef};
 use crate::CoreError;
 
 /// A fully validated upsert batch: every row type-checked (and coerced), keys encoded, nothing
@@ -45,15 +45,13 @@ impl ValidatedUpsert {
     }
 }
 
-/// Checks one value for column `col` of `def`; `row` is for error messages. Returns the
-/// coerced replacement when a coercion applies (see the module docs), `None` when `v` is fine.
-fn check_value(
-    def: &TableDef,
-    col: usize,
+/// Checks one value for column `c`; `row` is for error messages. Returns the coerced
+/// replacement when a coercion applies (see the module docs), `None` when `v` is fine.
+pub(crate) fn check_value(
+    c: &ColumnDef,
     row: usize,
     v: &Value,
 ) -> Result<Option<Value>, CoreError> {
-    let c = &def.columns[col];
     let loc_col = || Some(c.name.clone());
     let Some(got) = v.column_type() else {
         return Ok(None);
@@ -164,7 +162,7 @@ pub fn validate_upsert(
             });
         }
         for (v, &ci) in row.iter_mut().zip(&column_idx) {
-            if let Some(coerced) = check_value(def, usize::from(ci), r, v)? {
+            if let Some(coerced) = check_value(&def.columns[usize::from(ci)], r, v)? {
                 *v = coerced;
             }
         }
@@ -194,7 +192,7 @@ pub fn validate_keys(def: &TableDef, keys: &[Value]) -> Result<Vec<Vec<u8>>, Cor
                 column: Some(def.key_name().to_string()),
             });
         }
-        let bytes = match check_value(def, def.key_column, r, k)? {
+        let bytes = match check_value(&def.columns[def.key_column], r, k)? {
             Some(coerced) => key_bytes(def, r, &coerced)?,
             None => key_bytes(def, r, k)?,
         };

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::schema::TableDef;
+use crate::schema::{StreamDef, TableDef};
 use crate::sql::Statement;
-use crate::{CoreError, MAX_TABLES};
+use crate::{CoreError, MAX_STREAMS, MAX_TABLES};
 
 /// Format version written into the catalog JSON (`format` field). Bumped on any incompatible
 /// change; [`Catalog::from_bytes`] refuses versions it does not know.
@@ -23,6 +23,9 @@ pub struct Catalog {
     pub next_table_id: u32,
     /// Tables by name.
     pub tables: BTreeMap<String, TableDef>,
+    /// Streams by name (names are unique across tables and streams).
+    #[serde(default)]
+    pub streams: BTreeMap<String, StreamDef>,
 }
 
 impl Default for Catalog {
@@ -52,7 +55,29 @@ impl Catalog {
             version: 0,
             next_table_id: 1,
             tables: BTreeMap::new(),
+            streams: BTreeMap::new(),
         }
+    }
+
+    /// The stream named `name` (already case-folded).
+    pub fn stream(&self, name: &str) -> Option<&StreamDef> {
+        self.streams.get(name)
+    }
+
+    /// The stream with id `id` (linear, like [`Catalog::table_by_id`]).
+    pub fn stream_by_id(&self, id: u32) -> Option<&StreamDef> {
+        self.streams.values().find(|s| s.id == id)
+    }
+
+    /// The next catalog id, and the catalog with it consumed.
+    fn take_id(&self) -> Result<(Catalog, u32), CoreError> {
+        let Some(next) = self.next_table_id.checked_add(1) else {
+            return Err(CoreError::LimitExceeded("catalog ids exhausted".into()));
+        };
+        let mut new = self.clone();
+        new.next_table_id = next;
+        new.version += 1;
+        Ok((new, self.next_table_id))
     }
 
     /// The table named `name` (already case-folded).
@@ -75,6 +100,9 @@ impl Catalog {
     pub fn apply_ddl(&self, stmt: &Statement) -> Result<(Catalog, String), CoreError> {
         match stmt {
             Statement::CreateTable { def, if_not_exists } => {
+                if self.streams.contains_key(&def.name) {
+                    return Err(CoreError::StreamExists(def.name.clone()));
+                }
                 if self.tables.contains_key(&def.name) {
                     if *if_not_exists {
                         return Ok((
@@ -89,17 +117,52 @@ impl Catalog {
                         "the catalog already has {MAX_TABLES} tables"
                     )));
                 }
-                let Some(next) = self.next_table_id.checked_add(1) else {
-                    return Err(CoreError::LimitExceeded("table ids exhausted".into()));
-                };
-                let mut new = self.clone();
+                let (mut new, id) = self.take_id()?;
                 let mut def = def.clone();
-                def.id = self.next_table_id;
-                new.next_table_id = next;
-                new.version += 1;
+                def.id = id;
                 let msg = format!("CREATE TABLE {}", def.name);
                 new.tables.insert(def.name.clone(), def);
                 Ok((new, msg))
+            }
+            Statement::CreateStream { def, if_not_exists } => {
+                if self.tables.contains_key(&def.name) {
+                    return Err(CoreError::TableExists(def.name.clone()));
+                }
+                if self.streams.contains_key(&def.name) {
+                    if *if_not_exists {
+                        return Ok((
+                            self.clone(),
+                            format!("stream {} already exists, skipped", def.name),
+                        ));
+                    }
+                    return Err(CoreError::StreamExists(def.name.clone()));
+                }
+                if self.streams.len() >= MAX_STREAMS {
+                    return Err(CoreError::LimitExceeded(format!(
+                        "the catalog already has {MAX_STREAMS} streams"
+                    )));
+                }
+                let (mut new, id) = self.take_id()?;
+                let mut def = def.clone();
+                def.id = id;
+                let msg = format!("CREATE STREAM {}", def.name);
+                new.streams.insert(def.name.clone(), def);
+                Ok((new, msg))
+            }
+            Statement::DropStream { name, if_exists } => {
+                if !self.streams.contains_key(name) {
+                    if *if_exists {
+                        return Ok((
+                            self.clone(),
+                            format!("stream {name} does not exist, skipped"),
+                        ));
+                    }
+                    return Err(CoreError::UnknownStream(name.clone()));
+                }
+                let mut new = self.clone();
+                new.streams.remove(name);
+                new.version += 1;
+                Ok((new, format!("DROP STREAM {name}")))
             }
             Statement::DropTable { name, if_exists } => {
                 if !self.tables.contains_key(name) {
@@ -116,9 +179,11 @@ impl Catalog {
                 new.version += 1;
                 Ok((new, format!("DROP TABLE {name}")))
             }
-            Statement::ShowTables | Statement::Describe { .. } => Err(CoreError::Unsupported(
-                "SHOW TABLES / DESCRIBE do not change the catalog; answer them from it".into(),
-            )),
+            Statement::ShowTables | Statement::ShowStreams | Statement::Describe { .. } => {
+                Err(CoreError::Unsupported(
+                    "SHOW / DESCRIBE do not change the catalog; answer them from it".into(),
+                ))
+            }
         }
     }
 
@@ -157,6 +222,29 @@ impl Catalog {
             }
             if !t.key_type().can_be_key() {
                 return Err(bad("key column type cannot be a key"));
+            }
+        }
+        for (name, st) in &cat.streams {
+            let bad = |why: &str| CoreError::Corrupt(format!("catalog stream \"{name}\": {why}"));
+            if *name != st.name {
+                return Err(bad("name does not match its entry"));
+            }
+            if cat.tables.contains_key(name) {
+                return Err(bad("a table has the same name"));
+            }
+            if st.id == 0 || st.id >= cat.next_table_id || !ids.insert(st.id) {
+                return Err(bad("invalid or duplicate id"));
+            }
+            if st.event_time >= st.columns.len()
+                || st.columns[st.event_time].ty != tarn_types::ColumnType::Timestamp
+            {
+                return Err(bad("event-time column out of range or not a TIMESTAMP"));
+            }
+            if st.partition >= st.columns.len() || !st.columns[st.partition].ty.can_be_key() {
+                return Err(bad("partition column out of range or not keyable"));
+            }
+            if st.retention_us <= 0 || st.max_future_us < 0 {
+                return Err(bad("retention or max_future out of range"));
             }
         }
         Ok(cat)

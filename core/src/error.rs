@@ -38,6 +38,17 @@ pub enum ErrorKind {
     LimitExceeded,
     /// Undecodable log-record, checkpoint or catalog bytes.
     Corrupt,
+    /// A stream name not in the catalog.
+    UnknownStream,
+    /// `CREATE STREAM` of a name that exists (as a table or a stream).
+    StreamExists,
+    /// An ingested event that cannot be read: malformed JSON, not an object, a value that
+    /// cannot be converted (bad timestamp text, bad base64, out-of-range number).
+    BadEvent,
+    /// A missing or NULL value where one is required (an event's event-time column).
+    MissingValue,
+    /// An event dated further in the future than its stream allows.
+    FutureEvent,
 }
 
 impl ErrorKind {
@@ -59,6 +70,11 @@ impl ErrorKind {
             ErrorKind::RowArity => "row_arity",
             ErrorKind::LimitExceeded => "limit_exceeded",
             ErrorKind::Corrupt => "corrupt",
+            ErrorKind::UnknownStream => "unknown_stream",
+            ErrorKind::StreamExists => "stream_exists",
+            ErrorKind::BadEvent => "bad_event",
+            ErrorKind::MissingValue => "missing_value",
+            ErrorKind::FutureEvent => "future_event",
         }
     }
 }
@@ -171,6 +187,45 @@ pub enum CoreError {
     /// Undecodable stored bytes (log record, checkpoint or catalog payload).
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// Unknown stream name.
+    #[error("unknown stream \"{0}\"")]
+    UnknownStream(String),
+    /// `CREATE STREAM` of a name taken by a table or a stream.
+    #[error("\"{0}\" already exists")]
+    StreamExists(String),
+    /// An event that cannot be read; `reason` says why (e.g. `expected a JSON object`,
+    /// `field "foo" is not a column of stream "tx"`, `invalid RFC 3339 timestamp "…"`).
+    #[error("{}{reason}", at(row, column))]
+    BadEvent {
+        /// Event index in the batch (0-based).
+        row: Option<usize>,
+        /// Column (JSON field) concerned, if any.
+        column: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A required value is missing or NULL.
+    #[error("{}a value is required (missing or null)", at(row, column))]
+    MissingValue {
+        /// Event index in the batch.
+        row: Option<usize>,
+        /// The column.
+        column: Option<String>,
+    },
+    /// Event time beyond `now + max_future`.
+    #[error("{}event time {event_time_us} µs is more than {max_future_us} µs after the server's clock ({now_us} µs)", at(row, column))]
+    FutureEvent {
+        /// Event index in the batch.
+        row: Option<usize>,
+        /// The event-time column.
+        column: Option<String>,
+        /// The event's time (µs since the epoch).
+        event_time_us: i64,
+        /// The server clock at validation (µs since the epoch).
+        now_us: i64,
+        /// The stream's allowance.
+        max_future_us: i64,
+    },
 }
 
 impl CoreError {
@@ -192,6 +247,11 @@ impl CoreError {
             CoreError::RowArity { .. } => ErrorKind::RowArity,
             CoreError::LimitExceeded(_) => ErrorKind::LimitExceeded,
             CoreError::Corrupt(_) => ErrorKind::Corrupt,
+            CoreError::UnknownStream(_) => ErrorKind::UnknownStream,
+            CoreError::StreamExists(_) => ErrorKind::StreamExists,
+            CoreError::BadEvent { .. } => ErrorKind::BadEvent,
+            CoreError::MissingValue { .. } => ErrorKind::MissingValue,
+            CoreError::FutureEvent { .. } => ErrorKind::FutureEvent,
         }
     }
 
@@ -202,6 +262,9 @@ impl CoreError {
             | CoreError::NullKey { row, .. }
             | CoreError::ValueTooLong { row, .. }
             | CoreError::NonFiniteDouble { row, .. }
+            | CoreError::BadEvent { row, .. }
+            | CoreError::MissingValue { row, .. }
+            | CoreError::FutureEvent { row, .. }
             | CoreError::RowArity { row, .. } => *row,
             _ => None,
         }
@@ -213,7 +276,10 @@ impl CoreError {
             CoreError::TypeMismatch { column, .. }
             | CoreError::NullKey { column, .. }
             | CoreError::ValueTooLong { column, .. }
-            | CoreError::NonFiniteDouble { column, .. } => column.as_deref(),
+            | CoreError::NonFiniteDouble { column, .. }
+            | CoreError::BadEvent { column, .. }
+            | CoreError::MissingValue { column, .. }
+            | CoreError::FutureEvent { column, .. } => column.as_deref(),
             CoreError::UnknownColumn { column, .. }
             | CoreError::DuplicateColumn { column }
             | CoreError::MissingKey { column } => Some(column),

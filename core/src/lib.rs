@@ -14,7 +14,11 @@
 
 pub mod batch;
 pub mod catalog;
+pub mod duration;
 mod error;
+pub mod events;
+pub mod ingest;
+pub mod producer;
 pub mod record;
 pub mod schema;
 pub mod sql;
@@ -39,6 +43,11 @@ pub const MAX_TABLES: usize = 1024;
 /// (far below `u16::MAX`) keeps one row's metadata and a full-width NULL row small. Raising it
 /// costs per-row memory for wide `Replace` upserts.
 pub const MAX_COLUMNS: usize = 1024;
+
+/// Most streams a catalog may hold at once. Every stream costs a catalog entry and, per shard,
+/// bookkeeping for its retained events; the bound keeps the catalog file and that bookkeeping
+/// small. Raising it costs catalog rewrite time.
+pub const MAX_STREAMS: usize = 256;
 
 #[cfg(test)]
 mod tests;

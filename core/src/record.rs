@@ -3,13 +3,16 @@
 //! Layout (all integers little-endian):
 //! ```text
 //! u8  RECORD_FORMAT_VERSION (= 1)
-//! u8  kind: 1 = Upsert, 2 = Delete, 3 = Prepare, 4 = Commit, 5 = Abort (6.. reserved:
-//!     stream events, feature-view updates, producer dedup marks)
+//! u8  kind: 1 = Upsert, 2 = Delete, 3 = Prepare, 4 = Commit, 5 = Abort, 6 = Events
+//!     (7.. reserved: feature-view updates)
 //! Upsert: u32 table_id, u8 mode (0 Replace, 1 Merge), u16 ncols, ncols × u16 column index,
 //!         u32 nrows, nrows × { u32 key_len, key bytes, ncols × value }
 //! Delete: u32 table_id, u32 nkeys, nkeys × { u32 key_len, key bytes }
+//! Events: i64 append_time_us (stamped by the owner's log, see [`EVENTS_STAMP_OFFSET`]),
+//!         u32 stream_id, u8 has_producer, [u64 producer_id, u64 producer_seq],
+//!         u32 nrows, nrows × { u16 nvalues, nvalues × value }   (full rows, stream order)
 //! Prepare: u32 coordinator, u16 nparts, nparts × { u32 shard, u64 seq },
-//!          then the inner mutation from its kind byte on (kind 1 or 2 and its body)
+//!          then the inner mutation from its kind byte on (kind 1, 2 or 6 and its body)
 //! Commit, Abort: u32 coordinator, u64 seq   (the TxnId on the receiving shard)
 //! value:  u8 tag (0 = NULL, else the ColumnType tag) then
 //!         BOOLEAN u8 (0/1) | BIGINT i64 | DOUBLE f64 bits | TEXT u32 len + UTF-8 |
@@ -31,6 +34,14 @@ pub const RECORD_FORMAT_VERSION: u8 = 1;
 pub const KIND_UPSERT: u8 = 1;
 /// Record kind byte for [`Mutation::Delete`].
 pub const KIND_DELETE: u8 = 2;
+
+/// Record kind byte for [`Mutation::Events`].
+pub const KIND_EVENTS: u8 = 6;
+
+/// Offset, in the body of an Events mutation (just after its kind byte), of its 8-byte
+/// append timestamp. The coordinator encodes 0 there; the owner's log overwrites it at the
+/// moment the record gets its LSN, so timestamps never decrease along a shard's log.
+pub const EVENTS_STAMP_OFFSET: usize = 0;
 
 /// Record kind byte for [`Record::Prepare`].
 pub const KIND_PREPARE: u8 = 3;
@@ -119,21 +130,60 @@ pub enum Mutation {
         /// Canonical key bytes.
         keys: Vec<Vec<u8>>,
     },
+    /// Events appended to a stream on their home shard.
+    Events(Events),
+}
+
+/// A batch part of stream events, as logged on the shard that owns them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Events {
+    /// The stream.
+    pub stream_id: u32,
+    /// When the owner's log appended the record (µs since the epoch; 0 until stamped).
+    pub append_time_us: i64,
+    /// `(producer id, seq)` of the client batch, if tagged: applied at most once.
+    pub producer: Option<(u64, u64)>,
+    /// Full event rows in stream column order.
+    pub rows: Vec<Vec<Value>>,
 }
 
 impl Mutation {
-    /// The table the mutation targets.
+    /// The table or stream the mutation targets.
     pub fn table_id(&self) -> u32 {
         match self {
             Mutation::Upsert { table_id, .. } | Mutation::Delete { table_id, .. } => *table_id,
+            Mutation::Events(e) => e.stream_id,
         }
     }
 
-    /// Number of rows (upsert) or keys (delete).
+    /// Number of rows (upsert), keys (delete) or events.
     pub fn len(&self) -> usize {
         match self {
             Mutation::Upsert { rows, .. } => rows.len(),
             Mutation::Delete { keys, .. } => keys.len(),
+            Mutation::Events(e) => e.rows.len(),
+        }
+    }
+
+    /// True when every key (or event partition value) belongs to shard `shard` of `count`.
+    /// Events of a stream the catalog no longer has count as owned (they are skipped anyway).
+    pub fn owned_by(&self, catalog: &crate::catalog::Catalog, shard: u32, count: u32) -> bool {
+        use tarn_types::shard_for;
+        match self {
+            Mutation::Upsert { rows, .. } => rows.iter().all(|(k, _)| shard_for(k, count) == shard),
+            Mutation::Delete { keys, .. } => keys.iter().all(|k| shard_for(k, count) == shard),
+            Mutation::Events(e) => {
+                let Some(def) = catalog.stream_by_id(e.stream_id) else {
+                    return true;
+                };
+                let mut key = Vec::new();
+                e.rows.iter().all(|r| {
+                    key.clear();
+                    r.get(def.partition)
+                        .is_some_and(|v| tarn_types::encode_key(v, &mut key).is_ok())
+                        && shard_for(&key, count) == shard
+                })
+            }
         }
     }
 
@@ -183,6 +233,7 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
 
 /// Appends the payload of `m` to `out` (does not clear it).
 pub fn encode(m: &Mutation, out: &mut Vec<u8>) {
+    let start = out.len();
     out.push(RECORD_FORMAT_VERSION);
     match m {
         Mutation::Upsert {
@@ -218,6 +269,42 @@ pub fn encode(m: &Mutation, out: &mut Vec<u8>) {
                 out.extend_from_slice(key);
             }
         }
+        Mutation::Events(e) => {
+            out.push(KIND_EVENTS);
+            debug_assert_eq!(out.len() - start, 2 + EVENTS_STAMP_OFFSET);
+            out.extend_from_slice(&e.append_time_us.to_le_bytes());
+            out.extend_from_slice(&e.stream_id.to_le_bytes());
+            match e.producer {
+                None => out.push(0),
+                Some((id, seq)) => {
+                    out.push(1);
+                    out.extend_from_slice(&id.to_le_bytes());
+                    out.extend_from_slice(&seq.to_le_bytes());
+                }
+            }
+            put_len(out, e.rows.len());
+            for row in &e.rows {
+                let n = u16::try_from(row.len()).expect("row width fits in u16");
+                out.extend_from_slice(&n.to_le_bytes());
+                for v in row {
+                    put_value(out, v);
+                }
+            }
+        }
+    }
+}
+
+/// Offset of the append timestamp in a record payload made by [`encode`] (plain) or
+/// [`encode_prepare`] with `nparts` participants, if the mutation is an Events part.
+pub fn events_stamp_offset(payload: &[u8]) -> Option<usize> {
+    match *payload.get(1)? {
+        KIND_EVENTS => Some(2 + EVENTS_STAMP_OFFSET),
+        KIND_PREPARE => {
+            let n = u16::from_le_bytes([*payload.get(6)?, *payload.get(7)?]) as usize;
+            let inner = TxnPart::header_len(n);
+            (payload.get(inner)? == &KIND_EVENTS).then_some(inner + 1 + EVENTS_STAMP_OFFSET)
+        }
+        _ => None,
     }
 }
 
@@ -235,7 +322,7 @@ pub fn encode_prepare(txn: &TxnPart, mutation_record: &[u8]) -> Vec<u8> {
     assert_eq!(mutation_record.first(), Some(&RECORD_FORMAT_VERSION));
     assert!(matches!(
         mutation_record.get(1),
-        Some(&KIND_UPSERT | &KIND_DELETE)
+        Some(&KIND_UPSERT | &KIND_DELETE | &KIND_EVENTS)
     ));
     let mut out = Vec::with_capacity(TxnPart::header_len(txn.parts.len()) + mutation_record.len());
     out.push(RECORD_FORMAT_VERSION);
@@ -393,7 +480,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CoreError> {
     }
     let kind = r.u8("record kind")?;
     let rec = match kind {
-        KIND_UPSERT | KIND_DELETE => Record::Apply(mutation_body(&mut r, kind)?),
+        KIND_UPSERT | KIND_DELETE | KIND_EVENTS => Record::Apply(mutation_body(&mut r, kind)?),
         KIND_PREPARE => {
             let coordinator = r.u32("coordinator")?;
             let n = usize::from(r.u16("participant count")?);
@@ -412,7 +499,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CoreError> {
                 parts.push((shard, seq));
             }
             let inner = r.u8("inner record kind")?;
-            if inner != KIND_UPSERT && inner != KIND_DELETE {
+            if inner != KIND_UPSERT && inner != KIND_DELETE && inner != KIND_EVENTS {
                 return Err(corrupt(format_args!("prepared record of kind {inner}")));
             }
             Record::Prepare {
@@ -481,6 +568,35 @@ fn mutation_body(r: &mut Reader<'_>, kind: u8) -> Result<Mutation, CoreError> {
                 keys.push(r.bytes("key")?.to_vec());
             }
             Mutation::Delete { table_id, keys }
+        }
+        KIND_EVENTS => {
+            let append_time_us = r.i64("append time")?;
+            let stream_id = r.u32("stream id")?;
+            let producer = match r.u8("producer flag")? {
+                0 => None,
+                1 => Some((r.u64("producer id")?, r.u64("producer seq")?)),
+                b => return Err(corrupt(format_args!("producer flag {b}"))),
+            };
+            // Each row: a 2-byte width at least.
+            let n = r.count(2, "event count")?;
+            let mut rows = Vec::with_capacity(n);
+            for _ in 0..n {
+                let w = usize::from(r.u16("row width")?);
+                if w > r.remaining() {
+                    return Err(corrupt(format_args!("row width {w} exceeds the record")));
+                }
+                let mut row = Vec::with_capacity(w);
+                for _ in 0..w {
+                    row.push(r.value()?);
+                }
+                rows.push(row);
+            }
+            Mutation::Events(Events {
+                stream_id,
+                append_time_us,
+                producer,
+                rows,
+            })
         }
         k => unreachable!("mutation_body called with kind {k}"),
     })

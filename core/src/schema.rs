@@ -90,3 +90,57 @@ impl TableDef {
         )
     }
 }
+
+/// A stream: append-only events with an event-time column. Shares the id space with tables
+/// (catalog ids are never reused), so a log record's table-or-stream id is unambiguous.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamDef {
+    /// Catalog-assigned id, never reused; 0 in a freshly parsed `CREATE STREAM`.
+    pub id: u32,
+    /// Stream name, at most [`crate::MAX_IDENTIFIER_BYTES`] bytes.
+    pub name: String,
+    /// Columns in declaration order (the order of values in an event row).
+    pub columns: Vec<ColumnDef>,
+    /// Index of the event-time column (TIMESTAMP, required in every event).
+    pub event_time: usize,
+    /// Index of the partition column: its value picks the event's home shard (required in
+    /// every event, a keyable type).
+    pub partition: usize,
+    /// How long events are retained after their event time, in µs.
+    pub retention_us: i64,
+    /// How far after the server's clock an event's time may be, in µs; later events are
+    /// rejected.
+    pub max_future_us: i64,
+}
+
+impl StreamDef {
+    /// Index of the column named exactly `name`, if any.
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// Per column: must every event carry a non-NULL value (event time and partition)?
+    pub fn required(&self) -> Vec<bool> {
+        (0..self.columns.len())
+            .map(|i| i == self.event_time || i == self.partition)
+            .collect()
+    }
+
+    /// The `CREATE STREAM` statement that re-creates this stream.
+    pub fn create_sql(&self) -> String {
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", quote_ident(&c.name), c.ty.sql_name()))
+            .collect();
+        format!(
+            "CREATE STREAM {} ({}) WITH (event_time = '{}', partition = '{}', retention = '{}', max_future = '{}')",
+            quote_ident(&self.name),
+            cols.join(", "),
+            self.columns[self.event_time].name.replace('\'', "''"),
+            self.columns[self.partition].name.replace('\'', "''"),
+            crate::duration::format_duration_us(self.retention_us),
+            crate::duration::format_duration_us(self.max_future_us),
+        )
+    }
+}

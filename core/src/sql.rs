@@ -6,7 +6,10 @@
 //!   with exactly one primary-key column (`NOT NULL` is accepted on the key column only, where it
 //!   is implied anyway).
 //! - `DROP TABLE [IF EXISTS] t` (one table per statement).
-//! - `SHOW TABLES`, `DESCRIBE t` / `DESC t`.
+//! - `CREATE STREAM [IF NOT EXISTS] s (col TYPE [NULL|NOT NULL], ...) WITH (event_time = 'col'
+//!   [, retention = '7 days'] [, partition = 'col'] [, max_future = '1 minute'])`, `DROP STREAM
+//!   [IF EXISTS] s`.
+//! - `SHOW TABLES`, `SHOW STREAMS`, `DESCRIBE t` / `DESC t` (a table or a stream).
 //!
 //! Types: BOOLEAN/BOOL, BIGINT/INT8/INTEGER/INT, DOUBLE/DOUBLE PRECISION/FLOAT8,
 //! TEXT/VARCHAR/STRING, BYTES/BYTEA, TIMESTAMP (µs since the epoch, UTC; also spelled
@@ -21,10 +24,12 @@ use sqlparser::ast::{
     TimezoneInfo,
 };
 use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 use tarn_types::ColumnType;
 
-use crate::schema::{ColumnDef, TableDef};
+use crate::schema::{ColumnDef, StreamDef, TableDef};
 use crate::{CoreError, MAX_COLUMNS, MAX_IDENTIFIER_BYTES};
 
 /// A parsed, supported statement.
@@ -44,8 +49,24 @@ pub enum Statement {
         /// `IF EXISTS` was given.
         if_exists: bool,
     },
+    /// `CREATE STREAM`; `def.id` is 0 until the catalog assigns one.
+    CreateStream {
+        /// The new stream's definition.
+        def: StreamDef,
+        /// `IF NOT EXISTS` was given.
+        if_not_exists: bool,
+    },
+    /// `DROP STREAM`.
+    DropStream {
+        /// Stream name.
+        name: String,
+        /// `IF EXISTS` was given.
+        if_exists: bool,
+    },
     /// `SHOW TABLES`.
     ShowTables,
+    /// `SHOW STREAMS`.
+    ShowStreams,
     /// `DESCRIBE t`.
     Describe {
         /// Table name (case-folded unless quoted).
@@ -58,21 +79,246 @@ impl Statement {
     pub fn is_ddl(&self) -> bool {
         matches!(
             self,
-            Statement::CreateTable { .. } | Statement::DropTable { .. }
+            Statement::CreateTable { .. }
+                | Statement::DropTable { .. }
+                | Statement::CreateStream { .. }
+                | Statement::DropStream { .. }
         )
     }
 }
 
 /// Parses one or more `;`-separated statements. Any unsupported statement fails the whole text
 /// (nothing is returned partially), so a script is either fully understood or rejected.
+///
+/// `CREATE STREAM` is not SQL that sqlparser knows: the text is tokenized with the Postgres
+/// dialect, split at top-level `;` tokens, and a statement starting with `CREATE STREAM` is
+/// parsed by [`parse_create_stream`] with the parser's own column-list and `WITH (...)` option
+/// parsers; every other statement goes to sqlparser unchanged.
 pub fn parse(sql: &str) -> Result<Vec<Statement>, CoreError> {
-    let parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-        .map_err(|e| CoreError::SqlParse(strip_prefix(&e.to_string())))?;
-    if parsed.is_empty() {
+    let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| CoreError::SqlParse(e.to_string()))?;
+    let mut statements: Vec<Vec<TokenWithSpan>> = vec![Vec::new()];
+    for t in tokens {
+        if t.token == Token::SemiColon {
+            statements.push(Vec::new());
+        } else {
+            statements.last_mut().expect("one at least").push(t);
+        }
+    }
+    let significant =
+        |ts: &[TokenWithSpan]| ts.iter().any(|t| !matches!(t.token, Token::Whitespace(_)));
+    let mut out = Vec::new();
+    for toks in statements.into_iter().filter(|ts| significant(ts)) {
+        if is_create_stream(&toks) {
+            out.push(parse_create_stream(toks)?);
+        } else {
+            let mut parser = Parser::new(&dialect).with_tokens_with_locations(toks);
+            let stmt = parser
+                .parse_statement()
+                .map_err(|e| CoreError::SqlParse(strip_prefix(&e.to_string())))?;
+            if parser.peek_token().token != Token::EOF {
+                return Err(CoreError::SqlParse(format!(
+                    "unexpected {} after the statement",
+                    parser.peek_token().token
+                )));
+            }
+            out.push(lower(stmt)?);
+        }
+    }
+    if out.is_empty() {
         return Err(CoreError::SqlParse("no statement".into()));
     }
-    parsed.into_iter().map(lower).collect()
+    Ok(out)
 }
+
+fn is_create_stream(toks: &[TokenWithSpan]) -> bool {
+    let mut words = toks.iter().filter_map(|t| match &t.token {
+        Token::Whitespace(_) => None,
+        Token::Word(w) => Some(Some(w.value.to_ascii_uppercase())),
+        _ => Some(None),
+    });
+    words.next() == Some(Some("CREATE".into())) && words.next() == Some(Some("STREAM".into()))
+}
+
+/// `CREATE STREAM [IF NOT EXISTS] name (col TYPE [NULL | NOT NULL], ...)
+///  WITH (event_time = 'col', retention = '7 days' [, partition = 'col'] [, max_future = '1 minute'])`
+fn parse_create_stream(toks: Vec<TokenWithSpan>) -> Result<Statement, CoreError> {
+    let perr =
+        |e: sqlparser::parser::ParserError| CoreError::SqlParse(strip_prefix(&e.to_string()));
+    let dialect = PostgreSqlDialect {};
+    let mut p = Parser::new(&dialect).with_tokens_with_locations(toks);
+    p.expect_keyword(Keyword::CREATE).map_err(perr)?;
+    let stream_word = p.next_token();
+    debug_assert!(
+        matches!(&stream_word.token, Token::Word(w) if w.value.eq_ignore_ascii_case("stream"))
+    );
+    let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = object_name(&p.parse_object_name(false).map_err(perr)?, "stream")?;
+    let (cols, constraints) = p.parse_columns().map_err(perr)?;
+    let options = if p.peek_token().token == Token::EOF {
+        Vec::new()
+    } else {
+        p.parse_options(Keyword::WITH).map_err(perr)?
+    };
+    if p.peek_token().token != Token::EOF {
+        return Err(CoreError::SqlParse(format!(
+            "unexpected {} after CREATE STREAM ... WITH (...)",
+            p.peek_token().token
+        )));
+    }
+    if !constraints.is_empty() {
+        return Err(unsupported(
+            "constraints on a stream (streams have no PRIMARY KEY; events are appended)",
+        ));
+    }
+    if cols.is_empty() {
+        return Err(unsupported("a stream with no columns"));
+    }
+    if cols.len() > MAX_COLUMNS {
+        return Err(CoreError::LimitExceeded(format!(
+            "stream \"{name}\" has {} columns, the limit is {MAX_COLUMNS}",
+            cols.len()
+        )));
+    }
+    let mut columns: Vec<ColumnDef> = Vec::with_capacity(cols.len());
+    for c in &cols {
+        let cname = ident(&c.name, "column")?;
+        if columns.iter().any(|x| x.name == cname) {
+            return Err(CoreError::DuplicateColumn { column: cname });
+        }
+        let ty = column_type(&cname, &c.data_type)?;
+        for opt in &c.options {
+            match &opt.option {
+                ColumnOption::Null | ColumnOption::NotNull if opt.name.is_none() => {}
+                other => {
+                    return Err(unsupported(format!(
+                        "column option `{other}` on stream column \"{cname}\" (event-time and partition columns are required in every event; others may be NULL)"
+                    )))
+                }
+            }
+        }
+        columns.push(ColumnDef { name: cname, ty });
+    }
+    let mut event_time = None;
+    let mut partition = None;
+    let mut retention_us = None;
+    let mut max_future_us = None;
+    for o in &options {
+        let ast::SqlOption::KeyValue { key, value } = o else {
+            return Err(unsupported(format!(
+                "stream option `{o}` (write key = 'value')"
+            )));
+        };
+        let k = key.to_string().to_ascii_lowercase();
+        let text = match value {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(s) => s.clone(),
+                _ => {
+                    return Err(unsupported(format!(
+                        "value of stream option {k}: write it as a quoted string, e.g. {k} = '...'"
+                    )))
+                }
+            },
+            ast::Expr::Identifier(id) if k == "event_time" || k == "partition" => {
+                ident(id, "column")?
+            }
+            _ => {
+                return Err(unsupported(format!(
+                    "value of stream option {k}: write it as a quoted string, e.g. {k} = '...'"
+                )))
+            }
+        };
+        let col = |text: &str| -> Result<usize, CoreError> {
+            columns
+                .iter()
+                .position(|c| c.name == text)
+                .ok_or_else(|| CoreError::UnknownColumn {
+                    table: name.clone(),
+                    column: text.to_string(),
+                })
+        };
+        let dup = |set: bool| -> Result<(), CoreError> {
+            if set {
+                Err(unsupported(format!("stream option {k} given twice")))
+            } else {
+                Ok(())
+            }
+        };
+        let dur = |t: &str| crate::duration::parse_duration_us(t).map_err(unsupported);
+        match k.as_str() {
+            "event_time" => {
+                dup(event_time.is_some())?;
+                event_time = Some(col(&text)?);
+            }
+            "partition" => {
+                dup(partition.is_some())?;
+                partition = Some(col(&text)?);
+            }
+            "retention" => {
+                dup(retention_us.is_some())?;
+                retention_us = Some(dur(&text)?);
+            }
+            "max_future" => {
+                dup(max_future_us.is_some())?;
+                max_future_us = Some(dur(&text)?);
+            }
+            other => {
+                return Err(unsupported(format!(
+                    "stream option \"{other}\" (supported: event_time, retention, partition, max_future)"
+                )))
+            }
+        }
+    }
+    let event_time = event_time.ok_or_else(|| {
+        unsupported(format!(
+            "stream \"{name}\" without WITH (event_time = '<TIMESTAMP column>')"
+        ))
+    })?;
+    if columns[event_time].ty != ColumnType::Timestamp {
+        return Err(unsupported(format!(
+            "event_time column \"{}\" is {}; it must be a TIMESTAMP",
+            columns[event_time].name, columns[event_time].ty
+        )));
+    }
+    let partition = match partition {
+        Some(p) => p,
+        None => (0..columns.len())
+            .find(|&i| i != event_time && columns[i].ty.can_be_key())
+            .ok_or_else(|| {
+                unsupported(format!(
+                    "stream \"{name}\" has no column that can be its partition (BOOLEAN, BIGINT, TEXT, BYTES or TIMESTAMP other than the event time); add one or name one with partition = '...'"
+                ))
+            })?,
+    };
+    if !columns[partition].ty.can_be_key() {
+        return Err(unsupported(format!(
+            "partition column \"{}\" is {} (NaN and -0.0 make DOUBLE equality ambiguous)",
+            columns[partition].name, columns[partition].ty
+        )));
+    }
+    Ok(Statement::CreateStream {
+        def: StreamDef {
+            id: 0,
+            name,
+            columns,
+            event_time,
+            partition,
+            retention_us: retention_us.unwrap_or(DEFAULT_RETENTION_US),
+            max_future_us: max_future_us.unwrap_or(DEFAULT_MAX_FUTURE_US),
+        },
+        if_not_exists,
+    })
+}
+
+/// Retention of a stream created without `retention = '...'`: 7 days.
+pub const DEFAULT_RETENTION_US: i64 = 7 * 86_400_000_000;
+
+/// `max_future` of a stream created without it: 1 minute. Events dated further after the
+/// server's clock are rejected (clock skew between producers and the server is allowed up to
+/// this much).
+pub const DEFAULT_MAX_FUTURE_US: i64 = 60_000_000;
 
 fn strip_prefix(msg: &str) -> String {
     msg.strip_prefix("sql parser error: ")
@@ -97,24 +343,30 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
             temporary,
             table,
         } => {
-            if object_type != ObjectType::Table {
-                return Err(unsupported(format!(
-                    "DROP {object_type} (only DROP TABLE is supported)"
-                )));
-            }
+            let what = match object_type {
+                ObjectType::Table => "table",
+                ObjectType::Stream => "stream",
+                other => {
+                    return Err(unsupported(format!(
+                        "DROP {other} (only DROP TABLE and DROP STREAM are supported)"
+                    )))
+                }
+            };
             if cascade || restrict || purge || temporary || table.is_some() {
                 return Err(unsupported(
-                    "DROP TABLE options (CASCADE/RESTRICT/PURGE/TEMPORARY/ON)",
+                    "DROP options (CASCADE/RESTRICT/PURGE/TEMPORARY/ON)",
                 ));
             }
             if names.len() != 1 {
-                return Err(unsupported(
-                    "dropping several tables in one statement; use one DROP TABLE per table",
-                ));
+                return Err(unsupported(format!(
+                    "dropping several {what}s in one statement; drop one per statement"
+                )));
             }
-            Ok(Statement::DropTable {
-                name: object_name(&names[0], "table")?,
-                if_exists,
+            let name = object_name(&names[0], what)?;
+            Ok(if object_type == ObjectType::Table {
+                Statement::DropTable { name, if_exists }
+            } else {
+                Statement::DropStream { name, if_exists }
             })
         }
         ast::Statement::ShowTables {
@@ -143,6 +395,11 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
             }
             Ok(Statement::ShowTables)
         }
+        ast::Statement::ShowVariable { variable }
+            if variable.len() == 1 && variable[0].value.eq_ignore_ascii_case("streams") =>
+        {
+            Ok(Statement::ShowStreams)
+        }
         ast::Statement::ExplainTable {
             hive_format,
             table_name,
@@ -156,7 +413,7 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
             })
         }
         other => Err(unsupported(format!(
-            "statement `{}` (supported: CREATE TABLE, DROP TABLE, SHOW TABLES, DESCRIBE)",
+            "statement `{}` (supported: CREATE TABLE, DROP TABLE, CREATE STREAM, DROP STREAM, SHOW TABLES, SHOW STREAMS, DESCRIBE)",
             truncate(&other.to_string(), 80)
         ))),
     }

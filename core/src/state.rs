@@ -9,7 +9,8 @@ use tarn_types::Value;
 
 use crate::batch::UpsertMode;
 use crate::catalog::Catalog;
-use crate::record::{self, Mutation, Record, TxnId, TxnPart};
+use crate::producer::{ProducerTable, Window};
+use crate::record::{self, Events, Mutation, Record, TxnId, TxnPart};
 use crate::txn::{Prepared, TxnState};
 use crate::CoreError;
 
@@ -29,18 +30,19 @@ pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TARNCKPT";
 /// ```
 ///
 /// so every archive starts 16-byte aligned when the payload does. The first chunk is the one
-/// kind-1 chunk: a `CkTxns` (multi-shard batch bookkeeping, see [`crate::txn`]). Every
-/// other chunk is kind 0: a `CkTable` with some of one table's rows. A table's rows may span
-/// several chunks; a key appears at most once. Bumped on any change of the layout or the
-/// archived types; the version is read before anything else, so an old reader rejects a new
-/// checkpoint cleanly. (Version 1 was a single archive of all tables; version 2 had no txn
-/// chunk.)
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 3;
+/// kind-1 chunk: a `CkMeta` (multi-shard batch bookkeeping, see [`crate::txn`]; producer
+/// windows, see [`crate::producer`]; per-stream counters). Every other chunk is kind 0: a
+/// `CkTable` with some of one table's rows. A table's rows may span several chunks; a key
+/// appears at most once. Bumped on any change of the layout or the archived types; the version
+/// is read before anything else, so an old reader rejects a new checkpoint cleanly. (Version 1
+/// was a single archive of all tables; version 2 had no meta chunk; version 3's meta chunk had
+/// no producers or streams.)
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 4;
 
 /// Chunk kind of a `CkTable`.
 const CHUNK_TABLE: u8 = 0;
-/// Chunk kind of the `CkTxns` chunk.
-const CHUNK_TXNS: u8 = 1;
+/// Chunk kind of the `CkMeta` chunk.
+const CHUNK_META: u8 = 1;
 
 /// Rows per checkpoint chunk in [`ShardState::to_checkpoint`] (the incremental
 /// [`CheckpointBuilder`] takes its own step size). Bounds the size of one rkyv archive.
@@ -64,6 +66,19 @@ struct Table {
 pub struct ShardState {
     tables: FastMap<u32, Table>,
     txns: TxnState,
+    producers: ProducerTable,
+    streams: FastMap<u32, StreamCounters>,
+}
+
+/// What a shard keeps in memory about a stream whose events it is the home of.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamCounters {
+    /// Events appended here.
+    pub events: u64,
+    /// Largest event time appended here (µs; `i64::MIN` when none).
+    pub newest_event_time_us: i64,
+    /// Append time of the last events appended here (µs; 0 when none).
+    pub last_append_us: i64,
 }
 
 // ---- checkpoint archive types (private mirror of the state; borrowed on write) ----
@@ -108,9 +123,31 @@ struct CkPrepared {
 
 #[derive(rkyv::Archive, rkyv::Serialize)]
 #[rkyv(bytecheck())]
-struct CkTxns {
+struct CkProducer {
+    id: u64,
+    high: u64,
+    seen_lo: u64,
+    seen_hi: u64,
+    tick: u64,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkStream {
+    id: u32,
+    events: u64,
+    newest_event_time_us: i64,
+    last_append_us: i64,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkMeta {
     hwm: Vec<u64>,
     stash: Vec<CkPrepared>,
+    producers: Vec<CkProducer>,
+    producer_tick: u64,
+    streams: Vec<CkStream>,
 }
 
 /// A key either borrowed from a `&Mutation` or moved out of an owned one.
@@ -167,6 +204,7 @@ impl ShardState {
                     .map(|(k, v)| (KeyRef::Borrowed(k), v.iter().cloned())),
             ),
             Mutation::Delete { table_id, keys } => self.delete(catalog, *table_id, keys),
+            Mutation::Events(e) => self.append_events(catalog, e),
         }
     }
 
@@ -188,7 +226,58 @@ impl ShardState {
                     .map(|(k, v)| (KeyRef::Owned(k), v.into_iter())),
             ),
             Mutation::Delete { table_id, keys } => self.delete(catalog, table_id, &keys),
+            Mutation::Events(e) => self.append_events(catalog, &e),
         }
+    }
+
+    /// Appends events on their home shard: counts them (the rows themselves stay in the log).
+    /// A producer-tagged part seen before is a duplicate: nothing is counted and 0 returned.
+    fn append_events(&mut self, catalog: &Catalog, e: &Events) -> u64 {
+        let Some(def) = catalog.stream_by_id(e.stream_id) else {
+            return 0;
+        };
+        if let Some((id, seq)) = e.producer {
+            if !self.producers.admit(id, seq) {
+                return 0;
+            }
+        }
+        let c = self.streams.entry(e.stream_id).or_insert(StreamCounters {
+            newest_event_time_us: i64::MIN,
+            ..StreamCounters::default()
+        });
+        c.events += e.rows.len() as u64;
+        c.last_append_us = c.last_append_us.max(e.append_time_us);
+        for r in &e.rows {
+            if let Some(Value::Timestamp(t)) = r.get(def.event_time) {
+                c.newest_event_time_us = c.newest_event_time_us.max(*t);
+            }
+        }
+        e.rows.len() as u64
+    }
+
+    /// Counters of the streams whose events this shard is the home of.
+    pub fn stream_counters(&self, stream_id: u32) -> Option<StreamCounters> {
+        self.streams.get(&stream_id).copied()
+    }
+
+    /// The latest append time of any events held here (µs; 0 when none): a restarted shard
+    /// never stamps earlier than this, even if the clock went backwards.
+    pub fn max_append_time_us(&self) -> i64 {
+        self.streams
+            .values()
+            .map(|c| c.last_append_us)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Producers whose tags this shard remembers.
+    pub fn producer_count(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// Forgets a dropped stream's counters.
+    pub fn drop_stream(&mut self, stream_id: u32) {
+        self.streams.remove(&stream_id);
     }
 
     /// Applies one log record on shard `shard` (the shard whose log it is):
@@ -366,7 +455,31 @@ impl ShardState {
         header.extend_from_slice(&CHECKPOINT_MAGIC);
         header.extend_from_slice(&CHECKPOINT_FORMAT_VERSION.to_le_bytes());
         header.extend_from_slice(&[0u8; 4]);
-        let txns = CkTxns {
+        let (producers, producer_tick) = self.producers.export();
+        let mut streams: Vec<CkStream> = self
+            .streams
+            .iter()
+            .map(|(id, c)| CkStream {
+                id: *id,
+                events: c.events,
+                newest_event_time_us: c.newest_event_time_us,
+                last_append_us: c.last_append_us,
+            })
+            .collect();
+        streams.sort_unstable_by_key(|s| s.id);
+        let meta = CkMeta {
+            producers: producers
+                .into_iter()
+                .map(|(id, w)| CkProducer {
+                    id,
+                    high: w.high,
+                    seen_lo: w.seen as u64,
+                    seen_hi: (w.seen >> 64) as u64,
+                    tick: w.tick,
+                })
+                .collect(),
+            producer_tick,
+            streams,
             hwm: self.txns.hwm.clone(),
             stash: self
                 .txns
@@ -384,7 +497,7 @@ impl ShardState {
         CheckpointBuilder {
             keys,
             pos: 0,
-            parts: vec![header, chunk(CHUNK_TXNS, &txns)],
+            parts: vec![header, chunk(CHUNK_META, &meta)],
         }
     }
 
@@ -411,7 +524,7 @@ impl ShardState {
         let mut pos = HEADER_LEN;
         let mut state = ShardState::new();
         if bytes.len() == HEADER_LEN {
-            return Err(corrupt("the txn chunk is missing"));
+            return Err(corrupt("the meta chunk is missing"));
         }
         while pos < bytes.len() {
             let header = bytes
@@ -439,24 +552,24 @@ impl ShardState {
                 return Err(corrupt(format_args!("chunk at offset {pos}: bad padding")));
             }
             let body = &bytes[start..end];
-            if (body.as_ptr() as usize) % 16 != 0 {
+            if !(body.as_ptr() as usize).is_multiple_of(16) {
                 return Err(corrupt("payload is not 16-byte aligned"));
             }
             let first = pos == HEADER_LEN;
             match (kind, first) {
-                (CHUNK_TXNS, true) => {
-                    state.txns = txns_from(body, pos)?;
+                (CHUNK_META, true) => {
+                    meta_into(&mut state, body, pos)?;
                     pos = padded;
                     continue;
                 }
                 (CHUNK_TABLE, false) => {}
-                (CHUNK_TXNS, false) => {
+                (CHUNK_META, false) => {
                     return Err(corrupt(format_args!(
-                        "chunk at offset {pos}: a second txn chunk"
+                        "chunk at offset {pos}: a second meta chunk"
                     )))
                 }
                 (CHUNK_TABLE, true) => {
-                    return Err(corrupt("the first chunk is not the txn chunk"));
+                    return Err(corrupt("the first chunk is not the meta chunk"));
                 }
                 (k, _) => {
                     return Err(corrupt(format_args!(
@@ -533,13 +646,46 @@ where
     part
 }
 
-/// Validates and rebuilds the txn chunk at `pos`.
-fn txns_from(body: &[u8], pos: usize) -> Result<TxnState, CoreError> {
-    let t = rkyv::access::<ArchivedCkTxns, rancor::Error>(body).map_err(|e| {
+/// Validates the meta chunk at `pos` and installs it in `state`.
+fn meta_into(state: &mut ShardState, body: &[u8], pos: usize) -> Result<(), CoreError> {
+    let t = rkyv::access::<ArchivedCkMeta, rancor::Error>(body).map_err(|e| {
         corrupt(format_args!(
-            "txn chunk at offset {pos}: invalid archive: {e}"
+            "meta chunk at offset {pos}: invalid archive: {e}"
         ))
     })?;
+    let producers = t
+        .producers
+        .iter()
+        .map(|p| {
+            (
+                p.id.to_native(),
+                Window {
+                    high: p.high.to_native(),
+                    seen: u128::from(p.seen_lo.to_native())
+                        | (u128::from(p.seen_hi.to_native()) << 64),
+                    tick: p.tick.to_native(),
+                },
+            )
+        })
+        .collect();
+    state.producers = ProducerTable::import(producers, t.producer_tick.to_native())
+        .map_err(|e| corrupt(format_args!("meta chunk: {e}")))?;
+    for s in t.streams.iter() {
+        let c = StreamCounters {
+            events: s.events.to_native(),
+            newest_event_time_us: s.newest_event_time_us.to_native(),
+            last_append_us: s.last_append_us.to_native(),
+        };
+        if state.streams.insert(s.id.to_native(), c).is_some() {
+            return Err(corrupt("meta chunk: a stream appears twice"));
+        }
+    }
+    state.txns = txns_from(t)?;
+    Ok(())
+}
+
+/// Rebuilds the multi-shard bookkeeping of a meta chunk.
+fn txns_from(t: &ArchivedCkMeta) -> Result<TxnState, CoreError> {
     let mut txns = TxnState {
         hwm: t.hwm.iter().map(|h| h.to_native()).collect(),
         ..TxnState::default()
@@ -551,7 +697,7 @@ fn txns_from(body: &[u8], pos: usize) -> Result<TxnState, CoreError> {
         };
         if p.part_shards.len() != p.part_seqs.len() || p.part_shards.len() < 2 {
             return Err(corrupt(format_args!(
-                "txn chunk: part {}:{} has a bad participant list",
+                "meta chunk: part {}:{} has a bad participant list",
                 id.coordinator, id.seq
             )));
         }
@@ -563,13 +709,13 @@ fn txns_from(body: &[u8], pos: usize) -> Result<TxnState, CoreError> {
             .collect();
         let mutation = record::decode(&p.record).map_err(|e| {
             corrupt(format_args!(
-                "txn chunk: part {}:{}: {e}",
+                "meta chunk: part {}:{}: {e}",
                 id.coordinator, id.seq
             ))
         })?;
         if id.seq > txns.hwm(id.coordinator) {
             return Err(corrupt(format_args!(
-                "txn chunk: part {}:{} is above its link's high-water mark",
+                "meta chunk: part {}:{} is above its link's high-water mark",
                 id.coordinator, id.seq
             )));
         }
@@ -579,7 +725,7 @@ fn txns_from(body: &[u8], pos: usize) -> Result<TxnState, CoreError> {
         };
         if txns.stash.insert(id, Prepared { txn, mutation }).is_some() {
             return Err(corrupt(format_args!(
-                "txn chunk: part {}:{} appears twice",
+                "meta chunk: part {}:{} appears twice",
                 id.coordinator, id.seq
             )));
         }

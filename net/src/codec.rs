@@ -6,7 +6,9 @@ use tarn_types::{ColumnType, Value};
 
 use crate::error::{DecodeError, ErrorCode};
 use crate::frame::{FrameHeader, Opcode, FLAG_RESPONSE, HEADER_LEN, KNOWN_FLAGS};
-use crate::limits::{MAX_BATCH_ROWS, MAX_COLUMNS, MAX_PING_BYTES, MAX_SQL_BYTES};
+use crate::limits::{
+    MAX_BATCH_ROWS, MAX_COLUMNS, MAX_FRAME_PAYLOAD_BYTES, MAX_PING_BYTES, MAX_SQL_BYTES,
+};
 use crate::message::*;
 
 /// Value tag for NULL; non-null values use their [`ColumnType`] tag (1..=6).
@@ -146,8 +148,42 @@ pub fn encode_request_payload(req: &Request, out: &mut Vec<u8>) {
             }
         }
         Request::Stats => {}
+        Request::Ingest(i) => {
+            put_str(out, &i.stream);
+            match i.producer {
+                None => put_u8(out, 0),
+                Some(p) => {
+                    put_u8(out, 1);
+                    put_u64(out, p.id);
+                    put_u64(out, p.seq);
+                }
+            }
+            match &i.body {
+                IngestBody::Json { layout, data } => {
+                    put_u8(out, INGEST_JSON);
+                    put_u8(out, *layout);
+                    put_bytes(out, data);
+                }
+                IngestBody::Rows { columns, rows } => {
+                    put_u8(out, INGEST_ROWS);
+                    put_count(out, columns.len());
+                    for c in columns {
+                        put_str(out, c);
+                    }
+                    put_count(out, rows.len());
+                    for r in rows {
+                        put_row(out, r);
+                    }
+                }
+            }
+        }
     }
 }
+
+/// INGEST body kind byte: JSON text.
+const INGEST_JSON: u8 = 1;
+/// INGEST body kind byte: typed rows.
+const INGEST_ROWS: u8 = 2;
 
 /// Appends the payload (no header) of `resp`.
 pub fn encode_response_payload(resp: &Response, out: &mut Vec<u8>) {
@@ -172,6 +208,10 @@ pub fn encode_response_payload(resp: &Response, out: &mut Vec<u8>) {
         Response::Upsert(u) => put_u64(out, u.rows_applied),
         Response::Get(g) => put_get_reply(out, &g.columns, g.rows.iter().map(|r| r.as_deref())),
         Response::Delete(d) => put_u64(out, d.rows_deleted),
+        Response::Ingest(i) => {
+            put_u64(out, i.events);
+            put_u8(out, u8::from(i.duplicate));
+        }
         Response::Stats(s) => {
             put_count(out, s.shards.len());
             for sh in &s.shards {
@@ -440,6 +480,23 @@ impl<'a> Reader<'a> {
     }
 
     /// A reply row, which must have exactly `arity` values.
+    /// A column-name list then rows (UPSERT and INGEST typed rows): at most `MAX_COLUMNS`
+    /// names (`MALFORMED`) and `MAX_BATCH_ROWS` rows (`BATCH_TOO_LARGE`).
+    #[allow(clippy::type_complexity)]
+    fn columns_and_rows(&mut self) -> Result<(Vec<String>, Vec<Vec<Value>>), DecodeError> {
+        let n = self.count("column", 4, MAX_COLUMNS, ErrorCode::Malformed)?;
+        let mut columns = Vec::with_capacity(n);
+        for _ in 0..n {
+            columns.push(self.string("column name")?);
+        }
+        let n = self.count("row", 4, MAX_BATCH_ROWS, ErrorCode::BatchTooLarge)?;
+        let mut rows = Vec::with_capacity(n);
+        for _ in 0..n {
+            rows.push(self.row()?);
+        }
+        Ok((columns, rows))
+    }
+
     fn reply_row(&mut self, index: usize, arity: usize) -> Result<Vec<Value>, DecodeError> {
         let at = self.pos;
         let row = self.row()?;
@@ -573,16 +630,7 @@ pub fn decode_request(h: &FrameHeader, payload: &[u8]) -> Result<Request, Decode
                     format_args!("invalid upsert mode {mode_byte}"),
                 )
             })?;
-            let n = r.count("column", 4, MAX_COLUMNS, ErrorCode::Malformed)?;
-            let mut columns = Vec::with_capacity(n);
-            for _ in 0..n {
-                columns.push(r.string("column name")?);
-            }
-            let n = r.count("row", 4, MAX_BATCH_ROWS, ErrorCode::BatchTooLarge)?;
-            let mut rows = Vec::with_capacity(n);
-            for _ in 0..n {
-                rows.push(r.row()?);
-            }
+            let (columns, rows) = r.columns_and_rows()?;
             Request::Upsert(UpsertRequest {
                 table,
                 mode,
@@ -605,6 +653,62 @@ pub fn decode_request(h: &FrameHeader, payload: &[u8]) -> Result<Request, Decode
             }
         }
         Opcode::Stats => Request::Stats,
+        Opcode::Ingest => {
+            let stream = r.string("stream")?;
+            let at = r.pos;
+            let producer = match r.u8("producer flag")? {
+                0 => None,
+                1 => Some(Producer {
+                    id: r.u64("producer id")?,
+                    seq: r.u64("producer seq")?,
+                }),
+                b => {
+                    return Err(r.err(
+                        ErrorCode::Malformed,
+                        at,
+                        format_args!("invalid producer flag {b}"),
+                    ))
+                }
+            };
+            let at = r.pos;
+            let body = match r.u8("body kind")? {
+                INGEST_JSON => {
+                    let at = r.pos;
+                    let layout = r.u8("JSON layout")?;
+                    if layout > 2 {
+                        return Err(r.err(
+                            ErrorCode::Malformed,
+                            at,
+                            format_args!("invalid JSON layout {layout}"),
+                        ));
+                    }
+                    let data = r
+                        .bytes(
+                            "JSON data",
+                            MAX_FRAME_PAYLOAD_BYTES,
+                            ErrorCode::FrameTooLarge,
+                        )?
+                        .to_vec();
+                    IngestBody::Json { layout, data }
+                }
+                INGEST_ROWS => {
+                    let (columns, rows) = r.columns_and_rows()?;
+                    IngestBody::Rows { columns, rows }
+                }
+                k => {
+                    return Err(r.err(
+                        ErrorCode::Malformed,
+                        at,
+                        format_args!("invalid INGEST body kind {k}"),
+                    ))
+                }
+            };
+            Request::Ingest(IngestRequest {
+                stream,
+                producer,
+                body,
+            })
+        }
         Opcode::Error => unreachable!("rejected by check_frame"),
     };
     r.finish(req)
@@ -665,6 +769,22 @@ pub fn decode_response(h: &FrameHeader, payload: &[u8]) -> Result<Response, Deco
                 }
             }
             Response::Get(GetReply { columns, rows })
+        }
+        Opcode::Ingest => {
+            let events = r.u64("events")?;
+            let at = r.pos;
+            let duplicate = match r.u8("duplicate")? {
+                0 => false,
+                1 => true,
+                b => {
+                    return Err(r.err(
+                        ErrorCode::Malformed,
+                        at,
+                        format_args!("invalid duplicate flag {b}"),
+                    ))
+                }
+            };
+            Response::Ingest(IngestReply { events, duplicate })
         }
         Opcode::Delete => Response::Delete(DeleteReply {
             rows_deleted: r.u64("rows_deleted")?,

@@ -34,6 +34,11 @@ pub enum ErrorCode {
     ValueTooLong = 29,
     NonFiniteDouble = 30,
     BatchEmpty = 31,
+    UnknownStream = 32,
+    StreamExists = 33,
+    BadEvent = 34,
+    MissingValue = 35,
+    FutureEvent = 36,
     Busy = 40,
     ShuttingDown = 41,
     Storage = 50,
@@ -42,7 +47,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in numeric order (excluding `Unknown`).
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 31] = [
         ErrorCode::Malformed,
         ErrorCode::UnknownOpcode,
         ErrorCode::FrameTooLarge,
@@ -65,6 +70,11 @@ impl ErrorCode {
         ErrorCode::ValueTooLong,
         ErrorCode::NonFiniteDouble,
         ErrorCode::BatchEmpty,
+        ErrorCode::UnknownStream,
+        ErrorCode::StreamExists,
+        ErrorCode::BadEvent,
+        ErrorCode::MissingValue,
+        ErrorCode::FutureEvent,
         ErrorCode::Busy,
         ErrorCode::ShuttingDown,
         ErrorCode::Storage,
@@ -127,6 +137,11 @@ impl ErrorCode {
             ErrorCode::ValueTooLong => "VALUE_TOO_LONG",
             ErrorCode::NonFiniteDouble => "NON_FINITE_DOUBLE",
             ErrorCode::BatchEmpty => "BATCH_EMPTY",
+            ErrorCode::UnknownStream => "UNKNOWN_STREAM",
+            ErrorCode::StreamExists => "STREAM_EXISTS",
+            ErrorCode::BadEvent => "BAD_EVENT",
+            ErrorCode::MissingValue => "MISSING_VALUE",
+            ErrorCode::FutureEvent => "FUTURE_EVENT",
             ErrorCode::Busy => "BUSY",
             ErrorCode::ShuttingDown => "SHUTTING_DOWN",
             ErrorCode::Storage => "STORAGE",

@@ -28,6 +28,7 @@ pub enum Opcode {
     Get = 0x05,
     Delete = 0x06,
     Stats = 0x07,
+    Ingest = 0x08,
     /// Response-only: the request failed; the payload is an [`crate::ErrorReply`].
     Error = 0xFF,
 }
@@ -42,6 +43,7 @@ impl Opcode {
             0x05 => Opcode::Get,
             0x06 => Opcode::Delete,
             0x07 => Opcode::Stats,
+            0x08 => Opcode::Ingest,
             0xFF => Opcode::Error,
             _ => return None,
         })
@@ -61,6 +63,7 @@ impl Opcode {
             Opcode::Get => "GET",
             Opcode::Delete => "DELETE",
             Opcode::Stats => "STATS",
+            Opcode::Ingest => "INGEST",
             Opcode::Error => "ERROR",
         }
     }

@@ -19,6 +19,7 @@ pub enum Request {
     Get(KeysRequest),
     Delete(KeysRequest),
     Stats,
+    Ingest(IngestRequest),
 }
 
 impl Request {
@@ -31,6 +32,7 @@ impl Request {
             Request::Get(_) => Opcode::Get,
             Request::Delete(_) => Opcode::Delete,
             Request::Stats => Opcode::Stats,
+            Request::Ingest(_) => Opcode::Ingest,
         }
     }
 }
@@ -56,6 +58,34 @@ pub struct UpsertRequest {
     pub rows: Vec<Vec<Value>>,
 }
 
+/// A producer's tag on a batch: the server applies a batch with the same (id, seq) at most
+/// once (see docs/PROTOCOL.md for the window of sequence numbers it remembers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Producer {
+    pub id: u64,
+    pub seq: u64,
+}
+
+/// Append a batch of events to a stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IngestRequest {
+    pub stream: String,
+    pub producer: Option<Producer>,
+    pub body: IngestBody,
+}
+
+/// The events of an INGEST: JSON text (simd-json parses it on the server) or typed rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum IngestBody {
+    /// `layout`: 0 = detect (`[` first means an array), 1 = JSON lines, 2 = one JSON array.
+    Json { layout: u8, data: Vec<u8> },
+    /// Typed rows, values in `columns` order (columns not listed are NULL).
+    Rows {
+        columns: Vec<String>,
+        rows: Vec<Vec<Value>>,
+    },
+}
+
 /// GET or DELETE by primary key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KeysRequest {
@@ -74,6 +104,7 @@ pub enum Response {
     Get(GetReply),
     Delete(DeleteReply),
     Stats(StatsReply),
+    Ingest(IngestReply),
     Error(ErrorReply),
 }
 
@@ -87,6 +118,7 @@ impl Response {
             Response::Get(_) => Opcode::Get,
             Response::Delete(_) => Opcode::Delete,
             Response::Stats(_) => Opcode::Stats,
+            Response::Ingest(_) => Opcode::Ingest,
             Response::Error(_) => Opcode::Error,
         }
     }
@@ -134,6 +166,14 @@ pub struct UpsertReply {
 pub struct GetReply {
     pub columns: Vec<Column>,
     pub rows: Vec<Option<Vec<Value>>>,
+}
+
+/// `events`: events in the batch, all appended (0 when `duplicate`). `duplicate`: the
+/// producer's (id, seq) was already applied; nothing was appended again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestReply {
+    pub events: u64,
+    pub duplicate: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

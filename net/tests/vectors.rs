@@ -65,6 +65,7 @@ fn protocol_vectors_decode_and_reencode() {
         Opcode::Get,
         Opcode::Delete,
         Opcode::Stats,
+        Opcode::Ingest,
     ] {
         assert!(
             seen.contains(&("request", op)),

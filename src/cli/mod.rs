@@ -4,6 +4,7 @@
 //! (one `error: …` line on stderr), 2 on a usage error. Results go to stdout as aligned tables,
 //! or as exactly one JSON document with `--json`.
 
+mod ingest;
 mod schema;
 mod sqlsplit;
 mod table;
@@ -109,6 +110,20 @@ Prints rows upserted, rows rejected (with line numbers) and the rate; a progress
 on a terminal without --json. --json prints
 {upserted, rejected, rejections: [{line, reason}], elapsed_seconds}.")]
     Upsert(UpsertArgs),
+    /// Append events (JSON lines) to a stream
+    #[command(after_help = "\
+FILE has one JSON object per line ('-' reads standard input; blank lines are skipped). The
+server parses and validates them (see docs/SQL.md for the JSON rules: TIMESTAMP as RFC 3339
+text or integer microseconds, BYTES as base64). Lines go in batches of --batch-events, several
+batches in flight, each tagged with this run's producer id and a sequence number so that the
+server applies it at most once. A bad event is reported with its line number and the
+server's reason and the rest of its batch is sent again without it: every good line is
+ingested. The exit status is 1 when any line was rejected.
+
+Prints events ingested, lines rejected (with reasons) and the rate; a progress bar is shown on
+a terminal without --json. --json prints
+{ingested, rejected, rejections: [{line, reason}], elapsed_seconds}.")]
+    Ingest(IngestArgs),
     /// Look up rows by primary key
     #[command(after_help = "\
 Keys are typed by the key column (integer text for BIGINT, \\x<hex> for BYTES, microseconds
@@ -158,6 +173,17 @@ struct UpsertArgs {
     /// Skip and report bad rows instead of stopping at the first
     #[arg(long)]
     keep_going: bool,
+}
+
+#[derive(Args, Debug)]
+struct IngestArgs {
+    /// Stream name
+    stream: String,
+    /// JSON lines file ('-' = stdin)
+    file: PathBuf,
+    /// Events per batch [default: 1000, at most the server's max_batch_rows]
+    #[arg(long, value_name = "N")]
+    batch_events: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -274,6 +300,7 @@ fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Sql(a) => cmd_sql(cli, a),
         Command::Upsert(a) => cmd_upsert(cli, a),
+        Command::Ingest(a) => cmd_ingest(cli, a),
         Command::Get(a) => cmd_get(cli, a),
         Command::Delete(a) => cmd_delete(cli, a),
         Command::Stats => cmd_stats(cli),
@@ -477,6 +504,193 @@ fn file_lines(reader: impl BufRead + 'static) -> LineIter {
     }))
 }
 
+/// The batch size from option `flag`: default 1000, at least 1, at most the server's limit.
+fn batch_size(flag: &str, given: Option<usize>, info: &tarn_client::HelloReply) -> Result<usize> {
+    let server_max = (info.max_batch_rows as usize).max(1);
+    match given {
+        Some(0) => Err(format!("{flag} must be at least 1").into()),
+        Some(n) if n > server_max => {
+            Err(format!("{flag} {n} exceeds the server's max_batch_rows of {server_max}").into())
+        }
+        Some(n) => Ok(n),
+        None => Ok(1000.min(server_max)),
+    }
+}
+
+/// Updates `pb` at most every 100 ms: bytes consumed, items so far and their rate.
+fn tick_progress(
+    pb: &ProgressBar,
+    last_update: &mut Instant,
+    start: Instant,
+    consumed: u64,
+    items: u64,
+    noun: &str,
+) {
+    if last_update.elapsed() < Duration::from_millis(100) {
+        return;
+    }
+    *last_update = Instant::now();
+    pb.set_position(consumed);
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    pb.set_message(format!(
+        "{items} {noun}, {:.0} {noun}/s",
+        items as f64 / secs
+    ));
+}
+
+/// A byte-progress bar on stderr, or a hidden one when `show` is false.
+fn progress_bar(show: bool, total_bytes: Option<u64>) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(total_bytes, ProgressDrawTarget::stderr());
+    let template = if total_bytes.is_some() {
+        "{spinner} {elapsed_precise} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {msg}"
+    } else {
+        "{spinner} {elapsed_precise} {binary_bytes} {msg}"
+    };
+    pb.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid progress template")
+            .progress_chars("=> "),
+    );
+    pb
+}
+
+/// Prints a load summary: `--json` {<verb>: n, rejected, rejections, elapsed_seconds}, or a
+/// text line plus one line per rejection when `list` is set.
+fn print_load_summary(
+    cli: &Cli,
+    verb: &str,
+    noun: &str,
+    n: u64,
+    rejected: &[(u64, String)],
+    elapsed: f64,
+    list: bool,
+) -> Result<()> {
+    let rate = if elapsed > 0.0 {
+        n as f64 / elapsed
+    } else {
+        0.0
+    };
+    if cli.json {
+        return emit_json(&json!({
+            verb: n,
+            "rejected": rejected.len(),
+            "rejections": rejected.iter().map(|(line, reason)| json!({"line": line, "reason": reason})).collect::<Vec<_>>(),
+            "elapsed_seconds": (elapsed * 1000.0).round() / 1000.0,
+        }));
+    }
+    let rejected_noun = if noun == "row" { "row" } else { "line" };
+    let mut out = format!(
+        "{verb} {n} {noun}{}, rejected {} {rejected_noun}{} in {elapsed:.3} s ({rate:.0} {noun}s/s)\n",
+        plural(n),
+        rejected.len(),
+        plural(rejected.len() as u64),
+    );
+    if list {
+        for (line, reason) in rejected {
+            out.push_str(&format!("  line {line}: {reason}\n"));
+        }
+    }
+    emit(&out)
+}
+
+fn cmd_ingest(cli: &Cli, a: &IngestArgs) -> Result<()> {
+    let (lines, total_bytes): (LineIter, Option<u64>) = if a.file.as_os_str() == "-" {
+        (
+            file_lines(BufReader::with_capacity(1 << 20, std::io::stdin())),
+            None,
+        )
+    } else {
+        let f =
+            File::open(&a.file).map_err(|e| format!("cannot open {}: {e}", a.file.display()))?;
+        let len = f.metadata().ok().map(|m| m.len());
+        (file_lines(BufReader::with_capacity(1 << 20, f)), len)
+    };
+    let mut client = connect(cli)?;
+    let info = client.server_info().clone();
+    let batch_events = batch_size("--batch-events", a.batch_events, &info)?;
+    // Leave room for the frame's other fields.
+    let max_batch_bytes = (info.max_frame_payload_bytes as usize / 2).max(1);
+    let in_flight = 4.min(info.max_in_flight.max(1) as usize);
+    let mut ing = ingest::Ingester::new(&mut client, a.stream.clone(), in_flight);
+
+    let pb = progress_bar(!cli.json && std::io::stderr().is_terminal(), total_bytes);
+    let start = Instant::now();
+    let mut batch: ingest::Batch = Vec::new();
+    let mut batch_bytes = 0usize;
+    let mut read_error = None;
+    let mut last_update = Instant::now();
+    for item in lines {
+        let (line, bytes, consumed) = match item {
+            Ok(x) => x,
+            Err(e) => {
+                read_error = Some(format!("cannot read input: {e}"));
+                break;
+            }
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if bytes.len() + 1 > max_batch_bytes {
+            ing.rejected.push(ingest::Rejection {
+                line,
+                reason: format!(
+                    "line is {} bytes, more than one request holds ({max_batch_bytes})",
+                    bytes.len()
+                ),
+            });
+            continue;
+        }
+        if batch.len() == batch_events || batch_bytes + bytes.len() + 1 > max_batch_bytes {
+            ing.submit(std::mem::take(&mut batch));
+            batch_bytes = 0;
+        }
+        batch_bytes += bytes.len() + 1;
+        batch.push((line, bytes));
+        if ing.stop.is_some() {
+            break;
+        }
+        tick_progress(
+            &pb,
+            &mut last_update,
+            start,
+            consumed,
+            ing.ingested,
+            "events",
+        );
+    }
+    if read_error.is_none() {
+        ing.submit(batch);
+    }
+    ing.finish();
+    pb.finish_and_clear();
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut rejected: Vec<(u64, String)> = ing
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.reason.clone()))
+        .collect();
+    rejected.sort_by_key(|r| r.0);
+    print_load_summary(
+        cli,
+        "ingested",
+        "event",
+        ing.ingested,
+        &rejected,
+        elapsed,
+        true,
+    )?;
+    if let Some(e) = ing.stop.clone().or(read_error) {
+        return Err(e.into());
+    }
+    if !rejected.is_empty() {
+        return Err(format!("{} line(s) rejected", rejected.len()).into());
+    }
+    Ok(())
+}
+
 fn cmd_upsert(cli: &Cli, a: &UpsertArgs) -> Result<()> {
     let (lines, total_bytes, label): (LineIter, Option<u64>, &str) = match &a.file {
         Some(p) if p.as_os_str() == "-" => (
@@ -507,18 +721,7 @@ fn cmd_upsert(cli: &Cli, a: &UpsertArgs) -> Result<()> {
     let mut client = connect(cli)?;
     let schema = describe(&mut client, &a.table)?;
     let info = client.server_info().clone();
-    let server_max_rows = (info.max_batch_rows as usize).max(1);
-    let batch_rows = match a.batch_rows {
-        Some(0) => return Err("--batch-rows must be at least 1".into()),
-        Some(n) if n > server_max_rows => {
-            return Err(format!(
-                "--batch-rows {n} exceeds the server's max_batch_rows of {server_max_rows}"
-            )
-            .into())
-        }
-        Some(n) => n,
-        None => 1000.min(server_max_rows),
-    };
+    let batch_rows = batch_size("--batch-rows", a.batch_rows, &info)?;
     let mode = if a.merge {
         UpsertMode::Merge
     } else {
@@ -539,23 +742,10 @@ fn cmd_upsert(cli: &Cli, a: &UpsertArgs) -> Result<()> {
     };
     let mut engine = Engine::new(sink, in_flight, a.keep_going);
 
-    let show_progress = a.file.is_some() && !cli.json && std::io::stderr().is_terminal();
-    let pb = if !show_progress {
-        ProgressBar::hidden()
-    } else {
-        let pb = ProgressBar::with_draw_target(total_bytes, ProgressDrawTarget::stderr());
-        let template = if total_bytes.is_some() {
-            "{spinner} {elapsed_precise} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {msg}"
-        } else {
-            "{spinner} {elapsed_precise} {binary_bytes} {msg}"
-        };
-        pb.set_style(
-            ProgressStyle::with_template(template)
-                .expect("valid progress template")
-                .progress_chars("=> "),
-        );
-        pb
-    };
+    let pb = progress_bar(
+        a.file.is_some() && !cli.json && std::io::stderr().is_terminal(),
+        total_bytes,
+    );
 
     let start = Instant::now();
     let mut read_error = None;
@@ -595,15 +785,7 @@ fn cmd_upsert(cli: &Cli, a: &UpsertArgs) -> Result<()> {
         if engine.stop.is_some() {
             break;
         }
-        if last_update.elapsed() >= Duration::from_millis(100) {
-            last_update = Instant::now();
-            pb.set_position(consumed);
-            let secs = start.elapsed().as_secs_f64().max(1e-9);
-            pb.set_message(format!(
-                "{rows_read} rows, {:.0} rows/s",
-                rows_read as f64 / secs
-            ));
-        }
+        tick_progress(&pb, &mut last_update, start, consumed, rows_read, "rows");
     }
     if engine.stop.is_none() && read_error.is_none() {
         if let Some(b) = batcher.flush() {
@@ -616,27 +798,19 @@ fn cmd_upsert(cli: &Cli, a: &UpsertArgs) -> Result<()> {
 
     let mut rejected = engine.rejected.clone();
     rejected.sort_by_key(|r| r.line);
-    let upserted = engine.upserted;
-    let rate = if elapsed > 0.0 {
-        upserted as f64 / elapsed
-    } else {
-        0.0
-    };
-    if cli.json {
-        emit_json(&json!({
-            "upserted": upserted,
-            "rejected": rejected.len(),
-            "rejections": rejected.iter().map(|r| json!({"line": r.line, "reason": r.reason})).collect::<Vec<_>>(),
-            "elapsed_seconds": (elapsed * 1000.0).round() / 1000.0,
-        }))?;
-    } else {
-        emit(&format!(
-            "upserted {upserted} row{}, rejected {} row{} in {elapsed:.3} s ({rate:.0} rows/s)\n",
-            plural(upserted),
-            rejected.len(),
-            plural(rejected.len() as u64),
-        ))?;
-    }
+    let pairs: Vec<(u64, String)> = rejected
+        .iter()
+        .map(|r| (r.line, r.reason.clone()))
+        .collect();
+    print_load_summary(
+        cli,
+        "upserted",
+        "row",
+        engine.upserted,
+        &pairs,
+        elapsed,
+        false,
+    )?;
     let stop = engine.stop.clone();
     if !cli.json && a.keep_going {
         for r in &rejected {

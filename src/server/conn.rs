@@ -16,12 +16,13 @@ use tarn_core::batch;
 use tarn_core::record::{Mutation, TxnPart};
 use tarn_core::sql::Statement;
 use tarn_net::limits::{
-    MAX_CONNECTIONS_PER_SHARD, MAX_FRAME_PAYLOAD_BYTES, MAX_IN_FLIGHT_PER_CONNECTION,
-    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    MAX_BATCH_ROWS, MAX_CONNECTIONS_PER_SHARD, MAX_FRAME_PAYLOAD_BYTES,
+    MAX_IN_FLIGHT_PER_CONNECTION, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 use tarn_net::{
-    Column, DeleteReply, ErrorCode, ErrorReply, FrameHeader, GetReply, HelloReply, Opcode, Request,
-    Response, SqlReply, StatsReply, UpsertReply, HEADER_LEN as FRAME_HEADER_BYTES,
+    Column, DeleteReply, ErrorCode, ErrorReply, FrameHeader, GetReply, HelloReply, IngestBody,
+    IngestReply, IngestRequest, Opcode, Request, Response, SqlReply, StatsReply, UpsertReply,
+    HEADER_LEN as FRAME_HEADER_BYTES,
 };
 use tarn_types::{shard_for, Value};
 
@@ -395,7 +396,7 @@ fn dispatch(conn: &Rc<Conn>, header: &FrameHeader, payload: &[u8], handshaken: &
                 server_version: env!("CARGO_PKG_VERSION").to_string(),
                 shard_count: conn.shard.count,
                 max_frame_payload_bytes: MAX_FRAME_PAYLOAD_BYTES,
-                max_batch_rows: tarn_net::limits::MAX_BATCH_ROWS,
+                max_batch_rows: MAX_BATCH_ROWS,
                 max_in_flight: MAX_IN_FLIGHT_PER_CONNECTION,
             }),
         );
@@ -552,6 +553,7 @@ async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorRe
         Request::Stats => Ok(Response::Stats(StatsReply {
             shards: shard.stats_all().await.map_err(fail)?,
         })),
+        Request::Ingest(req) => ingest(shard, req).await,
         Request::Hello(_) | Request::Ping(_) => unreachable!("answered inline"),
     }
 }
@@ -615,6 +617,55 @@ async fn get_rows(
     Ok(rows)
 }
 
+/// Validates an INGEST completely, splits it by home shard and writes it (atomically across
+/// shards). A batch whose producer tag was already applied is acknowledged as a duplicate.
+async fn ingest(shard: &Rc<Shard>, req: IngestRequest) -> Result<Response, ErrorReply> {
+    let catalog = shard.catalog();
+    let def = catalog.stream(&req.stream).ok_or_else(|| ErrorReply {
+        code: ErrorCode::UnknownStream,
+        message: format!("stream {:?} does not exist", req.stream),
+        row: None,
+        column: None,
+    })?;
+    let now_us = super::now_us();
+    let rows = match req.body {
+        IngestBody::Rows { columns, rows } => {
+            tarn_core::events::validate_event_rows(def, &columns, rows, now_us)
+        }
+        IngestBody::Json { layout, mut data } => {
+            let layout = match layout {
+                1 => tarn_core::ingest::JsonLayout::Lines,
+                2 => tarn_core::ingest::JsonLayout::Array,
+                _ => tarn_core::ingest::JsonLayout::Auto,
+            };
+            tarn_core::ingest::parse_json_events(
+                &def.columns,
+                &def.required(),
+                &mut data,
+                layout,
+                MAX_BATCH_ROWS as usize,
+            )
+            .and_then(|rows| tarn_core::events::check_events(def, &rows, now_us).map(|()| rows))
+        }
+    }
+    .map_err(|e| {
+        let too_many = e.kind() == tarn_core::ErrorKind::LimitExceeded;
+        let mut reply = super::core_error(e);
+        if too_many {
+            reply.code = ErrorCode::BatchTooLarge;
+        }
+        reply
+    })?;
+    let events = rows.len() as u64;
+    let producer = req.producer.map(|p| (p.id, p.seq));
+    let parts = tarn_core::events::split_events(def, rows, producer, shard.count);
+    let applied = run_parts(shard, parts).await?;
+    Ok(Response::Ingest(IngestReply {
+        events,
+        duplicate: applied == 0,
+    }))
+}
+
 async fn sql_request(shard: &Rc<Shard>, sql: &str) -> Result<Response, ErrorReply> {
     let statements = tarn_core::sql::parse(sql).map_err(super::core_error)?;
     let mut reply = SqlReply {
@@ -653,6 +704,71 @@ async fn sql_request(shard: &Rc<Shard>, sql: &str) -> Result<Response, ErrorRepl
                     })
                     .collect();
                 messages.push(format!("{} table(s)", reply.rows.len()));
+            }
+            Statement::ShowStreams => {
+                let catalog = shard.catalog();
+                let text = |n: &str| Column {
+                    name: n.into(),
+                    ty: tarn_types::ColumnType::Text,
+                };
+                reply.columns = vec![
+                    text("stream"),
+                    text("event_time"),
+                    text("partition"),
+                    text("retention"),
+                    text("max_future"),
+                    Column {
+                        name: "events".into(),
+                        ty: tarn_types::ColumnType::BigInt,
+                    },
+                    Column {
+                        name: "newest_event_time".into(),
+                        ty: tarn_types::ColumnType::Timestamp,
+                    },
+                ];
+                reply.rows = Vec::with_capacity(catalog.streams.len());
+                for s in catalog.streams.values() {
+                    let (events, newest) = shard.stream_totals(s.id).await.map_err(fail)?;
+                    reply.rows.push(vec![
+                        Value::Text(s.name.clone()),
+                        Value::Text(s.columns[s.event_time].name.clone()),
+                        Value::Text(s.columns[s.partition].name.clone()),
+                        Value::Text(tarn_core::duration::format_duration_us(s.retention_us)),
+                        Value::Text(tarn_core::duration::format_duration_us(s.max_future_us)),
+                        Value::Int(events as i64),
+                        newest.map_or(Value::Null, Value::Timestamp),
+                    ]);
+                }
+                messages.push(format!("{} stream(s)", reply.rows.len()));
+            }
+            Statement::Describe { table } if shard.catalog().stream(&table).is_some() => {
+                let catalog = shard.catalog();
+                let def = catalog.stream(&table).expect("checked");
+                let text = |n: &str| Column {
+                    name: n.into(),
+                    ty: tarn_types::ColumnType::Text,
+                };
+                reply.columns = vec![text("column"), text("type"), text("role")];
+                reply.rows = def
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let role = if i == def.event_time {
+                            "event time"
+                        } else if i == def.partition {
+                            "partition"
+                        } else {
+                            ""
+                        };
+                        vec![
+                            Value::Text(c.name.clone()),
+                            Value::Text(c.ty.sql_name().into()),
+                            Value::Text(role.into()),
+                        ]
+                    })
+                    .collect();
+                messages.push(format!("stream {}", def.name));
             }
             Statement::Describe { table } => {
                 let catalog = shard.catalog();

@@ -48,6 +48,8 @@ pub enum MsgBody {
     Catalog(Catalog),
     /// Report this shard's statistics.
     Stats,
+    /// Report this shard's counters of stream `stream_id` (events it is the home of).
+    StreamCounters { stream_id: u32 },
 }
 
 pub struct ShardReply {
@@ -61,5 +63,6 @@ pub enum ReplyBody {
     Rows(Vec<Option<Vec<Value>>>),
     Done(String),
     Stats(ShardStats),
+    StreamCounters(Option<tarn_core::state::StreamCounters>),
     Error(ErrorCode, String),
 }

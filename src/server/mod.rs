@@ -21,12 +21,11 @@ use std::time::Duration;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 use tarn_core::catalog::Catalog;
-use tarn_core::record::{Mutation, Record, TxnId};
+use tarn_core::record::{Record, TxnId};
 use tarn_core::state::ShardState;
 use tarn_core::{CoreError, ErrorKind};
 use tarn_net::{ErrorCode, ErrorReply};
 use tarn_storage::{checkpoint, Log, LogOptions};
-use tarn_types::shard_for;
 
 use crate::config::Config;
 use crate::datadir::{DataDir, CATALOG_FILE};
@@ -52,6 +51,19 @@ fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::RowArity => ErrorCode::Malformed,
         ErrorKind::LimitExceeded => ErrorCode::Unsupported,
         ErrorKind::Corrupt => ErrorCode::Internal,
+        ErrorKind::UnknownStream => ErrorCode::UnknownStream,
+        ErrorKind::StreamExists => ErrorCode::StreamExists,
+        ErrorKind::BadEvent => ErrorCode::BadEvent,
+        ErrorKind::MissingValue => ErrorCode::MissingValue,
+        ErrorKind::FutureEvent => ErrorCode::FutureEvent,
+    }
+}
+
+/// The wall clock in µs since the Unix epoch (validation of event times, append stamps).
+pub(crate) fn now_us() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
     }
 }
 
@@ -373,12 +385,9 @@ async fn recover(
         let rec =
             tarn_core::record::decode_record(payload).map_err(|e| format!("record {lsn}: {e}"))?;
         let owned = match &rec {
-            Record::Apply(m) | Record::Prepare { mutation: m, .. } => match m {
-                Mutation::Upsert { rows, .. } => {
-                    rows.iter().all(|(k, _)| shard_for(k, count) == id)
-                }
-                Mutation::Delete { keys, .. } => keys.iter().all(|k| shard_for(k, count) == id),
-            },
+            Record::Apply(m) | Record::Prepare { mutation: m, .. } => {
+                m.owned_by(catalog, id, count)
+            }
             Record::Commit(_) | Record::Abort(_) => true,
         };
         if !owned {

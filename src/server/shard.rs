@@ -109,6 +109,9 @@ pub struct Shard {
     /// A background checkpoint task exists (scheduled or running): don't spawn another.
     checkpoint_scheduled: Cell<bool>,
     checkpoint_lsn: Cell<u64>,
+    /// Last append timestamp given to an Events record (µs): stamps never go backwards even
+    /// if the wall clock does.
+    last_stamp_us: Cell<i64>,
     /// As coordinator: next link seq to give a part sent to each shard.
     link_next: RefCell<Vec<u64>>,
     /// As participant: per coordinator, the ordering of its Prepare records.
@@ -142,6 +145,7 @@ impl Shard {
             state.txns().stash().is_empty(),
             "recovery decides every prepared part before serving"
         );
+        let last_stamp_us = state.max_append_time_us();
         let link_in = (0..count)
             .map(|c| LinkIn {
                 expected: state.txns().hwm(c) + 1,
@@ -181,6 +185,7 @@ impl Shard {
             ),
             checkpoint_scheduled: Cell::new(false),
             checkpoint_lsn: Cell::new(checkpoint_lsn),
+            last_stamp_us: Cell::new(last_stamp_us),
             link_next: RefCell::new(link_next),
             link_in: RefCell::new(link_in),
             open_txns: Cell::new(0),
@@ -244,16 +249,19 @@ impl Shard {
     /// returns the rows `rec` applied once it is applied in LSN order.
     async fn log_and_apply(
         self: &Rc<Self>,
-        rec: Record,
+        mut rec: Record,
         bytes: &[u8],
         wait_durable: bool,
     ) -> Result<u64, Failure> {
         self.check_writable()?;
-        let lsn = self
-            .log
-            .append(bytes)
-            .await
-            .map_err(|e| self.fail(e.to_string()))?;
+        let lsn = match &mut rec {
+            Record::Apply(m) => self.append_record(m, bytes).await?,
+            _ => self
+                .log
+                .append(bytes)
+                .await
+                .map_err(|e| self.fail(e.to_string()))?,
+        };
         let (done, applied) = local_channel::new_bounded(1);
         self.pending.borrow_mut().insert(
             lsn,
@@ -471,7 +479,7 @@ impl Shard {
     pub async fn prepare_local(
         self: &Rc<Self>,
         txn: TxnPart,
-        mutation: Mutation,
+        mut mutation: Mutation,
         record: Vec<u8>,
     ) -> Result<(), Failure> {
         let id = txn
@@ -496,11 +504,7 @@ impl Shard {
         }
         assert_eq!(self.link_in.borrow()[c].expected, id.seq);
         let appended = match self.check_writable() {
-            Ok(()) => self
-                .log
-                .append(&record)
-                .await
-                .map_err(|e| self.fail(e.to_string())),
+            Ok(()) => self.append_record(&mut mutation, &record).await,
             Err(e) => Err(e),
         };
         // The link moves on even on failure: a failed log takes no further record, so no
@@ -550,14 +554,33 @@ impl Shard {
     }
 
     fn owns_all(&self, m: &Mutation) -> bool {
-        match m {
-            Mutation::Upsert { rows, .. } => rows
-                .iter()
-                .all(|(k, _)| shard_for(k, self.count) == self.id),
-            Mutation::Delete { keys, .. } => {
-                keys.iter().all(|k| shard_for(k, self.count) == self.id)
-            }
+        m.owned_by(&self.catalog(), self.id, self.count)
+    }
+
+    /// Appends `bytes` (the encoding of `m`, plain or inside a Prepare). An Events part gets
+    /// its append timestamp here, at the moment it gets its LSN (never decreasing along the
+    /// log), in the logged bytes and in `m` alike.
+    async fn append_record(&self, m: &mut Mutation, bytes: &[u8]) -> Result<u64, Failure> {
+        let stamp_at = record::events_stamp_offset(bytes);
+        let stamped = Cell::new(0i64);
+        let lsn = self
+            .log
+            .append_with(bytes.len(), |buf| {
+                buf.copy_from_slice(bytes);
+                if let Some(at) = stamp_at {
+                    let t = super::now_us().max(self.last_stamp_us.get());
+                    self.last_stamp_us.set(t);
+                    stamped.set(t);
+                    buf[at..at + 8].copy_from_slice(&t.to_le_bytes());
+                }
+            })
+            .await
+            .map_err(|e| self.fail(e.to_string()))?;
+        if let Mutation::Events(e) = m {
+            assert!(stamp_at.is_some(), "an Events record has a stamp slot");
+            e.append_time_us = stamped.get();
         }
+        Ok(lsn)
     }
 
     /// Largest encoded mutation one log record can hold (all shards share the log options).
@@ -670,6 +693,11 @@ impl Shard {
                     state.drop_table(def.id);
                 }
             }
+            for def in old.streams.values() {
+                if next.stream_by_id(def.id).is_none() {
+                    state.drop_stream(def.id);
+                }
+            }
         }
         *self.catalog.borrow_mut() = Rc::new(next);
         self.columns_cache.borrow_mut().clear();
@@ -687,6 +715,37 @@ impl Shard {
             connections: self.connections.get(),
             ops: self.stats.borrow().snapshot(),
         }
+    }
+
+    /// A stream's counters summed over every shard: (events, newest event time or None).
+    pub async fn stream_totals(
+        self: &Rc<Self>,
+        stream_id: u32,
+    ) -> Result<(u64, Option<i64>), Failure> {
+        let mut events = 0;
+        let mut newest: Option<i64> = None;
+        for peer in 0..self.count {
+            let c = if peer == self.id {
+                self.state.borrow().stream_counters(stream_id)
+            } else {
+                match self
+                    .call(peer, MsgBody::StreamCounters { stream_id })
+                    .await?
+                {
+                    ReplyBody::StreamCounters(c) => c,
+                    other => return Err(unexpected(other)),
+                }
+            };
+            if let Some(c) = c {
+                events += c.events;
+                if c.events > 0 {
+                    newest = Some(
+                        newest.map_or(c.newest_event_time_us, |n| n.max(c.newest_event_time_us)),
+                    );
+                }
+            }
+        }
+        Ok((events, newest))
     }
 
     pub async fn stats_all(self: &Rc<Self>) -> Result<Vec<ShardStats>, Failure> {
@@ -791,6 +850,9 @@ impl Shard {
                 ReplyBody::Done(String::new())
             }
             MsgBody::Stats => ReplyBody::Stats(self.local_stats()),
+            MsgBody::StreamCounters { stream_id } => {
+                ReplyBody::StreamCounters(self.state.borrow().stream_counters(stream_id))
+            }
         };
         let reply = ShardReply {
             corr: msg.corr,
@@ -912,6 +974,7 @@ fn unexpected(body: ReplyBody) -> Failure {
         ReplyBody::Rows(_) => "Rows",
         ReplyBody::Done(_) => "Done",
         ReplyBody::Stats(_) => "Stats",
+        ReplyBody::StreamCounters(_) => "StreamCounters",
         ReplyBody::Error(..) => "Error",
     };
     (

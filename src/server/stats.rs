@@ -6,7 +6,7 @@ use tarn_net::{OpStats, Opcode};
 use super::limits::MAX_RECORDED_LATENCY_US;
 
 /// Request opcodes we keep statistics for, in display order.
-const OPS: [Opcode; 7] = [
+const OPS: [Opcode; 8] = [
     Opcode::Hello,
     Opcode::Ping,
     Opcode::Sql,
@@ -14,6 +14,7 @@ const OPS: [Opcode; 7] = [
     Opcode::Get,
     Opcode::Delete,
     Opcode::Stats,
+    Opcode::Ingest,
 ];
 
 pub struct OpHistograms {

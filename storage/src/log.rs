@@ -167,15 +167,18 @@ fn record_crc(total_len: u32, lsn: u64, payload: &[u8]) -> u32 {
     crc32c::crc32c_append(crc, payload)
 }
 
-fn encode_record(out: &mut Vec<u8>, lsn: u64, payload: &[u8]) {
+/// Frames a record of `len` payload bytes that `fill` writes in place.
+fn encode_record_with(out: &mut Vec<u8>, lsn: u64, len: usize, fill: impl FnOnce(&mut [u8])) {
     let start = out.len();
-    let total_len = (RECORD_HEADER_SIZE_BYTES as usize + payload.len()) as u32;
-    out.extend_from_slice(&total_len.to_le_bytes());
-    out.extend_from_slice(&record_crc(total_len, lsn, payload).to_le_bytes());
-    out.extend_from_slice(&lsn.to_le_bytes());
-    out.extend_from_slice(payload);
-    let framed = framed_len(payload.len()) as usize;
+    let total_len = (RECORD_HEADER_SIZE_BYTES as usize + len) as u32;
+    let framed = framed_len(len) as usize;
     out.resize(start + framed, 0);
+    let body = start + RECORD_HEADER_SIZE_BYTES as usize;
+    fill(&mut out[body..body + len]);
+    let crc = record_crc(total_len, lsn, &out[body..body + len]);
+    out[start..start + 4].copy_from_slice(&total_len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    out[start + 8..start + 16].copy_from_slice(&lsn.to_le_bytes());
     debug_assert_eq!((out.len() - start) as u64 % RECORD_ALIGNMENT_BYTES, 0);
 }
 
@@ -438,13 +441,26 @@ impl Log {
     /// contiguous). Waits only when more than [`MAX_PENDING_BYTES`] are waiting for the
     /// flusher (backpressure). The record is durable once [`Log::wait_durable`] returns.
     pub async fn append(&self, payload: &[u8]) -> Result<u64, StorageError> {
-        if payload.len() > self.max_payload {
+        self.append_with(payload.len(), |b| b.copy_from_slice(payload))
+            .await
+    }
+
+    /// [`Log::append`] of a `len`-byte payload that `fill` writes in place, called exactly once
+    /// at the moment the record gets its LSN (after any back-pressure wait, with no await in
+    /// between). Lets a caller put something in the record that must follow LSN order, such
+    /// as an append timestamp that never decreases along the log.
+    pub async fn append_with(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<u64, StorageError> {
+        if len > self.max_payload {
             return Err(StorageError::RecordTooLarge {
-                len: payload.len(),
+                len,
                 max: self.max_payload,
             });
         }
-        let framed = framed_len(payload.len());
+        let framed = framed_len(len);
         loop {
             let progressed = {
                 let st = self.st.borrow();
@@ -465,7 +481,7 @@ impl Log {
                 self.rotate(st, lsn);
             }
             let before = st.open.end();
-            encode_record(&mut st.open.bytes, lsn, payload);
+            encode_record_with(&mut st.open.bytes, lsn, len, fill);
             assert_eq!(st.open.end(), before + framed);
             assert!(st.open.end() <= st.open.segment_size);
             assert_eq!(st.open.last_lsn + 1, lsn);
@@ -678,7 +694,7 @@ fn failure_error(f: &(PathBuf, io::ErrorKind, String)) -> StorageError {
 
 fn validate_options(opts: &LogOptions) -> Result<(), StorageError> {
     let s = opts.segment_size_bytes;
-    if s % BLOCK_SIZE_BYTES != 0 || !(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES).contains(&s)
+    if !s.is_multiple_of(BLOCK_SIZE_BYTES) || !(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES).contains(&s)
     {
         return Err(StorageError::InvalidOptions(format!(
             "segment_size_bytes {s} must be a multiple of {BLOCK_SIZE_BYTES} between {MIN_SEGMENT_SIZE_BYTES} and {MAX_SEGMENT_SIZE_BYTES}"
@@ -850,7 +866,7 @@ async fn make_spare(path: PathBuf, size: u64) -> Result<DmaFile, StorageError> {
         .dma_open(&path)
         .await
         .map_err(|e| io_error(&path, "creating spare segment", e))?;
-    if file.alignment() > BLOCK_SIZE_BYTES || BLOCK_SIZE_BYTES % file.alignment() != 0 {
+    if file.alignment() > BLOCK_SIZE_BYTES || !BLOCK_SIZE_BYTES.is_multiple_of(file.alignment()) {
         return Err(StorageError::InvalidOptions(format!(
             "device needs {}-byte O_DIRECT alignment, tarn writes {BLOCK_SIZE_BYTES}-byte blocks",
             file.alignment()
@@ -1389,7 +1405,7 @@ async fn zero_tail(
 ) -> Result<(), StorageError> {
     let base = align_down(off, BLOCK_SIZE_BYTES);
     assert_eq!(keep.len() as u64, off - base);
-    assert!(end > base && end % BLOCK_SIZE_BYTES == 0);
+    assert!(end > base && end.is_multiple_of(BLOCK_SIZE_BYTES));
     let mut first = glommio::allocate_dma_buffer(BLOCK_SIZE_BYTES as usize);
     let b = first.as_bytes_mut();
     b[..keep.len()].copy_from_slice(keep);
@@ -1421,7 +1437,7 @@ async fn extend_short_segment(
     file_size: u64,
     size: u64,
 ) -> Result<(), StorageError> {
-    assert!(file_size < size && size % BLOCK_SIZE_BYTES == 0);
+    assert!(file_size < size && size.is_multiple_of(BLOCK_SIZE_BYTES));
     let base = align_down(file_size, BLOCK_SIZE_BYTES);
     let keep_len = (file_size - base) as usize;
     let mut block = glommio::allocate_dma_buffer(BLOCK_SIZE_BYTES as usize);

@@ -23,8 +23,8 @@ use std::time::Duration;
 use tarn_net::{decode_response, encode_request, FrameBuffer, CONNECTION_REQUEST_ID};
 pub use tarn_net::{
     limits, Column, ColumnType, DeleteReply, ErrorCode, ErrorReply, GetReply, Hello, HelloReply,
-    KeysRequest, OpStats, Request, Response, ShardStats, SqlReply, StatsReply, UpsertMode,
-    UpsertReply, UpsertRequest, Value,
+    IngestBody, IngestReply, IngestRequest, KeysRequest, OpStats, Producer, Request, Response,
+    ShardStats, SqlReply, StatsReply, UpsertMode, UpsertReply, UpsertRequest, Value,
 };
 
 /// Most request bytes the client keeps unanswered in [`Client::pipeline`] (besides the count
@@ -306,6 +306,50 @@ impl Client {
         match self.call(&req)? {
             Response::Delete(r) => Ok(r.rows_deleted),
             other => Err(unexpected("DELETE", &other)),
+        }
+    }
+
+    /// INGEST events given as JSON text (JSON lines, or one JSON array of objects), optionally
+    /// tagged with a producer `(id, seq)` so a retry is applied at most once.
+    pub fn ingest_json(
+        &mut self,
+        stream: &str,
+        json: Vec<u8>,
+        producer: Option<Producer>,
+    ) -> Result<IngestReply, ClientError> {
+        self.ingest(IngestRequest {
+            stream: stream.to_owned(),
+            producer,
+            body: IngestBody::Json {
+                layout: 0,
+                data: json,
+            },
+        })
+    }
+
+    /// INGEST events given as typed rows (`columns` names each value position).
+    pub fn ingest_rows(
+        &mut self,
+        stream: &str,
+        columns: &[&str],
+        rows: Vec<Vec<Value>>,
+        producer: Option<Producer>,
+    ) -> Result<IngestReply, ClientError> {
+        self.ingest(IngestRequest {
+            stream: stream.to_owned(),
+            producer,
+            body: IngestBody::Rows {
+                columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+                rows,
+            },
+        })
+    }
+
+    /// Sends an INGEST request and waits for its reply.
+    pub fn ingest(&mut self, req: IngestRequest) -> Result<IngestReply, ClientError> {
+        match self.call(&Request::Ingest(req))? {
+            Response::Ingest(r) => Ok(r),
+            other => Err(unexpected("INGEST", &other)),
         }
     }
 

@@ -43,6 +43,13 @@ fn answer(req: Request) -> Response {
             rows_deleted: k.keys.len() as u64,
         }),
         Request::Stats => Response::Stats(StatsReply { shards: vec![] }),
+        Request::Ingest(i) => Response::Ingest(tarn_client::IngestReply {
+            events: match i.body {
+                tarn_client::IngestBody::Rows { rows, .. } => rows.len() as u64,
+                tarn_client::IngestBody::Json { .. } => 1,
+            },
+            duplicate: false,
+        }),
     }
 }
 

@@ -113,3 +113,44 @@ fn serde_roundtrip_and_corruption() {
         ErrorKind::Corrupt
     );
 }
+
+#[test]
+fn streams_share_names_and_ids_with_tables() {
+    let cat = super::catalog_with(&[
+        "CREATE TABLE cards (card_id TEXT PRIMARY KEY)",
+        "CREATE STREAM tx (ts TIMESTAMP, card_id TEXT) WITH (event_time = 'ts')",
+    ]);
+    let t = cat.table("cards").unwrap().id;
+    let s = cat.stream("tx").unwrap().id;
+    assert_ne!(t, s);
+    assert_eq!(cat.stream_by_id(s).unwrap().name, "tx");
+    let clash = |sql: &str| {
+        let stmt = crate::sql::parse(sql).unwrap().remove(0);
+        cat.apply_ddl(&stmt).unwrap_err().kind()
+    };
+    assert_eq!(
+        clash("CREATE STREAM cards (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts')"),
+        crate::ErrorKind::TableExists
+    );
+    assert_eq!(
+        clash("CREATE TABLE tx (k TEXT PRIMARY KEY)"),
+        crate::ErrorKind::StreamExists
+    );
+    assert_eq!(clash("DROP STREAM nope"), crate::ErrorKind::UnknownStream);
+    // The catalog file keeps streams.
+    let back = crate::catalog::Catalog::from_bytes(&cat.to_bytes()).unwrap();
+    assert_eq!(back, cat);
+    let drop = crate::sql::parse("DROP STREAM tx").unwrap().remove(0);
+    let (after, msg) = cat.apply_ddl(&drop).unwrap();
+    assert_eq!(msg, "DROP STREAM tx");
+    assert!(after.stream("tx").is_none());
+    // Ids are never reused.
+    let (again, _) = after
+        .apply_ddl(
+            &crate::sql::parse("CREATE STREAM tx (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts')")
+                .unwrap()
+                .remove(0),
+        )
+        .unwrap();
+    assert!(again.stream("tx").unwrap().id > s);
+}

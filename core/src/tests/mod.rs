@@ -2,6 +2,7 @@
 
 mod batch;
 mod catalog;
+mod ingest;
 mod record;
 mod sql;
 mod state;

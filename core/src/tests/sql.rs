@@ -299,3 +299,74 @@ fn create_sql_roundtrips() {
     assert_eq!(crate::schema::quote_ident("select"), "\"select\"");
     assert_eq!(crate::schema::quote_ident("Ab"), "\"Ab\"");
 }
+
+#[test]
+fn create_stream_and_its_options() {
+    use crate::schema::StreamDef;
+    let stmts = parse(
+        "CREATE STREAM tx (ts TIMESTAMP, card_id TEXT, amount DOUBLE NOT NULL, ip TEXT) \
+         WITH (event_time = 'ts', retention = '2 days', partition = 'card_id', max_future = '30 seconds'); \
+         CREATE TABLE t (k BIGINT PRIMARY KEY); DROP STREAM IF EXISTS tx; SHOW STREAMS",
+    )
+    .unwrap();
+    let Statement::CreateStream { def, if_not_exists } = &stmts[0] else {
+        panic!("{stmts:?}")
+    };
+    assert!(!if_not_exists);
+    assert_eq!(def.name, "tx");
+    assert_eq!((def.event_time, def.partition), (0, 1));
+    assert_eq!(def.retention_us, 2 * 86_400_000_000);
+    assert_eq!(def.max_future_us, 30_000_000);
+    assert!(matches!(stmts[1], Statement::CreateTable { .. }));
+    assert_eq!(
+        stmts[2],
+        Statement::DropStream {
+            name: "tx".into(),
+            if_exists: true
+        }
+    );
+    assert_eq!(stmts[3], Statement::ShowStreams);
+    // create_sql round-trips.
+    let again = parse(&def.create_sql()).unwrap();
+    assert_eq!(
+        again,
+        vec![Statement::CreateStream {
+            def: def.clone(),
+            if_not_exists: false
+        }]
+    );
+    // Defaults: partition = first keyable non-time column, 7 days, 1 minute.
+    let Statement::CreateStream { def, .. } = parse(
+        "create stream if not exists Ev (x DOUBLE, ts TIMESTAMP, dev BIGINT) with (event_time = ts)",
+    )
+    .unwrap()
+    .remove(0) else {
+        panic!()
+    };
+    let d: &StreamDef = &def;
+    assert_eq!((d.name.as_str(), d.event_time, d.partition), ("ev", 1, 2));
+    assert_eq!(d.retention_us, crate::sql::DEFAULT_RETENTION_US);
+    assert_eq!(d.max_future_us, crate::sql::DEFAULT_MAX_FUTURE_US);
+}
+
+#[test]
+fn create_stream_errors() {
+    for (sql, kind, needle) in [
+        ("CREATE STREAM s (ts TIMESTAMP, k TEXT)", ErrorKind::Unsupported, "event_time"),
+        ("CREATE STREAM s (ts TIMESTAMP, k TEXT) WITH (event_time = 'k')", ErrorKind::Unsupported, "must be a TIMESTAMP"),
+        ("CREATE STREAM s (ts TIMESTAMP, k TEXT) WITH (event_time = 'nope')", ErrorKind::UnknownColumn, "nope"),
+        ("CREATE STREAM s (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts', retention = 'forever')", ErrorKind::Unsupported, "forever"),
+        ("CREATE STREAM s (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts', colour = 'red')", ErrorKind::Unsupported, "colour"),
+        ("CREATE STREAM s (ts TIMESTAMP, d DOUBLE) WITH (event_time = 'ts')", ErrorKind::Unsupported, "partition"),
+        ("CREATE STREAM s (ts TIMESTAMP, d DOUBLE, k TEXT) WITH (event_time = 'ts', partition = 'd')", ErrorKind::Unsupported, "DOUBLE"),
+        ("CREATE STREAM s (ts TIMESTAMP PRIMARY KEY, k TEXT) WITH (event_time = 'ts')", ErrorKind::Unsupported, "option"),
+        ("CREATE STREAM s (ts TIMESTAMP, ts TEXT) WITH (event_time = 'ts')", ErrorKind::DuplicateColumn, "ts"),
+        ("CREATE STREAM s (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts') garbage", ErrorKind::SqlParse, "garbage"),
+        ("CREATE STREAM s (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts', event_time = 'ts')", ErrorKind::Unsupported, "twice"),
+        ("DROP VIEW v", ErrorKind::Unsupported, "DROP"),
+    ] {
+        let e = parse(sql).unwrap_err();
+        assert_eq!(e.kind(), kind, "{sql}: {e}");
+        assert!(e.to_string().contains(needle), "{sql}: {e}");
+    }
+}

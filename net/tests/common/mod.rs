@@ -130,6 +130,33 @@ pub fn sample_requests() -> Vec<(&'static str, u64, Request)> {
         ),
         ("stats", 10, Request::Stats),
         (
+            "ingest_json_lines_with_producer",
+            11,
+            Request::Ingest(IngestRequest {
+                stream: "tx".into(),
+                producer: Some(Producer { id: 42, seq: 7 }),
+                body: IngestBody::Json {
+                    layout: 1,
+                    data: b"{\"ts\": \"2026-11-26T01:02:03Z\", \"card\": \"c1\"}\n".to_vec(),
+                },
+            }),
+        ),
+        (
+            "ingest_rows",
+            12,
+            Request::Ingest(IngestRequest {
+                stream: "tx".into(),
+                producer: None,
+                body: IngestBody::Rows {
+                    columns: vec!["ts".into(), "card".into()],
+                    rows: vec![vec![
+                        Value::Timestamp(1_790_000_000_000_000),
+                        Value::Text("c1".into()),
+                    ]],
+                },
+            }),
+        ),
+        (
             "get_every_value_type",
             0x0102_0304_0506_0708,
             Request::Get(KeysRequest {
@@ -253,6 +280,22 @@ pub fn sample_responses() -> Vec<(&'static str, u64, Response)> {
             "delete_reply",
             9,
             Response::Delete(DeleteReply { rows_deleted: 1 }),
+        ),
+        (
+            "ingest_reply",
+            11,
+            Response::Ingest(IngestReply {
+                events: 1,
+                duplicate: false,
+            }),
+        ),
+        (
+            "ingest_reply_duplicate",
+            12,
+            Response::Ingest(IngestReply {
+                events: 1,
+                duplicate: true,
+            }),
         ),
         (
             "stats_reply",

@@ -1,0 +1,608 @@
+//! JSON events for stream ingest: bytes → typed rows, and the RFC 3339 timestamp text form.
+//!
+//! [`parse_json_events`] is a pure function (no I/O, no clock). It validates the whole batch
+//! and returns either every row or the first error; it never panics, whatever the bytes.
+//!
+//! **Layout.**
+//! - [`JsonLayout::Auto`]: if the first byte that is not JSON whitespace (space, tab, CR, LF)
+//!   is `[`, the input is one JSON array of events; otherwise it is JSON lines.
+//!   [`JsonLayout::Lines`] and [`JsonLayout::Array`] force the layout.
+//! - JSON lines: one event per line, lines separated by LF (`\n`; a CR before it is accepted as
+//!   whitespace, so `\r\n` works). Lines holding only spaces, tabs and CRs (and empty lines) are
+//!   skipped. Each line is parsed on its own, so one event may not span lines.
+//! - Array: optional whitespace, `[`, events separated by `,`, `]`, optional whitespace. The
+//!   elements are delimited by a light scan (string- and nesting-aware) and each element is then
+//!   parsed on its own, so every error, JSON syntax errors included, carries the exact index of
+//!   the element it falls in. Errors of the array's own punctuation: input not starting with
+//!   `[` → `BadEvent` with no row ("expected a JSON array of events"); an empty element
+//!   (`[,`, `,,`, `,]`) → `BadEvent` at that element's index; input ending before the closing
+//!   `]` → `BadEvent` at the index of the element being read (after a trailing `,`, the index
+//!   of the element that should follow); anything but whitespace after the closing `]` →
+//!   `BadEvent` with no row.
+//! - Each event must be a JSON object; any other JSON value is `BadEvent` ("expected a JSON
+//!   object, got …"). Invalid JSON (including invalid UTF-8, integers outside the i64/u64
+//!   range and numbers overflowing to infinity such as `1e400`, which the JSON parser
+//!   rejects) is `BadEvent` with reason `malformed JSON: <simd-json's message>`; the
+//!   `character N` in that message is a byte offset within the event's own text (for an
+//!   escape error, within the string holding it).
+//!
+//! **Rows and limits.** The row index in every error is the 0-based index of the event in the
+//! batch: the i-th element of the array, or the i-th non-blank line. An input with no event
+//! (empty, blank, or `[]`) is `BatchEmpty`. More than `max_rows` events is
+//! `LimitExceeded("batch has more than {max_rows} events")`; events are counted by the cheap
+//! delimiting scan before any event is parsed, so these two batch-level errors come first.
+//! Then events are checked in order and the first error is returned (lowest row index);
+//! within one event, fields are checked in the order they appear, then missing required
+//! columns in column order. An error of the array's punctuation is reported after every
+//! event before it has been checked.
+//!
+//! **Fields.** Fields map to columns by exact name (JSON keys after JSON unescaping, compared
+//! byte for byte with the already case-folded column names; no case folding of keys). A field
+//! that is not a column is `BadEvent { column: Some(field), reason: "field \"<field>\" is not a
+//! column of this stream" }` (a field name longer than 64 bytes is cut to 64 bytes, on a
+//! character boundary, followed by `…`, in the error). A field given twice in one object is
+//! `BadEvent` ("field \"<field>\" appears more than once"), even if one of the values is
+//! `null`. A missing field or a JSON `null` gives `Value::Null`, unless the column is required
+//! (`required[i]`; a `required` shorter than `columns` counts as `false` for the rest), then
+//! `MissingValue { row, column }`.
+//!
+//! **Conversions** (column type ← JSON value). Anything not listed is `TypeMismatch { row,
+//! column, expected, got }` where `got` is the closest type of the JSON value (`true`/`false`
+//! → BOOLEAN, integer → BIGINT, other number → DOUBLE, string → TEXT), except that a JSON
+//! array or object is `BadEvent` ("expected <TYPE>, got a JSON array" / "… object"). A JSON
+//! number is an integer when written without fraction and exponent (`-0` included); `1.0`,
+//! `1e3` and `-0.0` are floats.
+//! - BOOLEAN ← `true` / `false`.
+//! - BIGINT ← integer in the i64 range. An integer above `i64::MAX` (up to `u64::MAX`) is
+//!   `BadEvent` ("… is out of range for BIGINT"). A float, even `1.0`, is a `TypeMismatch`
+//!   (got DOUBLE): no silent truncation.
+//! - DOUBLE ← any JSON number; integers are converted with `as f64` (rounded to the nearest
+//!   double above 2^53). The value must be finite (`NonFiniteDouble`; in practice the JSON
+//!   parser already rejects overflowing literals as malformed JSON).
+//! - TEXT ← string, at most [`MAX_VALUE_BYTES`] bytes of UTF-8 after unescaping, else
+//!   `ValueTooLong { len, max }`.
+//! - BYTES ← string holding standard base64 (alphabet `A–Z a–z 0–9 + /`, canonical `=`
+//!   padding required, no whitespace, no line breaks): anything else is `BadEvent` naming the
+//!   column ("invalid base64 …"). The decoded length must be at most [`MAX_VALUE_BYTES`], else
+//!   `ValueTooLong` with the decoded length.
+//! - TIMESTAMP ← integer = µs since the Unix epoch (UTC), any i64 (above `i64::MAX` is
+//!   `BadEvent` "out of range"); or a string in RFC 3339 as accepted by [`parse_rfc3339_us`]
+//!   (an invalid one is `BadEvent` "invalid RFC 3339 timestamp \"…\": <why>", the text cut to
+//!   64 bytes).
+//!
+//! **RFC 3339** ([`parse_rfc3339_us`]): `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, e.g.
+//! `2026-11-26T01:02:03Z`, `2026-11-26T03:02:03.5+02:00`. Year 0000–9999, real calendar dates
+//! only (Feb 29 in leap years only), hours 00–23, offset hours 00–23. The date/time separator
+//! is `T`, `t` or a single space; `Z` may be `z`; `-00:00` means UTC. The fraction has 1 to 9
+//! digits; digits after the 6th (sub-microsecond) must be zeros: a non-zero sub-microsecond
+//! digit is an error, never silently truncated (`.123456000` is fine, `.1234567` is not). A
+//! leap second (`:60`, valid only as the last second of a UTC month) reads as the last
+//! microsecond of that minute (`…:59.999999`); its fraction must follow the digit rules
+//! above but is otherwise ignored. The result is exact, with checked arithmetic.
+//!
+//! **Formatting** ([`format_rfc3339_us`]): UTC, `Z`, exactly 6 fractional digits, e.g.
+//! `2026-11-26T01:02:03.000004Z`; `parse_rfc3339_us(&format_rfc3339_us(t)) == Ok(t)` for every
+//! `t` from `0000-01-01T00:00:00.000000Z` to `9999-12-31T23:59:59.999999Z`. Outside those years
+//! (not RFC 3339, but any i64 is formatted and nothing panics) the year is written ISO 8601
+//! expanded style with a sign and at least 4 digits, e.g. `+10000-01-01T00:00:00.000000Z`,
+//! `-0001-12-31T23:59:59.999999Z`.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use simd_json::{Buffers, Node, StaticNode, Tape};
+use tarn_types::{ColumnType, Value, MAX_VALUE_BYTES};
+
+use crate::schema::ColumnDef;
+use crate::CoreError;
+
+/// How the events are laid out in the input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum JsonLayout {
+    /// A JSON array if the first non-whitespace byte is `[`, JSON lines otherwise.
+    #[default]
+    Auto,
+    /// JSON lines: one object per line, blank lines skipped.
+    Lines,
+    /// One JSON array of objects.
+    Array,
+}
+
+/// Longest piece of client text (field name, timestamp) quoted in an error message, in bytes.
+const EXCERPT_BYTES: usize = 64;
+
+/// Above this many columns, field names are looked up in a hash map instead of a linear scan.
+const LINEAR_LOOKUP_MAX: usize = 16;
+
+/// Parses `input` (modified in place: simd-json parses destructively) into typed rows, one per
+/// event, values in `columns` order. `required[i]` = column i must be present and non-null.
+/// See the module documentation for the exact rules.
+pub fn parse_json_events(
+    columns: &[ColumnDef],
+    required: &[bool],
+    input: &mut [u8],
+    layout: JsonLayout,
+    max_rows: usize,
+) -> Result<Vec<Vec<Value>>, CoreError> {
+    let array = match layout {
+        JsonLayout::Auto => input.iter().find(|&&b| !is_ws(b)) == Some(&b'['),
+        JsonLayout::Lines => false,
+        JsonLayout::Array => true,
+    };
+    let (spans, tail_error) = if array {
+        split_array(input, max_rows)
+    } else {
+        (split_lines(input, max_rows), None)
+    };
+    if spans.len() > max_rows {
+        return Err(CoreError::LimitExceeded(format!(
+            "batch has more than {max_rows} events"
+        )));
+    }
+    if spans.is_empty() {
+        return Err(tail_error.unwrap_or(CoreError::BatchEmpty));
+    }
+
+    let mut parser = EventParser::new(columns, required);
+    let longest = spans.iter().map(|s| s.end - s.start).max().unwrap_or(0);
+    let mut buffers = Buffers::new(longest);
+    let mut tape = Tape::null();
+    let mut rows = Vec::with_capacity(spans.len());
+    // Hand each event's bytes to simd-json as its own disjoint `&mut` slice, so one tape
+    // (whose strings borrow the input) is reused for every event.
+    let mut rest: &mut [u8] = input;
+    let mut consumed = 0;
+    for (row, span) in spans.iter().enumerate() {
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(span.start - consumed);
+        let (doc, tail) = tail.split_at_mut(span.end - span.start);
+        rest = tail;
+        consumed = span.end;
+        if let Err(e) = simd_json::fill_tape(doc, &mut buffers, &mut tape) {
+            return Err(bad_event(Some(row), None, format!("malformed JSON: {e}")));
+        }
+        rows.push(parser.event(row, &tape.0)?);
+    }
+    match tail_error {
+        Some(e) => Err(e),
+        None => Ok(rows),
+    }
+}
+
+/// JSON insignificant whitespace.
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+fn bad_event(row: Option<usize>, column: Option<String>, reason: String) -> CoreError {
+    CoreError::BadEvent {
+        row,
+        column,
+        reason,
+    }
+}
+
+/// `s` cut to at most [`EXCERPT_BYTES`] bytes on a character boundary, `…` appended if cut.
+fn excerpt(s: &str) -> String {
+    if s.len() <= EXCERPT_BYTES {
+        return s.to_string();
+    }
+    let mut end = EXCERPT_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Byte ranges of the non-blank lines, stopping after `max_rows + 1` of them.
+fn split_lines(input: &[u8], max_rows: usize) -> Vec<std::ops::Range<usize>> {
+    let mut spans = Vec::new();
+    let mut start = 0;
+    while start < input.len() {
+        let end = input[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(input.len(), |p| start + p);
+        if !input[start..end]
+            .iter()
+            .all(|&b| matches!(b, b' ' | b'\t' | b'\r'))
+        {
+            spans.push(start..end);
+            if spans.len() > max_rows {
+                break;
+            }
+        }
+        start = end + 1;
+    }
+    spans
+}
+
+/// Byte ranges of the elements of a top-level array, stopping after `max_rows + 1` of them,
+/// and the error of the array's own punctuation, if any (found after the last range).
+fn split_array(input: &[u8], max_rows: usize) -> (Vec<std::ops::Range<usize>>, Option<CoreError>) {
+    let n = input.len();
+    let skip_ws = |mut i: usize| {
+        while i < n && is_ws(input[i]) {
+            i += 1;
+        }
+        i
+    };
+    let after_close = |i: usize| {
+        (skip_ws(i) < n).then(|| {
+            bad_event(
+                None,
+                None,
+                "malformed JSON array: unexpected data after the closing ']'".into(),
+            )
+        })
+    };
+    let mut spans = Vec::new();
+    let mut i = skip_ws(0);
+    if i == n {
+        return (spans, None);
+    }
+    if input[i] != b'[' {
+        let e = bad_event(None, None, "expected a JSON array of events".into());
+        return (spans, Some(e));
+    }
+    i = skip_ws(i + 1);
+    if i < n && input[i] == b']' {
+        return (spans, after_close(i + 1));
+    }
+    loop {
+        let row = spans.len();
+        let start = i;
+        // Scan to the `,` or `]` that ends this element: outside strings, at nesting depth 0.
+        let mut depth = 0usize;
+        let mut in_string = false;
+        let mut close = None;
+        let mut j = i;
+        while j < n {
+            let b = input[j];
+            if in_string {
+                match b {
+                    b'\\' => j += 1,
+                    b'"' => in_string = false,
+                    _ => {}
+                }
+            } else {
+                match b {
+                    b'"' => in_string = true,
+                    b'{' | b'[' => depth += 1,
+                    b'}' => depth = depth.saturating_sub(1),
+                    b']' if depth > 0 => depth -= 1,
+                    b']' | b',' if depth == 0 => {
+                        close = Some(b);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            j += 1;
+        }
+        let end = j.min(n);
+        if input[start..end].iter().all(|&b| is_ws(b)) {
+            let what = match close {
+                Some(b',') => "empty element before ','",
+                Some(_) => "empty element before ']' (trailing comma)",
+                None => "unexpected end of input, missing ']'",
+            };
+            let e = bad_event(Some(row), None, format!("malformed JSON array: {what}"));
+            return (spans, Some(e));
+        }
+        spans.push(start..end);
+        if spans.len() > max_rows {
+            return (spans, None);
+        }
+        match close {
+            Some(b',') => i = end + 1,
+            Some(_) => return (spans, after_close(end + 1)),
+            None => {
+                let e = bad_event(
+                    Some(row),
+                    None,
+                    "malformed JSON array: unexpected end of input, missing ']'".into(),
+                );
+                return (spans, Some(e));
+            }
+        }
+    }
+}
+
+/// Field name → column index.
+enum Lookup<'c> {
+    Linear(&'c [ColumnDef]),
+    Map(HashMap<&'c str, usize, foldhash::fast::RandomState>),
+}
+
+impl Lookup<'_> {
+    fn get(&self, name: &str) -> Option<usize> {
+        match self {
+            Lookup::Linear(cols) => cols.iter().position(|c| c.name == name),
+            Lookup::Map(map) => map.get(name).copied(),
+        }
+    }
+}
+
+/// Converts parsed events (tapes) to rows; holds the per-batch state reused by every event.
+struct EventParser<'c> {
+    columns: &'c [ColumnDef],
+    required: &'c [bool],
+    lookup: Lookup<'c>,
+    /// `seen[i] == row + 1` when column `i` was given in event `row`: duplicate and missing
+    /// detection without clearing anything per event.
+    seen: Vec<usize>,
+}
+
+/// A JSON integer: in i64 range, or a u64 above `i64::MAX`.
+#[derive(Clone, Copy)]
+enum JsonInt {
+    Small(i64),
+    Big(u64),
+}
+
+impl<'c> EventParser<'c> {
+    fn new(columns: &'c [ColumnDef], required: &'c [bool]) -> Self {
+        let lookup = if columns.len() <= LINEAR_LOOKUP_MAX {
+            Lookup::Linear(columns)
+        } else {
+            let mut map = HashMap::with_capacity_and_hasher(columns.len(), Default::default());
+            for (i, c) in columns.iter().enumerate() {
+                map.entry(c.name.as_str()).or_insert(i);
+            }
+            Lookup::Map(map)
+        };
+        EventParser {
+            columns,
+            required,
+            lookup,
+            seen: vec![0; columns.len()],
+        }
+    }
+
+    fn required(&self, col: usize) -> bool {
+        self.required.get(col).copied().unwrap_or(false)
+    }
+
+    fn column(&self, col: usize) -> Option<String> {
+        Some(self.columns[col].name.clone())
+    }
+
+    /// One event's tape → one row.
+    fn event(&mut self, row: usize, nodes: &[Node<'_>]) -> Result<Vec<Value>, CoreError> {
+        let malformed = || bad_event(Some(row), None, "malformed JSON: bad tape".into());
+        let len = match nodes.first() {
+            Some(Node::Object { len, .. }) => *len,
+            Some(other) => {
+                let got = match other {
+                    Node::Array { .. } => "a JSON array",
+                    Node::String(_) => "a JSON string",
+                    Node::Static(StaticNode::Null) => "null",
+                    Node::Static(StaticNode::Bool(_)) => "a JSON boolean",
+                    _ => "a JSON number",
+                };
+                return Err(bad_event(
+                    Some(row),
+                    None,
+                    format!("expected a JSON object, got {got}"),
+                ));
+            }
+            None => return Err(malformed()),
+        };
+        let stamp = row + 1;
+        let mut values = vec![Value::Null; self.columns.len()];
+        let mut i = 1;
+        for _ in 0..len {
+            let (Some(Node::String(key)), Some(value)) = (nodes.get(i), nodes.get(i + 1)) else {
+                return Err(malformed());
+            };
+            i += 2;
+            if let Node::Object { count, .. } | Node::Array { count, .. } = value {
+                i += count;
+            }
+            let Some(col) = self.lookup.get(key) else {
+                let field = excerpt(key);
+                let reason = format!("field \"{field}\" is not a column of this stream");
+                return Err(bad_event(Some(row), Some(field), reason));
+            };
+            if self.seen[col] == stamp {
+                let reason = format!("field \"{key}\" appears more than once");
+                return Err(bad_event(Some(row), self.column(col), reason));
+            }
+            self.seen[col] = stamp;
+            values[col] = self.convert(row, col, value)?;
+        }
+        for col in 0..self.columns.len() {
+            if self.seen[col] != stamp && self.required(col) {
+                return Err(CoreError::MissingValue {
+                    row: Some(row),
+                    column: self.column(col),
+                });
+            }
+        }
+        Ok(values)
+    }
+
+    fn mismatch(&self, row: usize, col: usize, got: ColumnType) -> CoreError {
+        CoreError::TypeMismatch {
+            row: Some(row),
+            column: self.column(col),
+            expected: self.columns[col].ty,
+            got,
+        }
+    }
+
+    /// One field value → the column's value.
+    #[allow(unreachable_patterns)] // StaticNode has 128-bit variants under a simd-json feature.
+    fn convert(&self, row: usize, col: usize, node: &Node<'_>) -> Result<Value, CoreError> {
+        let ty = self.columns[col].ty;
+        match *node {
+            Node::Static(StaticNode::Null) => {
+                if self.required(col) {
+                    Err(CoreError::MissingValue {
+                        row: Some(row),
+                        column: self.column(col),
+                    })
+                } else {
+                    Ok(Value::Null)
+                }
+            }
+            Node::Static(StaticNode::Bool(b)) => match ty {
+                ColumnType::Boolean => Ok(Value::Bool(b)),
+                _ => Err(self.mismatch(row, col, ColumnType::Boolean)),
+            },
+            Node::Static(StaticNode::I64(i)) => self.integer(row, col, JsonInt::Small(i)),
+            Node::Static(StaticNode::U64(u)) => match i64::try_from(u) {
+                Ok(i) => self.integer(row, col, JsonInt::Small(i)),
+                Err(_) => self.integer(row, col, JsonInt::Big(u)),
+            },
+            Node::Static(StaticNode::F64(f)) => match ty {
+                ColumnType::Double => self.double(row, col, f),
+                _ => Err(self.mismatch(row, col, ColumnType::Double)),
+            },
+            Node::Static(_) => Err(bad_event(
+                Some(row),
+                self.column(col),
+                format!("expected {ty}, got an unsupported JSON number"),
+            )),
+            Node::String(s) => self.string(row, col, s),
+            Node::Array { .. } => Err(bad_event(
+                Some(row),
+                self.column(col),
+                format!("expected {ty}, got a JSON array"),
+            )),
+            Node::Object { .. } => Err(bad_event(
+                Some(row),
+                self.column(col),
+                format!("expected {ty}, got a JSON object"),
+            )),
+        }
+    }
+
+    fn double(&self, row: usize, col: usize, f: f64) -> Result<Value, CoreError> {
+        if f.is_finite() {
+            Ok(Value::Double(f))
+        } else {
+            Err(CoreError::NonFiniteDouble {
+                row: Some(row),
+                column: self.column(col),
+            })
+        }
+    }
+
+    fn integer(&self, row: usize, col: usize, v: JsonInt) -> Result<Value, CoreError> {
+        let ty = self.columns[col].ty;
+        match (ty, v) {
+            (ColumnType::BigInt, JsonInt::Small(i)) => Ok(Value::Int(i)),
+            (ColumnType::Timestamp, JsonInt::Small(i)) => Ok(Value::Timestamp(i)),
+            (ColumnType::Double, JsonInt::Small(i)) => self.double(row, col, i as f64),
+            (ColumnType::Double, JsonInt::Big(u)) => self.double(row, col, u as f64),
+            (ColumnType::BigInt | ColumnType::Timestamp, JsonInt::Big(u)) => Err(bad_event(
+                Some(row),
+                self.column(col),
+                format!("{u} is out of range for {ty} (at most {})", i64::MAX),
+            )),
+            _ => Err(self.mismatch(row, col, ColumnType::BigInt)),
+        }
+    }
+
+    fn string(&self, row: usize, col: usize, s: &str) -> Result<Value, CoreError> {
+        let too_long = |len: usize| CoreError::ValueTooLong {
+            row: Some(row),
+            column: self.column(col),
+            len,
+            max: MAX_VALUE_BYTES,
+        };
+        match self.columns[col].ty {
+            ColumnType::Text if s.len() > MAX_VALUE_BYTES => Err(too_long(s.len())),
+            ColumnType::Text => Ok(Value::Text(s.to_owned())),
+            ColumnType::Bytes => {
+                match base64::engine::general_purpose::STANDARD.decode(s.as_bytes()) {
+                    Ok(b) if b.len() > MAX_VALUE_BYTES => Err(too_long(b.len())),
+                    Ok(b) => Ok(Value::Bytes(b)),
+                    Err(e) => Err(bad_event(
+                        Some(row),
+                        self.column(col),
+                        format!("invalid base64 (standard alphabet, padded): {e}"),
+                    )),
+                }
+            }
+            ColumnType::Timestamp => match parse_rfc3339_us(s) {
+                Ok(us) => Ok(Value::Timestamp(us)),
+                Err(why) => Err(bad_event(
+                    Some(row),
+                    self.column(col),
+                    format!("invalid RFC 3339 timestamp \"{}\": {why}", excerpt(s)),
+                )),
+            },
+            _ => Err(self.mismatch(row, col, ColumnType::Text)),
+        }
+    }
+}
+
+/// RFC 3339 text -> µs since the Unix epoch (UTC), exact; used by the CLI and SQL too.
+/// Accepted forms are listed in the module documentation; the error says what is wrong
+/// (without repeating the text).
+pub fn parse_rfc3339_us(s: &str) -> Result<i64, String> {
+    let dt = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| e.to_string())?;
+    // `time` succeeded, so `s` starts with exactly `YYYY-MM-DD?HH:MM:SS` (19 bytes).
+    let b = s.as_bytes();
+    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
+        return Err("the date and time must be separated by 'T' or a space".into());
+    }
+    if b.get(19) == Some(&b'.') {
+        let digits = b[20..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits > 9 {
+            return Err(format!("{digits} fractional digits, at most 9 are allowed"));
+        }
+        if b[26.min(20 + digits)..20 + digits]
+            .iter()
+            .any(|&c| c != b'0')
+        {
+            return Err(
+                "sub-microsecond precision is not supported (digits after the 6th fractional \
+                 digit must be 0)"
+                    .into(),
+            );
+        }
+    }
+    dt.unix_timestamp()
+        .checked_mul(1_000_000)
+        .and_then(|us| us.checked_add(i64::from(dt.nanosecond() / 1_000)))
+        .ok_or_else(|| "out of range for a TIMESTAMP (i64 µs since the epoch)".to_string())
+}
+
+/// µs since the epoch -> RFC 3339 text in UTC with exactly 6 fractional digits, e.g.
+/// "2026-11-26T01:02:03.000004Z". Total over i64 (see the module documentation for years
+/// outside 0000–9999).
+pub fn format_rfc3339_us(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let micros = us.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (sod / 3600, sod / 60 % 60, sod % 60);
+    let year = if (0..=9999).contains(&y) {
+        format!("{y:04}")
+    } else if y > 9999 {
+        format!("+{y}")
+    } else {
+        format!("-{:04}", y.unsigned_abs())
+    };
+    format!("{year}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{micros:06}Z")
+}
+
+/// Days since 1970-01-01 → proleptic Gregorian (year, month, day) (H. Hinnant's algorithm;
+/// no overflow for any day count derived from i64 µs).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11]
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
