@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::schema::{StreamDef, TableDef};
 use crate::sql::Statement;
+use crate::view::ViewDef;
 use crate::{CoreError, MAX_STREAMS, MAX_TABLES};
 
 /// Format version written into the catalog JSON (`format` field). Bumped on any incompatible
@@ -23,10 +24,17 @@ pub struct Catalog {
     pub next_table_id: u32,
     /// Tables by name.
     pub tables: BTreeMap<String, TableDef>,
-    /// Streams by name (names are unique across tables and streams).
+    /// Streams by name (names are unique across tables, streams and views).
     #[serde(default)]
     pub streams: BTreeMap<String, StreamDef>,
+    /// Feature views by name.
+    #[serde(default)]
+    pub views: BTreeMap<String, ViewDef>,
 }
+
+/// Most feature views over one stream. Each event's part for a shard names its targets in a
+/// 64-bit mask: the stream's home copy plus at most 63 views. Raising it needs a wider mask.
+pub const MAX_VIEWS_PER_STREAM: usize = crate::record::MAX_EVENT_TARGETS - 1;
 
 impl Default for Catalog {
     fn default() -> Self {
@@ -56,6 +64,43 @@ impl Catalog {
             next_table_id: 1,
             tables: BTreeMap::new(),
             streams: BTreeMap::new(),
+            views: BTreeMap::new(),
+        }
+    }
+
+    /// The feature view named `name`.
+    pub fn view(&self, name: &str) -> Option<&ViewDef> {
+        self.views.get(name)
+    }
+
+    /// The feature view with id `id`.
+    pub fn view_by_id(&self, id: u32) -> Option<&ViewDef> {
+        self.views.values().find(|v| v.id == id)
+    }
+
+    /// The stream column a view groups by (its routing key).
+    pub fn view_key_column(&self, id: u32) -> Option<usize> {
+        self.view_by_id(id).map(|v| v.key_column)
+    }
+
+    /// The feature views over stream `stream_id`, in id order.
+    pub fn views_on(&self, stream_id: u32) -> Vec<&ViewDef> {
+        let mut v: Vec<&ViewDef> = self
+            .views
+            .values()
+            .filter(|v| v.stream_id == stream_id)
+            .collect();
+        v.sort_unstable_by_key(|v| v.id);
+        v
+    }
+
+    fn name_taken(&self, name: &str) -> Option<CoreError> {
+        if self.tables.contains_key(name) {
+            Some(CoreError::TableExists(name.to_string()))
+        } else if self.streams.contains_key(name) || self.views.contains_key(name) {
+            Some(CoreError::StreamExists(name.to_string()))
+        } else {
+            None
         }
     }
 
@@ -100,7 +145,7 @@ impl Catalog {
     pub fn apply_ddl(&self, stmt: &Statement) -> Result<(Catalog, String), CoreError> {
         match stmt {
             Statement::CreateTable { def, if_not_exists } => {
-                if self.streams.contains_key(&def.name) {
+                if self.streams.contains_key(&def.name) || self.views.contains_key(&def.name) {
                     return Err(CoreError::StreamExists(def.name.clone()));
                 }
                 if self.tables.contains_key(&def.name) {
@@ -128,6 +173,9 @@ impl Catalog {
                 if self.tables.contains_key(&def.name) {
                     return Err(CoreError::TableExists(def.name.clone()));
                 }
+                if self.views.contains_key(&def.name) {
+                    return Err(CoreError::StreamExists(def.name.clone()));
+                }
                 if self.streams.contains_key(&def.name) {
                     if *if_not_exists {
                         return Ok((
@@ -150,7 +198,7 @@ impl Catalog {
                 Ok((new, msg))
             }
             Statement::DropStream { name, if_exists } => {
-                if !self.streams.contains_key(name) {
+                let Some(stream) = self.streams.get(name) else {
                     if *if_exists {
                         return Ok((
                             self.clone(),
@@ -158,11 +206,65 @@ impl Catalog {
                         ));
                     }
                     return Err(CoreError::UnknownStream(name.clone()));
+                };
+                let views: Vec<&str> = self
+                    .views_on(stream.id)
+                    .iter()
+                    .map(|v| v.name.as_str())
+                    .collect();
+                if !views.is_empty() {
+                    return Err(CoreError::Unsupported(format!(
+                        "dropping stream {name} while feature views read it ({}); drop them first",
+                        views.join(", ")
+                    )));
                 }
                 let mut new = self.clone();
                 new.streams.remove(name);
                 new.version += 1;
                 Ok((new, format!("DROP STREAM {name}")))
+            }
+            Statement::CreateView {
+                spec,
+                if_not_exists,
+            } => {
+                if self.views.contains_key(&spec.name) && *if_not_exists {
+                    return Ok((
+                        self.clone(),
+                        format!("view {} already exists, skipped", spec.name),
+                    ));
+                }
+                if let Some(e) = self.name_taken(&spec.name) {
+                    return Err(e);
+                }
+                let stream = self
+                    .streams
+                    .get(&spec.stream)
+                    .ok_or_else(|| CoreError::UnknownStream(spec.stream.clone()))?;
+                if self.views_on(stream.id).len() >= MAX_VIEWS_PER_STREAM {
+                    return Err(CoreError::LimitExceeded(format!(
+                        "stream {} already has {MAX_VIEWS_PER_STREAM} feature views",
+                        stream.name
+                    )));
+                }
+                let mut def = spec.resolve(stream)?;
+                let (mut new, id) = self.take_id()?;
+                def.id = id;
+                def.stream_id = stream.id;
+                let msg = format!("CREATE MATERIALIZED VIEW {}", def.name);
+                new.views.insert(def.name.clone(), def);
+                Ok((new, msg))
+            }
+            Statement::DropView { name, if_exists } => {
+                if !self.views.contains_key(name) {
+                    if *if_exists {
+                        return Ok((self.clone(), format!("view {name} does not exist, skipped")));
+                    }
+                    return Err(CoreError::UnknownView(name.clone()));
+                }
+                let mut new = self.clone();
+                new.views.remove(name);
+                new.version += 1;
+                Ok((new, format!("DROP MATERIALIZED VIEW {name}")))
             }
             Statement::DropTable { name, if_exists } => {
                 if !self.tables.contains_key(name) {
@@ -179,11 +281,12 @@ impl Catalog {
                 new.version += 1;
                 Ok((new, format!("DROP TABLE {name}")))
             }
-            Statement::ShowTables | Statement::ShowStreams | Statement::Describe { .. } => {
-                Err(CoreError::Unsupported(
-                    "SHOW / DESCRIBE do not change the catalog; answer them from it".into(),
-                ))
-            }
+            Statement::ShowTables
+            | Statement::ShowStreams
+            | Statement::Describe { .. }
+            | Statement::SelectFeatures { .. } => Err(CoreError::Unsupported(
+                "SHOW / DESCRIBE / SELECT do not change the catalog; answer them from it".into(),
+            )),
         }
     }
 
@@ -246,6 +349,22 @@ impl Catalog {
             if st.retention_us <= 0 || st.max_future_us < 0 {
                 return Err(bad("retention or max_future out of range"));
             }
+        }
+        for (name, v) in &cat.views {
+            let bad = |why: &str| CoreError::Corrupt(format!("catalog view \"{name}\": {why}"));
+            if *name != v.name {
+                return Err(bad("name does not match its entry"));
+            }
+            if cat.tables.contains_key(name) || cat.streams.contains_key(name) {
+                return Err(bad("a table or stream has the same name"));
+            }
+            if v.id == 0 || v.id >= cat.next_table_id || !ids.insert(v.id) {
+                return Err(bad("invalid or duplicate id"));
+            }
+            let Some(st) = cat.stream_by_id(v.stream_id) else {
+                return Err(bad("its stream does not exist"));
+            };
+            v.check(st).map_err(|e| bad(&e))?;
         }
         Ok(cat)
     }

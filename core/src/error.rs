@@ -49,6 +49,8 @@ pub enum ErrorKind {
     MissingValue,
     /// An event dated further in the future than its stream allows.
     FutureEvent,
+    /// A feature-view name not in the catalog.
+    UnknownView,
 }
 
 impl ErrorKind {
@@ -75,6 +77,7 @@ impl ErrorKind {
             ErrorKind::BadEvent => "bad_event",
             ErrorKind::MissingValue => "missing_value",
             ErrorKind::FutureEvent => "future_event",
+            ErrorKind::UnknownView => "unknown_view",
         }
     }
 }
@@ -190,6 +193,9 @@ pub enum CoreError {
     /// Unknown stream name.
     #[error("unknown stream \"{0}\"")]
     UnknownStream(String),
+    /// Unknown feature-view name.
+    #[error("unknown feature view \"{0}\"")]
+    UnknownView(String),
     /// `CREATE STREAM` of a name taken by a table or a stream.
     #[error("\"{0}\" already exists")]
     StreamExists(String),
@@ -252,6 +258,7 @@ impl CoreError {
             CoreError::BadEvent { .. } => ErrorKind::BadEvent,
             CoreError::MissingValue { .. } => ErrorKind::MissingValue,
             CoreError::FutureEvent { .. } => ErrorKind::FutureEvent,
+            CoreError::UnknownView(_) => ErrorKind::UnknownView,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod schema;
 pub mod sql;
 pub mod state;
 pub mod txn;
+pub mod view;
 
 pub use error::{CoreError, ErrorKind};
 pub use tarn_types::{ColumnType, Value, MAX_VALUE_BYTES};

@@ -10,7 +10,9 @@
 //! Delete: u32 table_id, u32 nkeys, nkeys × { u32 key_len, key bytes }
 //! Events: i64 append_time_us (stamped by the owner's log, see [`EVENTS_STAMP_OFFSET`]),
 //!         u32 stream_id, u8 has_producer, [u64 producer_id, u64 producer_seq],
-//!         u32 nrows, nrows × { u16 nvalues, nvalues × value }   (full rows, stream order)
+//!         u8 ntargets (1..=64), ntargets × u32 target (0 = the home copy, else a view id),
+//!         u32 nrows, nrows × { u64 target mask, u16 nvalues, nvalues × value }
+//!         (full rows in stream order; bit i of a row's mask = the row goes to target i)
 //! Prepare: u32 coordinator, u16 nparts, nparts × { u32 shard, u64 seq },
 //!          then the inner mutation from its kind byte on (kind 1, 2 or 6 and its body)
 //! Commit, Abort: u32 coordinator, u64 seq   (the TxnId on the receiving shard)
@@ -143,9 +145,21 @@ pub struct Events {
     pub append_time_us: i64,
     /// `(producer id, seq)` of the client batch, if tagged: applied at most once.
     pub producer: Option<(u64, u64)>,
-    /// Full event rows in stream column order.
-    pub rows: Vec<Vec<Value>>,
+    /// What this shard does with the rows: [`HOME_TARGET`] = keep the stream's copy (the
+    /// shard is the events' home), otherwise the id of a feature view whose key this shard
+    /// owns. At most [`MAX_EVENT_TARGETS`].
+    pub targets: Vec<u32>,
+    /// `(mask, row)`: bit `i` of `mask` set = the row goes to `targets[i]`; full rows in
+    /// stream column order.
+    pub rows: Vec<(u64, Vec<Value>)>,
 }
+
+/// [`Events::targets`] entry for the stream's own (home) copy. Catalog ids start at 1.
+pub const HOME_TARGET: u32 = 0;
+
+/// Most targets one Events part can name (its rows carry a 64-bit target mask): the home copy
+/// plus 63 feature views on one stream.
+pub const MAX_EVENT_TARGETS: usize = 64;
 
 impl Mutation {
     /// The table or stream the mutation targets.
@@ -176,12 +190,31 @@ impl Mutation {
                 let Some(def) = catalog.stream_by_id(e.stream_id) else {
                     return true;
                 };
+                // Each target's routing column: the partition for the home copy, the view's
+                // key for a view (a view the catalog no longer has is skipped anyway).
+                let cols: Vec<Option<usize>> = e
+                    .targets
+                    .iter()
+                    .map(|&t| {
+                        if t == HOME_TARGET {
+                            Some(def.partition)
+                        } else {
+                            catalog.view_key_column(t)
+                        }
+                    })
+                    .collect();
                 let mut key = Vec::new();
-                e.rows.iter().all(|r| {
-                    key.clear();
-                    r.get(def.partition)
-                        .is_some_and(|v| tarn_types::encode_key(v, &mut key).is_ok())
-                        && shard_for(&key, count) == shard
+                e.rows.iter().all(|(mask, r)| {
+                    cols.iter().enumerate().all(|(i, col)| {
+                        let Some(col) = col else { return true };
+                        if mask & (1u64 << i) == 0 {
+                            return true;
+                        }
+                        key.clear();
+                        r.get(*col)
+                            .is_some_and(|v| tarn_types::encode_key(v, &mut key).is_ok())
+                            && shard_for(&key, count) == shard
+                    })
                 })
             }
         }
@@ -282,8 +315,14 @@ pub fn encode(m: &Mutation, out: &mut Vec<u8>) {
                     out.extend_from_slice(&seq.to_le_bytes());
                 }
             }
+            assert!((1..=MAX_EVENT_TARGETS).contains(&e.targets.len()));
+            out.push(e.targets.len() as u8);
+            for t in &e.targets {
+                out.extend_from_slice(&t.to_le_bytes());
+            }
             put_len(out, e.rows.len());
-            for row in &e.rows {
+            for (mask, row) in &e.rows {
+                out.extend_from_slice(&mask.to_le_bytes());
                 let n = u16::try_from(row.len()).expect("row width fits in u16");
                 out.extend_from_slice(&n.to_le_bytes());
                 for v in row {
@@ -577,10 +616,24 @@ fn mutation_body(r: &mut Reader<'_>, kind: u8) -> Result<Mutation, CoreError> {
                 1 => Some((r.u64("producer id")?, r.u64("producer seq")?)),
                 b => return Err(corrupt(format_args!("producer flag {b}"))),
             };
-            // Each row: a 2-byte width at least.
-            let n = r.count(2, "event count")?;
+            let nt = usize::from(r.u8("target count")?);
+            if nt == 0 || nt > MAX_EVENT_TARGETS {
+                return Err(corrupt(format_args!("target count {nt}")));
+            }
+            let mut targets = Vec::with_capacity(nt);
+            for _ in 0..nt {
+                targets.push(r.u32("target")?);
+            }
+            // Each row: an 8-byte mask and a 2-byte width at least.
+            let n = r.count(10, "event count")?;
             let mut rows = Vec::with_capacity(n);
             for _ in 0..n {
+                let mask = r.u64("target mask")?;
+                if nt < 64 && mask >> nt != 0 {
+                    return Err(corrupt(format_args!(
+                        "target mask {mask:#x} names a target beyond {nt}"
+                    )));
+                }
                 let w = usize::from(r.u16("row width")?);
                 if w > r.remaining() {
                     return Err(corrupt(format_args!("row width {w} exceeds the record")));
@@ -589,12 +642,13 @@ fn mutation_body(r: &mut Reader<'_>, kind: u8) -> Result<Mutation, CoreError> {
                 for _ in 0..w {
                     row.push(r.value()?);
                 }
-                rows.push(row);
+                rows.push((mask, row));
             }
             Mutation::Events(Events {
                 stream_id,
                 append_time_us,
                 producer,
+                targets,
                 rows,
             })
         }

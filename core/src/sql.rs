@@ -10,6 +10,10 @@
 //!   [, retention = '7 days'] [, partition = 'col'] [, max_future = '1 minute'])`, `DROP STREAM
 //!   [IF EXISTS] s`.
 //! - `SHOW TABLES`, `SHOW STREAMS`, `DESCRIBE t` / `DESC t` (a table or a stream).
+//! - `CREATE MATERIALIZED VIEW [IF NOT EXISTS] v WITH (window = …, bucket = …) AS SELECT …`,
+//!   `DROP MATERIALIZED VIEW [IF EXISTS] v`, and reads of a view by key (`SELECT * | cols FROM v
+//!   WHERE key = literal | key IN (literals)`): the rules are the documentation of
+//!   [`crate::view`].
 //!
 //! Types: BOOLEAN/BOOL, BIGINT/INT8/INTEGER/INT, DOUBLE/DOUBLE PRECISION/FLOAT8,
 //! TEXT/VARCHAR/STRING, BYTES/BYTEA, TIMESTAMP (µs since the epoch, UTC; also spelled
@@ -72,6 +76,34 @@ pub enum Statement {
         /// Table name (case-folded unless quoted).
         table: String,
     },
+    /// `CREATE MATERIALIZED VIEW`: a feature view, parsed but not yet checked against its
+    /// stream ([`crate::view::ViewSpec::resolve`] does that when the catalog applies it).
+    CreateView {
+        /// The parsed view.
+        spec: crate::view::ViewSpec,
+        /// `IF NOT EXISTS` was given.
+        if_not_exists: bool,
+    },
+    /// `DROP MATERIALIZED VIEW`.
+    DropView {
+        /// View name.
+        name: String,
+        /// `IF EXISTS` was given.
+        if_exists: bool,
+    },
+    /// `SELECT * | col, … FROM view WHERE key = literal` (or `key IN (literal, …)`): a read of
+    /// a feature view by key. Not DDL. Nothing is checked against the catalog yet.
+    SelectFeatures {
+        /// View name.
+        view: String,
+        /// The listed columns; `None` for `*`.
+        columns: Option<Vec<String>>,
+        /// The column named in the WHERE (must be the view's key column).
+        key_column: String,
+        /// The keys, in order (literals: an integer is `Value::Int` whatever the key type;
+        /// never NULL).
+        keys: Vec<tarn_types::Value>,
+    },
 }
 
 impl Statement {
@@ -83,6 +115,8 @@ impl Statement {
                 | Statement::DropTable { .. }
                 | Statement::CreateStream { .. }
                 | Statement::DropStream { .. }
+                | Statement::CreateView { .. }
+                | Statement::DropView { .. }
         )
     }
 }
@@ -333,6 +367,8 @@ fn unsupported(msg: impl Into<String>) -> CoreError {
 fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
     match stmt {
         ast::Statement::CreateTable(ct) => lower_create(ct),
+        ast::Statement::CreateView(cv) => crate::view::lower_create_view(cv),
+        ast::Statement::Query(q) => crate::view::lower_select(*q),
         ast::Statement::Drop {
             object_type,
             if_exists,
@@ -346,9 +382,10 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
             let what = match object_type {
                 ObjectType::Table => "table",
                 ObjectType::Stream => "stream",
+                ObjectType::MaterializedView => "materialized view",
                 other => {
                     return Err(unsupported(format!(
-                        "DROP {other} (only DROP TABLE and DROP STREAM are supported)"
+                        "DROP {other} (supported: DROP TABLE, DROP STREAM, DROP MATERIALIZED VIEW)"
                     )))
                 }
             };
@@ -363,10 +400,10 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
                 )));
             }
             let name = object_name(&names[0], what)?;
-            Ok(if object_type == ObjectType::Table {
-                Statement::DropTable { name, if_exists }
-            } else {
-                Statement::DropStream { name, if_exists }
+            Ok(match object_type {
+                ObjectType::Table => Statement::DropTable { name, if_exists },
+                ObjectType::Stream => Statement::DropStream { name, if_exists },
+                _ => Statement::DropView { name, if_exists },
             })
         }
         ast::Statement::ShowTables {
@@ -413,10 +450,25 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
             })
         }
         other => Err(unsupported(format!(
-            "statement `{}` (supported: CREATE TABLE, DROP TABLE, CREATE STREAM, DROP STREAM, SHOW TABLES, SHOW STREAMS, DESCRIBE)",
+            "statement `{}` (supported: CREATE/DROP TABLE, CREATE/DROP STREAM, CREATE/DROP MATERIALIZED VIEW, SHOW TABLES, SHOW STREAMS, DESCRIBE, SELECT from a feature view by key)",
             truncate(&other.to_string(), 80)
         ))),
     }
+}
+
+/// Identifier folding for [`crate::view`]: the same rules as every other statement.
+pub(crate) fn fold_ident(id: &ast::Ident, what: &str) -> Result<String, CoreError> {
+    ident(id, what)
+}
+
+/// Unqualified object name for [`crate::view`] (same rules as table and stream names).
+pub(crate) fn fold_object_name(name: &ObjectName, what: &str) -> Result<String, CoreError> {
+    object_name(name, what)
+}
+
+/// At most `max` bytes of `s` (on a char boundary, `…` appended when cut), for messages.
+pub(crate) fn sql_excerpt(s: &str, max: usize) -> String {
+    truncate(s, max)
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -10,9 +10,11 @@ use tarn_types::Value;
 use crate::batch::UpsertMode;
 use crate::catalog::Catalog;
 use crate::producer::{ProducerTable, Window};
-use crate::record::{self, Events, Mutation, Record, TxnId, TxnPart};
+use crate::record::{self, Events, Mutation, Record, TxnId, TxnPart, HOME_TARGET};
 use crate::txn::{Prepared, TxnState};
+use crate::view::{AggFunc, ViewDef, WindowSpec};
 use crate::CoreError;
+use tarn_features::{AggKind, AggSpec, WindowState};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -43,6 +45,8 @@ pub const CHECKPOINT_FORMAT_VERSION: u32 = 4;
 const CHUNK_TABLE: u8 = 0;
 /// Chunk kind of the `CkMeta` chunk.
 const CHUNK_META: u8 = 1;
+/// Chunk kind of a `CkView` (some keys of one feature view).
+const CHUNK_VIEW: u8 = 2;
 
 /// Rows per checkpoint chunk in [`ShardState::to_checkpoint`] (the incremental
 /// [`CheckpointBuilder`] takes its own step size). Bounds the size of one rkyv archive.
@@ -68,6 +72,36 @@ pub struct ShardState {
     txns: TxnState,
     producers: ProducerTable,
     streams: FastMap<u32, StreamCounters>,
+    views: FastMap<u32, ViewState>,
+}
+
+/// One feature view's state on this shard: a window per key this shard owns.
+#[derive(Clone, Debug, PartialEq)]
+struct ViewState {
+    /// The aggregate kernels' specs, from the view definition (views never change).
+    specs: Rc<[AggSpec]>,
+    keys: FastMap<Rc<[u8]>, KeyWindow>,
+    counters: ViewCounters,
+}
+
+/// One (view, key): its window and the log position that last changed it.
+#[derive(Clone, Debug, PartialEq)]
+struct KeyWindow {
+    /// LSN of the last record applied to this window (0 for applies without an LSN).
+    last_lsn: u64,
+    /// Set only when restored from a fuzzy checkpoint: records with an LSN up to this one are
+    /// already in `win`, so replay skips them for this key.
+    skip_until: u64,
+    win: WindowState,
+}
+
+/// Counters of one feature view on this shard.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ViewCounters {
+    /// Events applied to a window.
+    pub events: u64,
+    /// Events dropped because their bucket had already left the window when they arrived.
+    pub late: u64,
 }
 
 /// What a shard keeps in memory about a stream whose events it is the home of.
@@ -142,7 +176,33 @@ struct CkStream {
 
 #[derive(rkyv::Archive, rkyv::Serialize)]
 #[rkyv(bytecheck())]
+struct CkViewCounters {
+    id: u32,
+    events: u64,
+    late: u64,
+}
+
+/// One (view, key) window: the key, the LSN that last changed it, the window's encoding.
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkViewKey<'a> {
+    #[rkyv(with = InlineAsBox)]
+    key: &'a [u8],
+    last_lsn: u64,
+    window: Vec<u8>,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkView<'a> {
+    view_id: u32,
+    keys: Vec<CkViewKey<'a>>,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
 struct CkMeta {
+    views: Vec<CkViewCounters>,
     hwm: Vec<u64>,
     stash: Vec<CkPrepared>,
     producers: Vec<CkProducer>,
@@ -204,13 +264,27 @@ impl ShardState {
                     .map(|(k, v)| (KeyRef::Borrowed(k), v.iter().cloned())),
             ),
             Mutation::Delete { table_id, keys } => self.delete(catalog, *table_id, keys),
-            Mutation::Events(e) => self.append_events(catalog, e),
+            Mutation::Events(e) => self.append_events(catalog, 0, e),
         }
     }
 
     /// [`ShardState::apply`] taking the mutation by value: keys and values are moved into the
     /// state, no per-value clone. Same result as `apply(catalog, &m)`.
     pub fn apply_owned(&mut self, catalog: &Catalog, m: Mutation) -> u64 {
+        self.apply_owned_at(catalog, 0, m)
+    }
+
+    /// [`ShardState::apply_owned`] of the record at log position `lsn` (0 = none). Feature
+    /// views tag each key's window with the LSN that last changed it, which is what makes a
+    /// fuzzy checkpoint plus replay exact for them (see [`ShardState::checkpoint_builder`]).
+    pub fn apply_owned_at(&mut self, catalog: &Catalog, lsn: u64, m: Mutation) -> u64 {
+        if let Mutation::Events(e) = &m {
+            return self.append_events(catalog, lsn, e);
+        }
+        self.apply_table_mutation(catalog, m)
+    }
+
+    fn apply_table_mutation(&mut self, catalog: &Catalog, m: Mutation) -> u64 {
         match m {
             Mutation::Upsert {
                 table_id,
@@ -226,13 +300,14 @@ impl ShardState {
                     .map(|(k, v)| (KeyRef::Owned(k), v.into_iter())),
             ),
             Mutation::Delete { table_id, keys } => self.delete(catalog, table_id, &keys),
-            Mutation::Events(e) => self.append_events(catalog, &e),
+            Mutation::Events(_) => unreachable!("events are applied by append_events"),
         }
     }
 
-    /// Appends events on their home shard: counts them (the rows themselves stay in the log).
-    /// A producer-tagged part seen before is a duplicate: nothing is counted and 0 returned.
-    fn append_events(&mut self, catalog: &Catalog, e: &Events) -> u64 {
+    /// Applies an Events part: the home copy (counters; the rows themselves stay in the log)
+    /// and every feature view it targets. A producer-tagged part seen before is a duplicate:
+    /// nothing is applied and 0 is returned; otherwise the number of rows.
+    fn append_events(&mut self, catalog: &Catalog, lsn: u64, e: &Events) -> u64 {
         let Some(def) = catalog.stream_by_id(e.stream_id) else {
             return 0;
         };
@@ -241,18 +316,76 @@ impl ShardState {
                 return 0;
             }
         }
-        let c = self.streams.entry(e.stream_id).or_insert(StreamCounters {
-            newest_event_time_us: i64::MIN,
-            ..StreamCounters::default()
-        });
-        c.events += e.rows.len() as u64;
-        c.last_append_us = c.last_append_us.max(e.append_time_us);
-        for r in &e.rows {
-            if let Some(Value::Timestamp(t)) = r.get(def.event_time) {
-                c.newest_event_time_us = c.newest_event_time_us.max(*t);
+        for (i, &target) in e.targets.iter().enumerate() {
+            let bit = 1u64 << i;
+            let rows = e.rows.iter().filter(|(m, _)| m & bit != 0).map(|(_, r)| r);
+            if target == HOME_TARGET {
+                let c = self.streams.entry(e.stream_id).or_insert(StreamCounters {
+                    newest_event_time_us: i64::MIN,
+                    ..StreamCounters::default()
+                });
+                c.last_append_us = c.last_append_us.max(e.append_time_us);
+                for r in rows {
+                    c.events += 1;
+                    if let Some(Value::Timestamp(t)) = r.get(def.event_time) {
+                        c.newest_event_time_us = c.newest_event_time_us.max(*t);
+                    }
+                }
+            } else if let Some(view) = catalog.view_by_id(target) {
+                let vs = self
+                    .views
+                    .entry(target)
+                    .or_insert_with(|| ViewState::new(view, def));
+                for r in rows {
+                    vs.apply(view, def, lsn, e.append_time_us, r);
+                }
             }
         }
         e.rows.len() as u64
+    }
+
+    /// Reads one key of a feature view as of time `as_of_us` (the window ending in the bucket
+    /// of `as_of_us`; lifetime views: everything). Returns the aggregates' values (their empty
+    /// values for an unknown key) and the newest event time held for the key.
+    pub fn read_view(
+        &self,
+        view: &ViewDef,
+        stream: &crate::schema::StreamDef,
+        key: &[u8],
+        as_of_us: i64,
+    ) -> (Vec<Value>, Option<i64>) {
+        let (lo, hi) = window_range(&view.window, as_of_us);
+        match self
+            .views
+            .get(&view.id)
+            .and_then(|v| v.keys.get(key).map(|k| (v, k)))
+        {
+            Some((vs, k)) => (k.win.read(&vs.specs, lo, hi), k.win.newest_event_time()),
+            None => {
+                let specs = view_specs(view, stream);
+                (WindowState::new(&specs).read(&specs, lo, hi), None)
+            }
+        }
+    }
+
+    /// Counters of a feature view on this shard.
+    pub fn view_counters(&self, view_id: u32) -> Option<ViewCounters> {
+        self.views.get(&view_id).map(|v| v.counters)
+    }
+
+    /// Keys of a feature view held on this shard, and the heap bytes of their windows.
+    pub fn view_memory(&self, view_id: u32) -> (usize, usize) {
+        self.views.get(&view_id).map_or((0, 0), |v| {
+            (
+                v.keys.len(),
+                v.keys.values().map(|k| k.win.heap_bytes()).sum(),
+            )
+        })
+    }
+
+    /// Forgets a dropped feature view.
+    pub fn drop_view(&mut self, view_id: u32) {
+        self.views.remove(&view_id);
     }
 
     /// Counters of the streams whose events this shard is the home of.
@@ -276,6 +409,8 @@ impl ShardState {
     }
 
     /// Forgets a dropped stream's counters.
+    ///
+    /// (Its views are dropped first: the catalog refuses to drop a stream with views.)
     pub fn drop_stream(&mut self, stream_id: u32) {
         self.streams.remove(&stream_id);
     }
@@ -293,11 +428,12 @@ impl ShardState {
         &mut self,
         catalog: &Catalog,
         shard: u32,
+        lsn: u64,
         rec: Record,
     ) -> Result<u64, CoreError> {
         let txn_corrupt = |what: String| CoreError::Corrupt(format!("log record: {what}"));
         match rec {
-            Record::Apply(m) => Ok(self.apply_owned(catalog, m)),
+            Record::Apply(m) => Ok(self.apply_owned_at(catalog, lsn, m)),
             Record::Prepare { txn, mutation } => {
                 let id = txn.id_on(shard).ok_or_else(|| {
                     txn_corrupt(format!(
@@ -324,7 +460,7 @@ impl ShardState {
                         id.coordinator, id.seq
                     ))
                 })?;
-                Ok(self.apply_owned(catalog, p.mutation))
+                Ok(self.apply_owned_at(catalog, lsn, p.mutation))
             }
             Record::Abort(id) => {
                 self.txns.stash.remove(&id).ok_or_else(|| {
@@ -447,9 +583,14 @@ impl ShardState {
     /// The multi-shard bookkeeping (high-water marks, parts set aside) is captured exactly,
     /// as of the builder's creation.
     pub fn checkpoint_builder(&self) -> CheckpointBuilder {
-        let mut keys = Vec::with_capacity(self.total_rows() as usize);
+        let view_keys: usize = self.views.values().map(|v| v.keys.len()).sum();
+        let mut keys = Vec::with_capacity(self.total_rows() as usize + view_keys);
         for (&id, table) in &self.tables {
             keys.extend(table.rows.keys().map(|k| (id, k.clone())));
+        }
+        // Table and view ids come from one catalog id space, so an id names one or the other.
+        for (&id, view) in &self.views {
+            keys.extend(view.keys.keys().map(|k| (id, k.clone())));
         }
         let mut header = rkyv::util::AlignedVec::<16>::new();
         header.extend_from_slice(&CHECKPOINT_MAGIC);
@@ -467,7 +608,18 @@ impl ShardState {
             })
             .collect();
         streams.sort_unstable_by_key(|s| s.id);
+        let mut views: Vec<CkViewCounters> = self
+            .views
+            .iter()
+            .map(|(id, v)| CkViewCounters {
+                id: *id,
+                events: v.counters.events,
+                late: v.counters.late,
+            })
+            .collect();
+        views.sort_unstable_by_key(|v| v.id);
         let meta = CkMeta {
+            views,
             producers: producers
                 .into_iter()
                 .map(|(id, w)| CkProducer {
@@ -558,11 +710,16 @@ impl ShardState {
             let first = pos == HEADER_LEN;
             match (kind, first) {
                 (CHUNK_META, true) => {
-                    meta_into(&mut state, body, pos)?;
+                    meta_into(&mut state, catalog, body, pos)?;
                     pos = padded;
                     continue;
                 }
                 (CHUNK_TABLE, false) => {}
+                (CHUNK_VIEW, false) => {
+                    view_chunk_into(&mut state, catalog, body, pos)?;
+                    pos = padded;
+                    continue;
+                }
                 (CHUNK_META, false) => {
                     return Err(corrupt(format_args!(
                         "chunk at offset {pos}: a second meta chunk"
@@ -647,7 +804,12 @@ where
 }
 
 /// Validates the meta chunk at `pos` and installs it in `state`.
-fn meta_into(state: &mut ShardState, body: &[u8], pos: usize) -> Result<(), CoreError> {
+fn meta_into(
+    state: &mut ShardState,
+    catalog: &Catalog,
+    body: &[u8],
+    pos: usize,
+) -> Result<(), CoreError> {
     let t = rkyv::access::<ArchivedCkMeta, rancor::Error>(body).map_err(|e| {
         corrupt(format_args!(
             "meta chunk at offset {pos}: invalid archive: {e}"
@@ -680,7 +842,66 @@ fn meta_into(state: &mut ShardState, body: &[u8], pos: usize) -> Result<(), Core
             return Err(corrupt("meta chunk: a stream appears twice"));
         }
     }
+    for v in t.views.iter() {
+        // Counters only; windows come in view chunks. A dropped view's counters are dropped.
+        let id = v.id.to_native();
+        let counters = ViewCounters {
+            events: v.events.to_native(),
+            late: v.late.to_native(),
+        };
+        let Some(view) = catalog.view_by_id(id) else {
+            continue;
+        };
+        let Some(stream) = catalog.stream_by_id(view.stream_id) else {
+            return Err(corrupt(format_args!("view {id}: its stream is missing")));
+        };
+        let mut vs = ViewState::new(view, stream);
+        vs.counters = counters;
+        if state.views.insert(id, vs).is_some() {
+            return Err(corrupt("meta chunk: a view appears twice"));
+        }
+    }
     state.txns = txns_from(t)?;
+    Ok(())
+}
+
+/// Validates one view chunk and installs its windows (skipped if the view was dropped).
+fn view_chunk_into(
+    state: &mut ShardState,
+    catalog: &Catalog,
+    body: &[u8],
+    pos: usize,
+) -> Result<(), CoreError> {
+    let t = rkyv::access::<ArchivedCkView<'static>, rancor::Error>(body).map_err(|e| {
+        corrupt(format_args!(
+            "view chunk at offset {pos}: invalid archive: {e}"
+        ))
+    })?;
+    let id = t.view_id.to_native();
+    let Some(view) = catalog.view_by_id(id) else {
+        return Ok(());
+    };
+    let Some(stream) = catalog.stream_by_id(view.stream_id) else {
+        return Err(corrupt(format_args!("view {id}: its stream is missing")));
+    };
+    let vs = state
+        .views
+        .entry(id)
+        .or_insert_with(|| ViewState::new(view, stream));
+    for k in t.keys.iter() {
+        let win = WindowState::decode(&vs.specs, &k.window)
+            .map_err(|e| corrupt(format_args!("view {id}: window: {e}")))?;
+        let last_lsn = k.last_lsn.to_native();
+        let key: &[u8] = &k.key;
+        let kw = KeyWindow {
+            last_lsn,
+            skip_until: last_lsn,
+            win,
+        };
+        if vs.keys.insert(Rc::from(key), kw).is_some() {
+            return Err(corrupt(format_args!("view {id}: duplicate key")));
+        }
+    }
     Ok(())
 }
 
@@ -731,6 +952,123 @@ fn txns_from(t: &ArchivedCkMeta) -> Result<TxnState, CoreError> {
         }
     }
     Ok(txns)
+}
+
+/// The bucket-id range a read as of `as_of_us` combines: the `window / bucket` buckets ending
+/// with the one holding `as_of_us`; a lifetime view has the single bucket 0.
+pub fn window_range(w: &WindowSpec, as_of_us: i64) -> (i64, i64) {
+    match *w {
+        WindowSpec::Sliding {
+            window_us,
+            bucket_us,
+        } => {
+            let cur = as_of_us.div_euclid(bucket_us);
+            (cur - (window_us / bucket_us) + 1, cur)
+        }
+        WindowSpec::Lifetime => (0, 0),
+    }
+}
+
+/// The aggregate kernels' specs of a view.
+pub fn view_specs(view: &ViewDef, stream: &crate::schema::StreamDef) -> Vec<AggSpec> {
+    view.aggregates
+        .iter()
+        .map(|a| {
+            let kind = match a.func {
+                AggFunc::CountStar => AggKind::CountStar,
+                AggFunc::Count => AggKind::Count,
+                AggFunc::Sum => AggKind::Sum,
+                AggFunc::Min => AggKind::Min,
+                AggFunc::Max => AggKind::Max,
+                AggFunc::Avg => AggKind::Avg,
+                AggFunc::Variance => AggKind::Variance,
+                AggFunc::Stddev => AggKind::Stddev,
+                AggFunc::VarPop => AggKind::VarPop,
+                AggFunc::StddevPop => AggKind::StddevPop,
+                AggFunc::CountDistinct => AggKind::CountDistinct,
+                AggFunc::First => AggKind::First,
+                AggFunc::Last => AggKind::Last,
+            };
+            AggSpec::new(kind, a.input.map(|c| stream.columns[c].ty))
+        })
+        .collect()
+}
+
+impl ViewState {
+    fn new(view: &ViewDef, stream: &crate::schema::StreamDef) -> ViewState {
+        ViewState {
+            specs: view_specs(view, stream).into(),
+            keys: FastMap::default(),
+            counters: ViewCounters::default(),
+        }
+    }
+
+    /// Applies one event row appended at `append_us` by the record at `lsn`.
+    fn apply(
+        &mut self,
+        view: &ViewDef,
+        stream: &crate::schema::StreamDef,
+        lsn: u64,
+        append_us: i64,
+        row: &[Value],
+    ) {
+        let Some(Value::Timestamp(ts)) = row.get(stream.event_time) else {
+            return; // validated at ingest: never happens
+        };
+        let ts = *ts;
+        let (bucket, oldest) = match view.window {
+            WindowSpec::Sliding {
+                window_us,
+                bucket_us,
+            } => {
+                let (oldest, _) = window_range(&view.window, append_us);
+                let _ = window_us;
+                (ts.div_euclid(bucket_us), oldest)
+            }
+            WindowSpec::Lifetime => (0, i64::MIN),
+        };
+        if bucket < oldest {
+            // Its bucket left the window before it arrived: no read at or after its append
+            // time could include it, and reads before that exclude it anyway.
+            self.counters.late += 1;
+            return;
+        }
+        let mut key = Vec::with_capacity(16);
+        if tarn_types::encode_key(&row[view.key_column], &mut key).is_err() {
+            return; // NULL key: not routed to views
+        }
+        let specs = &self.specs;
+        let entry = match self.keys.get_mut(key.as_slice()) {
+            Some(e) => e,
+            None => self.keys.entry(Rc::from(key)).or_insert_with(|| KeyWindow {
+                last_lsn: 0,
+                skip_until: 0,
+                win: WindowState::new(specs),
+            }),
+        };
+        self.counters.events += 1;
+        if lsn != 0 && lsn <= entry.skip_until {
+            return; // already in the window restored from a fuzzy checkpoint
+        }
+        let inputs: Vec<Option<&Value>> = view
+            .aggregates
+            .iter()
+            .map(|a| {
+                if a.filter.as_ref().is_some_and(|f| !f.matches(row)) {
+                    None
+                } else {
+                    Some(a.input.map_or(&Value::Null, |c| &row[c]))
+                }
+            })
+            .collect();
+        entry.win.update(specs, bucket, ts, &inputs);
+        if oldest != i64::MIN {
+            entry.win.expire_before(oldest);
+        }
+        if lsn != 0 {
+            entry.last_lsn = lsn;
+        }
+    }
 }
 
 fn ck_value(v: &Value) -> CkValue<'_> {
@@ -796,6 +1134,25 @@ impl CheckpointBuilder {
                 if !rows.is_empty() {
                     self.parts
                         .push(chunk(CHUNK_TABLE, &CkTable { table_id: id, rows }));
+                }
+            } else if let Some(view) = state.views.get(&id) {
+                let keys: Vec<CkViewKey<'_>> = self.keys[i..run_end]
+                    .iter()
+                    .filter_map(|(_, k)| {
+                        view.keys.get(&**k).map(|kw| {
+                            let mut window = Vec::new();
+                            kw.win.encode(&mut window);
+                            CkViewKey {
+                                key: k,
+                                last_lsn: kw.last_lsn,
+                                window,
+                            }
+                        })
+                    })
+                    .collect();
+                if !keys.is_empty() {
+                    self.parts
+                        .push(chunk(CHUNK_VIEW, &CkView { view_id: id, keys }));
                 }
             }
             i = run_end;

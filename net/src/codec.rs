@@ -148,6 +148,20 @@ pub fn encode_request_payload(req: &Request, out: &mut Vec<u8>) {
             }
         }
         Request::Stats => {}
+        Request::Features(f) => {
+            put_str(out, &f.view);
+            put_count(out, f.keys.len());
+            for v in &f.keys {
+                encode_value(v, out);
+            }
+            match f.as_of_us {
+                None => put_u8(out, 0),
+                Some(t) => {
+                    put_u8(out, 1);
+                    put_i64(out, t);
+                }
+            }
+        }
         Request::Ingest(i) => {
             put_str(out, &i.stream);
             match i.producer {
@@ -211,6 +225,21 @@ pub fn encode_response_payload(resp: &Response, out: &mut Vec<u8>) {
         Response::Ingest(i) => {
             put_u64(out, i.events);
             put_u8(out, u8::from(i.duplicate));
+        }
+        Response::Features(f) => {
+            put_i64(out, f.as_of_us);
+            put_columns(out, &f.columns);
+            put_count(out, f.rows.len());
+            for r in &f.rows {
+                match r.newest_event_time_us {
+                    None => put_u8(out, 0),
+                    Some(t) => {
+                        put_u8(out, 1);
+                        put_i64(out, t);
+                    }
+                }
+                put_row(out, &r.values);
+            }
         }
         Response::Stats(s) => {
             put_count(out, s.shards.len());
@@ -653,6 +682,31 @@ pub fn decode_request(h: &FrameHeader, payload: &[u8]) -> Result<Request, Decode
             }
         }
         Opcode::Stats => Request::Stats,
+        Opcode::Features => {
+            let view = r.string("view")?;
+            let n = r.count("key", 1, MAX_BATCH_ROWS, ErrorCode::BatchTooLarge)?;
+            let mut keys = Vec::with_capacity(n);
+            for _ in 0..n {
+                keys.push(r.value()?);
+            }
+            let at = r.pos;
+            let as_of_us = match r.u8("as_of flag")? {
+                0 => None,
+                1 => Some(r.i64("as_of")?),
+                b => {
+                    return Err(r.err(
+                        ErrorCode::Malformed,
+                        at,
+                        format_args!("invalid as_of flag {b}"),
+                    ))
+                }
+            };
+            Request::Features(FeaturesRequest {
+                view,
+                keys,
+                as_of_us,
+            })
+        }
         Opcode::Ingest => {
             let stream = r.string("stream")?;
             let at = r.pos;
@@ -769,6 +823,36 @@ pub fn decode_response(h: &FrameHeader, payload: &[u8]) -> Result<Response, Deco
                 }
             }
             Response::Get(GetReply { columns, rows })
+        }
+        Opcode::Features => {
+            let as_of_us = r.i64("as_of")?;
+            let columns = r.columns()?;
+            let n = r.count("feature row", 2, MAX_BATCH_ROWS, ErrorCode::Malformed)?;
+            let mut rows = Vec::with_capacity(n);
+            for i in 0..n {
+                let at = r.pos;
+                let newest_event_time_us = match r.u8("newest flag")? {
+                    0 => None,
+                    1 => Some(r.i64("newest event time")?),
+                    b => {
+                        return Err(r.err(
+                            ErrorCode::Malformed,
+                            at,
+                            format_args!("invalid newest flag {b}"),
+                        ))
+                    }
+                };
+                let values = r.reply_row(i, columns.len())?;
+                rows.push(FeatureRow {
+                    newest_event_time_us,
+                    values,
+                });
+            }
+            Response::Features(FeaturesReply {
+                as_of_us,
+                columns,
+                rows,
+            })
         }
         Opcode::Ingest => {
             let events = r.u64("events")?;

@@ -39,6 +39,7 @@ pub enum ErrorCode {
     BadEvent = 34,
     MissingValue = 35,
     FutureEvent = 36,
+    UnknownView = 37,
     Busy = 40,
     ShuttingDown = 41,
     Storage = 50,
@@ -47,7 +48,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in numeric order (excluding `Unknown`).
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::Malformed,
         ErrorCode::UnknownOpcode,
         ErrorCode::FrameTooLarge,
@@ -75,6 +76,7 @@ impl ErrorCode {
         ErrorCode::BadEvent,
         ErrorCode::MissingValue,
         ErrorCode::FutureEvent,
+        ErrorCode::UnknownView,
         ErrorCode::Busy,
         ErrorCode::ShuttingDown,
         ErrorCode::Storage,
@@ -142,6 +144,7 @@ impl ErrorCode {
             ErrorCode::BadEvent => "BAD_EVENT",
             ErrorCode::MissingValue => "MISSING_VALUE",
             ErrorCode::FutureEvent => "FUTURE_EVENT",
+            ErrorCode::UnknownView => "UNKNOWN_VIEW",
             ErrorCode::Busy => "BUSY",
             ErrorCode::ShuttingDown => "SHUTTING_DOWN",
             ErrorCode::Storage => "STORAGE",

@@ -29,6 +29,7 @@ pub enum Opcode {
     Delete = 0x06,
     Stats = 0x07,
     Ingest = 0x08,
+    Features = 0x09,
     /// Response-only: the request failed; the payload is an [`crate::ErrorReply`].
     Error = 0xFF,
 }
@@ -44,6 +45,7 @@ impl Opcode {
             0x06 => Opcode::Delete,
             0x07 => Opcode::Stats,
             0x08 => Opcode::Ingest,
+            0x09 => Opcode::Features,
             0xFF => Opcode::Error,
             _ => return None,
         })
@@ -64,6 +66,7 @@ impl Opcode {
             Opcode::Delete => "DELETE",
             Opcode::Stats => "STATS",
             Opcode::Ingest => "INGEST",
+            Opcode::Features => "FEATURES",
             Opcode::Error => "ERROR",
         }
     }

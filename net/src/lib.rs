@@ -23,8 +23,8 @@ pub use frame::{
     SplitFrames, CONNECTION_REQUEST_ID, FLAG_RESPONSE, HEADER_LEN, KNOWN_FLAGS,
 };
 pub use message::{
-    Column, DeleteReply, ErrorReply, GetReply, Hello, HelloReply, IngestBody, IngestReply,
-    IngestRequest, KeysRequest, OpStats, Producer, Request, Response, ShardStats, SqlReply,
-    StatsReply, UpsertMode, UpsertReply, UpsertRequest,
+    Column, DeleteReply, ErrorReply, FeatureRow, FeaturesReply, FeaturesRequest, GetReply, Hello,
+    HelloReply, IngestBody, IngestReply, IngestRequest, KeysRequest, OpStats, Producer, Request,
+    Response, ShardStats, SqlReply, StatsReply, UpsertMode, UpsertReply, UpsertRequest,
 };
 pub use tarn_types::{ColumnType, Value};

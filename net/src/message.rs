@@ -20,6 +20,7 @@ pub enum Request {
     Delete(KeysRequest),
     Stats,
     Ingest(IngestRequest),
+    Features(FeaturesRequest),
 }
 
 impl Request {
@@ -33,6 +34,7 @@ impl Request {
             Request::Delete(_) => Opcode::Delete,
             Request::Stats => Opcode::Stats,
             Request::Ingest(_) => Opcode::Ingest,
+            Request::Features(_) => Opcode::Features,
         }
     }
 }
@@ -86,6 +88,15 @@ pub enum IngestBody {
     },
 }
 
+/// Read a feature view for a batch of keys. `as_of_us`: None = now (the freshest consistent
+/// moment); a past time is not served yet (point-in-time history).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeaturesRequest {
+    pub view: String,
+    pub keys: Vec<Value>,
+    pub as_of_us: Option<i64>,
+}
+
 /// GET or DELETE by primary key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KeysRequest {
@@ -105,6 +116,7 @@ pub enum Response {
     Delete(DeleteReply),
     Stats(StatsReply),
     Ingest(IngestReply),
+    Features(FeaturesReply),
     Error(ErrorReply),
 }
 
@@ -119,6 +131,7 @@ impl Response {
             Response::Delete(_) => Opcode::Delete,
             Response::Stats(_) => Opcode::Stats,
             Response::Ingest(_) => Opcode::Ingest,
+            Response::Features(_) => Opcode::Features,
             Response::Error(_) => Opcode::Error,
         }
     }
@@ -174,6 +187,25 @@ pub struct GetReply {
 pub struct IngestReply {
     pub events: u64,
     pub duplicate: bool,
+}
+
+/// Feature values as of `as_of_us`: every event appended at or before it is included (and none
+/// after). `columns`: the view's key column then its aggregates. One row per requested key, in
+/// request order; an unknown key gets the aggregates' empty values (count 0, NULL otherwise).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeaturesReply {
+    pub as_of_us: i64,
+    pub columns: Vec<Column>,
+    pub rows: Vec<FeatureRow>,
+}
+
+/// One key's features: `values` has one entry per reply column (the key first);
+/// `newest_event_time_us`: the event time of the newest event applied to this key (None when
+/// no event is held).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeatureRow {
+    pub newest_event_time_us: Option<i64>,
+    pub values: Vec<Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -66,6 +66,7 @@ fn protocol_vectors_decode_and_reencode() {
         Opcode::Delete,
         Opcode::Stats,
         Opcode::Ingest,
+        Opcode::Features,
     ] {
         assert!(
             seen.contains(&("request", op)),

@@ -124,6 +124,13 @@ Prints events ingested, lines rejected (with reasons) and the rate; a progress b
 a terminal without --json. --json prints
 {ingested, rejected, rejections: [{line, reason}], elapsed_seconds}.")]
     Ingest(IngestArgs),
+    /// Read a feature view for some keys
+    #[command(after_help = "\
+Keys are typed by the view's key column (see 'tarn --help'). Every key gets a row: a key with no
+events gets the aggregates' empty values (count 0, NULL otherwise). The reply states its as-of
+time: every event appended at or before it is included, none after. --json prints
+{as_of, as_of_us, rows: [{<column>: value, ..., newest_event_time}]}.")]
+    Features(FeaturesArgs),
     /// Look up rows by primary key
     #[command(after_help = "\
 Keys are typed by the key column (integer text for BIGINT, \\x<hex> for BYTES, microseconds
@@ -173,6 +180,18 @@ struct UpsertArgs {
     /// Skip and report bad rows instead of stopping at the first
     #[arg(long)]
     keep_going: bool,
+}
+
+#[derive(Args, Debug)]
+struct FeaturesArgs {
+    /// Feature view name
+    view: String,
+    /// Key values
+    #[arg(required = true)]
+    keys: Vec<String>,
+    /// Read as of a past time (RFC 3339 or µs since the epoch); not served yet
+    #[arg(long, value_name = "T")]
+    as_of: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -301,6 +320,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Sql(a) => cmd_sql(cli, a),
         Command::Upsert(a) => cmd_upsert(cli, a),
         Command::Ingest(a) => cmd_ingest(cli, a),
+        Command::Features(a) => cmd_features(cli, a),
         Command::Get(a) => cmd_get(cli, a),
         Command::Delete(a) => cmd_delete(cli, a),
         Command::Stats => cmd_stats(cli),
@@ -411,6 +431,56 @@ fn parse_keys(schema: &Schema, keys: &[String]) -> Result<Vec<Value>> {
     keys.iter()
         .map(|k| parse_text_value(k, ty).map_err(|e| CliError(format!("key {k:?}: {e}"))))
         .collect()
+}
+
+fn cmd_features(cli: &Cli, a: &FeaturesArgs) -> Result<()> {
+    let as_of_us = match &a.as_of {
+        None => None,
+        Some(t) => Some(match t.parse::<i64>() {
+            Ok(us) => us,
+            Err(_) => tarn_core::ingest::parse_rfc3339_us(t)
+                .map_err(|e| format!("--as-of {t:?}: not µs since the epoch nor RFC 3339: {e}"))?,
+        }),
+    };
+    let mut client = connect(cli)?;
+    let schema = describe(&mut client, &a.view)?;
+    let keys = parse_keys(&schema, &a.keys)?;
+    let reply = client
+        .features(&a.view, keys, as_of_us)
+        .map_err(client_err)?;
+    let as_of = tarn_core::ingest::format_rfc3339_us(reply.as_of_us);
+    if cli.json {
+        let rows = reply
+            .rows
+            .iter()
+            .map(|r| {
+                let mut obj: serde_json::Map<String, serde_json::Value> = reply
+                    .columns
+                    .iter()
+                    .zip(&r.values)
+                    .map(|(c, v)| (c.name.clone(), value_to_json(v)))
+                    .collect();
+                obj.insert("newest_event_time".into(), json!(r.newest_event_time_us));
+                serde_json::Value::Object(obj)
+            })
+            .collect::<Vec<_>>();
+        return emit_json(&json!({"as_of": as_of, "as_of_us": reply.as_of_us, "rows": rows}));
+    }
+    let mut t = Table::new(
+        reply
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .chain(std::iter::once("newest_event_time".to_string())),
+    );
+    for r in &reply.rows {
+        let mut cells: Vec<_> = r.values.iter().map(value_cell).collect();
+        cells.push(value_cell(
+            &r.newest_event_time_us.map_or(Value::Null, Value::Timestamp),
+        ));
+        t.row(cells);
+    }
+    emit(&format!("as of {as_of}\n{}", t.render()))
 }
 
 fn cmd_get(cli: &Cli, a: &KeysArgs) -> Result<()> {

@@ -20,9 +20,9 @@ use tarn_net::limits::{
     MAX_IN_FLIGHT_PER_CONNECTION, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 use tarn_net::{
-    Column, DeleteReply, ErrorCode, ErrorReply, FrameHeader, GetReply, HelloReply, IngestBody,
-    IngestReply, IngestRequest, Opcode, Request, Response, SqlReply, StatsReply, UpsertReply,
-    HEADER_LEN as FRAME_HEADER_BYTES,
+    Column, DeleteReply, ErrorCode, ErrorReply, FeatureRow, FeaturesReply, FrameHeader, GetReply,
+    HelloReply, IngestBody, IngestReply, IngestRequest, Opcode, Request, Response, SqlReply,
+    StatsReply, UpsertReply, HEADER_LEN as FRAME_HEADER_BYTES,
 };
 use tarn_types::{shard_for, Value};
 
@@ -554,6 +554,15 @@ async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorRe
             shards: shard.stats_all().await.map_err(fail)?,
         })),
         Request::Ingest(req) => ingest(shard, req).await,
+        Request::Features(req) => {
+            let (as_of_us, columns, rows) =
+                read_features(shard, &req.view, &req.keys, req.as_of_us).await?;
+            Ok(Response::Features(FeaturesReply {
+                as_of_us,
+                columns,
+                rows,
+            }))
+        }
         Request::Hello(_) | Request::Ping(_) => unreachable!("answered inline"),
     }
 }
@@ -617,6 +626,111 @@ async fn get_rows(
     Ok(rows)
 }
 
+/// Reads feature view `view` for `keys` as of now (the freshest moment every shard can answer
+/// exactly: each owner first applies every event appended before it). Returns the as-of time,
+/// the reply columns (key, then aggregates) and one row per key.
+async fn read_features(
+    shard: &Rc<Shard>,
+    view: &str,
+    keys: &[Value],
+    as_of_us: Option<i64>,
+) -> Result<(i64, Vec<Column>, Vec<FeatureRow>), ErrorReply> {
+    let catalog = shard.catalog();
+    let def = catalog.view(view).ok_or_else(|| ErrorReply {
+        code: ErrorCode::UnknownView,
+        message: format!("feature view {view:?} does not exist"),
+        row: None,
+        column: None,
+    })?;
+    if as_of_us.is_some() {
+        return Err(ErrorReply::new(
+            ErrorCode::Unsupported,
+            "reads as of a past time (point-in-time history) are not served yet; omit as_of to read the current values",
+        ));
+    }
+    let stream = catalog
+        .stream_by_id(def.stream_id)
+        .expect("a view's stream exists while the view does");
+    let result_columns = def.result_columns(stream);
+    let key_col = &result_columns[0];
+    let key_def = tarn_core::schema::ColumnDef {
+        name: key_col.name.clone(),
+        ty: key_col.ty,
+    };
+    if keys.len() > MAX_BATCH_ROWS as usize {
+        return Err(ErrorReply::new(
+            ErrorCode::BatchTooLarge,
+            format!(
+                "{} keys in one read; the limit is {MAX_BATCH_ROWS}",
+                keys.len()
+            ),
+        ));
+    }
+    let encoded =
+        tarn_core::events::validate_view_keys(&key_def, keys).map_err(super::core_error)?;
+    // Every event appended at or before `as_of` on any shard is applied before its owner
+    // answers; an event appended later gets a later stamp (shards stamp with this clock, never
+    // going backwards), so the answer is exactly "every event appended up to as_of".
+    let as_of = super::now_us() - 1;
+    let mut groups: Vec<(Vec<usize>, Vec<Vec<u8>>)> =
+        vec![(Vec::new(), Vec::new()); shard.count as usize];
+    for (i, k) in encoded.into_iter().enumerate() {
+        let s = shard_for(&k, shard.count) as usize;
+        groups[s].0.push(i);
+        groups[s].1.push(k);
+    }
+    let tasks: Vec<_> = groups
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (idx, _))| !idx.is_empty())
+        .map(|(s, (idx, ks))| {
+            let shard = shard.clone();
+            let view_id = def.id;
+            glommio::spawn_local(async move {
+                (idx, shard.features(s as u32, view_id, ks, as_of).await)
+            })
+        })
+        .collect();
+    let mut rows: Vec<Option<FeatureRow>> = vec![None; keys.len()];
+    let mut first_err = None;
+    for t in tasks {
+        let (idx, got) = t.await;
+        match got {
+            Ok(values) => {
+                for (i, (vals, newest)) in idx.into_iter().zip(values) {
+                    let mut all = Vec::with_capacity(vals.len() + 1);
+                    all.push(keys[i].clone());
+                    all.extend(vals);
+                    rows[i] = Some(FeatureRow {
+                        newest_event_time_us: newest,
+                        values: all,
+                    });
+                }
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(fail(e));
+    }
+    let columns = result_columns
+        .into_iter()
+        .map(|c| Column {
+            name: c.name,
+            ty: c.ty,
+        })
+        .collect();
+    Ok((
+        as_of,
+        columns,
+        rows.into_iter()
+            .map(|r| r.expect("every key answered"))
+            .collect(),
+    ))
+}
+
 /// Validates an INGEST completely, splits it by home shard and writes it (atomically across
 /// shards). A batch whose producer tag was already applied is acknowledged as a duplicate.
 async fn ingest(shard: &Rc<Shard>, req: IngestRequest) -> Result<Response, ErrorReply> {
@@ -658,7 +772,7 @@ async fn ingest(shard: &Rc<Shard>, req: IngestRequest) -> Result<Response, Error
     })?;
     let events = rows.len() as u64;
     let producer = req.producer.map(|p| (p.id, p.seq));
-    let parts = tarn_core::events::split_events(def, rows, producer, shard.count);
+    let parts = tarn_core::events::split_events(&catalog, def, rows, producer, shard.count);
     let applied = run_parts(shard, parts).await?;
     Ok(Response::Ingest(IngestReply {
         events,
@@ -705,6 +819,57 @@ async fn sql_request(shard: &Rc<Shard>, sql: &str) -> Result<Response, ErrorRepl
                     .collect();
                 messages.push(format!("{} table(s)", reply.rows.len()));
             }
+            Statement::SelectFeatures {
+                view,
+                columns,
+                key_column,
+                keys,
+            } => {
+                let catalog = shard.catalog();
+                let def = catalog.view(&view).ok_or_else(|| ErrorReply {
+                    code: ErrorCode::UnknownView,
+                    message: format!("feature view {view:?} does not exist"),
+                    row: None,
+                    column: None,
+                })?;
+                if key_column != def.key_name {
+                    return Err(ErrorReply::new(
+                        ErrorCode::Unsupported,
+                        format!(
+                            "feature view {view} is read by its key column {}: WHERE {} = ... or IN (...)",
+                            def.key_name, def.key_name
+                        ),
+                    ));
+                }
+                let (as_of, all_cols, rows) = read_features(shard, &view, &keys, None).await?;
+                let pick: Vec<usize> = match &columns {
+                    None => (0..all_cols.len()).collect(),
+                    Some(names) => names
+                        .iter()
+                        .map(|n| {
+                            all_cols
+                                .iter()
+                                .position(|c| &c.name == n)
+                                .ok_or_else(|| ErrorReply {
+                                    code: ErrorCode::UnknownColumn,
+                                    message: format!("feature view {view} has no column {n:?}"),
+                                    row: None,
+                                    column: Some(n.clone()),
+                                })
+                        })
+                        .collect::<Result<_, _>>()?,
+                };
+                reply.columns = pick.iter().map(|&i| all_cols[i].clone()).collect();
+                reply.rows = rows
+                    .into_iter()
+                    .map(|r| pick.iter().map(|&i| r.values[i].clone()).collect())
+                    .collect();
+                messages.push(format!(
+                    "{} key(s) as of {}",
+                    reply.rows.len(),
+                    tarn_core::ingest::format_rfc3339_us(as_of)
+                ));
+            }
             Statement::ShowStreams => {
                 let catalog = shard.catalog();
                 let text = |n: &str| Column {
@@ -741,6 +906,27 @@ async fn sql_request(shard: &Rc<Shard>, sql: &str) -> Result<Response, ErrorRepl
                 }
                 messages.push(format!("{} stream(s)", reply.rows.len()));
             }
+            Statement::Describe { table } if shard.catalog().view(&table).is_some() => {
+                let catalog = shard.catalog();
+                let def = catalog.view(&table).expect("checked");
+                let stream = catalog
+                    .stream_by_id(def.stream_id)
+                    .expect("a view's stream exists");
+                reply.columns = describe_columns();
+                reply.rows = def
+                    .result_columns(stream)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        vec![
+                            Value::Text(c.name),
+                            Value::Text(c.ty.sql_name().into()),
+                            Value::Bool(i == 0),
+                        ]
+                    })
+                    .collect();
+                messages.push(def.create_sql(stream));
+            }
             Statement::Describe { table } if shard.catalog().stream(&table).is_some() => {
                 let catalog = shard.catalog();
                 let def = catalog.stream(&table).expect("checked");
@@ -773,20 +959,7 @@ async fn sql_request(shard: &Rc<Shard>, sql: &str) -> Result<Response, ErrorRepl
             Statement::Describe { table } => {
                 let catalog = shard.catalog();
                 let def = catalog.table(&table).ok_or_else(|| unknown_table(&table))?;
-                reply.columns = vec![
-                    Column {
-                        name: "column".into(),
-                        ty: tarn_types::ColumnType::Text,
-                    },
-                    Column {
-                        name: "type".into(),
-                        ty: tarn_types::ColumnType::Text,
-                    },
-                    Column {
-                        name: "key".into(),
-                        ty: tarn_types::ColumnType::Boolean,
-                    },
-                ];
+                reply.columns = describe_columns();
                 reply.rows = def
                     .columns
                     .iter()
@@ -806,6 +979,24 @@ async fn sql_request(shard: &Rc<Shard>, sql: &str) -> Result<Response, ErrorRepl
     }
     reply.message = messages.join("\n");
     Ok(Response::Sql(reply))
+}
+
+/// The columns of a DESCRIBE reply for a table or a view: name, type, whether it is the key.
+fn describe_columns() -> Vec<Column> {
+    vec![
+        Column {
+            name: "column".into(),
+            ty: tarn_types::ColumnType::Text,
+        },
+        Column {
+            name: "type".into(),
+            ty: tarn_types::ColumnType::Text,
+        },
+        Column {
+            name: "key".into(),
+            ty: tarn_types::ColumnType::Boolean,
+        },
+    ]
 }
 
 fn unknown_table(name: &str) -> ErrorReply {

@@ -27,3 +27,8 @@ pub const MAX_RECORDED_LATENCY_US: u64 = 60_000_000;
 /// of cross-shard batches cannot grow the participants' stashes without bound. Single-shard
 /// batches do not count. Raising it costs memory for set-aside parts under overload.
 pub const MAX_OPEN_TXNS_PER_SHARD: usize = 4096;
+
+/// Longest a feature read waits for events appended before it to be applied on their shard
+/// (normally one group commit). Beyond it the read fails with BUSY rather than answer with an
+/// as-of time it cannot honour. Only a stalled disk or a storage failure gets near it.
+pub const READ_BARRIER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

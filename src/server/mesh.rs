@@ -48,6 +48,13 @@ pub enum MsgBody {
     Catalog(Catalog),
     /// Report this shard's statistics.
     Stats,
+    /// Read feature view `view_id` for `keys` (canonical key bytes this shard owns) as of
+    /// `as_of_us`, once every event appended here at or before it is applied; reply `Features`.
+    Features {
+        view_id: u32,
+        keys: Vec<Vec<u8>>,
+        as_of_us: i64,
+    },
     /// Report this shard's counters of stream `stream_id` (events it is the home of).
     StreamCounters { stream_id: u32 },
 }
@@ -64,5 +71,7 @@ pub enum ReplyBody {
     Done(String),
     Stats(ShardStats),
     StreamCounters(Option<tarn_core::state::StreamCounters>),
+    /// Per key: the aggregates' values and the newest event time held.
+    Features(Vec<(Vec<Value>, Option<i64>)>),
     Error(ErrorCode, String),
 }

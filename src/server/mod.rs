@@ -56,6 +56,7 @@ fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::BadEvent => ErrorCode::BadEvent,
         ErrorKind::MissingValue => ErrorCode::MissingValue,
         ErrorKind::FutureEvent => ErrorCode::FutureEvent,
+        ErrorKind::UnknownView => ErrorCode::UnknownView,
     }
 }
 
@@ -394,7 +395,7 @@ async fn recover(
             return Err(format!("record {lsn} holds keys shard {id} does not own"));
         }
         state
-            .apply_record(catalog, id, rec)
+            .apply_record(catalog, id, lsn, rec)
             .map_err(|e| format!("record {lsn}: {e}"))?;
         Ok(())
     };
@@ -462,11 +463,12 @@ async fn decide_prepared(
         } else {
             Record::Abort(*txn_id)
         };
-        log.append(&tarn_core::record::encode_record_to_vec(&rec))
+        let lsn = log
+            .append(&tarn_core::record::encode_record_to_vec(&rec))
             .await
             .map_err(|e| format!("shard {id}: logging a recovery decision: {e}"))?;
         state
-            .apply_record(catalog, id, rec)
+            .apply_record(catalog, id, lsn, rec)
             .map_err(|e| format!("shard {id}: {e}"))?;
     }
     log.flush()

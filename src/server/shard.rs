@@ -109,6 +109,8 @@ pub struct Shard {
     /// A background checkpoint task exists (scheduled or running): don't spawn another.
     checkpoint_scheduled: Cell<bool>,
     checkpoint_lsn: Cell<u64>,
+    /// Signalled whenever records are applied (feature reads wait on it).
+    applied: tarn_storage::Notify,
     /// Last append timestamp given to an Events record (µs): stamps never go backwards even
     /// if the wall clock does.
     last_stamp_us: Cell<i64>,
@@ -186,6 +188,7 @@ impl Shard {
             checkpoint_scheduled: Cell::new(false),
             checkpoint_lsn: Cell::new(checkpoint_lsn),
             last_stamp_us: Cell::new(last_stamp_us),
+            applied: tarn_storage::Notify::default(),
             link_next: RefCell::new(link_next),
             link_in: RefCell::new(link_in),
             open_txns: Cell::new(0),
@@ -305,6 +308,7 @@ impl Shard {
             Durability::Async => u64::MAX,
         };
         let catalog = self.catalog();
+        let mut applied_any = false;
         loop {
             let next = self.next_apply_lsn.get();
             let p = {
@@ -319,13 +323,17 @@ impl Shard {
             let n = self
                 .state
                 .borrow_mut()
-                .apply_record(&catalog, self.id, p.record)
+                .apply_record(&catalog, self.id, next, p.record)
                 .unwrap_or_else(|e| panic!("shard {}: record {next}: {e}", self.id));
             self.next_apply_lsn.set(next + 1);
             // The writer may have gone (its connection closed): the write still happened.
             if let Some(done) = p.done {
                 let _ = done.try_send(n);
             }
+            applied_any = true;
+        }
+        if applied_any {
+            self.applied.notify_all();
         }
         self.maybe_checkpoint();
     }
@@ -698,6 +706,11 @@ impl Shard {
                     state.drop_stream(def.id);
                 }
             }
+            for def in old.views.values() {
+                if next.view_by_id(def.id).is_none() {
+                    state.drop_view(def.id);
+                }
+            }
         }
         *self.catalog.borrow_mut() = Rc::new(next);
         self.columns_cache.borrow_mut().clear();
@@ -714,6 +727,114 @@ impl Shard {
             durable_lsn: self.log.durable_lsn(),
             connections: self.connections.get(),
             ops: self.stats.borrow().snapshot(),
+        }
+    }
+
+    // ---------------------------------------------------------------- feature views
+
+    /// Reads feature view `view_id` for `keys` on shard `target` as of `as_of_us`.
+    pub async fn features(
+        self: &Rc<Self>,
+        target: u32,
+        view_id: u32,
+        keys: Vec<Vec<u8>>,
+        as_of_us: i64,
+    ) -> Result<Vec<(Vec<Value>, Option<i64>)>, Failure> {
+        if target == self.id {
+            return self.features_local(view_id, &keys, as_of_us).await;
+        }
+        match self
+            .call(
+                target,
+                MsgBody::Features {
+                    view_id,
+                    keys,
+                    as_of_us,
+                },
+            )
+            .await?
+        {
+            ReplyBody::Features(rows) => Ok(rows),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Reads keys this shard owns once every event appended here at or before `as_of_us` is
+    /// applied (so the answer includes exactly the events appended up to then).
+    async fn features_local(
+        self: &Rc<Self>,
+        view_id: u32,
+        keys: &[Vec<u8>],
+        as_of_us: i64,
+    ) -> Result<Vec<(Vec<Value>, Option<i64>)>, Failure> {
+        self.await_applied_through(as_of_us).await?;
+        let catalog = self.catalog();
+        let view = catalog.view_by_id(view_id).ok_or_else(|| {
+            (
+                ErrorCode::UnknownView,
+                format!("feature view #{view_id} was dropped"),
+            )
+        })?;
+        let stream = catalog
+            .stream_by_id(view.stream_id)
+            .expect("a view's stream exists while the view does");
+        let state = self.state.borrow();
+        Ok(keys
+            .iter()
+            .map(|k| {
+                debug_assert_eq!(
+                    shard_for(k, self.count),
+                    self.id,
+                    "FEATURES routed to a non-owner"
+                );
+                state.read_view(view, stream, k, as_of_us)
+            })
+            .collect())
+    }
+
+    /// The earliest append time of events logged here but not applied yet (pending in the
+    /// apply queue, or prepared parts of a multi-shard batch not committed yet).
+    fn min_unapplied_stamp(&self) -> i64 {
+        let mut min = i64::MAX;
+        for p in self.pending.borrow().values() {
+            if let Record::Apply(Mutation::Events(e))
+            | Record::Prepare {
+                mutation: Mutation::Events(e),
+                ..
+            } = &p.record
+            {
+                min = min.min(e.append_time_us);
+            }
+        }
+        for p in self.state.borrow().txns().stash().values() {
+            if let Mutation::Events(e) = &p.mutation {
+                min = min.min(e.append_time_us);
+            }
+        }
+        min
+    }
+
+    /// Waits until no event with an append time at or before `as_of_us` is waiting to be
+    /// applied here: at most [`super::limits::READ_BARRIER_TIMEOUT`].
+    async fn await_applied_through(self: &Rc<Self>, as_of_us: i64) -> Result<(), Failure> {
+        let deadline = std::time::Instant::now() + super::limits::READ_BARRIER_TIMEOUT;
+        loop {
+            let applied = self.applied.notified();
+            if self.min_unapplied_stamp() > as_of_us {
+                return Ok(());
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err((
+                    ErrorCode::Busy,
+                    format!(
+                        "shard {}: events appended before the read are still not applied after {:?} (storage stalled?)",
+                        self.id,
+                        super::limits::READ_BARRIER_TIMEOUT
+                    ),
+                ));
+            }
+            futures_lite::future::or(applied, glommio::timer::sleep(deadline - now)).await;
         }
     }
 
@@ -850,6 +971,14 @@ impl Shard {
                 ReplyBody::Done(String::new())
             }
             MsgBody::Stats => ReplyBody::Stats(self.local_stats()),
+            MsgBody::Features {
+                view_id,
+                keys,
+                as_of_us,
+            } => match self.features_local(view_id, &keys, as_of_us).await {
+                Ok(rows) => ReplyBody::Features(rows),
+                Err((code, text)) => ReplyBody::Error(code, text),
+            },
             MsgBody::StreamCounters { stream_id } => {
                 ReplyBody::StreamCounters(self.state.borrow().stream_counters(stream_id))
             }
@@ -975,6 +1104,7 @@ fn unexpected(body: ReplyBody) -> Failure {
         ReplyBody::Done(_) => "Done",
         ReplyBody::Stats(_) => "Stats",
         ReplyBody::StreamCounters(_) => "StreamCounters",
+        ReplyBody::Features(_) => "Features",
         ReplyBody::Error(..) => "Error",
     };
     (

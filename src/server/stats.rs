@@ -6,7 +6,7 @@ use tarn_net::{OpStats, Opcode};
 use super::limits::MAX_RECORDED_LATENCY_US;
 
 /// Request opcodes we keep statistics for, in display order.
-const OPS: [Opcode; 8] = [
+const OPS: [Opcode; 9] = [
     Opcode::Hello,
     Opcode::Ping,
     Opcode::Sql,
@@ -15,6 +15,7 @@ const OPS: [Opcode; 8] = [
     Opcode::Delete,
     Opcode::Stats,
     Opcode::Ingest,
+    Opcode::Features,
 ];
 
 pub struct OpHistograms {

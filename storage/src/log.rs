@@ -694,7 +694,8 @@ fn failure_error(f: &(PathBuf, io::ErrorKind, String)) -> StorageError {
 
 fn validate_options(opts: &LogOptions) -> Result<(), StorageError> {
     let s = opts.segment_size_bytes;
-    if !s.is_multiple_of(BLOCK_SIZE_BYTES) || !(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES).contains(&s)
+    if !s.is_multiple_of(BLOCK_SIZE_BYTES)
+        || !(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES).contains(&s)
     {
         return Err(StorageError::InvalidOptions(format!(
             "segment_size_bytes {s} must be a multiple of {BLOCK_SIZE_BYTES} between {MIN_SEGMENT_SIZE_BYTES} and {MAX_SEGMENT_SIZE_BYTES}"

@@ -22,9 +22,10 @@ use std::time::Duration;
 
 use tarn_net::{decode_response, encode_request, FrameBuffer, CONNECTION_REQUEST_ID};
 pub use tarn_net::{
-    limits, Column, ColumnType, DeleteReply, ErrorCode, ErrorReply, GetReply, Hello, HelloReply,
-    IngestBody, IngestReply, IngestRequest, KeysRequest, OpStats, Producer, Request, Response,
-    ShardStats, SqlReply, StatsReply, UpsertMode, UpsertReply, UpsertRequest, Value,
+    limits, Column, ColumnType, DeleteReply, ErrorCode, ErrorReply, FeatureRow, FeaturesReply,
+    FeaturesRequest, GetReply, Hello, HelloReply, IngestBody, IngestReply, IngestRequest,
+    KeysRequest, OpStats, Producer, Request, Response, ShardStats, SqlReply, StatsReply,
+    UpsertMode, UpsertReply, UpsertRequest, Value,
 };
 
 /// Most request bytes the client keeps unanswered in [`Client::pipeline`] (besides the count
@@ -343,6 +344,25 @@ impl Client {
                 rows,
             },
         })
+    }
+
+    /// Reads feature view `view` for `keys`: as of now (`as_of_us` None), with per key the
+    /// aggregates and the newest event time applied.
+    pub fn features(
+        &mut self,
+        view: &str,
+        keys: Vec<Value>,
+        as_of_us: Option<i64>,
+    ) -> Result<FeaturesReply, ClientError> {
+        let req = Request::Features(FeaturesRequest {
+            view: view.to_owned(),
+            keys,
+            as_of_us,
+        });
+        match self.call(&req)? {
+            Response::Features(r) => Ok(r),
+            other => Err(unexpected("FEATURES", &other)),
+        }
     }
 
     /// Sends an INGEST request and waits for its reply.

@@ -43,6 +43,18 @@ fn answer(req: Request) -> Response {
             rows_deleted: k.keys.len() as u64,
         }),
         Request::Stats => Response::Stats(StatsReply { shards: vec![] }),
+        Request::Features(f) => Response::Features(tarn_client::FeaturesReply {
+            as_of_us: 1,
+            columns: vec![],
+            rows: f
+                .keys
+                .into_iter()
+                .map(|_| tarn_client::FeatureRow {
+                    newest_event_time_us: None,
+                    values: vec![],
+                })
+                .collect(),
+        }),
         Request::Ingest(i) => Response::Ingest(tarn_client::IngestReply {
             events: match i.body {
                 tarn_client::IngestBody::Rows { rows, .. } => rows.len() as u64,

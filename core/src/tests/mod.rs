@@ -7,6 +7,8 @@ mod record;
 mod sql;
 mod state;
 mod txn;
+mod view;
+mod view_state;
 
 use crate::catalog::Catalog;
 use crate::schema::TableDef;

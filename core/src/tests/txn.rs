@@ -136,22 +136,23 @@ fn prepare_commit_abort_state_machine() {
         txn: t.clone(),
         mutation: put(&cat, 1, v),
     };
-    assert_eq!(st.apply_record(&cat, 0, prepare(&t, 10)).unwrap(), 0);
+    assert_eq!(st.apply_record(&cat, 0, 0, prepare(&t, 10)).unwrap(), 0);
     assert_eq!(st.get(1, &key(1)), None, "a prepared part is not visible");
     assert_eq!(st.txns().hwm(1), 1);
     // Out of link order, or not a participant: corrupt, nothing changes.
     let before = st.clone();
     let e = st
-        .apply_record(&cat, 0, prepare(&txn(1, &[(0, 3), (1, 2)]), 11))
+        .apply_record(&cat, 0, 0, prepare(&txn(1, &[(0, 3), (1, 2)]), 11))
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt);
     let e = st
-        .apply_record(&cat, 2, prepare(&txn(1, &[(0, 2), (1, 2)]), 11))
+        .apply_record(&cat, 2, 0, prepare(&txn(1, &[(0, 2), (1, 2)]), 11))
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt);
     let e = st
         .apply_record(
             &cat,
+            0,
             0,
             Record::Commit(TxnId {
                 coordinator: 1,
@@ -162,17 +163,18 @@ fn prepare_commit_abort_state_machine() {
     assert_eq!(e.kind(), ErrorKind::Corrupt);
     assert_eq!(st, before);
     // Commit applies it; a second commit is corrupt.
-    assert_eq!(st.apply_record(&cat, 0, Record::Commit(id)).unwrap(), 1);
+    assert_eq!(st.apply_record(&cat, 0, 0, Record::Commit(id)).unwrap(), 1);
     assert_eq!(
         st.get(1, &key(1)),
         Some(&[Value::Int(1), Value::Int(10)][..])
     );
-    assert!(st.apply_record(&cat, 0, Record::Commit(id)).is_err());
+    assert!(st.apply_record(&cat, 0, 0, Record::Commit(id)).is_err());
     // Abort forgets.
-    st.apply_record(&cat, 0, prepare(&txn(1, &[(0, 2), (1, 5)]), 20))
+    st.apply_record(&cat, 0, 0, prepare(&txn(1, &[(0, 2), (1, 5)]), 20))
         .unwrap();
     st.apply_record(
         &cat,
+        0,
         0,
         Record::Abort(TxnId {
             coordinator: 1,
@@ -204,11 +206,12 @@ fn decide_needs_every_part() {
 fn checkpoint_keeps_high_water_marks_and_set_aside_parts() {
     let cat = catalog_with(&[KV]);
     let mut st = ShardState::new();
-    st.apply_record(&cat, 0, Record::Apply(put(&cat, 9, 9)))
+    st.apply_record(&cat, 0, 0, Record::Apply(put(&cat, 9, 9)))
         .unwrap();
     for seq in 1..=3 {
         st.apply_record(
             &cat,
+            0,
             0,
             Record::Prepare {
                 txn: txn(2, &[(0, seq), (2, seq + 10)]),
@@ -219,6 +222,7 @@ fn checkpoint_keeps_high_water_marks_and_set_aside_parts() {
     }
     st.apply_record(
         &cat,
+        0,
         0,
         Record::Commit(TxnId {
             coordinator: 2,
@@ -235,6 +239,7 @@ fn checkpoint_keeps_high_water_marks_and_set_aside_parts() {
     for s in [&mut st, &mut back] {
         s.apply_record(
             &cat,
+            0,
             0,
             Record::Commit(TxnId {
                 coordinator: 2,
@@ -375,7 +380,7 @@ fn crash_simulation_every_batch_all_or_nothing() {
                     let upto = durable[p];
                     let mut st = ShardState::new();
                     for r in &logs[p][..upto] {
-                        st.apply_record(&cat, p as u32, r.clone()).unwrap();
+                        st.apply_record(&cat, p as u32, 0, r.clone()).unwrap();
                     }
                     ckpts[p] = Some((upto, st.to_checkpoint()));
                 }
@@ -392,7 +397,7 @@ fn crash_simulation_every_batch_all_or_nothing() {
                     None => (ShardState::new(), 0),
                 };
                 for r in &logs[p][from..] {
-                    st.apply_record(&cat, p as u32, r.clone()).unwrap();
+                    st.apply_record(&cat, p as u32, 0, r.clone()).unwrap();
                 }
                 states.push(st);
             }
@@ -411,7 +416,7 @@ fn crash_simulation_every_batch_all_or_nothing() {
                     } else {
                         Record::Abort(id)
                     };
-                    st.apply_record(&cat, p as u32, rec.clone()).unwrap();
+                    st.apply_record(&cat, p as u32, 0, rec.clone()).unwrap();
                     decisions[p].push(rec);
                 }
                 assert!(st.txns().stash().is_empty());

@@ -142,6 +142,24 @@ pub fn sample_requests() -> Vec<(&'static str, u64, Request)> {
             }),
         ),
         (
+            "features_now",
+            13,
+            Request::Features(FeaturesRequest {
+                view: "card_10m".into(),
+                keys: vec![Value::Text("c1".into()), Value::Text("c2".into())],
+                as_of_us: None,
+            }),
+        ),
+        (
+            "features_as_of",
+            14,
+            Request::Features(FeaturesRequest {
+                view: "card_10m".into(),
+                keys: vec![Value::Text("c1".into())],
+                as_of_us: Some(1_790_000_000_000_000),
+            }),
+        ),
+        (
             "ingest_rows",
             12,
             Request::Ingest(IngestRequest {
@@ -287,6 +305,37 @@ pub fn sample_responses() -> Vec<(&'static str, u64, Response)> {
             Response::Ingest(IngestReply {
                 events: 1,
                 duplicate: false,
+            }),
+        ),
+        (
+            "features_reply",
+            13,
+            Response::Features(FeaturesReply {
+                as_of_us: 1_790_000_000_000_000,
+                columns: vec![
+                    Column {
+                        name: "card_id".into(),
+                        ty: ColumnType::Text,
+                    },
+                    Column {
+                        name: "txns".into(),
+                        ty: ColumnType::BigInt,
+                    },
+                    Column {
+                        name: "max_amount".into(),
+                        ty: ColumnType::Double,
+                    },
+                ],
+                rows: vec![
+                    FeatureRow {
+                        newest_event_time_us: Some(1_789_999_999_000_000),
+                        values: vec![Value::Text("c1".into()), Value::Int(3), Value::Double(12.5)],
+                    },
+                    FeatureRow {
+                        newest_event_time_us: None,
+                        values: vec![Value::Text("c2".into()), Value::Int(0), Value::Null],
+                    },
+                ],
             }),
         ),
         (
