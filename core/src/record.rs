@@ -15,7 +15,8 @@
 //!         (full rows in stream order; bit i of a row's mask = the row goes to target i)
 //! Prepare: u32 coordinator, u16 nparts, nparts × { u32 shard, u64 seq },
 //!          then the inner mutation from its kind byte on (kind 1, 2 or 6 and its body)
-//! Commit, Abort: u32 coordinator, u64 seq   (the TxnId on the receiving shard)
+//! Commit: u32 coordinator, u64 seq (the TxnId on the receiving shard), i64 append_time_us
+//! Abort:  u32 coordinator, u64 seq
 //! value:  u8 tag (0 = NULL, else the ColumnType tag) then
 //!         BOOLEAN u8 (0/1) | BIGINT i64 | DOUBLE f64 bits | TEXT u32 len + UTF-8 |
 //!         BYTES u32 len + bytes | TIMESTAMP i64
@@ -66,8 +67,10 @@ pub enum Record {
         /// This shard's part.
         mutation: Mutation,
     },
-    /// Apply the prepared part `TxnId` here, in log order.
-    Commit(TxnId),
+    /// Apply the prepared part `TxnId` here, in log order. The `i64` is the Commit's own append
+    /// time (µs, stamped by the owner's log like an Events record, see [`stamp_offset`]): the
+    /// committed events take it as their append time, so append times follow apply order.
+    Commit(TxnId, i64),
     /// Forget the prepared part `TxnId` (written only by recovery).
     Abort(TxnId),
 }
@@ -333,11 +336,15 @@ pub fn encode(m: &Mutation, out: &mut Vec<u8>) {
     }
 }
 
-/// Offset of the append timestamp in a record payload made by [`encode`] (plain) or
-/// [`encode_prepare`] with `nparts` participants, if the mutation is an Events part.
-pub fn events_stamp_offset(payload: &[u8]) -> Option<usize> {
+/// Offset of the append time in a Commit payload.
+const COMMIT_STAMP_OFFSET: usize = 2 + 4 + 8;
+
+/// Offset of the append timestamp the owner's log fills in, in a record payload: an Events part
+/// (plain, or inside a Prepare) or a Commit. `None` for other records.
+pub fn stamp_offset(payload: &[u8]) -> Option<usize> {
     match *payload.get(1)? {
         KIND_EVENTS => Some(2 + EVENTS_STAMP_OFFSET),
+        KIND_COMMIT => Some(COMMIT_STAMP_OFFSET),
         KIND_PREPARE => {
             let n = u16::from_le_bytes([*payload.get(6)?, *payload.get(7)?]) as usize;
             let inner = TxnPart::header_len(n);
@@ -388,13 +395,17 @@ pub fn encode_record(rec: &Record, out: &mut Vec<u8>) {
         Record::Prepare { txn, mutation } => {
             out.extend_from_slice(&encode_prepare(txn, &encode_to_vec(mutation)));
         }
-        Record::Commit(id) | Record::Abort(id) => {
+        Record::Commit(id, stamp) => {
             out.push(RECORD_FORMAT_VERSION);
-            out.push(if matches!(rec, Record::Commit(_)) {
-                KIND_COMMIT
-            } else {
-                KIND_ABORT
-            });
+            out.push(KIND_COMMIT);
+            out.extend_from_slice(&id.coordinator.to_le_bytes());
+            out.extend_from_slice(&id.seq.to_le_bytes());
+            debug_assert_eq!(out.len(), COMMIT_STAMP_OFFSET);
+            out.extend_from_slice(&stamp.to_le_bytes());
+        }
+        Record::Abort(id) => {
+            out.push(RECORD_FORMAT_VERSION);
+            out.push(KIND_ABORT);
             out.extend_from_slice(&id.coordinator.to_le_bytes());
             out.extend_from_slice(&id.seq.to_le_bytes());
         }
@@ -552,7 +563,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CoreError> {
                 seq: r.u64("link seq")?,
             };
             if kind == KIND_COMMIT {
-                Record::Commit(id)
+                Record::Commit(id, r.i64("commit append time")?)
             } else {
                 Record::Abort(id)
             }

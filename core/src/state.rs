@@ -453,13 +453,18 @@ impl ShardState {
                 assert!(prev.is_none(), "a fresh link seq cannot be in the stash");
                 Ok(0)
             }
-            Record::Commit(id) => {
-                let p = self.txns.stash.remove(&id).ok_or_else(|| {
+            Record::Commit(id, stamp) => {
+                let mut p = self.txns.stash.remove(&id).ok_or_else(|| {
                     txn_corrupt(format!(
                         "commit of part {}:{} that was never prepared",
                         id.coordinator, id.seq
                     ))
                 })?;
+                // Committed events take the Commit's append time: append times then follow
+                // the order in which events are applied, which is what as-of reads rely on.
+                if let Mutation::Events(e) = &mut p.mutation {
+                    e.append_time_us = stamp;
+                }
                 Ok(self.apply_owned_at(catalog, lsn, p.mutation))
             }
             Record::Abort(id) => {

@@ -389,7 +389,7 @@ async fn recover(
             Record::Apply(m) | Record::Prepare { mutation: m, .. } => {
                 m.owned_by(catalog, id, count)
             }
-            Record::Commit(_) | Record::Abort(_) => true,
+            Record::Commit(..) | Record::Abort(_) => true,
         };
         if !owned {
             return Err(format!("record {lsn} holds keys shard {id} does not own"));
@@ -459,7 +459,8 @@ async fn decide_prepared(
     for (txn_id, commit) in &decisions {
         let rec = if *commit {
             committed += 1;
-            Record::Commit(*txn_id)
+            // Stamped after everything replayed (a clock that went back is not followed).
+            Record::Commit(*txn_id, now_us().max(state.max_append_time_us()))
         } else {
             Record::Abort(*txn_id)
         };

@@ -49,6 +49,17 @@ const CHECKPOINT_SHARES: usize = 100;
 /// An error to send to a client: its protocol code and a message.
 pub type Failure = (ErrorCode, String);
 
+/// Per key: the aggregates' values and the newest event time held.
+pub type FeatureRows = Vec<(Vec<Value>, Option<i64>)>;
+
+/// A feature read waiting for the records stamped at or before its as-of time.
+struct PendingRead {
+    as_of_us: i64,
+    view_id: u32,
+    keys: Vec<Vec<u8>>,
+    reply: LocalSender<Result<FeatureRows, Failure>>,
+}
+
 struct Pending {
     record: Record,
     /// Told the rows applied; `None` for a Prepare (its Commit reports them).
@@ -109,8 +120,9 @@ pub struct Shard {
     /// A background checkpoint task exists (scheduled or running): don't spawn another.
     checkpoint_scheduled: Cell<bool>,
     checkpoint_lsn: Cell<u64>,
-    /// Signalled whenever records are applied (feature reads wait on it).
-    applied: tarn_storage::Notify,
+    /// Feature reads waiting for earlier-stamped records to be applied (bounded by the
+    /// requests in flight).
+    reads: RefCell<Vec<PendingRead>>,
     /// Last append timestamp given to an Events record (µs): stamps never go backwards even
     /// if the wall clock does.
     last_stamp_us: Cell<i64>,
@@ -188,7 +200,7 @@ impl Shard {
             checkpoint_scheduled: Cell::new(false),
             checkpoint_lsn: Cell::new(checkpoint_lsn),
             last_stamp_us: Cell::new(last_stamp_us),
-            applied: tarn_storage::Notify::default(),
+            reads: RefCell::new(Vec::new()),
             link_next: RefCell::new(link_next),
             link_in: RefCell::new(link_in),
             open_txns: Cell::new(0),
@@ -259,6 +271,11 @@ impl Shard {
         self.check_writable()?;
         let lsn = match &mut rec {
             Record::Apply(m) => self.append_record(m, bytes).await?,
+            Record::Commit(_, stamp) => {
+                let (lsn, s) = self.append_stamped(bytes).await?;
+                *stamp = s.expect("a Commit has a stamp slot");
+                lsn
+            }
             _ => self
                 .log
                 .append(bytes)
@@ -314,12 +331,16 @@ impl Shard {
             let p = {
                 let mut pending = self.pending.borrow_mut();
                 match pending.get(&next) {
-                    Some(p) if next <= limit || matches!(p.record, Record::Commit(_)) => {
+                    Some(p) if next <= limit || matches!(p.record, Record::Commit(..)) => {
                         pending.remove(&next).expect("present")
                     }
                     _ => break,
                 }
             };
+            // Reads as of a time before this record's stamp see the state without it.
+            if let Some(stamp) = record_stamp(&p.record) {
+                self.serve_reads(stamp);
+            }
             let n = self
                 .state
                 .borrow_mut()
@@ -333,7 +354,7 @@ impl Shard {
             applied_any = true;
         }
         if applied_any {
-            self.applied.notify_all();
+            self.serve_reads(self.min_pending_stamp());
         }
         self.maybe_checkpoint();
     }
@@ -543,10 +564,10 @@ impl Shard {
 
     /// Owner side of a commit: logs a Commit for part `id` and applies the part in log order.
     pub async fn commit_local(self: &Rc<Self>, id: TxnId) -> Result<u64, Failure> {
-        let bytes = record::encode_record_to_vec(&Record::Commit(id));
+        let bytes = record::encode_record_to_vec(&Record::Commit(id, 0));
         // Not waiting for durability: the batch is decided (every part durable), so recovery
         // commits it even if this record is lost.
-        self.log_and_apply(Record::Commit(id), &bytes, false).await
+        self.log_and_apply(Record::Commit(id, 0), &bytes, false).await
     }
 
     fn fail(&self, reason: String) -> Failure {
@@ -569,8 +590,19 @@ impl Shard {
     /// its append timestamp here, at the moment it gets its LSN (never decreasing along the
     /// log), in the logged bytes and in `m` alike.
     async fn append_record(&self, m: &mut Mutation, bytes: &[u8]) -> Result<u64, Failure> {
-        let stamp_at = record::events_stamp_offset(bytes);
-        let stamped = Cell::new(0i64);
+        let (lsn, stamp) = self.append_stamped(bytes).await?;
+        if let Mutation::Events(e) = m {
+            e.append_time_us = stamp.expect("an Events record has a stamp slot");
+        }
+        Ok(lsn)
+    }
+
+    /// Appends `bytes`; a record with a stamp slot (Events, Commit: `record::stamp_offset`)
+    /// gets its append time written there at the moment it gets its LSN, from a clock that
+    /// never goes backwards on this shard. Returns the LSN and the stamp.
+    async fn append_stamped(&self, bytes: &[u8]) -> Result<(u64, Option<i64>), Failure> {
+        let stamp_at = record::stamp_offset(bytes);
+        let stamped = Cell::new(None);
         let lsn = self
             .log
             .append_with(bytes.len(), |buf| {
@@ -578,17 +610,13 @@ impl Shard {
                 if let Some(at) = stamp_at {
                     let t = super::now_us().max(self.last_stamp_us.get());
                     self.last_stamp_us.set(t);
-                    stamped.set(t);
+                    stamped.set(Some(t));
                     buf[at..at + 8].copy_from_slice(&t.to_le_bytes());
                 }
             })
             .await
             .map_err(|e| self.fail(e.to_string()))?;
-        if let Mutation::Events(e) = m {
-            assert!(stamp_at.is_some(), "an Events record has a stamp slot");
-            e.append_time_us = stamped.get();
-        }
-        Ok(lsn)
+        Ok((lsn, stamped.get()))
     }
 
     /// Largest encoded mutation one log record can hold (all shards share the log options).
@@ -739,7 +767,7 @@ impl Shard {
         view_id: u32,
         keys: Vec<Vec<u8>>,
         as_of_us: i64,
-    ) -> Result<Vec<(Vec<Value>, Option<i64>)>, Failure> {
+    ) -> Result<FeatureRows, Failure> {
         if target == self.id {
             return self.features_local(view_id, &keys, as_of_us).await;
         }
@@ -759,15 +787,51 @@ impl Shard {
         }
     }
 
-    /// Reads keys this shard owns once every event appended here at or before `as_of_us` is
-    /// applied (so the answer includes exactly the events appended up to then).
+    /// Reads keys this shard owns as of `as_of_us`: exactly the events whose append time is at
+    /// or before it. Append times follow the apply order (events take their record's stamp, or
+    /// their Commit's), so the answer is computed at the moment between applying the last record
+    /// stamped at or before `as_of_us` and the first one stamped after it: at once if no such
+    /// record waits to be applied, else from `drain_applies` when it gets there.
     async fn features_local(
         self: &Rc<Self>,
         view_id: u32,
         keys: &[Vec<u8>],
         as_of_us: i64,
-    ) -> Result<Vec<(Vec<Value>, Option<i64>)>, Failure> {
-        self.await_applied_through(as_of_us).await?;
+    ) -> Result<FeatureRows, Failure> {
+        if self.min_pending_stamp() > as_of_us {
+            return self.read_features_now(view_id, keys, as_of_us);
+        }
+        let (tx, rx) = local_channel::new_bounded(1);
+        self.reads.borrow_mut().push(PendingRead {
+            as_of_us,
+            view_id,
+            keys: keys.to_vec(),
+            reply: tx,
+        });
+        let timeout = super::limits::READ_BARRIER_TIMEOUT;
+        let answer =
+            futures_lite::future::or(async { rx.recv().await }, async {
+                glommio::timer::sleep(timeout).await;
+                None
+            })
+            .await;
+        answer.unwrap_or_else(|| {
+            Err((
+                ErrorCode::Busy,
+                format!(
+                    "shard {}: events appended before the read were still not applied after {timeout:?} (storage stalled?)",
+                    self.id
+                ),
+            ))
+        })
+    }
+
+    fn read_features_now(
+        &self,
+        view_id: u32,
+        keys: &[Vec<u8>],
+        as_of_us: i64,
+    ) -> Result<FeatureRows, Failure> {
         let catalog = self.catalog();
         let view = catalog.view_by_id(view_id).ok_or_else(|| {
             (
@@ -792,50 +856,35 @@ impl Shard {
             .collect())
     }
 
-    /// The earliest append time of events logged here but not applied yet (pending in the
-    /// apply queue, or prepared parts of a multi-shard batch not committed yet).
-    fn min_unapplied_stamp(&self) -> i64 {
-        let mut min = i64::MAX;
-        for p in self.pending.borrow().values() {
-            if let Record::Apply(Mutation::Events(e))
-            | Record::Prepare {
-                mutation: Mutation::Events(e),
-                ..
-            } = &p.record
-            {
-                min = min.min(e.append_time_us);
-            }
+    /// Answers every waiting read whose as-of time is before `limit` (the stamp of the next
+    /// record to apply, or of the earliest one still waiting).
+    fn serve_reads(&self, limit: i64) {
+        if self.reads.borrow().is_empty() {
+            return;
         }
-        for p in self.state.borrow().txns().stash().values() {
-            if let Mutation::Events(e) = &p.mutation {
-                min = min.min(e.append_time_us);
-            }
+        let ready: Vec<PendingRead> = {
+            let mut reads = self.reads.borrow_mut();
+            let (ready, wait) = std::mem::take(&mut *reads)
+                .into_iter()
+                .partition(|r| r.as_of_us < limit);
+            *reads = wait;
+            ready
+        };
+        for r in ready {
+            let answer = self.read_features_now(r.view_id, &r.keys, r.as_of_us);
+            let _ = r.reply.try_send(answer);
         }
-        min
     }
 
-    /// Waits until no event with an append time at or before `as_of_us` is waiting to be
-    /// applied here: at most [`super::limits::READ_BARRIER_TIMEOUT`].
-    async fn await_applied_through(self: &Rc<Self>, as_of_us: i64) -> Result<(), Failure> {
-        let deadline = std::time::Instant::now() + super::limits::READ_BARRIER_TIMEOUT;
-        loop {
-            let applied = self.applied.notified();
-            if self.min_unapplied_stamp() > as_of_us {
-                return Ok(());
-            }
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return Err((
-                    ErrorCode::Busy,
-                    format!(
-                        "shard {}: events appended before the read are still not applied after {:?} (storage stalled?)",
-                        self.id,
-                        super::limits::READ_BARRIER_TIMEOUT
-                    ),
-                ));
-            }
-            futures_lite::future::or(applied, glommio::timer::sleep(deadline - now)).await;
-        }
+    /// The append time of the earliest record waiting to be applied that carries one (events,
+    /// commits); `i64::MAX` when none waits. Records appended later get later stamps.
+    fn min_pending_stamp(&self) -> i64 {
+        self.pending
+            .borrow()
+            .values()
+            .filter_map(|p| record_stamp(&p.record))
+            .min()
+            .unwrap_or(i64::MAX)
     }
 
     /// A stream's counters summed over every shard: (events, newest event time or None).
@@ -1093,6 +1142,15 @@ impl Shard {
             self.checkpoint().await?;
         }
         self.log.close().await.map_err(|e| e.to_string())
+    }
+}
+
+/// The append time a record gives the events it applies (`None`: it applies none).
+fn record_stamp(r: &Record) -> Option<i64> {
+    match r {
+        Record::Apply(Mutation::Events(e)) => Some(e.append_time_us),
+        Record::Commit(_, stamp) => Some(*stamp),
+        _ => None,
     }
 }
 

@@ -68,7 +68,7 @@ fn records_round_trip() {
         Record::Commit(TxnId {
             coordinator: 2,
             seq: 11,
-        }),
+        }, 0),
         Record::Abort(TxnId {
             coordinator: 0,
             seq: u64::MAX,
@@ -157,18 +157,18 @@ fn prepare_commit_abort_state_machine() {
             Record::Commit(TxnId {
                 coordinator: 1,
                 seq: 2,
-            }),
+            }, 0),
         )
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt);
     assert_eq!(st, before);
     // Commit applies it; a second commit is corrupt.
-    assert_eq!(st.apply_record(&cat, 0, 0, Record::Commit(id)).unwrap(), 1);
+    assert_eq!(st.apply_record(&cat, 0, 0, Record::Commit(id, 0)).unwrap(), 1);
     assert_eq!(
         st.get(1, &key(1)),
         Some(&[Value::Int(1), Value::Int(10)][..])
     );
-    assert!(st.apply_record(&cat, 0, 0, Record::Commit(id)).is_err());
+    assert!(st.apply_record(&cat, 0, 0, Record::Commit(id, 0)).is_err());
     // Abort forgets.
     st.apply_record(&cat, 0, 0, prepare(&txn(1, &[(0, 2), (1, 5)]), 20))
         .unwrap();
@@ -227,7 +227,7 @@ fn checkpoint_keeps_high_water_marks_and_set_aside_parts() {
         Record::Commit(TxnId {
             coordinator: 2,
             seq: 2,
-        }),
+        }, 0),
     )
     .unwrap();
     let bytes = st.to_checkpoint();
@@ -244,7 +244,7 @@ fn checkpoint_keeps_high_water_marks_and_set_aside_parts() {
             Record::Commit(TxnId {
                 coordinator: 2,
                 seq: 3,
-            }),
+            }, 0),
         )
         .unwrap();
     }
@@ -366,7 +366,7 @@ fn crash_simulation_every_batch_all_or_nothing() {
                         let t = &mut txns[i];
                         let id = t.txn.id_on(p).unwrap();
                         t.committed_on.insert(p, logs[p as usize].len());
-                        logs[p as usize].push(Record::Commit(id));
+                        logs[p as usize].push(Record::Commit(id, 0));
                     }
                 }
                 8 => {
@@ -412,7 +412,7 @@ fn crash_simulation_every_batch_all_or_nothing() {
                     .collect();
                 for (id, commit) in open {
                     let rec = if commit {
-                        Record::Commit(id)
+                        Record::Commit(id, 0)
                     } else {
                         Record::Abort(id)
                     };
