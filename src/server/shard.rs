@@ -567,7 +567,8 @@ impl Shard {
         let bytes = record::encode_record_to_vec(&Record::Commit(id, 0));
         // Not waiting for durability: the batch is decided (every part durable), so recovery
         // commits it even if this record is lost.
-        self.log_and_apply(Record::Commit(id, 0), &bytes, false).await
+        self.log_and_apply(Record::Commit(id, 0), &bytes, false)
+            .await
     }
 
     fn fail(&self, reason: String) -> Failure {
@@ -809,12 +810,11 @@ impl Shard {
             reply: tx,
         });
         let timeout = super::limits::READ_BARRIER_TIMEOUT;
-        let answer =
-            futures_lite::future::or(async { rx.recv().await }, async {
-                glommio::timer::sleep(timeout).await;
-                None
-            })
-            .await;
+        let answer = futures_lite::future::or(async { rx.recv().await }, async {
+            glommio::timer::sleep(timeout).await;
+            None
+        })
+        .await;
         answer.unwrap_or_else(|| {
             Err((
                 ErrorCode::Busy,

@@ -65,10 +65,13 @@ fn records_round_trip() {
         prepare
     );
     for rec in [
-        Record::Commit(TxnId {
-            coordinator: 2,
-            seq: 11,
-        }, 0),
+        Record::Commit(
+            TxnId {
+                coordinator: 2,
+                seq: 11,
+            },
+            0,
+        ),
         Record::Abort(TxnId {
             coordinator: 0,
             seq: u64::MAX,
@@ -154,16 +157,22 @@ fn prepare_commit_abort_state_machine() {
             &cat,
             0,
             0,
-            Record::Commit(TxnId {
-                coordinator: 1,
-                seq: 2,
-            }, 0),
+            Record::Commit(
+                TxnId {
+                    coordinator: 1,
+                    seq: 2,
+                },
+                0,
+            ),
         )
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt);
     assert_eq!(st, before);
     // Commit applies it; a second commit is corrupt.
-    assert_eq!(st.apply_record(&cat, 0, 0, Record::Commit(id, 0)).unwrap(), 1);
+    assert_eq!(
+        st.apply_record(&cat, 0, 0, Record::Commit(id, 0)).unwrap(),
+        1
+    );
     assert_eq!(
         st.get(1, &key(1)),
         Some(&[Value::Int(1), Value::Int(10)][..])
@@ -224,10 +233,13 @@ fn checkpoint_keeps_high_water_marks_and_set_aside_parts() {
         &cat,
         0,
         0,
-        Record::Commit(TxnId {
-            coordinator: 2,
-            seq: 2,
-        }, 0),
+        Record::Commit(
+            TxnId {
+                coordinator: 2,
+                seq: 2,
+            },
+            0,
+        ),
     )
     .unwrap();
     let bytes = st.to_checkpoint();
@@ -241,10 +253,13 @@ fn checkpoint_keeps_high_water_marks_and_set_aside_parts() {
             &cat,
             0,
             0,
-            Record::Commit(TxnId {
-                coordinator: 2,
-                seq: 3,
-            }, 0),
+            Record::Commit(
+                TxnId {
+                    coordinator: 2,
+                    seq: 3,
+                },
+                0,
+            ),
         )
         .unwrap();
     }
