@@ -170,6 +170,7 @@ pub fn split_events(
                     stream_id: def.id,
                     append_time_us: 0,
                     producer,
+                    duplicate: false,
                     targets,
                     rows,
                 }),

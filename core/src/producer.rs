@@ -1,5 +1,10 @@
 //! At-most-once application of producer-tagged batches.
 //!
+//! The decision is taken when the owner *appends* a tagged part (in log order) and written into
+//! the part (its duplicate flag): applying, replaying and reading history then just obey the
+//! flag. Replay rebuilds this table by taking the seq of every logged part not flagged duplicate;
+//! an Abort releases its part's seq, so a retry of an aborted batch is applied.
+//!
 //! A client may tag a batch with `(producer id, seq)`. Each shard remembers, per producer, the
 //! highest seq it applied and which of the [`PRODUCER_WINDOW`] seqs below it it applied. A
 //! part whose seq was applied, or is older than the window, is a duplicate and is not applied
@@ -87,6 +92,15 @@ impl ProducerTable {
         );
         self.by_tick.insert(tick, id);
         true
+    }
+
+    /// Forgets that `(id, seq)` was taken (its part was aborted: a retry must be applied).
+    pub fn release(&mut self, id: u64, seq: u64) {
+        if let Some(w) = self.windows.get_mut(&id) {
+            if seq <= w.high && w.high - seq < PRODUCER_WINDOW {
+                w.seen &= !(1u128 << (w.high - seq));
+            }
+        }
     }
 
     /// Number of producers remembered.

@@ -9,7 +9,8 @@
 //!         u32 nrows, nrows × { u32 key_len, key bytes, ncols × value }
 //! Delete: u32 table_id, u32 nkeys, nkeys × { u32 key_len, key bytes }
 //! Events: i64 append_time_us (stamped by the owner's log, see [`EVENTS_STAMP_OFFSET`]),
-//!         u32 stream_id, u8 has_producer, [u64 producer_id, u64 producer_seq],
+//!         u8 duplicate (set by the owner when it appends a producer-tagged part it already
+//!         has: such a part is logged but never applied), u32 stream_id, u8 has_producer, [u64 producer_id, u64 producer_seq],
 //!         u8 ntargets (1..=64), ntargets × u32 target (0 = the home copy, else a view id),
 //!         u32 nrows, nrows × { u64 target mask, u16 nvalues, nvalues × value }
 //!         (full rows in stream order; bit i of a row's mask = the row goes to target i)
@@ -148,6 +149,9 @@ pub struct Events {
     pub append_time_us: i64,
     /// `(producer id, seq)` of the client batch, if tagged: applied at most once.
     pub producer: Option<(u64, u64)>,
+    /// Decided by the owner when it appended the part (see [`crate::producer`]): the producer's
+    /// seq was already taken, so the part is a retry and is not applied.
+    pub duplicate: bool,
     /// What this shard does with the rows: [`HOME_TARGET`] = keep the stream's copy (the
     /// shard is the events' home), otherwise the id of a feature view whose key this shard
     /// owns. At most [`MAX_EVENT_TARGETS`].
@@ -309,6 +313,7 @@ pub fn encode(m: &Mutation, out: &mut Vec<u8>) {
             out.push(KIND_EVENTS);
             debug_assert_eq!(out.len() - start, 2 + EVENTS_STAMP_OFFSET);
             out.extend_from_slice(&e.append_time_us.to_le_bytes());
+            out.push(u8::from(e.duplicate));
             out.extend_from_slice(&e.stream_id.to_le_bytes());
             match e.producer {
                 None => out.push(0),
@@ -335,6 +340,9 @@ pub fn encode(m: &Mutation, out: &mut Vec<u8>) {
         }
     }
 }
+
+/// Offset, in the body of an Events mutation, of its duplicate flag (right after the stamp).
+pub const EVENTS_DUPLICATE_OFFSET: usize = EVENTS_STAMP_OFFSET + 8;
 
 /// Offset of the append time in a Commit payload.
 const COMMIT_STAMP_OFFSET: usize = 2 + 4 + 8;
@@ -621,6 +629,11 @@ fn mutation_body(r: &mut Reader<'_>, kind: u8) -> Result<Mutation, CoreError> {
         }
         KIND_EVENTS => {
             let append_time_us = r.i64("append time")?;
+            let duplicate = match r.u8("duplicate flag")? {
+                0 => false,
+                1 => true,
+                b => return Err(corrupt(format_args!("duplicate flag {b}"))),
+            };
             let stream_id = r.u32("stream id")?;
             let producer = match r.u8("producer flag")? {
                 0 => None,
@@ -659,6 +672,7 @@ fn mutation_body(r: &mut Reader<'_>, kind: u8) -> Result<Mutation, CoreError> {
                 stream_id,
                 append_time_us,
                 producer,
+                duplicate,
                 targets,
                 rows,
             })

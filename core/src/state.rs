@@ -311,10 +311,8 @@ impl ShardState {
         let Some(def) = catalog.stream_by_id(e.stream_id) else {
             return 0;
         };
-        if let Some((id, seq)) = e.producer {
-            if !self.producers.admit(id, seq) {
-                return 0;
-            }
+        if e.duplicate {
+            return 0;
         }
         for (i, &target) in e.targets.iter().enumerate() {
             let bit = 1u64 << i;
@@ -468,15 +466,52 @@ impl ShardState {
                 Ok(self.apply_owned_at(catalog, lsn, p.mutation))
             }
             Record::Abort(id) => {
-                self.txns.stash.remove(&id).ok_or_else(|| {
+                let p = self.txns.stash.remove(&id).ok_or_else(|| {
                     txn_corrupt(format!(
                         "abort of part {}:{} that was never prepared",
                         id.coordinator, id.seq
                     ))
                 })?;
+                if let Mutation::Events(Events {
+                    producer: Some((pid, seq)),
+                    duplicate: false,
+                    ..
+                }) = p.mutation
+                {
+                    self.producers.release(pid, seq);
+                }
                 Ok(0)
             }
         }
+    }
+
+    /// Takes producer `(id, seq)` for a part being appended now: true if it is new (apply it),
+    /// false if it was taken before (the part is a duplicate). See [`crate::producer`].
+    pub fn take_producer_seq(&mut self, id: u64, seq: u64) -> bool {
+        self.producers.admit(id, seq)
+    }
+
+    /// [`ShardState::apply_record`] for recovery: also takes the producer seq of a logged
+    /// part not flagged duplicate, as the append did at run time, so the producer table is
+    /// rebuilt in log order.
+    pub fn replay_record(
+        &mut self,
+        catalog: &Catalog,
+        shard: u32,
+        lsn: u64,
+        rec: Record,
+    ) -> Result<u64, CoreError> {
+        if let Record::Apply(Mutation::Events(e))
+        | Record::Prepare {
+            mutation: Mutation::Events(e),
+            ..
+        } = &rec
+        {
+            if let (Some((id, seq)), false) = (e.producer, e.duplicate) {
+                self.producers.admit(id, seq);
+            }
+        }
+        self.apply_record(catalog, shard, lsn, rec)
     }
 
     /// Multi-shard batch bookkeeping: high-water marks and parts set aside.

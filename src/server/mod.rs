@@ -395,7 +395,7 @@ async fn recover(
             return Err(format!("record {lsn} holds keys shard {id} does not own"));
         }
         state
-            .apply_record(catalog, id, lsn, rec)
+            .replay_record(catalog, id, lsn, rec)
             .map_err(|e| format!("record {lsn}: {e}"))?;
         Ok(())
     };

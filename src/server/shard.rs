@@ -591,9 +591,14 @@ impl Shard {
     /// its append timestamp here, at the moment it gets its LSN (never decreasing along the
     /// log), in the logged bytes and in `m` alike.
     async fn append_record(&self, m: &mut Mutation, bytes: &[u8]) -> Result<u64, Failure> {
-        let (lsn, stamp) = self.append_stamped(bytes).await?;
+        let producer = match m {
+            Mutation::Events(e) => e.producer,
+            _ => None,
+        };
+        let (lsn, stamp, dup) = self.append_stamped_tagged(bytes, producer).await?;
         if let Mutation::Events(e) = m {
             e.append_time_us = stamp.expect("an Events record has a stamp slot");
+            e.duplicate = dup;
         }
         Ok(lsn)
     }
@@ -602,8 +607,22 @@ impl Shard {
     /// gets its append time written there at the moment it gets its LSN, from a clock that
     /// never goes backwards on this shard. Returns the LSN and the stamp.
     async fn append_stamped(&self, bytes: &[u8]) -> Result<(u64, Option<i64>), Failure> {
+        self.append_stamped_tagged(bytes, None)
+            .await
+            .map(|(lsn, stamp, _)| (lsn, stamp))
+    }
+
+    /// [`Shard::append_stamped`] of an Events part tagged `producer`: at the same moment, takes
+    /// the producer's seq and writes the outcome into the part's duplicate flag (see
+    /// `tarn_core::producer`). Returns the LSN, the stamp and whether the part is a duplicate.
+    async fn append_stamped_tagged(
+        &self,
+        bytes: &[u8],
+        producer: Option<(u64, u64)>,
+    ) -> Result<(u64, Option<i64>, bool), Failure> {
         let stamp_at = record::stamp_offset(bytes);
         let stamped = Cell::new(None);
+        let duplicate = Cell::new(false);
         let lsn = self
             .log
             .append_with(bytes.len(), |buf| {
@@ -613,11 +632,18 @@ impl Shard {
                     self.last_stamp_us.set(t);
                     stamped.set(Some(t));
                     buf[at..at + 8].copy_from_slice(&t.to_le_bytes());
+                    if let Some((id, seq)) = producer {
+                        let dup = !self.state.borrow_mut().take_producer_seq(id, seq);
+                        duplicate.set(dup);
+                        let flag =
+                            at - record::EVENTS_STAMP_OFFSET + record::EVENTS_DUPLICATE_OFFSET;
+                        buf[flag] = u8::from(dup);
+                    }
                 }
             })
             .await
             .map_err(|e| self.fail(e.to_string()))?;
-        Ok((lsn, stamped.get()))
+        Ok((lsn, stamped.get(), duplicate.get()))
     }
 
     /// Largest encoded mutation one log record can hold (all shards share the log options).
@@ -1096,16 +1122,17 @@ impl Shard {
         if self.next_apply_lsn.get() - 1 == self.checkpoint_lsn.get() {
             return Ok(());
         }
-        if self.cfg.durability == Durability::Async {
-            // The checkpoint must not get ahead of a log whose tail is still in memory.
-            self.log.flush().await.map_err(|e| e.to_string())?;
-        }
+
         // Incremental and fuzzy (see ShardState::checkpoint_builder): it covers everything
         // applied up to `lsn`, possibly more; replay from `lsn` + 1 is exact because table
         // mutations are idempotent overwrites. Built in short steps so a large state never
         // stalls the shard: requests are served between steps.
         let lsn = self.next_apply_lsn.get() - 1;
         let mut builder = self.state.borrow().checkpoint_builder();
+        // The builder captured producer seqs taken by records appended but maybe not durable
+        // yet (and, in async mode, applied records not durable yet): the checkpoint must not
+        // outlive them, so it is written only once everything appended so far is durable.
+        let appended = self.log.last_lsn();
         while !builder.step(&self.state.borrow(), CHECKPOINT_STEP_ROWS) {
             // A short sleep, not a yield: glommio hands a yielding queue the CPU straight back
             // until its 100 ms preempt timer fires; a timer wait lets the executor poll I/O
@@ -1113,6 +1140,10 @@ impl Shard {
             glommio::timer::sleep(CHECKPOINT_STEP_PAUSE).await;
         }
         let parts = builder.finish();
+        self.log
+            .wait_durable(appended)
+            .await
+            .map_err(|e| e.to_string())?;
         let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
         let path = checkpoint::write_parts(&self.shard_dir, lsn, &parts)
             .await

@@ -57,6 +57,7 @@ fn record(cat: &Catalog, rng: &mut StdRng, i: usize) -> Record {
         stream_id: stream.id,
         append_time_us: append,
         producer: None,
+        duplicate: false,
         targets: vec![HOME_TARGET, w, life],
         rows,
     }))
@@ -151,6 +152,7 @@ fn late_events_are_counted_not_applied() {
             stream_id: stream.id,
             append_time_us: T0,
             producer: None,
+            duplicate: false,
             targets: vec![w.id],
             rows: rows.into_iter().map(|r| (1, r)).collect(),
         }))
