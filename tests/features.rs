@@ -280,8 +280,10 @@ fn oracle_every_aggregate_of_every_view() {
                 "card_w",
                 &(0..50).map(|i| format!("card-{i}")).collect::<Vec<_>>(),
             );
-            if window_of(before.as_of_us) == window_of(after.as_of_us) {
-                assert_eq!(before.rows, after.rows, "card_w changed across kill -9");
+            for (b, a) in before.rows.iter().zip(&after.rows) {
+                if window_of(b.as_of_us) == window_of(a.as_of_us) {
+                    assert_eq!(b.values, a.values, "card_w changed across kill -9");
+                }
             }
             checks += check_all(&mut c, &known, &mut rng);
         }
@@ -303,19 +305,25 @@ fn check_all(c: &mut Conn, known: &[Known], rng: &mut StdRng) -> usize {
         .map(|_| format!("card-{}", rng.random_range(0..CARDS)))
         .collect();
     let r = features(c, "card_w", &keys);
-    let (lo, hi) = window_of(r.as_of_us);
     let mut by_card: HashMap<&str, Vec<&Ev>> = HashMap::new();
-    for k in known {
-        let bk = bucket(k.ev.ts);
-        if !k.late && bk >= lo && bk <= hi {
-            by_card.entry(k.ev.card.as_str()).or_default().push(&k.ev);
-        }
+    for k in known.iter().filter(|k| !k.late) {
+        by_card.entry(k.ev.card.as_str()).or_default().push(&k.ev);
     }
     for (key, row) in keys.iter().zip(&r.rows) {
-        let evs = by_card.get(key.as_str()).cloned().unwrap_or_default();
+        // Each row has its own as-of time (its shard's); the window ends at its bucket.
+        let (lo, hi) = window_of(row.as_of_us);
+        let evs: Vec<&Ev> = by_card
+            .get(key.as_str())
+            .map(|v| {
+                v.iter()
+                    .copied()
+                    .filter(|e| (lo..=hi).contains(&bucket(e.ts)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut want = vec![Value::Text(key.clone())];
         want.extend(card_oracle(&evs));
-        assert_eq!(row.values, want, "card_w {key} as of {}", r.as_of_us);
+        assert_eq!(row.values, want, "card_w {key} as of {}", row.as_of_us);
         checks += 1;
     }
     // account_life: lifetime, WHERE merchant <> 'm0'.
@@ -625,5 +633,133 @@ fn kill9_during_ingest_counts_every_acknowledged_event_once() {
         let want = (0..N * 200).filter(|k| k % 997 == i).count() as i64;
         assert_eq!(row.values[1], Value::Int(want), "card {i}");
     }
+    server.stop_ok();
+}
+
+/// Online/offline: values read online at recorded times T while events keep arriving equal the
+/// point-in-time history for the same (key, T), bit for bit (and so does FEATURES with
+/// `as_of = T`).
+#[test]
+fn online_reads_during_ingest_equal_history() {
+    let mut server = TarnServer::start_ok(ServerOpts::shards(SHARDS).durability("sync"));
+    drop(setup(&server));
+    let addr = server.addr();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut c = Conn::connect(addr).unwrap();
+            let mut rng = StdRng::seed_from_u64(99);
+            let mut b = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && b < 2_000 {
+                let sent = now_us();
+                let rows: Vec<Vec<Value>> = (0..200)
+                    .map(|_| {
+                        let (ts, _) = event_time(&mut rng, sent);
+                        let card = rng.random_range(0..50);
+                        Ev {
+                            ts,
+                            card: format!("card-{card}"),
+                            account: format!("acct-{}", card % 9),
+                            merchant: format!("m{}", rng.random_range(0..MERCHANTS)),
+                            amount: rng.random_range(0..4000u32) as f64 / 4.0,
+                            ip: (!rng.random_bool(0.2))
+                                .then(|| format!("ip{}", rng.random_range(0..6))),
+                        }
+                        .row()
+                    })
+                    .collect();
+                b += 1;
+                ingest(&mut c, rows, (3, b)).unwrap();
+            }
+            b
+        })
+    };
+    let mut c = server.client();
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut observed: Vec<(String, &str, FeaturesReply)> = Vec::new();
+    for i in 0..120 {
+        let view = ["card_w", "account_life", "merchant_life"][i % 3];
+        let keys: Vec<String> = match view {
+            "card_w" => (0..5)
+                .map(|_| format!("card-{}", rng.random_range(0..50)))
+                .collect(),
+            "account_life" => (0..3)
+                .map(|_| format!("acct-{}", rng.random_range(0..9)))
+                .collect(),
+            _ => (0..MERCHANTS).map(|m| format!("m{m}")).collect(),
+        };
+        let r = features(&mut c, view, &keys);
+        observed.push((keys.join(","), view, r));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let batches = writer.join().unwrap();
+    assert!(
+        batches > 20,
+        "the writer kept ingesting during the reads ({batches} batches)"
+    );
+    // History for every (key, T) read online, in one request per view.
+    for view in ["card_w", "account_life", "merchant_life"] {
+        let mut pairs = Vec::new();
+        let mut want = Vec::new();
+        for (_, v, r) in observed.iter().filter(|o| o.1 == view) {
+            assert_eq!(*v, view);
+            for row in &r.rows {
+                pairs.push((row.values[0].clone(), row.as_of_us));
+                want.push(row.clone());
+            }
+        }
+        let h = match c
+            .call(&Request::History(tarn_net::HistoryRequest {
+                view: view.into(),
+                pairs: pairs.clone(),
+            }))
+            .unwrap()
+        {
+            Response::History(h) => h,
+            o => panic!("unexpected {o:?}"),
+        };
+        assert_eq!(h.rows.len(), want.len());
+        for (i, (got, w)) in h.rows.iter().zip(&want).enumerate() {
+            assert_eq!(
+                got, w,
+                "{view}: pair {i} {:?} differs online vs history",
+                pairs[i]
+            );
+        }
+        // FEATURES as of a past T is the same computation.
+        let (k, t) = pairs[pairs.len() / 2].clone();
+        let r = match c
+            .call(&Request::Features(FeaturesRequest {
+                view: view.into(),
+                keys: vec![k],
+                as_of_us: Some(t),
+            }))
+            .unwrap()
+        {
+            Response::Features(r) => r,
+            o => panic!("unexpected {o:?}"),
+        };
+        assert_eq!((r.as_of_us, &r.rows[0]), (t, &want[pairs.len() / 2]));
+        let distinct_times: BTreeSet<i64> = pairs.iter().map(|p| p.1).collect();
+        assert!(
+            distinct_times.len() > 10,
+            "{view}: reads at {} distinct times",
+            distinct_times.len()
+        );
+    }
+    // An as-of time in the future is refused with the pair's index.
+    let e = c
+        .call(&Request::History(tarn_net::HistoryRequest {
+            view: "card_w".into(),
+            pairs: vec![
+                (Value::Text("card-1".into()), now_us() - 1_000_000),
+                (Value::Text("card-1".into()), now_us() + 60_000_000),
+            ],
+        }))
+        .unwrap_err()
+        .server();
+    assert_eq!((e.code, e.row), (ErrorCode::Unsupported, Some(1)));
     server.stop_ok();
 }

@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod duration;
 mod error;
 pub mod events;
+pub mod history;
 pub mod ingest;
 pub mod producer;
 pub mod record;

@@ -77,7 +77,7 @@ pub struct ShardState {
 
 /// One feature view's state on this shard: a window per key this shard owns.
 #[derive(Clone, Debug, PartialEq)]
-struct ViewState {
+pub(crate) struct ViewState {
     /// The aggregate kernels' specs, from the view definition (views never change).
     specs: Rc<[AggSpec]>,
     keys: FastMap<Rc<[u8]>, KeyWindow>,
@@ -352,17 +352,9 @@ impl ShardState {
         key: &[u8],
         as_of_us: i64,
     ) -> (Vec<Value>, Option<i64>) {
-        let (lo, hi) = window_range(&view.window, as_of_us);
-        match self
-            .views
-            .get(&view.id)
-            .and_then(|v| v.keys.get(key).map(|k| (v, k)))
-        {
-            Some((vs, k)) => (k.win.read(&vs.specs, lo, hi), k.win.newest_event_time()),
-            None => {
-                let specs = view_specs(view, stream);
-                (WindowState::new(&specs).read(&specs, lo, hi), None)
-            }
+        match self.views.get(&view.id) {
+            Some(vs) => vs.read(view, key, as_of_us),
+            None => ViewState::new(view, stream).read(view, key, as_of_us),
         }
     }
 
@@ -1035,7 +1027,24 @@ pub fn view_specs(view: &ViewDef, stream: &crate::schema::StreamDef) -> Vec<AggS
 }
 
 impl ViewState {
-    fn new(view: &ViewDef, stream: &crate::schema::StreamDef) -> ViewState {
+    /// The read of one key as of `as_of_us` ([`ShardState::read_view`]).
+    pub(crate) fn read(
+        &self,
+        view: &ViewDef,
+        key: &[u8],
+        as_of_us: i64,
+    ) -> (Vec<Value>, Option<i64>) {
+        let (lo, hi) = window_range(&view.window, as_of_us);
+        match self.keys.get(key) {
+            Some(k) => (k.win.read(&self.specs, lo, hi), k.win.newest_event_time()),
+            None => (
+                WindowState::new(&self.specs).read(&self.specs, lo, hi),
+                None,
+            ),
+        }
+    }
+
+    pub(crate) fn new(view: &ViewDef, stream: &crate::schema::StreamDef) -> ViewState {
         ViewState {
             specs: view_specs(view, stream).into(),
             keys: FastMap::default(),
@@ -1044,7 +1053,7 @@ impl ViewState {
     }
 
     /// Applies one event row appended at `append_us` by the record at `lsn`.
-    fn apply(
+    pub(crate) fn apply(
         &mut self,
         view: &ViewDef,
         stream: &crate::schema::StreamDef,

@@ -162,6 +162,14 @@ pub fn encode_request_payload(req: &Request, out: &mut Vec<u8>) {
                 }
             }
         }
+        Request::History(h) => {
+            put_str(out, &h.view);
+            put_count(out, h.pairs.len());
+            for (k, t) in &h.pairs {
+                encode_value(k, out);
+                put_i64(out, *t);
+            }
+        }
         Request::Ingest(i) => {
             put_str(out, &i.stream);
             match i.producer {
@@ -226,20 +234,14 @@ pub fn encode_response_payload(resp: &Response, out: &mut Vec<u8>) {
             put_u64(out, i.events);
             put_u8(out, u8::from(i.duplicate));
         }
+        Response::History(h) => {
+            put_columns(out, &h.columns);
+            put_feature_rows(out, &h.rows);
+        }
         Response::Features(f) => {
             put_i64(out, f.as_of_us);
             put_columns(out, &f.columns);
-            put_count(out, f.rows.len());
-            for r in &f.rows {
-                match r.newest_event_time_us {
-                    None => put_u8(out, 0),
-                    Some(t) => {
-                        put_u8(out, 1);
-                        put_i64(out, t);
-                    }
-                }
-                put_row(out, &r.values);
-            }
+            put_feature_rows(out, &f.rows);
         }
         Response::Stats(s) => {
             put_count(out, s.shards.len());
@@ -267,6 +269,21 @@ pub fn encode_response_payload(resp: &Response, out: &mut Vec<u8>) {
             put_u32(out, e.row.unwrap_or(NO_ROW));
             put_str(out, e.column.as_deref().unwrap_or(""));
         }
+    }
+}
+
+fn put_feature_rows(out: &mut Vec<u8>, rows: &[FeatureRow]) {
+    put_count(out, rows.len());
+    for r in rows {
+        put_i64(out, r.as_of_us);
+        match r.newest_event_time_us {
+            None => put_u8(out, 0),
+            Some(t) => {
+                put_u8(out, 1);
+                put_i64(out, t);
+            }
+        }
+        put_row(out, &r.values);
     }
 }
 
@@ -526,6 +543,36 @@ impl<'a> Reader<'a> {
         Ok((columns, rows))
     }
 
+    /// FEATURES / HISTORY reply rows: a count, then per row a newest-event flag (+ i64) and
+    /// a row of exactly `arity` values.
+    fn feature_rows(&mut self, arity: usize) -> Result<Vec<FeatureRow>, DecodeError> {
+        let r = self;
+        let n = r.count("feature row", 10, MAX_BATCH_ROWS, ErrorCode::Malformed)?;
+        let mut rows = Vec::with_capacity(n);
+        for i in 0..n {
+            let as_of_us = r.i64("row as_of")?;
+            let at = r.pos;
+            let newest_event_time_us = match r.u8("newest flag")? {
+                0 => None,
+                1 => Some(r.i64("newest event time")?),
+                b => {
+                    return Err(r.err(
+                        ErrorCode::Malformed,
+                        at,
+                        format_args!("invalid newest flag {b}"),
+                    ))
+                }
+            };
+            let values = r.reply_row(i, arity)?;
+            rows.push(FeatureRow {
+                as_of_us,
+                newest_event_time_us,
+                values,
+            });
+        }
+        Ok(rows)
+    }
+
     fn reply_row(&mut self, index: usize, arity: usize) -> Result<Vec<Value>, DecodeError> {
         let at = self.pos;
         let row = self.row()?;
@@ -707,6 +754,16 @@ pub fn decode_request(h: &FrameHeader, payload: &[u8]) -> Result<Request, Decode
                 as_of_us,
             })
         }
+        Opcode::History => {
+            let view = r.string("view")?;
+            let n = r.count("pair", 9, MAX_BATCH_ROWS, ErrorCode::BatchTooLarge)?;
+            let mut pairs = Vec::with_capacity(n);
+            for _ in 0..n {
+                let k = r.value()?;
+                pairs.push((k, r.i64("as_of")?));
+            }
+            Request::History(HistoryRequest { view, pairs })
+        }
         Opcode::Ingest => {
             let stream = r.string("stream")?;
             let at = r.pos;
@@ -824,30 +881,15 @@ pub fn decode_response(h: &FrameHeader, payload: &[u8]) -> Result<Response, Deco
             }
             Response::Get(GetReply { columns, rows })
         }
+        Opcode::History => {
+            let columns = r.columns()?;
+            let rows = r.feature_rows(columns.len())?;
+            Response::History(HistoryReply { columns, rows })
+        }
         Opcode::Features => {
             let as_of_us = r.i64("as_of")?;
             let columns = r.columns()?;
-            let n = r.count("feature row", 2, MAX_BATCH_ROWS, ErrorCode::Malformed)?;
-            let mut rows = Vec::with_capacity(n);
-            for i in 0..n {
-                let at = r.pos;
-                let newest_event_time_us = match r.u8("newest flag")? {
-                    0 => None,
-                    1 => Some(r.i64("newest event time")?),
-                    b => {
-                        return Err(r.err(
-                            ErrorCode::Malformed,
-                            at,
-                            format_args!("invalid newest flag {b}"),
-                        ))
-                    }
-                };
-                let values = r.reply_row(i, columns.len())?;
-                rows.push(FeatureRow {
-                    newest_event_time_us,
-                    values,
-                });
-            }
+            let rows = r.feature_rows(columns.len())?;
             Response::Features(FeaturesReply {
                 as_of_us,
                 columns,

@@ -30,6 +30,7 @@ pub enum Opcode {
     Stats = 0x07,
     Ingest = 0x08,
     Features = 0x09,
+    History = 0x0A,
     /// Response-only: the request failed; the payload is an [`crate::ErrorReply`].
     Error = 0xFF,
 }
@@ -46,6 +47,7 @@ impl Opcode {
             0x07 => Opcode::Stats,
             0x08 => Opcode::Ingest,
             0x09 => Opcode::Features,
+            0x0A => Opcode::History,
             0xFF => Opcode::Error,
             _ => return None,
         })
@@ -67,6 +69,7 @@ impl Opcode {
             Opcode::Stats => "STATS",
             Opcode::Ingest => "INGEST",
             Opcode::Features => "FEATURES",
+            Opcode::History => "HISTORY",
             Opcode::Error => "ERROR",
         }
     }

@@ -24,7 +24,8 @@ pub use frame::{
 };
 pub use message::{
     Column, DeleteReply, ErrorReply, FeatureRow, FeaturesReply, FeaturesRequest, GetReply, Hello,
-    HelloReply, IngestBody, IngestReply, IngestRequest, KeysRequest, OpStats, Producer, Request,
-    Response, ShardStats, SqlReply, StatsReply, UpsertMode, UpsertReply, UpsertRequest,
+    HelloReply, HistoryReply, HistoryRequest, IngestBody, IngestReply, IngestRequest, KeysRequest,
+    OpStats, Producer, Request, Response, ShardStats, SqlReply, StatsReply, UpsertMode,
+    UpsertReply, UpsertRequest,
 };
 pub use tarn_types::{ColumnType, Value};

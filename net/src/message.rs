@@ -21,6 +21,7 @@ pub enum Request {
     Stats,
     Ingest(IngestRequest),
     Features(FeaturesRequest),
+    History(HistoryRequest),
 }
 
 impl Request {
@@ -35,6 +36,7 @@ impl Request {
             Request::Stats => Opcode::Stats,
             Request::Ingest(_) => Opcode::Ingest,
             Request::Features(_) => Opcode::Features,
+            Request::History(_) => Opcode::History,
         }
     }
 }
@@ -97,6 +99,22 @@ pub struct FeaturesRequest {
     pub as_of_us: Option<i64>,
 }
 
+/// Point-in-time history: the view's features for each `(key, as_of_us)` pair, recomputed from
+/// the retained log with the same code as the online path (equal to what an online read as of
+/// that time returned, bit for bit).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRequest {
+    pub view: String,
+    pub pairs: Vec<(Value, i64)>,
+}
+
+/// One row per requested pair, in request order (same layout as a FEATURES reply row).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryReply {
+    pub columns: Vec<Column>,
+    pub rows: Vec<FeatureRow>,
+}
+
 /// GET or DELETE by primary key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KeysRequest {
@@ -117,6 +135,7 @@ pub enum Response {
     Stats(StatsReply),
     Ingest(IngestReply),
     Features(FeaturesReply),
+    History(HistoryReply),
     Error(ErrorReply),
 }
 
@@ -132,6 +151,7 @@ impl Response {
             Response::Stats(_) => Opcode::Stats,
             Response::Ingest(_) => Opcode::Ingest,
             Response::Features(_) => Opcode::Features,
+            Response::History(_) => Opcode::History,
             Response::Error(_) => Opcode::Error,
         }
     }
@@ -189,9 +209,11 @@ pub struct IngestReply {
     pub duplicate: bool,
 }
 
-/// Feature values as of `as_of_us`: every event appended at or before it is included (and none
-/// after). `columns`: the view's key column then its aggregates. One row per requested key, in
-/// request order; an unknown key gets the aggregates' empty values (count 0, NULL otherwise).
+/// Feature values. Each row states its own as-of time (keys on different shards are read at
+/// each shard's latest consistent point); `as_of_us` is the earliest of them (the requested
+/// time for a past read). `columns`: the view's key column then its aggregates. One row per
+/// requested key, in request order; an unknown key gets the aggregates' empty values (count 0,
+/// NULL otherwise).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FeaturesReply {
     pub as_of_us: i64,
@@ -199,11 +221,13 @@ pub struct FeaturesReply {
     pub rows: Vec<FeatureRow>,
 }
 
-/// One key's features: `values` has one entry per reply column (the key first);
+/// One key's features: `as_of_us`: the as-of time of these values (every event appended at or
+/// before it included, none after); `values` has one entry per reply column (the key first);
 /// `newest_event_time_us`: the event time of the newest event applied to this key (None when
 /// no event is held).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FeatureRow {
+    pub as_of_us: i64,
     pub newest_event_time_us: Option<i64>,
     pub values: Vec<Value>,
 }

@@ -67,6 +67,7 @@ fn protocol_vectors_decode_and_reencode() {
         Opcode::Stats,
         Opcode::Ingest,
         Opcode::Features,
+        Opcode::History,
     ] {
         assert!(
             seen.contains(&("request", op)),

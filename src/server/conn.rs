@@ -21,8 +21,8 @@ use tarn_net::limits::{
 };
 use tarn_net::{
     Column, DeleteReply, ErrorCode, ErrorReply, FeatureRow, FeaturesReply, FrameHeader, GetReply,
-    HelloReply, IngestBody, IngestReply, IngestRequest, Opcode, Request, Response, SqlReply,
-    StatsReply, UpsertReply, HEADER_LEN as FRAME_HEADER_BYTES,
+    HelloReply, HistoryReply, IngestBody, IngestReply, IngestRequest, Opcode, Request, Response,
+    SqlReply, StatsReply, UpsertReply, HEADER_LEN as FRAME_HEADER_BYTES,
 };
 use tarn_types::{shard_for, Value};
 
@@ -554,6 +554,10 @@ async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorRe
             shards: shard.stats_all().await.map_err(fail)?,
         })),
         Request::Ingest(req) => ingest(shard, req).await,
+        Request::History(req) => {
+            let (columns, rows) = read_history(shard, &req.view, req.pairs).await?;
+            Ok(Response::History(HistoryReply { columns, rows }))
+        }
         Request::Features(req) => {
             let (as_of_us, columns, rows) =
                 read_features(shard, &req.view, &req.keys, req.as_of_us).await?;
@@ -642,11 +646,11 @@ async fn read_features(
         row: None,
         column: None,
     })?;
-    if as_of_us.is_some() {
-        return Err(ErrorReply::new(
-            ErrorCode::Unsupported,
-            "reads as of a past time (point-in-time history) are not served yet; omit as_of to read the current values",
-        ));
+    if let Some(t) = as_of_us {
+        // A past as-of time: recomputed from the retained log (point-in-time history).
+        let (columns, rows) =
+            read_history(shard, view, keys.iter().map(|k| (k.clone(), t)).collect()).await?;
+        return Ok((t, columns, rows));
     }
     let stream = catalog
         .stream_by_id(def.stream_id)
@@ -668,10 +672,7 @@ async fn read_features(
     }
     let encoded =
         tarn_core::events::validate_view_keys(&key_def, keys).map_err(super::core_error)?;
-    // Every event appended at or before `as_of` on any shard is applied before its owner
-    // answers; an event appended later gets a later stamp (shards stamp with this clock, never
-    // going backwards), so the answer is exactly "every event appended up to as_of".
-    let as_of = super::now_us() - 1;
+    // Each owner answers at its latest consistent point and says which (per row).
     let mut groups: Vec<(Vec<usize>, Vec<Vec<u8>>)> =
         vec![(Vec::new(), Vec::new()); shard.count as usize];
     for (i, k) in encoded.into_iter().enumerate() {
@@ -686,22 +687,113 @@ async fn read_features(
         .map(|(s, (idx, ks))| {
             let shard = shard.clone();
             let view_id = def.id;
-            glommio::spawn_local(async move {
-                (idx, shard.features(s as u32, view_id, ks, as_of).await)
-            })
+            glommio::spawn_local(async move { (idx, shard.features(s as u32, view_id, ks).await) })
         })
         .collect();
+    let rows = gather_feature_rows(tasks, keys).await?;
+    let as_of = rows.iter().map(|r| r.as_of_us).min().unwrap_or(i64::MIN);
+    Ok((as_of, to_columns(result_columns), rows))
+}
+
+/// Point-in-time history: the view's features for each `(key, as_of)` pair, from the owners'
+/// retained logs. As-of times after the server's clock are refused (the future is not written
+/// yet).
+async fn read_history(
+    shard: &Rc<Shard>,
+    view: &str,
+    pairs: Vec<(Value, i64)>,
+) -> Result<(Vec<Column>, Vec<FeatureRow>), ErrorReply> {
+    let catalog = shard.catalog();
+    let def = catalog.view(view).ok_or_else(|| ErrorReply {
+        code: ErrorCode::UnknownView,
+        message: format!("feature view {view:?} does not exist"),
+        row: None,
+        column: None,
+    })?;
+    let stream = catalog
+        .stream_by_id(def.stream_id)
+        .expect("a view's stream exists while the view does");
+    let result_columns = def.result_columns(stream);
+    if pairs.len() > MAX_BATCH_ROWS as usize {
+        return Err(ErrorReply::new(
+            ErrorCode::BatchTooLarge,
+            format!(
+                "{} pairs in one request; the limit is {MAX_BATCH_ROWS}",
+                pairs.len()
+            ),
+        ));
+    }
+    let keys: Vec<Value> = pairs.iter().map(|(k, _)| k.clone()).collect();
+    let key_def = tarn_core::schema::ColumnDef {
+        name: result_columns[0].name.clone(),
+        ty: result_columns[0].ty,
+    };
+    let encoded =
+        tarn_core::events::validate_view_keys(&key_def, &keys).map_err(super::core_error)?;
+    let now = super::now_us();
+    if let Some(i) = pairs.iter().position(|(_, t)| *t >= now) {
+        return Err(ErrorReply::new(
+            ErrorCode::Unsupported,
+            format!(
+                "as-of time {} is not in the past (server clock {now}); read the current values without as_of",
+                pairs[i].1
+            ),
+        )
+        .with_row(i as u32));
+    }
+    let mut groups: Vec<HistoryGroup> = vec![(Vec::new(), Vec::new()); shard.count as usize];
+    for (i, k) in encoded.into_iter().enumerate() {
+        let s = shard_for(&k, shard.count) as usize;
+        groups[s].0.push(i);
+        groups[s].1.push((k, pairs[i].1));
+    }
+    let view_id = def.id;
+    let tasks: Vec<_> = groups
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (idx, _))| !idx.is_empty())
+        .map(|(s, (idx, qs))| {
+            let shard = shard.clone();
+            glommio::spawn_local(async move { (idx, shard.history(s as u32, view_id, qs).await) })
+        })
+        .collect();
+    let rows = gather_feature_rows(tasks, &keys).await?;
+    Ok((to_columns(result_columns), rows))
+}
+
+/// One owner's share of a history request: request indexes and `(key, as_of)` queries.
+type HistoryGroup = (Vec<usize>, Vec<(Vec<u8>, i64)>);
+
+/// One owner's answer to a feature read: the request indexes it answered and its rows.
+type OwnerAnswer = (Vec<usize>, Result<super::shard::FeatureRows, Failure>);
+
+/// The reply columns of a view.
+fn to_columns(cols: Vec<tarn_core::schema::ColumnDef>) -> Vec<Column> {
+    cols.into_iter()
+        .map(|c| Column {
+            name: c.name,
+            ty: c.ty,
+        })
+        .collect()
+}
+
+/// Awaits every owner's answer and puts the rows back in request order (the key first).
+async fn gather_feature_rows(
+    tasks: Vec<glommio::Task<OwnerAnswer>>,
+    keys: &[Value],
+) -> Result<Vec<FeatureRow>, ErrorReply> {
     let mut rows: Vec<Option<FeatureRow>> = vec![None; keys.len()];
     let mut first_err = None;
     for t in tasks {
         let (idx, got) = t.await;
         match got {
             Ok(values) => {
-                for (i, (vals, newest)) in idx.into_iter().zip(values) {
+                for (i, (as_of, vals, newest)) in idx.into_iter().zip(values) {
                     let mut all = Vec::with_capacity(vals.len() + 1);
                     all.push(keys[i].clone());
                     all.extend(vals);
                     rows[i] = Some(FeatureRow {
+                        as_of_us: as_of,
                         newest_event_time_us: newest,
                         values: all,
                     });
@@ -715,20 +807,10 @@ async fn read_features(
     if let Some(e) = first_err {
         return Err(fail(e));
     }
-    let columns = result_columns
+    Ok(rows
         .into_iter()
-        .map(|c| Column {
-            name: c.name,
-            ty: c.ty,
-        })
-        .collect();
-    Ok((
-        as_of,
-        columns,
-        rows.into_iter()
-            .map(|r| r.expect("every key answered"))
-            .collect(),
-    ))
+        .map(|r| r.expect("every key answered"))
+        .collect())
 }
 
 /// Validates an INGEST completely, splits it by home shard and writes it (atomically across

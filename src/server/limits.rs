@@ -32,3 +32,8 @@ pub const MAX_OPEN_TXNS_PER_SHARD: usize = 4096;
 /// (normally one group commit). Beyond it the read fails with BUSY rather than answer with an
 /// as-of time it cannot honour. Only a stalled disk or a storage failure gets near it.
 pub const READ_BARRIER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// History requests one shard replays its log for at the same time. Each scan reads the whole
+/// retained log of the shard (from the low-priority task queue); more would only share the
+/// same disk and core. Others wait their turn.
+pub const MAX_HISTORY_SCANS_PER_SHARD: u64 = 2;

@@ -48,12 +48,14 @@ pub enum MsgBody {
     Catalog(Catalog),
     /// Report this shard's statistics.
     Stats,
-    /// Read feature view `view_id` for `keys` (canonical key bytes this shard owns) as of
-    /// `as_of_us`, once every event appended here at or before it is applied; reply `Features`.
-    Features {
+    /// Read feature view `view_id` for `keys` (canonical key bytes this shard owns) at this
+    /// shard's latest consistent point; reply `Features`.
+    Features { view_id: u32, keys: Vec<Vec<u8>> },
+    /// Point-in-time history of feature view `view_id` for `(key, as_of)` queries whose keys
+    /// this shard owns, replayed from its retained log; reply `Features` in query order.
+    History {
         view_id: u32,
-        keys: Vec<Vec<u8>>,
-        as_of_us: i64,
+        queries: Vec<(Vec<u8>, i64)>,
     },
     /// Report this shard's counters of stream `stream_id` (events it is the home of).
     StreamCounters { stream_id: u32 },
@@ -71,7 +73,7 @@ pub enum ReplyBody {
     Done(String),
     Stats(ShardStats),
     StreamCounters(Option<tarn_core::state::StreamCounters>),
-    /// Per key: the aggregates' values and the newest event time held.
-    Features(Vec<(Vec<Value>, Option<i64>)>),
+    /// Per key: the as-of time, the aggregates' values and the newest event time held.
+    Features(Vec<(i64, Vec<Value>, Option<i64>)>),
     Error(ErrorCode, String),
 }

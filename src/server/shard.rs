@@ -49,16 +49,9 @@ const CHECKPOINT_SHARES: usize = 100;
 /// An error to send to a client: its protocol code and a message.
 pub type Failure = (ErrorCode, String);
 
-/// Per key: the aggregates' values and the newest event time held.
-pub type FeatureRows = Vec<(Vec<Value>, Option<i64>)>;
-
-/// A feature read waiting for the records stamped at or before its as-of time.
-struct PendingRead {
-    as_of_us: i64,
-    view_id: u32,
-    keys: Vec<Vec<u8>>,
-    reply: LocalSender<Result<FeatureRows, Failure>>,
-}
+/// Per key: the as-of time of its values, the aggregates' values and the newest event time
+/// held.
+pub type FeatureRows = Vec<(i64, Vec<Value>, Option<i64>)>;
 
 struct Pending {
     record: Record,
@@ -120,9 +113,10 @@ pub struct Shard {
     /// A background checkpoint task exists (scheduled or running): don't spawn another.
     checkpoint_scheduled: Cell<bool>,
     checkpoint_lsn: Cell<u64>,
-    /// Feature reads waiting for earlier-stamped records to be applied (bounded by the
-    /// requests in flight).
-    reads: RefCell<Vec<PendingRead>>,
+    /// History scans running (each reads the retained log).
+    history_scans: Semaphore,
+    /// Append time of the last record applied that carries one (events, commits).
+    last_applied_stamp_us: Cell<i64>,
     /// Last append timestamp given to an Events record (µs): stamps never go backwards even
     /// if the wall clock does.
     last_stamp_us: Cell<i64>,
@@ -200,7 +194,8 @@ impl Shard {
             checkpoint_scheduled: Cell::new(false),
             checkpoint_lsn: Cell::new(checkpoint_lsn),
             last_stamp_us: Cell::new(last_stamp_us),
-            reads: RefCell::new(Vec::new()),
+            last_applied_stamp_us: Cell::new(i64::MIN),
+            history_scans: Semaphore::new(super::limits::MAX_HISTORY_SCANS_PER_SHARD),
             link_next: RefCell::new(link_next),
             link_in: RefCell::new(link_in),
             open_txns: Cell::new(0),
@@ -337,9 +332,12 @@ impl Shard {
                     _ => break,
                 }
             };
-            // Reads as of a time before this record's stamp see the state without it.
             if let Some(stamp) = record_stamp(&p.record) {
-                self.serve_reads(stamp);
+                debug_assert!(
+                    stamp >= self.last_applied_stamp_us.get(),
+                    "stamps follow the apply order"
+                );
+                self.last_applied_stamp_us.set(stamp);
             }
             let n = self
                 .state
@@ -353,9 +351,7 @@ impl Shard {
             }
             applied_any = true;
         }
-        if applied_any {
-            self.serve_reads(self.min_pending_stamp());
-        }
+        let _ = applied_any;
         self.maybe_checkpoint();
     }
 
@@ -793,20 +789,12 @@ impl Shard {
         target: u32,
         view_id: u32,
         keys: Vec<Vec<u8>>,
-        as_of_us: i64,
     ) -> Result<FeatureRows, Failure> {
         if target == self.id {
-            return self.features_local(view_id, &keys, as_of_us).await;
+            return self.features_local(view_id, &keys).await;
         }
         match self
-            .call(
-                target,
-                MsgBody::Features {
-                    view_id,
-                    keys,
-                    as_of_us,
-                },
-            )
+            .call(target, MsgBody::Features { view_id, keys })
             .await?
         {
             ReplyBody::Features(rows) => Ok(rows),
@@ -814,42 +802,136 @@ impl Shard {
         }
     }
 
-    /// Reads keys this shard owns as of `as_of_us`: exactly the events whose append time is at
-    /// or before it. Append times follow the apply order (events take their record's stamp, or
-    /// their Commit's), so the answer is computed at the moment between applying the last record
-    /// stamped at or before `as_of_us` and the first one stamped after it: at once if no such
-    /// record waits to be applied, else from `drain_applies` when it gets there.
+    /// Point-in-time history on shard `target` (see [`Shard::history_local`]).
+    pub async fn history(
+        self: &Rc<Self>,
+        target: u32,
+        view_id: u32,
+        queries: Vec<(Vec<u8>, i64)>,
+    ) -> Result<FeatureRows, Failure> {
+        if target == self.id {
+            return self.history_local(view_id, queries).await;
+        }
+        match self
+            .call(target, MsgBody::History { view_id, queries })
+            .await?
+        {
+            ReplyBody::Features(rows) => Ok(rows),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Answers `(key, as_of)` queries by replaying this shard's retained log with the online
+    /// aggregation code (`tarn_core::history`): exactly what an online read as of that time
+    /// returned. The replay runs in the low-priority task queue, at most
+    /// [`super::limits::MAX_HISTORY_SCANS_PER_SHARD`] at a time.
+    async fn history_local(
+        self: &Rc<Self>,
+        view_id: u32,
+        queries: Vec<(Vec<u8>, i64)>,
+    ) -> Result<FeatureRows, Failure> {
+        let catalog = self.catalog();
+        let view = catalog.view_by_id(view_id).ok_or_else(|| {
+            (
+                ErrorCode::UnknownView,
+                format!("feature view #{view_id} was dropped"),
+            )
+        })?;
+        let stream = catalog
+            .stream_by_id(view.stream_id)
+            .expect("a view's stream exists");
+        // What the retained log can answer exactly.
+        match view.window {
+            tarn_core::view::WindowSpec::Lifetime if self.log.first_lsn() > 1 => {
+                return Err((
+                    ErrorCode::Unsupported,
+                    format!(
+                        "history of lifetime view {} needs every event since the view was created; shard {}'s log no longer starts at its beginning (older segments were dropped after the retention of the stream)",
+                        view.name, self.id
+                    ),
+                ));
+            }
+            tarn_core::view::WindowSpec::Sliding { window_us, .. } => {
+                let oldest =
+                    super::now_us() - stream.retention_us + window_us + stream.max_future_us;
+                if self.log.first_lsn() > 1 {
+                    if let Some(&(_, t)) = queries.iter().find(|(_, t)| *t < oldest) {
+                        return Err((
+                            ErrorCode::Unsupported,
+                            format!(
+                                "as-of time {t} is older than what the retention of stream {} lets history recompute (from {oldest})",
+                                stream.name
+                            ),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        // Every record stamped at or before any as-of time (≤ now) is appended: make it durable
+        // so the reader sees it.
+        self.log
+            .flush()
+            .await
+            .map_err(|e| self.fail(e.to_string()))?;
+        let _turn = self.history_scans.acquire_permit(1).await.map_err(|_| {
+            (
+                ErrorCode::ShuttingDown,
+                "server is shutting down".to_string(),
+            )
+        })?;
+        let me = self.clone();
+        let task = glommio::spawn_local_into(
+            async move {
+                let catalog = me.catalog();
+                let view = catalog
+                    .view_by_id(view_id)
+                    .ok_or_else(|| (ErrorCode::UnknownView, "view dropped".to_string()))?;
+                let times: Vec<i64> = queries.iter().map(|q| q.1).collect();
+                let mut h = tarn_core::history::History::new(&catalog, view, me.id, queries);
+                let mut bad = None;
+                let first = me.log.first_lsn();
+                me.log
+                    .read_records(first, |lsn, payload| match h.feed(lsn, payload) {
+                        Ok(more) => more,
+                        Err(e) => {
+                            bad = Some(e);
+                            false
+                        }
+                    })
+                    .await
+                    .map_err(|e| (ErrorCode::Storage, format!("shard {}: {e}", me.id)))?;
+                if let Some(e) = bad {
+                    return Err((ErrorCode::Internal, format!("shard {}: {e}", me.id)));
+                }
+                Ok(times
+                    .into_iter()
+                    .zip(h.finish())
+                    .map(|(t, (vals, newest))| (t, vals, newest))
+                    .collect())
+            },
+            self.checkpoint_queue,
+        )
+        .map_err(|e| (ErrorCode::Internal, format!("cannot schedule history: {e}")))?;
+        task.await
+    }
+
+    /// Reads keys this shard owns at its latest consistent point: the as-of time `T` is the
+    /// clock (or the last applied stamp, if the clock went back), kept below the stamp of any
+    /// record still waiting to be applied. Append times follow the apply order (events take
+    /// their record's stamp, or their Commit's), so the state now holds exactly the events
+    /// stamped at or before `T`. Every acknowledged write is applied, so it is included.
     async fn features_local(
         self: &Rc<Self>,
         view_id: u32,
         keys: &[Vec<u8>],
-        as_of_us: i64,
     ) -> Result<FeatureRows, Failure> {
-        if self.min_pending_stamp() > as_of_us {
-            return self.read_features_now(view_id, keys, as_of_us);
-        }
-        let (tx, rx) = local_channel::new_bounded(1);
-        self.reads.borrow_mut().push(PendingRead {
-            as_of_us,
-            view_id,
-            keys: keys.to_vec(),
-            reply: tx,
-        });
-        let timeout = super::limits::READ_BARRIER_TIMEOUT;
-        let answer = futures_lite::future::or(async { rx.recv().await }, async {
-            glommio::timer::sleep(timeout).await;
-            None
-        })
-        .await;
-        answer.unwrap_or_else(|| {
-            Err((
-                ErrorCode::Busy,
-                format!(
-                    "shard {}: events appended before the read were still not applied after {timeout:?} (storage stalled?)",
-                    self.id
-                ),
-            ))
-        })
+        let now = super::now_us() - 1;
+        let as_of = now
+            .max(self.last_applied_stamp_us.get())
+            .min(self.min_pending_stamp().saturating_sub(1));
+        debug_assert!(as_of >= self.last_applied_stamp_us.get());
+        self.read_features_now(view_id, keys, as_of)
     }
 
     fn read_features_now(
@@ -877,29 +959,10 @@ impl Shard {
                     self.id,
                     "FEATURES routed to a non-owner"
                 );
-                state.read_view(view, stream, k, as_of_us)
+                let (vals, newest) = state.read_view(view, stream, k, as_of_us);
+                (as_of_us, vals, newest)
             })
             .collect())
-    }
-
-    /// Answers every waiting read whose as-of time is before `limit` (the stamp of the next
-    /// record to apply, or of the earliest one still waiting).
-    fn serve_reads(&self, limit: i64) {
-        if self.reads.borrow().is_empty() {
-            return;
-        }
-        let ready: Vec<PendingRead> = {
-            let mut reads = self.reads.borrow_mut();
-            let (ready, wait) = std::mem::take(&mut *reads)
-                .into_iter()
-                .partition(|r| r.as_of_us < limit);
-            *reads = wait;
-            ready
-        };
-        for r in ready {
-            let answer = self.read_features_now(r.view_id, &r.keys, r.as_of_us);
-            let _ = r.reply.try_send(answer);
-        }
     }
 
     /// The append time of the earliest record waiting to be applied that carries one (events,
@@ -1046,14 +1109,18 @@ impl Shard {
                 ReplyBody::Done(String::new())
             }
             MsgBody::Stats => ReplyBody::Stats(self.local_stats()),
-            MsgBody::Features {
-                view_id,
-                keys,
-                as_of_us,
-            } => match self.features_local(view_id, &keys, as_of_us).await {
-                Ok(rows) => ReplyBody::Features(rows),
-                Err((code, text)) => ReplyBody::Error(code, text),
-            },
+            MsgBody::Features { view_id, keys } => {
+                match self.features_local(view_id, &keys).await {
+                    Ok(rows) => ReplyBody::Features(rows),
+                    Err((code, text)) => ReplyBody::Error(code, text),
+                }
+            }
+            MsgBody::History { view_id, queries } => {
+                match self.history_local(view_id, queries).await {
+                    Ok(rows) => ReplyBody::Features(rows),
+                    Err((code, text)) => ReplyBody::Error(code, text),
+                }
+            }
             MsgBody::StreamCounters { stream_id } => {
                 ReplyBody::StreamCounters(self.state.borrow().stream_counters(stream_id))
             }
@@ -1150,7 +1217,7 @@ impl Shard {
             .map_err(|e| e.to_string())?;
         let removed = self
             .log
-            .remove_segments_covered_by(lsn)
+            .remove_segments_covered_by(lsn, self.retain_log_since())
             .await
             .map_err(|e| e.to_string())?;
         self.checkpoint_lsn.set(lsn);
@@ -1162,6 +1229,23 @@ impl Shard {
             path.display()
         );
         Ok(())
+    }
+
+    /// Log segments sealed after this time are kept even when a checkpoint covers them: the
+    /// longest retention of any stream (history reads replay them). `None` without streams.
+    fn retain_log_since(&self) -> Option<std::time::SystemTime> {
+        let longest = self
+            .catalog()
+            .streams
+            .values()
+            .map(|s| s.retention_us)
+            .max()?;
+        let keep = std::time::Duration::from_micros(u64::try_from(longest).unwrap_or(0));
+        Some(
+            std::time::SystemTime::now()
+                .checked_sub(keep)
+                .unwrap_or(std::time::UNIX_EPOCH),
+        )
     }
 
     /// Final flush at shutdown: everything appended becomes durable, a checkpoint makes the

@@ -6,7 +6,7 @@ use tarn_net::{OpStats, Opcode};
 use super::limits::MAX_RECORDED_LATENCY_US;
 
 /// Request opcodes we keep statistics for, in display order.
-const OPS: [Opcode; 9] = [
+const OPS: [Opcode; 10] = [
     Opcode::Hello,
     Opcode::Ping,
     Opcode::Sql,
@@ -16,6 +16,7 @@ const OPS: [Opcode; 9] = [
     Opcode::Stats,
     Opcode::Ingest,
     Opcode::Features,
+    Opcode::History,
 ];
 
 pub struct OpHistograms {

@@ -214,8 +214,12 @@ struct SegInfo {
     first_lsn: u64,
     path: PathBuf,
     size_bytes: u64,
-    /// End of record data (offset of the next record).
+    /// End of record data (offset of the next record). For a segment recovery did not scan
+    /// (wholly covered by the checkpoint), its size.
     data_end: u64,
+    /// When it stopped taking records (rotation; for segments found at open, the open time:
+    /// retention then counts from the restart, which errs on keeping). `None`: still open.
+    sealed_at: Option<std::time::SystemTime>,
 }
 
 /// Unflushed bytes of one segment: the image of `[base, base + bytes.len())`.
@@ -398,6 +402,7 @@ impl Log {
                 path: opts.dir.join(segment_name(open.segment_first_lsn)),
                 size_bytes: open.segment_size,
                 data_end: SEGMENT_HEADER_SIZE_BYTES,
+                sealed_at: None,
             });
         }
         let report = RecoveryReport {
@@ -525,11 +530,15 @@ impl Log {
             st.sealed.push_back(old);
         }
         st.force_rotate = false;
+        if let Some(last) = st.segments.last_mut() {
+            last.sealed_at = Some(std::time::SystemTime::now());
+        }
         st.segments.push(SegInfo {
             first_lsn: lsn,
             path: self.opts.dir.join(segment_name(lsn)),
             size_bytes: self.opts.segment_size_bytes,
             data_end: SEGMENT_HEADER_SIZE_BYTES,
+            sealed_at: None,
         });
     }
 
@@ -619,14 +628,23 @@ impl Log {
     }
 
     /// After a checkpoint covering every lsn ≤ `upto` is durable, deletes every segment
-    /// whose records are all ≤ `upto` (and durable). Never deletes the newest segment.
-    /// Returns how many segment files were removed.
-    pub async fn remove_segments_covered_by(&self, upto: u64) -> Result<usize, StorageError> {
+    /// whose records are all ≤ `upto` (and durable) and, with `keep_sealed_since`, that was
+    /// sealed before that time (retention: the oldest segments go first, the rest are kept
+    /// for readers of the log's history, see [`Log::read_records`]). Never deletes the newest
+    /// segment. Returns how many segment files were removed.
+    pub async fn remove_segments_covered_by(
+        &self,
+        upto: u64,
+        keep_sealed_since: Option<std::time::SystemTime>,
+    ) -> Result<usize, StorageError> {
         let limit = upto.min(self.durable_lsn.get());
         let removed: Vec<PathBuf> = {
             let mut st = self.st.borrow_mut();
             let mut k = 0;
-            while k + 1 < st.segments.len() && st.segments[k + 1].first_lsn - 1 <= limit {
+            while k + 1 < st.segments.len()
+                && st.segments[k + 1].first_lsn - 1 <= limit
+                && keep_sealed_since.is_none_or(|t| st.segments[k].sealed_at.is_some_and(|s| s < t))
+            {
                 k += 1;
             }
             st.segments.drain(..k).map(|s| s.path).collect()
@@ -637,6 +655,84 @@ impl Log {
                 .map_err(|e| io_error(path, "removing covered segment", e))?;
         }
         Ok(removed.len())
+    }
+
+    /// Calls `f(lsn, payload)` for every durable record with `lsn ≥ from_lsn`, in LSN order,
+    /// reading the segment files (a segment may be removed meanwhile by a checkpoint: it is
+    /// then read through the open file). Stops early when `f` returns false. Validates every
+    /// record it reads (CRC): a bad one is [`StorageError::Corrupt`] naming file and offset.
+    /// Records before the oldest retained segment cannot be read: [`Log::first_lsn`] says
+    /// where the log starts. Returns the LSN of the last record read (0 if none).
+    pub async fn read_records(
+        &self,
+        from_lsn: u64,
+        mut f: impl FnMut(u64, &[u8]) -> bool,
+    ) -> Result<u64, StorageError> {
+        let upto = self.durable_lsn.get();
+        let segs: Vec<(u64, PathBuf, u64)> = {
+            let st = self.st.borrow();
+            let n = st.segments.len();
+            (0..n)
+                .filter(|&k| k + 1 == n || st.segments[k + 1].first_lsn > from_lsn)
+                .map(|k| {
+                    let s = &st.segments[k];
+                    (s.first_lsn, s.path.clone(), s.size_bytes)
+                })
+                .collect()
+        };
+        let mut last = 0;
+        for (first, path, size) in segs {
+            if first > upto {
+                break;
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .dma_open(&path)
+                .await
+                .map_err(|e| io_error(&path, "opening log segment for reading", e))?;
+            let mut reader = Reader::new(&file, &path, size);
+            let mut off = SEGMENT_HEADER_SIZE_BYTES;
+            let done = loop {
+                match reader.record(off).await? {
+                    Ok(None) => break false,
+                    Err(reason) => {
+                        return Err(StorageError::corrupt(&path, off, reason));
+                    }
+                    Ok(Some((lsn, framed))) => {
+                        if lsn > upto {
+                            break true;
+                        }
+                        if lsn >= from_lsn {
+                            let total = framed_len_from_header(&mut reader, off).await?;
+                            let payload = reader.get(off + RECORD_HEADER_SIZE_BYTES, total).await?;
+                            last = lsn;
+                            if !f(lsn, payload) {
+                                break true;
+                            }
+                        }
+                        if lsn == upto {
+                            break true;
+                        }
+                        off += framed;
+                    }
+                }
+            };
+            drop(reader);
+            let _ = file.close().await;
+            if done {
+                break;
+            }
+        }
+        Ok(last)
+    }
+
+    /// LSN of the first record still on disk (the oldest retained segment's first).
+    pub fn first_lsn(&self) -> u64 {
+        self.st
+            .borrow()
+            .segments
+            .first()
+            .map_or(self.last_lsn.get() + 1, |s| s.first_lsn)
     }
 
     /// Flushes everything, stops the flusher and closes the files. Appends fail with
@@ -1253,9 +1349,25 @@ async fn recover<E>(
     let mut truncated_tail = None;
     let mut active = None;
     let count = found.len();
+    let firsts: Vec<u64> = found.iter().map(|f| f.first_lsn).collect();
     let mut prev_end: Option<(PathBuf, u64)> = None;
     for (i, seg) in found.into_iter().enumerate() {
         let is_last = i + 1 == count;
+        if !is_last && firsts[i + 1] <= after_lsn + 1 && seg.first_lsn >= expected {
+            // Wholly covered by the checkpoint and kept only for retention: not needed to
+            // rebuild the state, so not read (restart time does not grow with retention).
+            // Its records are validated when history reads them.
+            segments.push(SegInfo {
+                first_lsn: seg.first_lsn,
+                path: seg.path.clone(),
+                size_bytes: seg.size_bytes,
+                data_end: seg.size_bytes,
+                sealed_at: Some(std::time::SystemTime::now()),
+            });
+            prev_end = Some((seg.path.clone(), seg.size_bytes));
+            expected = firsts[i + 1];
+            continue;
+        }
         if seg.first_lsn != expected {
             // Records missing between segments are fine only if the checkpoint covers them.
             if seg.first_lsn < expected || seg.first_lsn > after_lsn + 1 {
@@ -1353,6 +1465,7 @@ async fn recover<E>(
             path: seg.path.clone(),
             size_bytes: seg.size_bytes,
             data_end: off,
+            sealed_at: (!is_last).then(std::time::SystemTime::now),
         });
         prev_end = Some((seg.path.clone(), off));
         if is_last {

@@ -23,9 +23,9 @@ use std::time::Duration;
 use tarn_net::{decode_response, encode_request, FrameBuffer, CONNECTION_REQUEST_ID};
 pub use tarn_net::{
     limits, Column, ColumnType, DeleteReply, ErrorCode, ErrorReply, FeatureRow, FeaturesReply,
-    FeaturesRequest, GetReply, Hello, HelloReply, IngestBody, IngestReply, IngestRequest,
-    KeysRequest, OpStats, Producer, Request, Response, ShardStats, SqlReply, StatsReply,
-    UpsertMode, UpsertReply, UpsertRequest, Value,
+    FeaturesRequest, GetReply, Hello, HelloReply, HistoryReply, HistoryRequest, IngestBody,
+    IngestReply, IngestRequest, KeysRequest, OpStats, Producer, Request, Response, ShardStats,
+    SqlReply, StatsReply, UpsertMode, UpsertReply, UpsertRequest, Value,
 };
 
 /// Most request bytes the client keeps unanswered in [`Client::pipeline`] (besides the count
@@ -362,6 +362,22 @@ impl Client {
         match self.call(&req)? {
             Response::Features(r) => Ok(r),
             other => Err(unexpected("FEATURES", &other)),
+        }
+    }
+
+    /// Point-in-time history: the view's features for each `(key, as_of_us)` pair.
+    pub fn history(
+        &mut self,
+        view: &str,
+        pairs: Vec<(Value, i64)>,
+    ) -> Result<HistoryReply, ClientError> {
+        let req = Request::History(HistoryRequest {
+            view: view.to_owned(),
+            pairs,
+        });
+        match self.call(&req)? {
+            Response::History(r) => Ok(r),
+            other => Err(unexpected("HISTORY", &other)),
         }
     }
 

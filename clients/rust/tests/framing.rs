@@ -50,6 +50,19 @@ fn answer(req: Request) -> Response {
                 .keys
                 .into_iter()
                 .map(|_| tarn_client::FeatureRow {
+                    as_of_us: 1_790_000_000_000_000,
+                    newest_event_time_us: None,
+                    values: vec![],
+                })
+                .collect(),
+        }),
+        Request::History(h) => Response::History(tarn_client::HistoryReply {
+            columns: vec![],
+            rows: h
+                .pairs
+                .into_iter()
+                .map(|_| tarn_client::FeatureRow {
+                    as_of_us: 1_790_000_000_000_000,
                     newest_event_time_us: None,
                     values: vec![],
                 })

@@ -172,3 +172,96 @@ fn late_events_are_counted_not_applied() {
     let (vals, _) = st.read_view(w, stream, &key, T0 + 5_000_000);
     assert_eq!(vals[0], Value::Int(0));
 }
+
+/// History over the encoded log equals the online reads taken while the records were applied,
+/// for plain records and for multi-shard parts committed later (with the Commit's stamp).
+#[test]
+fn history_replay_equals_online_reads() {
+    use crate::history::History;
+    use crate::record::{encode_prepare, encode_record_to_vec, encode_to_vec, TxnId, TxnPart};
+    let cat = catalog();
+    let stream = cat.stream("tx").unwrap();
+    for seed in 0..10 {
+        let mut rng = StdRng::seed_from_u64(900 + seed);
+        let mut st = ShardState::new();
+        let mut log: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut online: Vec<(String, Vec<u8>, i64, crate::history::Answer)> = Vec::new();
+        let mut lsn = 0u64;
+        let mut open: Vec<(TxnId, i64)> = Vec::new();
+        let mut next_seq = 1u64;
+        let mut last_stamp = 0i64;
+        for i in 0..400 {
+            let rec = record(&cat, &mut rng, i);
+            let Record::Apply(Mutation::Events(mut e)) = rec else {
+                unreachable!()
+            };
+            lsn += 1;
+            let stamp = e.append_time_us;
+            last_stamp = last_stamp.max(stamp);
+            if rng.random_bool(0.3) {
+                // A multi-shard part: prepared now, committed a few records later.
+                let txn = TxnPart {
+                    coordinator: 1,
+                    parts: vec![(0, next_seq), (1, next_seq)],
+                };
+                let id = TxnId {
+                    coordinator: 1,
+                    seq: next_seq,
+                };
+                next_seq += 1;
+                let m = Mutation::Events(e.clone());
+                log.push((lsn, encode_prepare(&txn, &encode_to_vec(&m))));
+                st.apply_record(&cat, 0, lsn, Record::Prepare { txn, mutation: m })
+                    .unwrap();
+                open.push((id, stamp));
+            } else {
+                e.append_time_us = stamp;
+                let m = Mutation::Events(e);
+                log.push((lsn, encode_to_vec(&m)));
+                st.apply_record(&cat, 0, lsn, Record::Apply(m)).unwrap();
+            }
+            if !open.is_empty() && rng.random_bool(0.4) {
+                let (id, s) = open.remove(0);
+                lsn += 1;
+                // Stamps follow the log: at least this record's, before the next one's.
+                let commit_stamp = (s + 150_000).max(stamp);
+                last_stamp = last_stamp.max(commit_stamp);
+                let rec = Record::Commit(id, commit_stamp);
+                log.push((lsn, encode_record_to_vec(&rec)));
+                st.apply_record(&cat, 0, lsn, rec).unwrap();
+            }
+            if rng.random_bool(0.2) {
+                // An online read now: as of the latest stamp applied (nothing later applied).
+                let t = last_stamp;
+                let view = if rng.random_bool(0.5) { "w" } else { "life" };
+                let v = cat.view(view).unwrap();
+                let mut key = Vec::new();
+                encode_key(
+                    &Value::Text(format!("c{}", rng.random_range(0..30))),
+                    &mut key,
+                )
+                .unwrap();
+                online.push((
+                    view.to_string(),
+                    key.clone(),
+                    t,
+                    st.read_view(v, stream, &key, t),
+                ));
+            }
+        }
+        for view in ["w", "life"] {
+            let v = cat.view(view).unwrap();
+            let qs: Vec<_> = online.iter().filter(|o| o.0 == view).collect();
+            let mut h = History::new(&cat, v, 0, qs.iter().map(|o| (o.1.clone(), o.2)).collect());
+            for (l, bytes) in &log {
+                if !h.feed(*l, bytes).unwrap() {
+                    break;
+                }
+            }
+            let got = h.finish();
+            for (q, g) in qs.iter().zip(got) {
+                assert_eq!(g, q.3, "seed {seed} view {view} at {}", q.2);
+            }
+        }
+    }
+}

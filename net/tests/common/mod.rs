@@ -160,6 +160,17 @@ pub fn sample_requests() -> Vec<(&'static str, u64, Request)> {
             }),
         ),
         (
+            "history_pairs",
+            15,
+            Request::History(HistoryRequest {
+                view: "card_10m".into(),
+                pairs: vec![
+                    (Value::Text("c1".into()), 1_790_000_000_000_000),
+                    (Value::Text("c1".into()), 1_790_000_060_000_000),
+                ],
+            }),
+        ),
+        (
             "ingest_rows",
             12,
             Request::Ingest(IngestRequest {
@@ -328,14 +339,37 @@ pub fn sample_responses() -> Vec<(&'static str, u64, Response)> {
                 ],
                 rows: vec![
                     FeatureRow {
+                        as_of_us: 1_790_000_000_000_000,
                         newest_event_time_us: Some(1_789_999_999_000_000),
                         values: vec![Value::Text("c1".into()), Value::Int(3), Value::Double(12.5)],
                     },
                     FeatureRow {
+                        as_of_us: 1_790_000_000_000_000,
                         newest_event_time_us: None,
                         values: vec![Value::Text("c2".into()), Value::Int(0), Value::Null],
                     },
                 ],
+            }),
+        ),
+        (
+            "history_reply",
+            15,
+            Response::History(HistoryReply {
+                columns: vec![
+                    Column {
+                        name: "card_id".into(),
+                        ty: ColumnType::Text,
+                    },
+                    Column {
+                        name: "txns".into(),
+                        ty: ColumnType::BigInt,
+                    },
+                ],
+                rows: vec![FeatureRow {
+                    as_of_us: 1_790_000_000_000_000,
+                    newest_event_time_us: Some(1_789_999_999_000_000),
+                    values: vec![Value::Text("c1".into()), Value::Int(3)],
+                }],
             }),
         ),
         (

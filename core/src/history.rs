@@ -1,0 +1,154 @@
+//! Point-in-time history: a feature view's values for (key, as-of time) pairs, recomputed by
+//! replaying a shard's log with the same aggregation code the online path uses.
+//!
+//! Online, a read as of `T` sees exactly the events whose append time is at or before `T`
+//! (append times follow the apply order; see docs/SQL.md). Replaying the owner's log in LSN
+//! order and answering each `(key, T)` just before the first record stamped after `T` therefore
+//! gives the same windows, bucket for bucket, and the same bits. The replayer obeys the logged
+//! decisions — duplicate flags of producer-tagged parts, Commit/Abort of multi-shard parts —
+//! so it needs no state from before the part of the log it reads, except for lifetime views
+//! (see the server's retention checks).
+
+use std::collections::{BTreeMap, HashSet};
+
+use tarn_types::Value;
+
+use crate::catalog::Catalog;
+use crate::record::{decode_record, Events, Mutation, Record, TxnId};
+use crate::schema::StreamDef;
+use crate::state::ViewState;
+use crate::view::ViewDef;
+use crate::CoreError;
+
+/// One answer: the aggregates' values and the newest event time held for the key.
+pub type Answer = (Vec<Value>, Option<i64>);
+
+/// Replays records for one view on one shard and answers `(key, as_of)` queries.
+pub struct History<'a> {
+    view: &'a ViewDef,
+    stream: &'a StreamDef,
+    shard: u32,
+    /// `(as_of, key, query index)`, ascending by as-of time.
+    queries: Vec<(i64, Vec<u8>, usize)>,
+    next: usize,
+    keys: HashSet<Vec<u8>>,
+    state: ViewState,
+    /// Prepared parts of multi-shard batches that concern the view, until Commit or Abort.
+    stash: BTreeMap<TxnId, Events>,
+    answers: Vec<Option<Answer>>,
+}
+
+impl<'a> History<'a> {
+    /// `queries[i] = (canonical key, as_of_us)`; the view and its stream must be in `catalog`.
+    pub fn new(
+        catalog: &'a Catalog,
+        view: &'a ViewDef,
+        shard: u32,
+        queries: Vec<(Vec<u8>, i64)>,
+    ) -> History<'a> {
+        let stream = catalog
+            .stream_by_id(view.stream_id)
+            .expect("a view's stream exists");
+        let keys = queries.iter().map(|(k, _)| k.clone()).collect();
+        let answers = vec![None; queries.len()];
+        let mut queries: Vec<(i64, Vec<u8>, usize)> = queries
+            .into_iter()
+            .enumerate()
+            .map(|(i, (k, t))| (t, k, i))
+            .collect();
+        queries.sort_by_key(|q| (q.0, q.2));
+        History {
+            view,
+            stream,
+            shard,
+            queries,
+            next: 0,
+            keys,
+            state: ViewState::new(view, stream),
+            stash: BTreeMap::new(),
+            answers,
+        }
+    }
+
+    /// The latest as-of time asked.
+    pub fn max_as_of(&self) -> Option<i64> {
+        self.queries.last().map(|q| q.0)
+    }
+
+    /// Answers every query whose as-of time is before `stamp`.
+    fn answer_before(&mut self, stamp: i64) {
+        while let Some((t, key, i)) = self.queries.get(self.next) {
+            if *t >= stamp {
+                break;
+            }
+            self.answers[*i] = Some(self.state.read(self.view, key, *t));
+            self.next += 1;
+        }
+    }
+
+    fn apply(&mut self, lsn: u64, e: &Events) {
+        let Some(bit) = e.targets.iter().position(|t| *t == self.view.id) else {
+            return;
+        };
+        for (mask, row) in &e.rows {
+            if mask & (1u64 << bit) == 0 {
+                continue;
+            }
+            let mut key = Vec::new();
+            if tarn_types::encode_key(&row[self.view.key_column], &mut key).is_err()
+                || !self.keys.contains(&key)
+            {
+                continue;
+            }
+            self.state
+                .apply(self.view, self.stream, lsn, e.append_time_us, row);
+        }
+    }
+
+    /// Feeds the next record of the log (LSN order). Returns false once every query is
+    /// answered (the caller may stop reading).
+    pub fn feed(&mut self, lsn: u64, payload: &[u8]) -> Result<bool, CoreError> {
+        let rec = decode_record(payload)?;
+        let relevant = |e: &Events| e.stream_id == self.view.stream_id && !e.duplicate;
+        match rec {
+            Record::Apply(Mutation::Events(e)) => {
+                self.answer_before(e.append_time_us);
+                if relevant(&e) {
+                    self.apply(lsn, &e);
+                }
+            }
+            Record::Prepare {
+                txn,
+                mutation: Mutation::Events(e),
+            } => {
+                if relevant(&e) {
+                    if let Some(id) = txn.id_on(self.shard) {
+                        self.stash.insert(id, e);
+                    }
+                }
+            }
+            Record::Commit(id, stamp) => {
+                self.answer_before(stamp);
+                if let Some(mut e) = self.stash.remove(&id) {
+                    e.append_time_us = stamp;
+                    self.apply(lsn, &e);
+                }
+            }
+            Record::Abort(id) => {
+                self.stash.remove(&id);
+            }
+            Record::Apply(_) | Record::Prepare { .. } => {}
+        }
+        Ok(self.next < self.queries.len())
+    }
+
+    /// Answers the queries still open (as of times after every record read) and returns the
+    /// answers in query order.
+    pub fn finish(mut self) -> Vec<Answer> {
+        self.answer_before(i64::MAX);
+        self.answers
+            .into_iter()
+            .map(|a| a.expect("every query answered"))
+            .collect()
+    }
+}
