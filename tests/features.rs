@@ -763,3 +763,76 @@ fn online_reads_during_ingest_equal_history() {
     assert_eq!((e.code, e.row), (ErrorCode::Unsupported, Some(1)));
     server.stop_ok();
 }
+
+/// A view created on a stream that already holds events is back-filled from the retained log:
+/// every earlier event counts once (retries included once), in window or lifetime views, and
+/// events ingested while it is created are not counted twice.
+#[test]
+fn new_view_is_backfilled_from_the_retained_log() {
+    let mut server = TarnServer::start_ok(ServerOpts::shards(SHARDS).durability("sync"));
+    let mut c = server.client();
+    c.sql(
+        "CREATE STREAM tx (ts TIMESTAMP, card TEXT, account TEXT, merchant TEXT, amount DOUBLE, ip TEXT) \
+         WITH (event_time = 'ts', partition = 'card')",
+    )
+    .unwrap();
+    let t = now_us() - 1_000_000;
+    let ev = move |k: usize| {
+        Ev {
+            ts: t,
+            card: format!("card-{}", k % 30),
+            account: format!("acct-{}", k % 11),
+            merchant: "m1".into(),
+            amount: (k % 7) as f64,
+            ip: None,
+        }
+        .row()
+    };
+    for b in 0..20u64 {
+        let rows: Vec<Vec<Value>> = (0..100).map(|i| ev(b as usize * 100 + i)).collect();
+        ingest(&mut c, rows.clone(), (9, b + 1)).unwrap();
+        if b % 5 == 0 {
+            ingest(&mut c, rows, (9, b + 1)).unwrap(); // a retry: a duplicate
+        }
+    }
+    // A concurrent writer keeps ingesting while the view is created.
+    let addr = server.addr();
+    let writer = std::thread::spawn(move || {
+        let mut c = Conn::connect(addr).unwrap();
+        for b in 0..30u64 {
+            let rows: Vec<Vec<Value>> = (0..100)
+                .map(|i| ev(100_000 + b as usize * 100 + i))
+                .collect();
+            ingest(&mut c, rows, (10, b + 1)).unwrap();
+        }
+    });
+    let r = c
+        .sql(
+            "CREATE MATERIALIZED VIEW acct_life WITH (window = 'lifetime') AS \
+             SELECT account, count(*) AS n, sum(amount) AS s FROM tx GROUP BY account",
+        )
+        .unwrap();
+    assert!(r.message.contains("back-filled"), "{}", r.message);
+    writer.join().unwrap();
+    let check = |c: &mut Conn| {
+        let accts: Vec<String> = (0..11).map(|i| format!("acct-{i}")).collect();
+        let r = features(c, "acct_life", &accts);
+        for (i, row) in r.rows.iter().enumerate() {
+            let ks = (0..2000).chain(100_000..103_000).filter(|k| k % 11 == i);
+            let n = ks.clone().count() as i64;
+            let s: f64 = ks.map(|k| (k % 7) as f64).sum();
+            assert_eq!(
+                row.values[1..],
+                [Value::Int(n), Value::Double(s)],
+                "acct-{i}"
+            );
+        }
+    };
+    check(&mut c);
+    // The back-fill is durable like any write.
+    server.kill9();
+    server.restart_ok();
+    let mut c = server.client();
+    check(&mut c);
+    server.stop_ok();
+}

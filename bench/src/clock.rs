@@ -18,3 +18,18 @@ pub fn now_ns() -> u64 {
 pub fn secs_to_ns(s: f64) -> u64 {
     (s * 1e9).round().max(0.0) as u64
 }
+
+/// Microseconds since the Unix epoch on CLOCK_REALTIME (event times; the server compares
+/// them with its own wall clock).
+#[inline]
+pub fn realtime_us() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME always exists on Linux.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts);
+    }
+    ts.tv_sec as i64 * 1_000_000 + ts.tv_nsec as i64 / 1000
+}

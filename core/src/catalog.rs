@@ -250,6 +250,7 @@ impl Catalog {
                 let (mut new, id) = self.take_id()?;
                 def.id = id;
                 def.stream_id = stream.id;
+                def.created_version = new.version;
                 let msg = format!("CREATE MATERIALIZED VIEW {}", def.name);
                 new.views.insert(def.name.clone(), def);
                 Ok((new, msg))

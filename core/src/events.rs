@@ -171,6 +171,7 @@ pub fn split_events(
                     append_time_us: 0,
                     producer,
                     duplicate: false,
+                    routing_version: catalog.version,
                     targets,
                     rows,
                 }),

@@ -152,3 +152,78 @@ impl<'a> History<'a> {
             .collect()
     }
 }
+
+/// Finds, in a shard's log, the home copies of events a new view never received: events of
+/// its stream appended on this shard as their home, routed with a catalog version older than
+/// the view's (`ViewDef::created_version`), not duplicates, that pass the view's WHERE and
+/// have a non-NULL key. Multi-shard parts count once committed.
+pub struct BackfillScan<'a> {
+    view: &'a ViewDef,
+    shard: u32,
+    stash: BTreeMap<TxnId, Events>,
+}
+
+impl<'a> BackfillScan<'a> {
+    /// A scan for `view` over shard `shard`'s log.
+    pub fn new(view: &'a ViewDef, shard: u32) -> BackfillScan<'a> {
+        BackfillScan {
+            view,
+            shard,
+            stash: BTreeMap::new(),
+        }
+    }
+
+    fn emit(&self, e: &Events, out: &mut impl FnMut(&[Value])) {
+        if e.stream_id != self.view.stream_id
+            || e.duplicate
+            || e.routing_version >= self.view.created_version
+        {
+            return;
+        }
+        let Some(bit) = e
+            .targets
+            .iter()
+            .position(|t| *t == crate::record::HOME_TARGET)
+        else {
+            return;
+        };
+        for (mask, row) in &e.rows {
+            if mask & (1u64 << bit) == 0
+                || matches!(row.get(self.view.key_column), None | Some(Value::Null))
+                || self.view.filter.as_ref().is_some_and(|f| !f.matches(row))
+            {
+                continue;
+            }
+            out(row);
+        }
+    }
+
+    /// Feeds the next record of the log (LSN order); calls `out` with every row to back-fill.
+    pub fn feed(
+        &mut self,
+        payload: &[u8],
+        out: &mut impl FnMut(&[Value]),
+    ) -> Result<(), CoreError> {
+        match decode_record(payload)? {
+            Record::Apply(Mutation::Events(e)) => self.emit(&e, out),
+            Record::Prepare {
+                txn,
+                mutation: Mutation::Events(e),
+            } => {
+                if let Some(id) = txn.id_on(self.shard) {
+                    self.stash.insert(id, e);
+                }
+            }
+            Record::Commit(id, _) => {
+                if let Some(e) = self.stash.remove(&id) {
+                    self.emit(&e, out);
+                }
+            }
+            Record::Abort(id) => {
+                self.stash.remove(&id);
+            }
+            Record::Apply(_) | Record::Prepare { .. } => {}
+        }
+        Ok(())
+    }
+}

@@ -10,7 +10,8 @@
 //! Delete: u32 table_id, u32 nkeys, nkeys × { u32 key_len, key bytes }
 //! Events: i64 append_time_us (stamped by the owner's log, see [`EVENTS_STAMP_OFFSET`]),
 //!         u8 duplicate (set by the owner when it appends a producer-tagged part it already
-//!         has: such a part is logged but never applied), u32 stream_id, u8 has_producer, [u64 producer_id, u64 producer_seq],
+//!         has: such a part is logged but never applied), u32 stream_id,
+//!         u64 routing_version (the catalog version the coordinator split the batch with), u8 has_producer, [u64 producer_id, u64 producer_seq],
 //!         u8 ntargets (1..=64), ntargets × u32 target (0 = the home copy, else a view id),
 //!         u32 nrows, nrows × { u64 target mask, u16 nvalues, nvalues × value }
 //!         (full rows in stream order; bit i of a row's mask = the row goes to target i)
@@ -152,6 +153,9 @@ pub struct Events {
     /// Decided by the owner when it appended the part (see [`crate::producer`]): the producer's
     /// seq was already taken, so the part is a retry and is not applied.
     pub duplicate: bool,
+    /// The catalog version the batch was split with: a view created later did not get these
+    /// events and back-fills them from the home copies.
+    pub routing_version: u64,
     /// What this shard does with the rows: [`HOME_TARGET`] = keep the stream's copy (the
     /// shard is the events' home), otherwise the id of a feature view whose key this shard
     /// owns. At most [`MAX_EVENT_TARGETS`].
@@ -315,6 +319,7 @@ pub fn encode(m: &Mutation, out: &mut Vec<u8>) {
             out.extend_from_slice(&e.append_time_us.to_le_bytes());
             out.push(u8::from(e.duplicate));
             out.extend_from_slice(&e.stream_id.to_le_bytes());
+            out.extend_from_slice(&e.routing_version.to_le_bytes());
             match e.producer {
                 None => out.push(0),
                 Some((id, seq)) => {
@@ -635,6 +640,7 @@ fn mutation_body(r: &mut Reader<'_>, kind: u8) -> Result<Mutation, CoreError> {
                 b => return Err(corrupt(format_args!("duplicate flag {b}"))),
             };
             let stream_id = r.u32("stream id")?;
+            let routing_version = r.u64("routing version")?;
             let producer = match r.u8("producer flag")? {
                 0 => None,
                 1 => Some((r.u64("producer id")?, r.u64("producer seq")?)),
@@ -673,6 +679,7 @@ fn mutation_body(r: &mut Reader<'_>, kind: u8) -> Result<Mutation, CoreError> {
                 append_time_us,
                 producer,
                 duplicate,
+                routing_version,
                 targets,
                 rows,
             })

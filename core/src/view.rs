@@ -697,6 +697,11 @@ pub struct ViewDef {
     pub filter: Option<Expr>,
     /// Aggregates in select-list order (1..=[`MAX_VIEW_AGGREGATES`]).
     pub aggregates: Vec<ViewAgg>,
+    /// The catalog version that created the view (set by the catalog; 0 in a resolved spec).
+    /// Events routed under an older catalog version never reached the view: they are the ones
+    /// back-filled from the stream's retained home copies.
+    #[serde(default)]
+    pub created_version: u64,
 }
 
 /// One aggregate of a [`ViewSpec`] (column names unresolved).
@@ -820,6 +825,7 @@ impl ViewSpec {
             window: self.window,
             filter,
             aggregates,
+            created_version: 0,
         })
     }
 

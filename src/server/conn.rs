@@ -854,6 +854,7 @@ async fn ingest(shard: &Rc<Shard>, req: IngestRequest) -> Result<Response, Error
     })?;
     let events = rows.len() as u64;
     let producer = req.producer.map(|p| (p.id, p.seq));
+    let _routing = shard.route_guard(catalog.version);
     let parts = tarn_core::events::split_events(&catalog, def, rows, producer, shard.count);
     let applied = run_parts(shard, parts).await?;
     Ok(Response::Ingest(IngestReply {

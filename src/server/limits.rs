@@ -37,3 +37,7 @@ pub const READ_BARRIER_TIMEOUT: std::time::Duration = std::time::Duration::from_
 /// retained log of the shard (from the low-priority task queue); more would only share the
 /// same disk and core. Others wait their turn.
 pub const MAX_HISTORY_SCANS_PER_SHARD: u64 = 2;
+
+/// Events per write a shard sends when back-filling a new feature view from its log. Larger
+/// batches mean fewer log records at the owners; each must fit one log record (~100 KiB here).
+pub const BACKFILL_BATCH_EVENTS: usize = 1000;

@@ -57,6 +57,12 @@ pub enum MsgBody {
         view_id: u32,
         queries: Vec<(Vec<u8>, i64)>,
     },
+    /// Wait until no event batch this shard coordinates was routed with a catalog version
+    /// older than `version` (they all were acknowledged); reply `Done`.
+    Quiesce { version: u64 },
+    /// Back-fill new feature view `view_id` from the home copies in this shard's log (sent to
+    /// the view's owners as ordinary writes); reply `Written(events)`.
+    Backfill { view_id: u32 },
     /// Report this shard's counters of stream `stream_id` (events it is the home of).
     StreamCounters { stream_id: u32 },
 }

@@ -113,6 +113,8 @@ pub struct Shard {
     /// A background checkpoint task exists (scheduled or running): don't spawn another.
     checkpoint_scheduled: Cell<bool>,
     checkpoint_lsn: Cell<u64>,
+    /// Event batches being coordinated here, by the catalog version they were routed with.
+    routing: RefCell<BTreeMap<u64, usize>>,
     /// History scans running (each reads the retained log).
     history_scans: Semaphore,
     /// Append time of the last record applied that carries one (events, commits).
@@ -196,6 +198,7 @@ impl Shard {
             last_stamp_us: Cell::new(last_stamp_us),
             last_applied_stamp_us: Cell::new(i64::MIN),
             history_scans: Semaphore::new(super::limits::MAX_HISTORY_SCANS_PER_SHARD),
+            routing: RefCell::new(BTreeMap::new()),
             link_next: RefCell::new(link_next),
             link_in: RefCell::new(link_in),
             open_txns: Cell::new(0),
@@ -739,7 +742,17 @@ impl Shard {
                 }
             }
         }
+        let created_view = match &stmt {
+            Statement::CreateView { spec, .. } => next.view(&spec.name).map(|v| v.id),
+            _ => None,
+        };
         self.install_catalog(next);
+        if let Some(view_id) = created_view {
+            // Every shard routes new events to the view now; what came before is in the
+            // streams' home copies.
+            let n = self.backfill_all(view_id).await?;
+            return Ok(format!("{message} (back-filled {n} events)"));
+        }
         Ok(message)
     }
 
@@ -800,6 +813,158 @@ impl Shard {
             ReplyBody::Features(rows) => Ok(rows),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Back-fills a new feature view on every shard (each from its own log); returns the events
+    /// sent to the view.
+    async fn backfill_all(self: &Rc<Self>, view_id: u32) -> Result<u64, Failure> {
+        // First, every batch routed before the view existed must have reached its home log.
+        let version = self.catalog().version;
+        for peer in 0..self.count {
+            if peer == self.id {
+                self.quiesce(version).await?;
+            } else {
+                match self.call(peer, MsgBody::Quiesce { version }).await? {
+                    ReplyBody::Done(_) => {}
+                    other => return Err(unexpected(other)),
+                }
+            }
+        }
+        let tasks: Vec<_> = (0..self.count)
+            .map(|peer| {
+                let me = self.clone();
+                glommio::spawn_local(async move {
+                    if peer == me.id {
+                        me.backfill_local(view_id).await
+                    } else {
+                        match me.call(peer, MsgBody::Backfill { view_id }).await? {
+                            ReplyBody::Written(n) => Ok(n),
+                            other => Err(unexpected(other)),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut total = 0;
+        let mut first_err = None;
+        for t in tasks {
+            match t.await {
+                Ok(n) => total += n,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(total), Err)
+    }
+
+    /// Counts an event batch this shard coordinates, routed with catalog `version`, until the
+    /// guard is dropped (see [`Shard::quiesce`]).
+    pub fn route_guard(self: &Rc<Self>, version: u64) -> RouteGuard {
+        *self.routing.borrow_mut().entry(version).or_insert(0) += 1;
+        RouteGuard {
+            shard: self.clone(),
+            version,
+        }
+    }
+
+    /// Waits until every event batch this shard coordinates with a catalog version older than
+    /// `version` is finished (at most [`super::limits::READ_BARRIER_TIMEOUT`]).
+    async fn quiesce(self: &Rc<Self>, version: u64) -> Result<(), Failure> {
+        let deadline = std::time::Instant::now() + super::limits::READ_BARRIER_TIMEOUT;
+        loop {
+            let old = self.routing.borrow().range(..version).any(|(_, n)| *n > 0);
+            if !old {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err((
+                    ErrorCode::Busy,
+                    format!(
+                        "shard {}: event batches routed before the new view are still in flight",
+                        self.id
+                    ),
+                ));
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Sends the view's owners every event of its stream whose home copy is in this shard's log
+    /// and that was routed before the view existed (`tarn_core::history::BackfillScan`), as
+    /// ordinary writes tagged with a producer of this (view, shard): each is logged, stamped
+    /// and applied by its owner like a live event (appended now: events whose bucket already
+    /// left the window are late).
+    async fn backfill_local(self: &Rc<Self>, view_id: u32) -> Result<u64, Failure> {
+        let catalog = self.catalog();
+        let Some(view) = catalog.view_by_id(view_id) else {
+            return Ok(0);
+        };
+        self.log
+            .flush()
+            .await
+            .map_err(|e| self.fail(e.to_string()))?;
+        let end = self.log.durable_lsn();
+        let producer_id =
+            0xBAC4_F111_0000_0000u64 | (u64::from(view_id) << 16) | u64::from(self.id);
+        let mut seq = 0u64;
+        let mut scan = tarn_core::history::BackfillScan::new(view, self.id);
+        let mut from = self.log.first_lsn();
+        let mut sent = 0u64;
+        while from <= end {
+            // Read a chunk of rows, then send them (writes cannot happen inside the reader).
+            let mut by_owner: Vec<Vec<(u64, Vec<Value>)>> = vec![Vec::new(); self.count as usize];
+            let mut rows = 0usize;
+            let mut last = 0u64;
+            let mut bad = None;
+            let mut key = Vec::new();
+            self.log
+                .read_records(from, |lsn, payload| {
+                    if lsn > end {
+                        return false;
+                    }
+                    last = lsn;
+                    let r = scan.feed(payload, &mut |row: &[Value]| {
+                        key.clear();
+                        if tarn_types::encode_key(&row[view.key_column], &mut key).is_ok() {
+                            by_owner[shard_for(&key, self.count) as usize].push((1, row.to_vec()));
+                            rows += 1;
+                        }
+                    });
+                    if let Err(e) = r {
+                        bad = Some(e);
+                        return false;
+                    }
+                    rows < super::limits::BACKFILL_BATCH_EVENTS * self.count as usize
+                })
+                .await
+                .map_err(|e| (ErrorCode::Storage, format!("shard {}: {e}", self.id)))?;
+            if let Some(e) = bad {
+                return Err((ErrorCode::Internal, format!("shard {}: {e}", self.id)));
+            }
+            for (owner, rows) in by_owner.into_iter().enumerate() {
+                for chunk in rows.chunks(super::limits::BACKFILL_BATCH_EVENTS) {
+                    seq += 1;
+                    let m = Mutation::Events(tarn_core::record::Events {
+                        stream_id: view.stream_id,
+                        append_time_us: 0,
+                        producer: Some((producer_id, seq)),
+                        duplicate: false,
+                        routing_version: catalog.version,
+                        targets: vec![view_id],
+                        rows: chunk.to_vec(),
+                    });
+                    let record = record::encode_to_vec(&m);
+                    sent += chunk.len() as u64;
+                    self.write(owner as u32, m, record).await?;
+                }
+            }
+            if last == 0 || last >= end {
+                break;
+            }
+            from = last + 1;
+        }
+        Ok(sent)
     }
 
     /// Point-in-time history on shard `target` (see [`Shard::history_local`]).
@@ -1121,6 +1286,14 @@ impl Shard {
                     Err((code, text)) => ReplyBody::Error(code, text),
                 }
             }
+            MsgBody::Quiesce { version } => match self.quiesce(version).await {
+                Ok(()) => ReplyBody::Done(String::new()),
+                Err((code, text)) => ReplyBody::Error(code, text),
+            },
+            MsgBody::Backfill { view_id } => match self.backfill_local(view_id).await {
+                Ok(n) => ReplyBody::Written(n),
+                Err((code, text)) => ReplyBody::Error(code, text),
+            },
             MsgBody::StreamCounters { stream_id } => {
                 ReplyBody::StreamCounters(self.state.borrow().stream_counters(stream_id))
             }
@@ -1257,6 +1430,23 @@ impl Shard {
             self.checkpoint().await?;
         }
         self.log.close().await.map_err(|e| e.to_string())
+    }
+}
+
+/// Counts one event batch being routed with a catalog version; see [`Shard::route_guard`].
+pub struct RouteGuard {
+    shard: Rc<Shard>,
+    version: u64,
+}
+
+impl Drop for RouteGuard {
+    fn drop(&mut self) {
+        let mut routing = self.shard.routing.borrow_mut();
+        let n = routing.get_mut(&self.version).expect("counted");
+        *n -= 1;
+        if *n == 0 {
+            routing.remove(&self.version);
+        }
     }
 }
 

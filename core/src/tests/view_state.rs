@@ -58,6 +58,7 @@ fn record(cat: &Catalog, rng: &mut StdRng, i: usize) -> Record {
         append_time_us: append,
         producer: None,
         duplicate: false,
+        routing_version: 0,
         targets: vec![HOME_TARGET, w, life],
         rows,
     }))
@@ -153,6 +154,7 @@ fn late_events_are_counted_not_applied() {
             append_time_us: T0,
             producer: None,
             duplicate: false,
+            routing_version: 0,
             targets: vec![w.id],
             rows: rows.into_iter().map(|r| (1, r)).collect(),
         }))
