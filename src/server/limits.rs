@@ -28,10 +28,10 @@ pub const MAX_RECORDED_LATENCY_US: u64 = 60_000_000;
 /// batches do not count. Raising it costs memory for set-aside parts under overload.
 pub const MAX_OPEN_TXNS_PER_SHARD: usize = 4096;
 
-/// Longest a feature read waits for events appended before it to be applied on their shard
-/// (normally one group commit). Beyond it the read fails with BUSY rather than answer with an
-/// as-of time it cannot honour. Only a stalled disk or a storage failure gets near it.
-pub const READ_BARRIER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Longest `CREATE MATERIALIZED VIEW` waits for event batches routed before the view existed
+/// to finish (normally one group commit) before it back-fills. Beyond it the DDL fails with
+/// BUSY rather than risk missing their events. Only a stalled disk gets near it.
+pub const QUIESCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// History requests one shard replays its log for at the same time. Each scan reads the whole
 /// retained log of the shard (from the low-priority task queue); more would only share the

@@ -869,9 +869,9 @@ impl Shard {
     }
 
     /// Waits until every event batch this shard coordinates with a catalog version older than
-    /// `version` is finished (at most [`super::limits::READ_BARRIER_TIMEOUT`]).
+    /// `version` is finished (at most [`super::limits::QUIESCE_TIMEOUT`]).
     async fn quiesce(self: &Rc<Self>, version: u64) -> Result<(), Failure> {
-        let deadline = std::time::Instant::now() + super::limits::READ_BARRIER_TIMEOUT;
+        let deadline = std::time::Instant::now() + super::limits::QUIESCE_TIMEOUT;
         loop {
             let old = self.routing.borrow().range(..version).any(|(_, n)| *n > 0);
             if !old {
