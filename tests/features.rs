@@ -294,6 +294,30 @@ fn oracle_every_aggregate_of_every_view() {
     );
     assert!(known.len() >= 100_000);
     assert!(checks >= 500);
+    // SHOW VIEWS counts what each view applied and the late events it dropped.
+    let v = c.sql("SHOW VIEWS").unwrap();
+    let col = |n: &str| v.columns.iter().position(|c| c.name == n).unwrap();
+    let row = |name: &str| {
+        v.rows
+            .iter()
+            .find(|r| r[0] == Value::Text(name.into()))
+            .unwrap()
+            .clone()
+    };
+    let card = row("card_w");
+    assert_eq!(card[col("late_events")], Value::Int(late_sent as i64));
+    assert_eq!(
+        card[col("events")],
+        Value::Int((known.len() - late_sent) as i64)
+    );
+    let acct = row("account_life");
+    let not_m0 = known.iter().filter(|k| k.ev.merchant != "m0").count();
+    assert_eq!(acct[col("events")], Value::Int(not_m0 as i64));
+    assert_eq!(acct[col("late_events")], Value::Int(0));
+    assert_eq!(
+        row("merchant_life")[col("keys")],
+        Value::Int(MERCHANTS as i64)
+    );
     server.stop_ok();
 }
 

@@ -284,6 +284,7 @@ impl Catalog {
             }
             Statement::ShowTables
             | Statement::ShowStreams
+            | Statement::ShowViews
             | Statement::Describe { .. }
             | Statement::SelectFeatures { .. } => Err(CoreError::Unsupported(
                 "SHOW / DESCRIBE / SELECT do not change the catalog; answer them from it".into(),

@@ -71,6 +71,8 @@ pub enum Statement {
     ShowTables,
     /// `SHOW STREAMS`.
     ShowStreams,
+    /// `SHOW VIEWS` (feature views, with per-view counters).
+    ShowViews,
     /// `DESCRIBE t`.
     Describe {
         /// Table name (case-folded unless quoted).
@@ -437,6 +439,19 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
         {
             Ok(Statement::ShowStreams)
         }
+        ast::Statement::ShowViews {
+            terse: false,
+            show_options,
+            ..
+        } if show_options.show_in.is_none()
+            && show_options.starts_with.is_none()
+            && show_options.limit.is_none()
+            && show_options.limit_from.is_none()
+            && show_options.filter_position.is_none() =>
+        {
+            // SHOW VIEWS and SHOW MATERIALIZED VIEWS: feature views are the only views.
+            Ok(Statement::ShowViews)
+        }
         ast::Statement::ExplainTable {
             hive_format,
             table_name,
@@ -450,7 +465,7 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
             })
         }
         other => Err(unsupported(format!(
-            "statement `{}` (supported: CREATE/DROP TABLE, CREATE/DROP STREAM, CREATE/DROP MATERIALIZED VIEW, SHOW TABLES, SHOW STREAMS, DESCRIBE, SELECT from a feature view by key)",
+            "statement `{}` (supported: CREATE/DROP TABLE, CREATE/DROP STREAM, CREATE/DROP MATERIALIZED VIEW, SHOW TABLES, SHOW STREAMS, SHOW VIEWS, DESCRIBE, SELECT from a feature view by key)",
             truncate(&other.to_string(), 80)
         ))),
     }

@@ -953,6 +953,54 @@ async fn sql_request(shard: &Rc<Shard>, sql: &str) -> Result<Response, ErrorRepl
                     tarn_core::ingest::format_rfc3339_us(as_of)
                 ));
             }
+            Statement::ShowViews => {
+                let catalog = shard.catalog();
+                let text = |n: &str| Column {
+                    name: n.into(),
+                    ty: tarn_types::ColumnType::Text,
+                };
+                let int = |n: &str| Column {
+                    name: n.into(),
+                    ty: tarn_types::ColumnType::BigInt,
+                };
+                reply.columns = vec![
+                    text("view"),
+                    text("stream"),
+                    text("key"),
+                    text("window"),
+                    int("keys"),
+                    int("window_bytes"),
+                    int("events"),
+                    int("late_events"),
+                ];
+                reply.rows = Vec::with_capacity(catalog.views.len());
+                for v in catalog.views.values() {
+                    let [keys, bytes, events, late] =
+                        shard.view_totals(v.id).await.map_err(fail)?;
+                    let window = match v.window {
+                        tarn_core::view::WindowSpec::Lifetime => "lifetime".to_string(),
+                        tarn_core::view::WindowSpec::Sliding {
+                            window_us,
+                            bucket_us,
+                        } => format!(
+                            "{} / {}",
+                            tarn_core::duration::format_duration_us(window_us),
+                            tarn_core::duration::format_duration_us(bucket_us)
+                        ),
+                    };
+                    reply.rows.push(vec![
+                        Value::Text(v.name.clone()),
+                        Value::Text(v.stream.clone()),
+                        Value::Text(v.key_name.clone()),
+                        Value::Text(window),
+                        Value::Int(keys as i64),
+                        Value::Int(bytes as i64),
+                        Value::Int(events as i64),
+                        Value::Int(late as i64),
+                    ]);
+                }
+                messages.push(format!("{} view(s)", reply.rows.len()));
+            }
             Statement::ShowStreams => {
                 let catalog = shard.catalog();
                 let text = |n: &str| Column {

@@ -63,6 +63,8 @@ pub enum MsgBody {
     /// Back-fill new feature view `view_id` from the home copies in this shard's log (sent to
     /// the view's owners as ordinary writes); reply `Written(events)`.
     Backfill { view_id: u32 },
+    /// Report this shard's counters of feature view `view_id`; reply `ViewCounters`.
+    ViewCounters { view_id: u32 },
     /// Report this shard's counters of stream `stream_id` (events it is the home of).
     StreamCounters { stream_id: u32 },
 }
@@ -79,6 +81,8 @@ pub enum ReplyBody {
     Done(String),
     Stats(ShardStats),
     StreamCounters(Option<tarn_core::state::StreamCounters>),
+    /// (keys, heap bytes of their windows, events applied, late events dropped).
+    ViewCounters(u64, u64, u64, u64),
     /// Per key: the as-of time, the aggregates' values and the newest event time held.
     Features(Vec<(i64, Vec<Value>, Option<i64>)>),
     Error(ErrorCode, String),

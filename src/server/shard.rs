@@ -1172,6 +1172,33 @@ impl Shard {
         Ok((events, newest))
     }
 
+    /// This shard's (keys, window heap bytes, events applied, late events) of a view.
+    fn local_view_counters(&self, view_id: u32) -> (u64, u64, u64, u64) {
+        let state = self.state.borrow();
+        let (keys, bytes) = state.view_memory(view_id);
+        let c = state.view_counters(view_id).unwrap_or_default();
+        (keys as u64, bytes as u64, c.events, c.late)
+    }
+
+    /// A view's counters summed over every shard: (keys, window heap bytes, events, late).
+    pub async fn view_totals(self: &Rc<Self>, view_id: u32) -> Result<[u64; 4], Failure> {
+        let mut total = [0u64; 4];
+        for peer in 0..self.count {
+            let (a, b, c, d) = if peer == self.id {
+                self.local_view_counters(view_id)
+            } else {
+                match self.call(peer, MsgBody::ViewCounters { view_id }).await? {
+                    ReplyBody::ViewCounters(a, b, c, d) => (a, b, c, d),
+                    other => return Err(unexpected(other)),
+                }
+            };
+            for (t, v) in total.iter_mut().zip([a, b, c, d]) {
+                *t += v;
+            }
+        }
+        Ok(total)
+    }
+
     pub async fn stats_all(self: &Rc<Self>) -> Result<Vec<ShardStats>, Failure> {
         let mut out = Vec::with_capacity(self.count as usize);
         for peer in 0..self.count {
@@ -1294,6 +1321,10 @@ impl Shard {
                 Ok(n) => ReplyBody::Written(n),
                 Err((code, text)) => ReplyBody::Error(code, text),
             },
+            MsgBody::ViewCounters { view_id } => {
+                let (a, b, c, d) = self.local_view_counters(view_id);
+                ReplyBody::ViewCounters(a, b, c, d)
+            }
             MsgBody::StreamCounters { stream_id } => {
                 ReplyBody::StreamCounters(self.state.borrow().stream_counters(stream_id))
             }
@@ -1467,6 +1498,7 @@ fn unexpected(body: ReplyBody) -> Failure {
         ReplyBody::Done(_) => "Done",
         ReplyBody::Stats(_) => "Stats",
         ReplyBody::StreamCounters(_) => "StreamCounters",
+        ReplyBody::ViewCounters(..) => "ViewCounters",
         ReplyBody::Features(_) => "Features",
         ReplyBody::Error(..) => "Error",
     };
