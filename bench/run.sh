@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tarn benchmark suites: Tarn and its peers measured in the same run on the same machine.
 #
-#   bench/run.sh floors|get|throughput|durable|all
+#   bench/run.sh floors|get|throughput|durable|features|all
 #
 # Writes bench/results/<suite>-<date>.md (raw logs and JSONL under bench/results/raw/).
 # Every daemon started here is stopped on exit (trap). See bench/README.md.
@@ -20,12 +20,25 @@
 #   TARND_BIN [target/release/tarnd]  server binary (a debug build is flagged in the report)
 #   BENCH_RESULTS_DIR [bench/results]  where the report and raw/ go
 #   BENCH_IDLE_WAIT [60]  seconds to wait for the machine to go quiet (<10% busy) before each suite
+# features suite (fraud stream into 3 feature views vs Redis per-bucket hashes + HLLs):
+#   FEATURES_CARDS [1000000]  distinct cards (account = card/4); also the memory load's key count
+#   FEATURES_DEVICES [300000]  FEATURES_BATCH [100] events per batch  FEATURES_DEPTH [1]
+#   FEATURES_CONNS [$BENCH_CONNS]  ingest connections (Tarn and Redis alike)
+#   FEATURES_READ_KEYS [10000]  cards read by the FEATURES row (each given FEATURES_READ_BUCKETS [60]
+#                               events, one per 10-second bucket of the window); the GET row reads as many
+#                               keys of a table of FEATURES_CARDS rows
+#   FEATURES_FRESH_SECONDS [5]  FEATURES_FRESH_RATE [20000] background events/s during the probe
+#   FEATURES_FRESH_INTERVAL_US [1000]  pause between probes
+#   FEATURES_MEM_BASELINES [1]  also load FEATURES_CARDS events into a tarnd with the stream only and
+#                               with the card view only (per-view memory)
+#   FEATURES_REDIS_PERSIST [everysec]  the second Redis row's appendfsync (the first has no persistence)
+#   FEATURES_REDIS_PRELOAD [1]  load FEATURES_CARDS events into each Redis before measuring (as Tarn)
 set -euo pipefail
 
 SUITE="${1:-}"
 case "$SUITE" in
-    floors | get | throughput | durable | all) ;;
-    *) echo "usage: $0 floors|get|throughput|durable|all" >&2; exit 2 ;;
+    floors | get | throughput | durable | features | all) ;;
+    *) echo "usage: $0 floors|get|throughput|durable|features|all" >&2; exit 2 ;;
 esac
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,6 +56,19 @@ DURABLE_RATE="${DURABLE_RATE:-2000}"
 TARND_ARGS="${TARND_ARGS:-}"
 TARND_SPIN_ARGS="${TARND_SPIN_ARGS---spin-us 200}"
 PGBIN="/usr/lib/postgresql/15/bin"
+FEATURES_CARDS="${FEATURES_CARDS:-1000000}"
+FEATURES_DEVICES="${FEATURES_DEVICES:-300000}"
+FEATURES_BATCH="${FEATURES_BATCH:-100}"
+FEATURES_DEPTH="${FEATURES_DEPTH:-1}"
+FEATURES_CONNS="${FEATURES_CONNS:-$CONNS}"
+FEATURES_READ_KEYS="${FEATURES_READ_KEYS:-10000}"
+FEATURES_READ_BUCKETS="${FEATURES_READ_BUCKETS:-60}"
+FEATURES_FRESH_SECONDS="${FEATURES_FRESH_SECONDS:-5}"
+FEATURES_FRESH_RATE="${FEATURES_FRESH_RATE:-20000}"
+FEATURES_FRESH_INTERVAL_US="${FEATURES_FRESH_INTERVAL_US:-1000}"
+FEATURES_MEM_BASELINES="${FEATURES_MEM_BASELINES:-1}"
+FEATURES_REDIS_PERSIST="${FEATURES_REDIS_PERSIST:-everysec}"
+FEATURES_REDIS_PRELOAD="${FEATURES_REDIS_PRELOAD:-1}"
 
 STAMP="$(date +%Y-%m-%d-%H%M%S)"
 RESULTS="${BENCH_RESULTS_DIR:-$HERE/results}"
@@ -241,10 +267,12 @@ preload() { # TARGET ADDR
         tee -a "$RAW/runs.log" >&2
 }
 
-floor_ping() { # SUITE MODES
-    log "$1: loopback ping-pong floor ($2)"
-    "$BENCH" floor-pingpong --suite "$1" --modes "$2" --cpu-a "$CLIENT_CPU" --cpu-b "$SERVER_CPU" \
-        --seconds 3 --warmup 0.5 --json "$JSONL" 2>&1 | tee -a "$RAW/runs.log" >&2
+floor_ping() { # SUITE MODES [extra tarn-bench flags...]
+    local suite="$1" modes="$2"
+    shift 2
+    log "$suite: loopback ping-pong floor ($modes)"
+    "$BENCH" floor-pingpong --suite "$suite" --modes "$modes" --cpu-a "$CLIENT_CPU" --cpu-b "$SERVER_CPU" \
+        --seconds 3 --warmup 0.5 --json "$JSONL" "$@" 2>&1 | tee -a "$RAW/runs.log" >&2
 }
 
 floor_fsync() { # SUITE
@@ -380,6 +408,95 @@ suite_durable() {
     fi
 }
 
+# features suite helpers. The fraud-stream shape is passed to every tarn-bench call alike.
+feat_shape() { echo --cards "$FEATURES_CARDS" --devices "$FEATURES_DEVICES"; }
+
+# feat_run LABEL [tarn-bench features-* subcommand and flags...]: log, run, keep going on failure.
+feat_run() {
+    local what="$1"
+    shift
+    log "features: $what"
+    set +e
+    "$BENCH" "$@" 2>&1 | tee -a "$RAW/runs.log" >&2
+    local rc="${PIPESTATUS[0]}"
+    set -e
+    ((rc == 0)) || { skip "features: $what failed (exit $rc, see $RAW/runs.log)"; return 1; }
+}
+
+# feat_tarn DURABILITY: one fresh tarnd: schema, RSS before/after loading FEATURES_CARDS cards,
+# (async only) the read rows, then ingest throughput and freshness.
+feat_tarn() {
+    local dur="$1" s=features label="tarn (1 shard, $1)"
+    start_tarnd 1 "$dur" || return 0
+    # shellcheck disable=SC2046
+    if feat_run "$dur: create stream + 3 views" features-setup --addr "$TARN_ADDR" &&
+        feat_run "$dur: memory: load $FEATURES_CARDS cards (1 event each)" features-load \
+            --addr "$TARN_ADDR" $(feat_shape) --pid "$TARND_PID" --cpu "$CLIENT_CPU" \
+            --suite "$s" --label "$label" --tag "mem:$([[ $dur == async ]] && echo all || echo "all:$dur")" \
+            --json "$JSONL"; then
+        if [[ "$dur" == async ]]; then
+            # shellcheck disable=SC2046
+            feat_run "read keys: $FEATURES_READ_KEYS cards x $FEATURES_READ_BUCKETS buckets" features-load \
+                --addr "$TARN_ADDR" $(feat_shape) --load-cards "$FEATURES_READ_KEYS" \
+                --buckets "$FEATURES_READ_BUCKETS" --seed 11 --cpu "$CLIENT_CPU" &&
+                KEYS="$FEATURES_READ_KEYS" load "$s" "$label" tarn "$TARN_ADDR" --conns 1 --depth 1 \
+                    --fraud read --view card --tag read:features \
+                    --notes "uniform over $FEATURES_READ_KEYS cards with $FEATURES_READ_BUCKETS buckets each, view holds $FEATURES_CARDS cards"
+            # The point GET of the same process: a table of FEATURES_CARDS 100-byte rows, reads
+            # uniform over the first FEATURES_READ_KEYS of them (same key count as the view read).
+            if KEYS="$FEATURES_CARDS" preload tarn "$TARN_ADDR"; then
+                KEYS="$FEATURES_READ_KEYS" load "$s" "$label" tarn "$TARN_ADDR" --conns 1 --depth 1 \
+                    --tag read:get --notes "uniform over $FEATURES_READ_KEYS of $FEATURES_CARDS rows"
+            else
+                skip "features: GET table preload failed"
+            fi
+        fi
+        # shellcheck disable=SC2046
+        load "$s" "$label" tarn "$TARN_ADDR" --fraud ingest $(feat_shape) --batch "$FEATURES_BATCH" \
+            --conns "$FEATURES_CONNS" --depth "$FEATURES_DEPTH" --tag "ingest:tarn:$dur"
+        # shellcheck disable=SC2046
+        feat_run "$dur: freshness" features-fresh --addr "$TARN_ADDR" $(feat_shape) \
+            --seconds "$FEATURES_FRESH_SECONDS" --warmup 1 --bg-rate "$FEATURES_FRESH_RATE" \
+            --interval-us "$FEATURES_FRESH_INTERVAL_US" --cpu "$CLIENT_CPU" \
+            --suite "$s" --label "$label" --tag "fresh:tarn:$dur" --json "$JSONL" || true
+    fi
+    stop_tarnd
+}
+
+suite_features() {
+    local s=features
+    floor_ping "$s" parked --tag read:floor
+    feat_tarn async
+    feat_tarn sync
+    if [[ "$FEATURES_MEM_BASELINES" == 1 ]]; then
+        local views
+        for views in none card; do
+            start_tarnd 1 async || continue
+            # shellcheck disable=SC2046
+            feat_run "memory baseline ($views)" features-setup --addr "$TARN_ADDR" --views "$views" &&
+                feat_run "memory baseline ($views): load $FEATURES_CARDS cards" features-load \
+                    --addr "$TARN_ADDR" $(feat_shape) --views "$views" --pid "$TARND_PID" \
+                    --cpu "$CLIENT_CPU" --suite "$s" --label "tarn (1 shard, async)" \
+                    --tag "mem:$views" --json "$JSONL" || true
+            stop_tarnd
+        done
+    fi
+    local persist label
+    for persist in none "$FEATURES_REDIS_PERSIST"; do
+        [[ "$persist" == none ]] && label="redis (no persistence)" || label="redis (appendfsync $persist)"
+        start_redis "$persist" || continue
+        if [[ "$FEATURES_REDIS_PRELOAD" == 1 ]]; then
+            # shellcheck disable=SC2046
+            feat_run "redis ($persist): load $FEATURES_CARDS cards" features-load --target redis \
+                --addr "$REDIS_ADDR" $(feat_shape) --cpu "$CLIENT_CPU" || true
+        fi
+        # shellcheck disable=SC2046
+        load "$s" "$label" redis "$REDIS_ADDR" --fraud ingest $(feat_shape) --batch "$FEATURES_BATCH" \
+            --conns "$FEATURES_CONNS" --depth "$FEATURES_DEPTH" --tag "ingest:redis:$persist"
+        stop_redis
+    done
+}
+
 # ---------------------------------------------------------------- report
 machine_md() {
     local model disk_dev
@@ -408,12 +525,19 @@ machine_md() {
     echo "- open R/s = fixed-rate schedule, latency from the intended send time (coordinated-omission corrected); pgbench --rate likewise (its latency includes schedule lag)."
     echo "- spin = generator busy-polls (epoll_wait timeout 0) instead of parking; floors are measured in this same run."
     echo "- TARND_ARGS='${TARND_ARGS}' TARND_SPIN_ARGS='${TARND_SPIN_ARGS}'"
+    if [[ " ${SUITES[*]} " == *" features "* ]]; then
+        echo "- features: stream \`tx\` (ts, card_id, account_id, device_id, amount, merchant, ip), views card_10m (10 aggregates), account_10m and device_10m (4 each), window 10 min of 60 × 10 s buckets; $FEATURES_CARDS cards (card:%07d, uniform), account = card/4, $FEATURES_DEVICES devices, 1000 merchants, 10k IPs; ts = now."
+        echo "- features ingest: $FEATURES_CONNS conns × depth $FEATURES_DEPTH, $FEATURES_BATCH events per batch (Tarn: one producer-tagged INGEST of typed rows; Redis: 17 commands per event in one pipelined write: HINCRBY txns, HINCRBYFLOAT spend, PFADD merchants/ips (card) or cards (account, device), EXPIRE 600 on every key; Redis keeps no max/min/stddev/filtered count/last(ip)). Each tarnd and Redis first gets one event for each of the $FEATURES_CARDS cards (the memory load); latency = per-batch ack."
+        echo "- features read: FEATURES card_10m of 1 key, 1 conn, closed loop, parked, uniform over $FEATURES_READ_KEYS cards holding $FEATURES_READ_BUCKETS buckets each; GET: same tarnd, 100-byte rows, uniform over $FEATURES_READ_KEYS of $FEATURES_CARDS rows."
+        echo "- features freshness: one tagged event per probe on conn A; on its ack, FEATURES on conn B until the count includes it; latency = ack received → reply of the first read that shows it (includes that read's round trip); background open-loop ingest $FEATURES_FRESH_RATE events/s on 8 other conns."
+        echo "- features memory: VmRSS of tarnd (/proc/<pid>/status) after creating the schema and 1 s after loading one event per card (1000-event batches); a fresh tarnd per configuration."
+    fi
 }
 
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 build
 case "$SUITE" in
-    all) SUITES=(floors get throughput durable) ;;
+    all) SUITES=(floors get throughput durable features) ;;
     *) SUITES=("$SUITE") ;;
 esac
 for s in "${SUITES[@]}"; do

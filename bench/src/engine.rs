@@ -221,6 +221,7 @@ pub fn run(cfg: &EngineConfig, factory: &dyn CodecFactory) -> Result<EngineOutpu
                 c.enqueue(&mut gen, now, now);
                 sent += 1;
                 total_inflight += 1;
+                inflight_counts[i] += 1;
             }
             c.dirty = true;
             dirty.push(i);

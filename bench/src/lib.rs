@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod engine;
 pub mod floors;
+pub mod fraud;
 pub mod pglog;
 pub mod report;
 pub mod resp;
