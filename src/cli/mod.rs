@@ -128,7 +128,8 @@ a terminal without --json. --json prints
     #[command(after_help = "\
 Keys are typed by the view's key column (see 'tarn --help'). Every key gets a row: a key with no
 events gets the aggregates' empty values (count 0, NULL otherwise). The reply states its as-of
-time: every event appended at or before it is included, none after. --json prints
+time: every event appended at or before it is included, none after. With --as-of the values
+are recomputed from the retained stream log as of that past time (see docs/SQL.md). --json prints
 {as_of, as_of_us, rows: [{<column>: value, ..., newest_event_time}]}.")]
     Features(FeaturesArgs),
     /// Point-in-time history: a feature view's values at past times, as JSON lines
@@ -203,7 +204,7 @@ struct FeaturesArgs {
     /// Key values
     #[arg(required = true)]
     keys: Vec<String>,
-    /// Read as of a past time (RFC 3339 or µs since the epoch); not served yet
+    /// Read as of a past time (RFC 3339 or µs since the epoch), recomputed from the retained log
     #[arg(long, value_name = "T")]
     as_of: Option<String>,
 }
