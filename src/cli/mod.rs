@@ -511,17 +511,7 @@ fn cmd_features(cli: &Cli, a: &FeaturesArgs) -> Result<()> {
 }
 
 fn cmd_features_history(cli: &Cli, a: &HistoryArgs) -> Result<()> {
-    let (lines, total_bytes): (LineIter, Option<u64>) = if a.pairs.as_os_str() == "-" {
-        (
-            file_lines(BufReader::with_capacity(1 << 20, std::io::stdin())),
-            None,
-        )
-    } else {
-        let f =
-            File::open(&a.pairs).map_err(|e| format!("cannot open {}: {e}", a.pairs.display()))?;
-        let len = f.metadata().ok().map(|m| m.len());
-        (file_lines(BufReader::with_capacity(1 << 20, f)), len)
-    };
+    let (lines, total_bytes) = open_lines(&a.pairs)?;
     let mut client = connect(cli)?;
     let info = client.server_info().clone();
     let batch = match a.batch_pairs {
@@ -787,18 +777,21 @@ fn print_load_summary(
     emit(&out)
 }
 
-fn cmd_ingest(cli: &Cli, a: &IngestArgs) -> Result<()> {
-    let (lines, total_bytes): (LineIter, Option<u64>) = if a.file.as_os_str() == "-" {
-        (
+/// The lines of `path` ('-' = standard input) and its size when known (for the progress bar).
+fn open_lines(path: &std::path::Path) -> Result<(LineIter, Option<u64>)> {
+    if path.as_os_str() == "-" {
+        return Ok((
             file_lines(BufReader::with_capacity(1 << 20, std::io::stdin())),
             None,
-        )
-    } else {
-        let f =
-            File::open(&a.file).map_err(|e| format!("cannot open {}: {e}", a.file.display()))?;
-        let len = f.metadata().ok().map(|m| m.len());
-        (file_lines(BufReader::with_capacity(1 << 20, f)), len)
-    };
+        ));
+    }
+    let f = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let len = f.metadata().ok().map(|m| m.len());
+    Ok((file_lines(BufReader::with_capacity(1 << 20, f)), len))
+}
+
+fn cmd_ingest(cli: &Cli, a: &IngestArgs) -> Result<()> {
+    let (lines, total_bytes) = open_lines(&a.file)?;
     let mut client = connect(cli)?;
     let info = client.server_info().clone();
     let batch_events = batch_size("--batch-events", a.batch_events, &info)?;

@@ -227,19 +227,14 @@ impl Shard {
         if target == self.id {
             self.write_local(m, &record).await
         } else {
-            match self
-                .call(
-                    target,
-                    MsgBody::Write {
-                        mutation: m,
-                        record,
-                    },
-                )
-                .await?
-            {
-                ReplyBody::Written(n) => Ok(n),
-                other => Err(unexpected(other)),
-            }
+            self.call_written(
+                target,
+                MsgBody::Write {
+                    mutation: m,
+                    record,
+                },
+            )
+            .await
         }
     }
 
@@ -478,27 +473,12 @@ impl Shard {
                     if owner == me.id {
                         me.commit_local(id).await
                     } else {
-                        match me.call(owner, MsgBody::Commit { id }).await? {
-                            ReplyBody::Written(n) => Ok(n),
-                            other => Err(unexpected(other)),
-                        }
+                        me.call_written(owner, MsgBody::Commit { id }).await
                     }
                 })
             })
             .collect();
-        let mut total = 0;
-        for t in commits {
-            match t.await {
-                Ok(n) => total += n,
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        match first_err {
-            None => Ok(total),
-            Some(e) => Err(e),
-        }
+        sum_all(commits).await
     }
 
     /// Owner side of a prepare: appends `record` (the Prepare of this shard's part of `txn`)
@@ -837,25 +817,12 @@ impl Shard {
                     if peer == me.id {
                         me.backfill_local(view_id).await
                     } else {
-                        match me.call(peer, MsgBody::Backfill { view_id }).await? {
-                            ReplyBody::Written(n) => Ok(n),
-                            other => Err(unexpected(other)),
-                        }
+                        me.call_written(peer, MsgBody::Backfill { view_id }).await
                     }
                 })
             })
             .collect();
-        let mut total = 0;
-        let mut first_err = None;
-        for t in tasks {
-            match t.await {
-                Ok(n) => total += n,
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        first_err.map_or(Ok(total), Err)
+        sum_all(tasks).await
     }
 
     /// Counts an event batch this shard coordinates, routed with catalog `version`, until the
@@ -1244,6 +1211,14 @@ impl Shard {
         }
     }
 
+    /// [`Shard::call`] of a request answered with `Written(rows)`.
+    async fn call_written(self: &Rc<Self>, to: u32, body: MsgBody) -> Result<u64, Failure> {
+        match self.call(to, body).await? {
+            ReplyBody::Written(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Delivers a reply from another shard to the task waiting for it.
     pub fn deliver(&self, reply: ShardReply) {
         if let Some(tx) = self.waiters.borrow_mut().remove(&reply.corr) {
@@ -1462,6 +1437,22 @@ impl Shard {
         }
         self.log.close().await.map_err(|e| e.to_string())
     }
+}
+
+/// Awaits every task (dropping one would cancel it half-way) and sums their counts; the first
+/// error wins.
+async fn sum_all(tasks: Vec<glommio::Task<Result<u64, Failure>>>) -> Result<u64, Failure> {
+    let mut total = 0;
+    let mut first_err = None;
+    for t in tasks {
+        match t.await {
+            Ok(n) => total += n,
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    first_err.map_or(Ok(total), Err)
 }
 
 /// Counts one event batch being routed with a catalog version; see [`Shard::route_guard`].
