@@ -1826,13 +1826,24 @@ fn view_window(view: &str, options: ast::CreateTableOptions) -> Result<WindowSpe
     })
 }
 
-/// The query of a view, as far as it can be checked without the stream.
-fn lower_view_query(
-    name: String,
-    window: WindowSpec,
-    query: ast::Query,
-) -> Result<ViewSpec, CoreError> {
-    let select = plain_select(query, &format!("materialized view \"{name}\""))?;
+/// The parts of a plain SELECT that Tarn reads, and which other clauses it has.
+struct SelectParts {
+    distinct: bool,
+    projection: Vec<ast::SelectItem>,
+    from: Vec<ast::TableWithJoins>,
+    selection: Option<ast::Expr>,
+    group_by: ast::GroupByExpr,
+    having: bool,
+    /// A `WINDOW` clause.
+    window: bool,
+    qualify: bool,
+    /// Any other clause (hints, TOP, INTO, LATERAL VIEW, CLUSTER/DISTRIBUTE/SORT BY, …).
+    other: bool,
+}
+
+/// Takes a SELECT apart. The destructuring is exhaustive on purpose: a clause a newer
+/// sqlparser adds fails to compile here instead of being silently ignored.
+fn select_parts(select: ast::Select) -> SelectParts {
     let ast::Select {
         select_token: _,
         optimizer_hints,
@@ -1859,37 +1870,67 @@ fn lower_view_query(
         value_table_mode,
         flavor,
     } = select;
+    SelectParts {
+        distinct: distinct.is_some(),
+        projection,
+        from,
+        selection,
+        group_by,
+        having: having.is_some(),
+        window: !named_window.is_empty(),
+        qualify: qualify.is_some(),
+        other: !optimizer_hints.is_empty()
+            || select_modifiers.is_some()
+            || top.is_some()
+            || exclude.is_some()
+            || into.is_some()
+            || !lateral_views.is_empty()
+            || prewhere.is_some()
+            || !connect_by.is_empty()
+            || !cluster_by.is_empty()
+            || !distribute_by.is_empty()
+            || !sort_by.is_empty()
+            || value_table_mode.is_some()
+            || flavor != ast::SelectFlavor::Standard,
+    }
+}
+
+/// The query of a view, as far as it can be checked without the stream.
+fn lower_view_query(
+    name: String,
+    window: WindowSpec,
+    query: ast::Query,
+) -> Result<ViewSpec, CoreError> {
+    let select = plain_select(query, &format!("materialized view \"{name}\""))?;
+    let SelectParts {
+        distinct,
+        projection,
+        from,
+        selection,
+        group_by,
+        having,
+        window: window_clause,
+        qualify,
+        other,
+    } = select_parts(select);
     let clause = |what: &str| {
         unsupported(format!(
             "{what} in materialized view \"{name}\" (the query is SELECT key, aggregates FROM stream [WHERE …] GROUP BY key)"
         ))
     };
-    if distinct.is_some() {
+    if distinct {
         return Err(clause("SELECT DISTINCT"));
     }
-    if having.is_some() {
+    if having {
         return Err(clause("HAVING"));
     }
-    if !named_window.is_empty() {
+    if window_clause {
         return Err(clause("WINDOW"));
     }
-    if qualify.is_some() {
+    if qualify {
         return Err(clause("QUALIFY"));
     }
-    if !optimizer_hints.is_empty()
-        || select_modifiers.is_some()
-        || top.is_some()
-        || exclude.is_some()
-        || into.is_some()
-        || !lateral_views.is_empty()
-        || prewhere.is_some()
-        || !connect_by.is_empty()
-        || !cluster_by.is_empty()
-        || !distribute_by.is_empty()
-        || !sort_by.is_empty()
-        || value_table_mode.is_some()
-        || flavor != ast::SelectFlavor::Standard
-    {
+    if other {
         return Err(clause(
             "a clause other than SELECT, FROM, WHERE and GROUP BY",
         ));
@@ -2259,56 +2300,26 @@ fn lower_select_inner(query: ast::Query) -> Result<Statement, CoreError> {
         other => other,
     })?;
     let bad = |m: &str| unsupported(format!("{m} in a SELECT; {READ_FORM}"));
-    let ast::Select {
-        select_token: _,
-        optimizer_hints,
+    let SelectParts {
         distinct,
-        select_modifiers,
-        top,
-        top_before_distinct: _,
         projection,
-        exclude,
-        into,
         from,
-        lateral_views,
-        prewhere,
         selection,
-        connect_by,
         group_by,
-        cluster_by,
-        distribute_by,
-        sort_by,
         having,
-        named_window,
+        window,
         qualify,
-        window_before_qualify: _,
-        value_table_mode,
-        flavor,
-    } = select;
-    if distinct.is_some() {
+        other,
+    } = select_parts(select);
+    if distinct {
         return Err(bad("DISTINCT"));
     }
     if !matches!(&group_by, ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
-        || having.is_some()
+        || having
     {
         return Err(bad("GROUP BY/HAVING"));
     }
-    if !optimizer_hints.is_empty()
-        || select_modifiers.is_some()
-        || top.is_some()
-        || exclude.is_some()
-        || into.is_some()
-        || !lateral_views.is_empty()
-        || prewhere.is_some()
-        || !connect_by.is_empty()
-        || !cluster_by.is_empty()
-        || !distribute_by.is_empty()
-        || !sort_by.is_empty()
-        || !named_window.is_empty()
-        || qualify.is_some()
-        || value_table_mode.is_some()
-        || flavor != ast::SelectFlavor::Standard
-    {
+    if other || window || qualify {
         return Err(bad("clauses other than SELECT, FROM and WHERE"));
     }
     let view = single_from(from, what).map_err(|e| match e {

@@ -262,59 +262,6 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
-    /// CPython's `math.fsum` (Shewchuk partials + correct final rounding): an independent
-    /// oracle for finite inputs whose partial sums stay finite.
-    pub(crate) fn fsum(xs: &[f64]) -> f64 {
-        let mut partials: Vec<f64> = Vec::new();
-        for &x0 in xs {
-            let mut x = x0;
-            let mut i = 0;
-            for j in 0..partials.len() {
-                let mut y = partials[j];
-                if x.abs() < y.abs() {
-                    std::mem::swap(&mut x, &mut y);
-                }
-                let hi = x + y;
-                let lo = y - (hi - x);
-                if lo != 0.0 {
-                    partials[i] = lo;
-                    i += 1;
-                }
-                x = hi;
-            }
-            partials.truncate(i);
-            partials.push(x);
-        }
-        let mut n = partials.len();
-        let mut hi = 0.0;
-        if n > 0 {
-            n -= 1;
-            hi = partials[n];
-            let mut lo = 0.0;
-            while n > 0 {
-                let x = hi;
-                n -= 1;
-                let y = partials[n];
-                hi = x + y;
-                let yr = hi - x;
-                lo = y - yr;
-                if lo != 0.0 {
-                    break;
-                }
-            }
-            if n > 0 && ((lo < 0.0 && partials[n - 1] < 0.0) || (lo > 0.0 && partials[n - 1] > 0.0))
-            {
-                let y = lo * 2.0;
-                let x = hi + y;
-                let yr = x - hi;
-                if y == yr {
-                    hi = x;
-                }
-            }
-        }
-        hi
-    }
-
     fn same(a: f64, b: f64) -> bool {
         a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
     }
@@ -346,45 +293,6 @@ mod tests {
                 same(got, want),
                 "round {round}: {got:e} vs {want:e} for {xs:?}"
             );
-        }
-    }
-
-    fn random_double(rng: &mut StdRng) -> f64 {
-        match rng.random_range(0..6) {
-            0 => (rng.random_range(-1_000_000i64..1_000_000) as f64) / 100.0,
-            1 => {
-                let e = rng.random_range(-600..600);
-                rng.random_range(-1.0..1.0) * 2f64.powi(e)
-            }
-            2 => {
-                f64::from_bits(rng.random_range(1u64..(1 << 52)))
-                    * if rng.random() { -1.0 } else { 1.0 }
-            }
-            3 => rng.random_range(-1e15..1e15),
-            4 => 1e300 * rng.random_range(-1.0..1.0),
-            _ => rng.random_range(-1.0..1.0) * 1e-300,
-        }
-    }
-
-    #[test]
-    fn matches_fsum_and_order() {
-        let mut rng = StdRng::seed_from_u64(2);
-        for _ in 0..3000 {
-            let n = rng.random_range(1..60);
-            let mut xs: Vec<f64> = (0..n).map(|_| random_double(&mut rng)).collect();
-            // Exact cancellations.
-            if rng.random_range(0..4) == 0 {
-                let k = xs.len();
-                for i in 0..k {
-                    xs.push(-xs[i]);
-                }
-                xs.push(rng.random_range(-1e-20..1e-20));
-            }
-            let want = fsum(&xs);
-            let got = exact_sum(xs.iter().copied());
-            assert!(same(got, want), "{got:e} vs fsum {want:e} for {xs:?}");
-            xs.reverse();
-            assert!(same(exact_sum(xs.iter().copied()), got));
         }
     }
 

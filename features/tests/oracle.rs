@@ -875,3 +875,48 @@ fn mixed_magnitudes_widen_and_narrow_the_limb_window() {
     assert_eq!(st.read(&specs, 0, 10)[0], Value::Double(3e-320));
     assert!(st.heap_bytes() < wide / 4, "{} vs {wide}", st.heap_bytes());
 }
+
+fn same_bits(a: f64, b: f64) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+/// Doubles over the whole finite range, subnormals and near-overflow values included.
+fn wide_double(rng: &mut StdRng) -> f64 {
+    match rng.random_range(0..6) {
+        0 => (rng.random_range(-1_000_000i64..1_000_000) as f64) / 100.0,
+        1 => {
+            let e = rng.random_range(-600..600);
+            rng.random_range(-1.0..1.0) * 2f64.powi(e)
+        }
+        2 => {
+            f64::from_bits(rng.random_range(1u64..(1 << 52)))
+                * if rng.random() { -1.0 } else { 1.0 }
+        }
+        3 => rng.random_range(-1e15..1e15),
+        4 => 1e300 * rng.random_range(-1.0..1.0),
+        _ => rng.random_range(-1.0..1.0) * 1e-300,
+    }
+}
+
+/// The exactly rounded sum equals an independent `fsum`, in any order (with exact
+/// cancellations).
+#[test]
+fn exact_sum_matches_fsum_and_order() {
+    let mut rng = StdRng::seed_from_u64(2);
+    for _ in 0..3000 {
+        let n = rng.random_range(1..60);
+        let mut xs: Vec<f64> = (0..n).map(|_| wide_double(&mut rng)).collect();
+        if rng.random_range(0..4) == 0 {
+            let k = xs.len();
+            for i in 0..k {
+                xs.push(-xs[i]);
+            }
+            xs.push(rng.random_range(-1e-20..1e-20));
+        }
+        let want = fsum(&xs);
+        let got = tarn_features::exact_sum(xs.iter().copied());
+        assert!(same_bits(got, want), "{got:e} vs fsum {want:e} for {xs:?}");
+        xs.reverse();
+        assert!(same_bits(tarn_features::exact_sum(xs.iter().copied()), got));
+    }
+}
