@@ -438,7 +438,14 @@ fn unknown_keys_empty_values_and_bad_reads() {
         ]
     );
     assert!(s.message.contains("as of"), "{}", s.message);
-    // Errors: unknown view, NULL key, as_of in the past (not served yet).
+    // More keys than one read takes (the SQL form is not bounded by the frame decoder).
+    let many = vec!["'a'"; 10_001].join(",");
+    let e = c
+        .sql(&format!("SELECT * FROM card_w WHERE card IN ({many})"))
+        .unwrap_err()
+        .server();
+    assert_eq!(e.code, ErrorCode::BatchTooLarge, "{e}");
+    // Errors: unknown view, NULL key, wrong key type.
     let e = c
         .call(&Request::Features(FeaturesRequest {
             view: "nope".into(),

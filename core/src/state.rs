@@ -1066,12 +1066,8 @@ impl ViewState {
         };
         let ts = *ts;
         let (bucket, oldest) = match view.window {
-            WindowSpec::Sliding {
-                window_us,
-                bucket_us,
-            } => {
+            WindowSpec::Sliding { bucket_us, .. } => {
                 let (oldest, _) = window_range(&view.window, append_us);
-                let _ = window_us;
                 (ts.div_euclid(bucket_us), oldest)
             }
             WindowSpec::Lifetime => (0, i64::MIN),

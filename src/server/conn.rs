@@ -630,15 +630,13 @@ async fn get_rows(
     Ok(rows)
 }
 
-/// Reads feature view `view` for `keys` as of now (the freshest moment every shard can answer
-/// exactly: each owner first applies every event appended before it). Returns the as-of time,
-/// the reply columns (key, then aggregates) and one row per key.
-async fn read_features(
-    shard: &Rc<Shard>,
-    view: &str,
-    keys: &[Value],
-    as_of_us: Option<i64>,
-) -> Result<(i64, Vec<Column>, Vec<FeatureRow>), ErrorReply> {
+/// A checked view read: the view id, its reply columns (key first), the canonical keys.
+type ViewRead = (u32, Vec<tarn_core::schema::ColumnDef>, Vec<Vec<u8>>);
+
+/// The checks every view read shares: the view exists, at most `MAX_BATCH_ROWS` keys, each
+/// typed by the view's key column. Returns the view id, its reply columns (key first) and
+/// the canonical keys.
+fn prepare_view_read(shard: &Shard, view: &str, keys: &[Value]) -> Result<ViewRead, ErrorReply> {
     let catalog = shard.catalog();
     let def = catalog.view(view).ok_or_else(|| ErrorReply {
         code: ErrorCode::UnknownView,
@@ -646,21 +644,10 @@ async fn read_features(
         row: None,
         column: None,
     })?;
-    if let Some(t) = as_of_us {
-        // A past as-of time: recomputed from the retained log (point-in-time history).
-        let (columns, rows) =
-            read_history(shard, view, keys.iter().map(|k| (k.clone(), t)).collect()).await?;
-        return Ok((t, columns, rows));
-    }
     let stream = catalog
         .stream_by_id(def.stream_id)
         .expect("a view's stream exists while the view does");
-    let result_columns = def.result_columns(stream);
-    let key_col = &result_columns[0];
-    let key_def = tarn_core::schema::ColumnDef {
-        name: key_col.name.clone(),
-        ty: key_col.ty,
-    };
+    let columns = def.result_columns(stream);
     if keys.len() > MAX_BATCH_ROWS as usize {
         return Err(ErrorReply::new(
             ErrorCode::BatchTooLarge,
@@ -671,23 +658,54 @@ async fn read_features(
         ));
     }
     let encoded =
-        tarn_core::events::validate_view_keys(&key_def, keys).map_err(super::core_error)?;
-    // Each owner answers at its latest consistent point and says which (per row).
-    let mut groups: Vec<(Vec<usize>, Vec<Vec<u8>>)> =
+        tarn_core::events::validate_view_keys(&columns[0], keys).map_err(super::core_error)?;
+    Ok((def.id, columns, encoded))
+}
+
+/// Splits request items by the shard owning their key: per owner, the request indexes and
+/// the items, in request order.
+fn by_owner<T: Clone>(
+    shard: &Shard,
+    keys: Vec<Vec<u8>>,
+    item: impl Fn(usize, Vec<u8>) -> T,
+) -> Vec<(u32, Vec<usize>, Vec<T>)> {
+    let mut groups: Vec<(Vec<usize>, Vec<T>)> =
         vec![(Vec::new(), Vec::new()); shard.count as usize];
-    for (i, k) in encoded.into_iter().enumerate() {
+    for (i, k) in keys.into_iter().enumerate() {
         let s = shard_for(&k, shard.count) as usize;
         groups[s].0.push(i);
-        groups[s].1.push(k);
+        groups[s].1.push(item(i, k));
     }
-    let tasks: Vec<_> = groups
+    groups
         .into_iter()
         .enumerate()
         .filter(|(_, (idx, _))| !idx.is_empty())
-        .map(|(s, (idx, ks))| {
+        .map(|(s, (idx, items))| (s as u32, idx, items))
+        .collect()
+}
+
+/// Reads feature view `view` for `keys`: as of now (each owner answers at its latest
+/// consistent point and each row states it), or as of a past time through the history path.
+/// Returns the earliest as-of time, the reply columns (key, then aggregates) and one row per
+/// key.
+async fn read_features(
+    shard: &Rc<Shard>,
+    view: &str,
+    keys: &[Value],
+    as_of_us: Option<i64>,
+) -> Result<(i64, Vec<Column>, Vec<FeatureRow>), ErrorReply> {
+    if let Some(t) = as_of_us {
+        // A past as-of time: recomputed from the retained log (point-in-time history).
+        let (columns, rows) =
+            read_history(shard, view, keys.iter().map(|k| (k.clone(), t)).collect()).await?;
+        return Ok((t, columns, rows));
+    }
+    let (view_id, result_columns, encoded) = prepare_view_read(shard, view, keys)?;
+    let tasks: Vec<_> = by_owner(shard, encoded, |_, k| k)
+        .into_iter()
+        .map(|(s, idx, ks)| {
             let shard = shard.clone();
-            let view_id = def.id;
-            glommio::spawn_local(async move { (idx, shard.features(s as u32, view_id, ks).await) })
+            glommio::spawn_local(async move { (idx, shard.features(s, view_id, ks).await) })
         })
         .collect();
     let rows = gather_feature_rows(tasks, keys).await?;
@@ -703,33 +721,8 @@ async fn read_history(
     view: &str,
     pairs: Vec<(Value, i64)>,
 ) -> Result<(Vec<Column>, Vec<FeatureRow>), ErrorReply> {
-    let catalog = shard.catalog();
-    let def = catalog.view(view).ok_or_else(|| ErrorReply {
-        code: ErrorCode::UnknownView,
-        message: format!("feature view {view:?} does not exist"),
-        row: None,
-        column: None,
-    })?;
-    let stream = catalog
-        .stream_by_id(def.stream_id)
-        .expect("a view's stream exists while the view does");
-    let result_columns = def.result_columns(stream);
-    if pairs.len() > MAX_BATCH_ROWS as usize {
-        return Err(ErrorReply::new(
-            ErrorCode::BatchTooLarge,
-            format!(
-                "{} pairs in one request; the limit is {MAX_BATCH_ROWS}",
-                pairs.len()
-            ),
-        ));
-    }
     let keys: Vec<Value> = pairs.iter().map(|(k, _)| k.clone()).collect();
-    let key_def = tarn_core::schema::ColumnDef {
-        name: result_columns[0].name.clone(),
-        ty: result_columns[0].ty,
-    };
-    let encoded =
-        tarn_core::events::validate_view_keys(&key_def, &keys).map_err(super::core_error)?;
+    let (view_id, result_columns, encoded) = prepare_view_read(shard, view, &keys)?;
     let now = super::now_us();
     if let Some(i) = pairs.iter().position(|(_, t)| *t >= now) {
         return Err(ErrorReply::new(
@@ -741,28 +734,16 @@ async fn read_history(
         )
         .with_row(i as u32));
     }
-    let mut groups: Vec<HistoryGroup> = vec![(Vec::new(), Vec::new()); shard.count as usize];
-    for (i, k) in encoded.into_iter().enumerate() {
-        let s = shard_for(&k, shard.count) as usize;
-        groups[s].0.push(i);
-        groups[s].1.push((k, pairs[i].1));
-    }
-    let view_id = def.id;
-    let tasks: Vec<_> = groups
+    let tasks: Vec<_> = by_owner(shard, encoded, |i, k| (k, pairs[i].1))
         .into_iter()
-        .enumerate()
-        .filter(|(_, (idx, _))| !idx.is_empty())
-        .map(|(s, (idx, qs))| {
+        .map(|(s, idx, qs)| {
             let shard = shard.clone();
-            glommio::spawn_local(async move { (idx, shard.history(s as u32, view_id, qs).await) })
+            glommio::spawn_local(async move { (idx, shard.history(s, view_id, qs).await) })
         })
         .collect();
     let rows = gather_feature_rows(tasks, &keys).await?;
     Ok((to_columns(result_columns), rows))
 }
-
-/// One owner's share of a history request: request indexes and `(key, as_of)` queries.
-type HistoryGroup = (Vec<usize>, Vec<(Vec<u8>, i64)>);
 
 /// One owner's answer to a feature read: the request indexes it answered and its rows.
 type OwnerAnswer = (Vec<usize>, Result<super::shard::FeatureRows, Failure>);

@@ -318,7 +318,6 @@ impl Shard {
             Durability::Async => u64::MAX,
         };
         let catalog = self.catalog();
-        let mut applied_any = false;
         loop {
             let next = self.next_apply_lsn.get();
             let p = {
@@ -347,9 +346,7 @@ impl Shard {
             if let Some(done) = p.done {
                 let _ = done.try_send(n);
             }
-            applied_any = true;
         }
-        let _ = applied_any;
         self.maybe_checkpoint();
     }
 
@@ -1100,11 +1097,12 @@ impl Shard {
     /// The append time of the earliest record waiting to be applied that carries one (events,
     /// commits); `i64::MAX` when none waits. Records appended later get later stamps.
     fn min_pending_stamp(&self) -> i64 {
+        // Stamps never decrease along the log, and the queue is in LSN order: the first
+        // stamped entry holds the earliest stamp.
         self.pending
             .borrow()
             .values()
-            .filter_map(|p| record_stamp(&p.record))
-            .min()
+            .find_map(|p| record_stamp(&p.record))
             .unwrap_or(i64::MAX)
     }
 

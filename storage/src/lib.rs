@@ -23,7 +23,6 @@ pub mod checkpoint;
 pub use error::{OpenError, StorageError};
 pub use framed::{read_file_checked, write_file_atomic};
 pub use log::{Durability, Log, LogOptions, RecoveryReport, TruncatedTail};
-pub use notify::{Notified, Notify};
 
 use std::time::Duration;
 

@@ -9,7 +9,7 @@ use std::{
 };
 
 #[derive(Default)]
-pub struct Notify {
+pub(crate) struct Notify {
     generation: Cell<u64>,
     wakers: RefCell<Vec<Waker>>,
 }
@@ -17,7 +17,7 @@ pub struct Notify {
 impl Notify {
     /// A future that resolves at the first `notify_all` after this call. Create it BEFORE
     /// releasing the state borrow that decided to wait, so no notification is missed.
-    pub fn notified(&self) -> Notified<'_> {
+    pub(crate) fn notified(&self) -> Notified<'_> {
         Notified {
             notify: self,
             generation: self.generation.get(),
@@ -25,7 +25,7 @@ impl Notify {
         }
     }
 
-    pub fn notify_all(&self) {
+    pub(crate) fn notify_all(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
         let mut list = std::mem::take(&mut *self.wakers.borrow_mut());
         if list.is_empty() {
@@ -43,7 +43,7 @@ impl Notify {
     }
 }
 
-pub struct Notified<'a> {
+pub(crate) struct Notified<'a> {
     notify: &'a Notify,
     generation: u64,
     registered: bool,
