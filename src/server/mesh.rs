@@ -87,3 +87,252 @@ pub enum ReplyBody {
     Features(Vec<(i64, Vec<Value>, Option<i64>)>),
     Error(ErrorCode, String),
 }
+
+/// Why a message may not be handled where it landed: a routing bug in the sender. Checked on
+/// arrival of every message ([`check_arrival`]), before any of it touches state.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Misrouted(pub String);
+
+impl std::fmt::Display for Misrouted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl MsgBody {
+    /// The message kind, for diagnostics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MsgBody::Ready { .. } => "Ready",
+            MsgBody::Drained => "Drained",
+            MsgBody::Write { .. } => "Write",
+            MsgBody::Prepare { .. } => "Prepare",
+            MsgBody::Commit { .. } => "Commit",
+            MsgBody::Get { .. } => "Get",
+            MsgBody::Ddl(_) => "Ddl",
+            MsgBody::Catalog(_) => "Catalog",
+            MsgBody::Stats => "Stats",
+            MsgBody::Features { .. } => "Features",
+            MsgBody::History { .. } => "History",
+            MsgBody::Quiesce { .. } => "Quiesce",
+            MsgBody::Backfill { .. } => "Backfill",
+            MsgBody::ViewCounters { .. } => "ViewCounters",
+            MsgBody::StreamCounters { .. } => "StreamCounters",
+        }
+    }
+}
+
+/// Checks that `msg`, which arrived at shard `me` of `count` over the link from shard
+/// `link_from`, may be handled here: it names its real sender, every key it carries is owned
+/// by `me` (`shard_for` again, where it lands), and a message only one shard serves (DDL) went
+/// to that shard. Cheap: one hash per key, which the owner computes anyway to look it up.
+///
+/// `catalog` is the receiver's: an Events part may target a stream or view the receiver no
+/// longer (or not yet) knows, whose keys cannot be checked and are skipped when applied.
+pub fn check_arrival(
+    msg: &ShardMsg,
+    link_from: u32,
+    me: u32,
+    count: u32,
+    catalog: &Catalog,
+) -> Result<(), Misrouted> {
+    let kind = msg.body.kind();
+    let bad = |why: String| {
+        Err(Misrouted(format!(
+            "shard {me}: {kind} from shard {}: {why}",
+            msg.from
+        )))
+    };
+    if msg.from != link_from || msg.from >= count || msg.from == me {
+        return bad(format!(
+            "came over the link from shard {link_from} of {count}"
+        ));
+    }
+    let not_owned = |keys: &mut dyn Iterator<Item = &Vec<u8>>| {
+        keys.map(|k| tarn_types::shard_for(k, count))
+            .find(|&s| s != me)
+    };
+    match &msg.body {
+        MsgBody::Write { mutation, .. } if !mutation.owned_by(catalog, me, count) => {
+            return bad("carries keys this shard does not own".into());
+        }
+        MsgBody::Prepare { txn, mutation, .. } => {
+            if txn.coordinator != msg.from || txn.id_on(me).is_none() {
+                return bad(format!(
+                    "a part of a batch coordinated by shard {} with participants {:?}",
+                    txn.coordinator, txn.parts
+                ));
+            }
+            if !mutation.owned_by(catalog, me, count) {
+                return bad("carries keys this shard does not own".into());
+            }
+        }
+        MsgBody::Commit { id } if id.coordinator != msg.from => {
+            return bad(format!(
+                "commit of a batch coordinated by shard {}",
+                id.coordinator
+            ));
+        }
+        MsgBody::Get { keys, .. } | MsgBody::Features { keys, .. } => {
+            if let Some(s) = not_owned(&mut keys.iter()) {
+                return bad(format!("carries a key owned by shard {s}"));
+            }
+        }
+        MsgBody::History { queries, .. } => {
+            if let Some(s) = not_owned(&mut queries.iter().map(|(k, _)| k)) {
+                return bad(format!("carries a key owned by shard {s}"));
+            }
+        }
+        MsgBody::Ddl(_) if me != 0 => {
+            return bad("DDL is executed by shard 0 only".into());
+        }
+        MsgBody::Catalog(next) if next.version < catalog.version => {
+            return bad(format!(
+                "catalog version {} is older than the installed {}",
+                next.version, catalog.version
+            ));
+        }
+        MsgBody::Ready { hwm, .. } if !hwm.is_empty() && hwm.len() != count as usize => {
+            return bad(format!("high-water-mark table of {} entries", hwm.len()));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COUNT: u32 = 2;
+
+    /// A canonical key that shard `owner` of [`COUNT`] owns.
+    fn key_of(owner: u32) -> Vec<u8> {
+        (0..)
+            .map(|i| {
+                let mut k = Vec::new();
+                tarn_types::encode_key(&Value::Int(i), &mut k).expect("an int is a key");
+                k
+            })
+            .find(|k| tarn_types::shard_for(k, COUNT) == owner)
+            .expect("some key lands on every shard")
+    }
+
+    fn msg(from: u32, body: MsgBody) -> ShardMsg {
+        ShardMsg {
+            from,
+            corr: 7,
+            body,
+        }
+    }
+
+    fn arrives(m: &ShardMsg, at: u32) -> Result<(), Misrouted> {
+        check_arrival(m, m.from, at, COUNT, &Catalog::new())
+    }
+
+    fn upsert(keys: Vec<Vec<u8>>) -> Mutation {
+        Mutation::Upsert {
+            table_id: 1,
+            mode: tarn_types::UpsertMode::Replace,
+            column_idx: vec![0],
+            rows: keys.into_iter().map(|k| (k, vec![Value::Null])).collect(),
+        }
+    }
+
+    #[test]
+    fn keyed_messages_are_checked_where_they_land() {
+        let mine = key_of(1);
+        let theirs = key_of(0);
+        let bodies = |k: Vec<u8>| {
+            vec![
+                MsgBody::Write {
+                    mutation: upsert(vec![k.clone()]),
+                    record: Vec::new(),
+                },
+                MsgBody::Write {
+                    mutation: Mutation::Delete {
+                        table_id: 1,
+                        keys: vec![k.clone()],
+                    },
+                    record: Vec::new(),
+                },
+                MsgBody::Prepare {
+                    txn: TxnPart {
+                        coordinator: 0,
+                        parts: vec![(0, 1), (1, 1)],
+                    },
+                    mutation: upsert(vec![k.clone()]),
+                    record: Vec::new(),
+                },
+                MsgBody::Get {
+                    table_id: 1,
+                    keys: vec![k.clone()],
+                },
+                MsgBody::Features {
+                    view_id: 1,
+                    keys: vec![k.clone()],
+                },
+                MsgBody::History {
+                    view_id: 1,
+                    queries: vec![(k.clone(), 5)],
+                },
+            ]
+        };
+        for body in bodies(mine.clone()) {
+            let m = msg(0, body);
+            assert_eq!(arrives(&m, 1), Ok(()), "{} of an owned key", m.body.kind());
+        }
+        for body in bodies(theirs) {
+            let m = msg(0, body);
+            let err = arrives(&m, 1).expect_err(m.body.kind());
+            assert!(err.0.contains("shard 1: "), "{err}");
+            assert!(err.0.contains(m.body.kind()), "{err}");
+        }
+        // One stray key among owned ones is enough.
+        let m = msg(
+            0,
+            MsgBody::Get {
+                table_id: 1,
+                keys: vec![mine.clone(), key_of(0), mine],
+            },
+        );
+        assert!(arrives(&m, 1).is_err());
+    }
+
+    #[test]
+    fn senders_and_single_owner_messages_are_checked() {
+        // The sender must be the shard at the other end of the link, not the receiver.
+        let m = msg(0, MsgBody::Stats);
+        assert!(check_arrival(&m, 1, 0, COUNT, &Catalog::new()).is_err());
+        assert!(arrives(&msg(1, MsgBody::Stats), 1).is_err(), "to itself");
+        assert!(
+            arrives(&msg(5, MsgBody::Stats), 1).is_err(),
+            "no such shard"
+        );
+        assert_eq!(arrives(&msg(0, MsgBody::Stats), 1), Ok(()));
+        // DDL runs on shard 0 only.
+        let ddl = || MsgBody::Ddl(Statement::ShowTables);
+        assert_eq!(arrives(&msg(1, ddl()), 0), Ok(()));
+        assert!(arrives(&msg(0, ddl()), 1).is_err());
+        // A prepare goes to a participant, from its coordinator; a commit from its coordinator.
+        let prepare = |coordinator, parts: Vec<(u32, u64)>| MsgBody::Prepare {
+            txn: TxnPart { coordinator, parts },
+            mutation: upsert(vec![key_of(1)]),
+            record: Vec::new(),
+        };
+        assert!(arrives(&msg(0, prepare(0, vec![(0, 1)])), 1).is_err());
+        assert!(arrives(&msg(0, prepare(1, vec![(0, 1), (1, 1)])), 1).is_err());
+        let commit = |coordinator| MsgBody::Commit {
+            id: TxnId {
+                coordinator,
+                seq: 1,
+            },
+        };
+        assert_eq!(arrives(&msg(0, commit(0)), 1), Ok(()));
+        assert!(arrives(&msg(0, commit(1)), 1).is_err());
+        // The start-up barrier's table has one mark per shard.
+        let ready = |hwm| MsgBody::Ready { ok: true, hwm };
+        assert_eq!(arrives(&msg(0, ready(vec![0, 0])), 1), Ok(()));
+        assert!(arrives(&msg(0, ready(vec![0, 0, 0])), 1).is_err());
+    }
+}

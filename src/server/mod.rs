@@ -222,10 +222,13 @@ async fn shard_main(
     for peer in 0..count {
         if peer != id {
             match receivers.recv_from(peer as usize).await {
-                Ok(Some(ShardMsg {
-                    body: MsgBody::Ready { ok, hwm },
-                    ..
-                })) => {
+                Ok(Some(msg)) if matches!(msg.body, MsgBody::Ready { .. }) => {
+                    if let Err(e) = mesh::check_arrival(&msg, peer, id, count, &catalog) {
+                        panic!("{e}");
+                    }
+                    let MsgBody::Ready { ok, hwm } = msg.body else {
+                        unreachable!("matched above")
+                    };
                     all_ok &= ok;
                     hwm_all[peer as usize] = hwm;
                 }
@@ -267,20 +270,26 @@ async fn shard_main(
     ));
 
     // Peer request and reply loops.
-    for (_, rx) in receivers.streams() {
+    for (peer, rx) in receivers.streams() {
         let shard = shard.clone();
         glommio::spawn_local(async move {
             while let Some(msg) = rx.recv().await {
+                // A mis-routed message is a bug in the sender: stop before it touches state.
+                let arrival =
+                    mesh::check_arrival(&msg, peer as u32, shard.id, shard.count, &shard.catalog());
+                if let Err(e) = arrival {
+                    panic!("{e}");
+                }
                 glommio::spawn_local(shard.clone().handle_peer(msg)).detach();
             }
         })
         .detach();
     }
-    for (_, rx) in reply_receivers.streams() {
+    for (peer, rx) in reply_receivers.streams() {
         let shard = shard.clone();
         glommio::spawn_local(async move {
             while let Some(reply) = rx.recv().await {
-                shard.deliver(reply);
+                shard.deliver(peer as u32, reply);
             }
         })
         .detach();

@@ -90,7 +90,8 @@ pub struct Shard {
     failed: RefCell<Option<String>>,
     senders: Senders<ShardMsg>,
     reply_senders: Senders<ShardReply>,
-    waiters: RefCell<HashMap<u64, LocalSender<ReplyBody>>>,
+    /// Calls waiting for a reply, by correlation id: the shard asked, and where the reply goes.
+    waiters: RefCell<HashMap<u64, (u32, LocalSender<ReplyBody>)>>,
     next_corr: Cell<u64>,
     pub stats: RefCell<OpHistograms>,
     pub connections: Cell<u32>,
@@ -1186,7 +1187,8 @@ impl Shard {
         let corr = self.next_corr.get();
         self.next_corr.set(corr + 1);
         let (tx, rx) = local_channel::new_bounded(1);
-        self.waiters.borrow_mut().insert(corr, tx);
+        let previous = self.waiters.borrow_mut().insert(corr, (to, tx));
+        assert!(previous.is_none(), "correlation id {corr} reused");
         let msg = ShardMsg {
             from: self.id,
             corr,
@@ -1217,11 +1219,23 @@ impl Shard {
         }
     }
 
-    /// Delivers a reply from another shard to the task waiting for it.
-    pub fn deliver(&self, reply: ShardReply) {
-        if let Some(tx) = self.waiters.borrow_mut().remove(&reply.corr) {
-            let _ = tx.try_send(reply.body);
-        }
+    /// Delivers a reply that arrived from shard `from` to the task waiting for it. Every
+    /// request gets exactly one reply, from the shard it was sent to.
+    pub fn deliver(&self, from: u32, reply: ShardReply) {
+        let waiter = self.waiters.borrow_mut().remove(&reply.corr);
+        let Some((asked, tx)) = waiter else {
+            panic!(
+                "shard {}: reply {} from shard {from} answers no request",
+                self.id, reply.corr
+            );
+        };
+        assert_eq!(
+            asked, from,
+            "shard {}: reply {} came from shard {from}, the request went to {asked}",
+            self.id, reply.corr
+        );
+        // The caller may have gone (its connection closed): the reply is dropped.
+        let _ = tx.try_send(reply.body);
     }
 
     /// Handles one request from another shard and sends the reply back.
@@ -1233,12 +1247,6 @@ impl Shard {
                 return;
             }
             MsgBody::Write { mutation, record } => {
-                assert!(
-                    self.owns_all(&mutation),
-                    "shard {} received keys it does not own from shard {}",
-                    self.id,
-                    msg.from
-                );
                 match self.write_local(mutation, &record).await {
                     Ok(n) => ReplyBody::Written(n),
                     Err((code, text)) => ReplyBody::Error(code, text),
@@ -1248,18 +1256,10 @@ impl Shard {
                 txn,
                 mutation,
                 record,
-            } => {
-                assert!(
-                    self.owns_all(&mutation),
-                    "shard {} received keys it does not own from shard {}",
-                    self.id,
-                    msg.from
-                );
-                match self.prepare_local(txn, mutation, record).await {
-                    Ok(()) => ReplyBody::Prepared,
-                    Err((code, text)) => ReplyBody::Error(code, text),
-                }
-            }
+            } => match self.prepare_local(txn, mutation, record).await {
+                Ok(()) => ReplyBody::Prepared,
+                Err((code, text)) => ReplyBody::Error(code, text),
+            },
             MsgBody::Commit { id } => match self.commit_local(id).await {
                 Ok(n) => ReplyBody::Written(n),
                 Err((code, text)) => ReplyBody::Error(code, text),
