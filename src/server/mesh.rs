@@ -82,7 +82,7 @@ pub enum ReplyBody {
     Stats(ShardStats),
     StreamCounters(Option<tarn_core::state::StreamCounters>),
     /// (keys, heap bytes of their windows, events applied, late events dropped).
-    ViewCounters(u64, u64, u64, u64),
+    ViewCounters([u64; 4]),
     /// Per key: the as-of time, the aggregates' values and the newest event time held.
     Features(Vec<(i64, Vec<Value>, Option<i64>)>),
     Error(ErrorCode, String),
@@ -96,6 +96,23 @@ pub struct Misrouted(pub String);
 impl std::fmt::Display for Misrouted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl ReplyBody {
+    /// The reply kind, for diagnostics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReplyBody::Written(_) => "Written",
+            ReplyBody::Prepared => "Prepared",
+            ReplyBody::Rows(_) => "Rows",
+            ReplyBody::Done(_) => "Done",
+            ReplyBody::Stats(_) => "Stats",
+            ReplyBody::StreamCounters(_) => "StreamCounters",
+            ReplyBody::ViewCounters(_) => "ViewCounters",
+            ReplyBody::Features(_) => "Features",
+            ReplyBody::Error(..) => "Error",
+        }
     }
 }
 

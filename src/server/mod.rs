@@ -8,6 +8,7 @@
 //! checkpoint, exit 0.
 
 mod conn;
+mod fanout;
 pub mod limits;
 mod mesh;
 mod shard;

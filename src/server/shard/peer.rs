@@ -1,0 +1,312 @@
+//! Calls to other shards over the request mesh, and the answers to theirs. One typed call,
+//! [`Peers::ask`]: the reply kind follows from the type asked for.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use glommio::channels::channel_mesh::Senders;
+use glommio::channels::local_channel::{self, LocalSender};
+use glommio::sync::Semaphore;
+use tarn_net::{ErrorCode, ShardStats};
+use tarn_types::Value;
+
+use super::{Failure, FeatureRows, Shard};
+use crate::server::mesh::{MsgBody, ReplyBody, ShardMsg, ShardReply};
+
+/// This shard's ends of the two meshes.
+pub(super) struct Peers {
+    me: u32,
+    pub(super) senders: Senders<ShardMsg>,
+    pub(super) reply_senders: Senders<ShardReply>,
+    /// Calls waiting for a reply, by correlation id: the shard asked, and where the reply goes.
+    pub(super) waiters: RefCell<HashMap<u64, (u32, LocalSender<ReplyBody>)>>,
+    pub(super) next_corr: Cell<u64>,
+    /// Signalled once per peer that finished draining its connections.
+    pub(super) drained: Semaphore,
+}
+
+impl Peers {
+    pub(super) fn new(
+        me: u32,
+        senders: Senders<ShardMsg>,
+        reply_senders: Senders<ShardReply>,
+    ) -> Peers {
+        assert_eq!(
+            senders.peer_id() as u32,
+            me,
+            "a shard's id is its mesh peer id"
+        );
+        assert_eq!(
+            reply_senders.peer_id() as u32,
+            me,
+            "both meshes agree on ids"
+        );
+        Peers {
+            me,
+            senders,
+            reply_senders,
+            waiters: RefCell::new(HashMap::new()),
+            next_corr: Cell::new(1),
+            drained: Semaphore::new(0),
+        }
+    }
+
+    /// Sends `body` to shard `to` and waits for its answer, of the kind `T` names (an error
+    /// reply becomes the error; any other kind is a bug reported as INTERNAL).
+    pub(super) async fn ask<T: Answer>(&self, to: u32, body: MsgBody) -> Result<T, Failure> {
+        assert_ne!(
+            to, self.me,
+            "a shard answers its own requests without the mesh"
+        );
+        let kind = body.kind();
+        let corr = self.next_corr.get();
+        self.next_corr.set(corr + 1);
+        let (tx, rx) = local_channel::new_bounded(1);
+        let previous = self.waiters.borrow_mut().insert(corr, (to, tx));
+        assert!(previous.is_none(), "correlation id {corr} reused");
+        let msg = ShardMsg {
+            from: self.me,
+            corr,
+            body,
+        };
+        if self.senders.send_to(to as usize, msg).await.is_err() {
+            self.waiters.borrow_mut().remove(&corr);
+            return Err((
+                ErrorCode::ShuttingDown,
+                format!("shard {to} is not reachable"),
+            ));
+        }
+        match rx.recv().await {
+            Some(ReplyBody::Error(code, msg)) => Err((code, msg)),
+            Some(body) => T::from_body(body).map_err(|other| {
+                (
+                    ErrorCode::Internal,
+                    format!("shard {to} answered {kind} with {}", other.kind()),
+                )
+            }),
+            None => Err((
+                ErrorCode::Internal,
+                format!("shard {to} dropped the request"),
+            )),
+        }
+    }
+
+    /// Delivers a reply that arrived from shard `from` to the task waiting for it. Every
+    /// request gets exactly one reply, from the shard it was sent to.
+    pub(super) fn deliver(&self, from: u32, reply: ShardReply) {
+        let waiter = self.waiters.borrow_mut().remove(&reply.corr);
+        let Some((asked, tx)) = waiter else {
+            panic!(
+                "shard {}: reply {} from shard {from} answers no request",
+                self.me, reply.corr
+            );
+        };
+        assert_eq!(
+            asked, from,
+            "shard {}: reply {} came from shard {from}, the request went to {asked}",
+            self.me, reply.corr
+        );
+        // The caller may have gone (its connection closed): the reply is dropped.
+        let _ = tx.try_send(reply.body);
+    }
+}
+
+/// One kind of reply body as the Rust type a call asks for ([`Peers::ask`]) and a handler
+/// answers with ([`answer`]).
+pub(super) trait Answer: Sized {
+    fn into_body(self) -> ReplyBody;
+    /// `Err(body)` when `body` is of another kind.
+    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody>;
+}
+
+/// Answer of a write, commit or back-fill: the rows (events) applied.
+impl Answer for u64 {
+    fn into_body(self) -> ReplyBody {
+        ReplyBody::Written(self)
+    }
+    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
+        match body {
+            ReplyBody::Written(n) => Ok(n),
+            other => Err(other),
+        }
+    }
+}
+
+/// Answer of a Prepare: the part is durable and set aside.
+pub(super) struct Prepared;
+
+impl Answer for Prepared {
+    fn into_body(self) -> ReplyBody {
+        ReplyBody::Prepared
+    }
+    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
+        match body {
+            ReplyBody::Prepared => Ok(Prepared),
+            other => Err(other),
+        }
+    }
+}
+
+/// Answer of DDL (the message for the client), catalog installs and quiesce (empty).
+impl Answer for String {
+    fn into_body(self) -> ReplyBody {
+        ReplyBody::Done(self)
+    }
+    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
+        match body {
+            ReplyBody::Done(text) => Ok(text),
+            other => Err(other),
+        }
+    }
+}
+
+/// Answer of a Get: one row per key, in the request's order.
+impl Answer for Vec<Option<Vec<Value>>> {
+    fn into_body(self) -> ReplyBody {
+        ReplyBody::Rows(self)
+    }
+    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
+        match body {
+            ReplyBody::Rows(rows) => Ok(rows),
+            other => Err(other),
+        }
+    }
+}
+
+impl Answer for ShardStats {
+    fn into_body(self) -> ReplyBody {
+        ReplyBody::Stats(self)
+    }
+    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
+        match body {
+            ReplyBody::Stats(s) => Ok(s),
+            other => Err(other),
+        }
+    }
+}
+
+impl Answer for Option<tarn_core::state::StreamCounters> {
+    fn into_body(self) -> ReplyBody {
+        ReplyBody::StreamCounters(self)
+    }
+    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
+        match body {
+            ReplyBody::StreamCounters(c) => Ok(c),
+            other => Err(other),
+        }
+    }
+}
+
+/// A view's counters on one shard: keys, window heap bytes, events applied, late events.
+impl Answer for [u64; 4] {
+    fn into_body(self) -> ReplyBody {
+        ReplyBody::ViewCounters(self)
+    }
+    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
+        match body {
+            ReplyBody::ViewCounters(c) => Ok(c),
+            other => Err(other),
+        }
+    }
+}
+
+/// Answer of a feature read or history: one row per key (query), in the request's order.
+impl Answer for FeatureRows {
+    fn into_body(self) -> ReplyBody {
+        ReplyBody::Features(self)
+    }
+    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
+        match body {
+            ReplyBody::Features(rows) => Ok(rows),
+            other => Err(other),
+        }
+    }
+}
+
+/// The reply body of a handler's result.
+fn answer<T: Answer>(result: Result<T, Failure>) -> ReplyBody {
+    match result {
+        Ok(value) => value.into_body(),
+        Err((code, text)) => ReplyBody::Error(code, text),
+    }
+}
+
+impl Shard {
+    /// Delivers a reply that arrived from shard `from` (see [`Peers::deliver`]).
+    pub fn deliver(&self, from: u32, reply: ShardReply) {
+        self.peers.deliver(from, reply);
+    }
+
+    /// Handles one request from another shard (already checked on arrival:
+    /// `mesh::check_arrival`) and sends the reply back.
+    pub async fn handle_peer(self: Rc<Self>, msg: ShardMsg) {
+        let body = match msg.body {
+            MsgBody::Ready { .. } => return,
+            MsgBody::Drained => {
+                self.peers.drained.signal(1);
+                return;
+            }
+            MsgBody::Write { mutation, record } => {
+                answer(self.write_local(mutation, &record).await)
+            }
+            MsgBody::Prepare {
+                txn,
+                mutation,
+                record,
+            } => answer(
+                self.prepare_local(txn, mutation, record)
+                    .await
+                    .map(|()| Prepared),
+            ),
+            MsgBody::Commit { id } => answer(self.commit_local(id).await),
+            MsgBody::Get { table_id, keys } => answer(Ok(self.get_local(table_id, &keys))),
+            MsgBody::Ddl(stmt) => answer(self.ddl(stmt).await),
+            MsgBody::Catalog(c) => {
+                self.install_catalog(c);
+                answer(Ok(String::new()))
+            }
+            MsgBody::Stats => answer(Ok(self.local_stats())),
+            MsgBody::Features { view_id, keys } => {
+                answer(self.features_local(view_id, &keys).await)
+            }
+            MsgBody::History { view_id, queries } => {
+                answer(self.history_local(view_id, queries).await)
+            }
+            MsgBody::Quiesce { version } => {
+                answer(self.quiesce(version).await.map(|()| String::new()))
+            }
+            MsgBody::Backfill { view_id } => answer(self.backfill_local(view_id).await),
+            MsgBody::ViewCounters { view_id } => answer(Ok(self.local_view_counters(view_id))),
+            MsgBody::StreamCounters { stream_id } => {
+                answer(Ok(self.state.borrow().stream_counters(stream_id)))
+            }
+        };
+        let reply = ShardReply {
+            corr: msg.corr,
+            body,
+        };
+        // The peer is gone only when the whole server is stopping.
+        let _ = self
+            .peers
+            .reply_senders
+            .send_to(msg.from as usize, reply)
+            .await;
+    }
+
+    /// Tells every peer this shard has no more client work of its own, then waits until every
+    /// peer said the same: after that no shard will send another write.
+    pub async fn drain_barrier(self: &Rc<Self>) {
+        for peer in 0..self.count {
+            if peer != self.id {
+                let msg = ShardMsg {
+                    from: self.id,
+                    corr: 0,
+                    body: MsgBody::Drained,
+                };
+                let _ = self.peers.senders.send_to(peer as usize, msg).await;
+            }
+        }
+        let _ = self.peers.drained.acquire(u64::from(self.count - 1)).await;
+    }
+}
