@@ -79,6 +79,8 @@ pub enum ReplyBody {
     Prepared,
     Rows(Vec<Option<Vec<Value>>>),
     Done(String),
+    /// CREATE MATERIALIZED VIEW's message and the events back-filled into the new view.
+    Backfilled(String, u64),
     Stats(ShardStats),
     StreamCounters(Option<tarn_core::state::StreamCounters>),
     /// (keys, heap bytes of their windows, events applied, late events dropped).

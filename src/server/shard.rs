@@ -689,11 +689,13 @@ impl Shard {
     // ---------------------------------------------------------------- DDL
 
     /// Runs a DDL statement: shard 0 serialises DDL, makes the new catalog durable, then
-    /// installs it on every shard before answering.
-    pub async fn ddl(self: &Rc<Self>, stmt: Statement) -> Result<String, Failure> {
+    /// installs it on every shard before answering. Returns the statement's message and, when
+    /// it created a feature view, the events back-filled into it.
+    pub async fn ddl(self: &Rc<Self>, stmt: Statement) -> Result<(String, Option<u64>), Failure> {
         if self.id != 0 {
             return match self.call(0, MsgBody::Ddl(stmt)).await? {
-                ReplyBody::Done(msg) => Ok(msg),
+                ReplyBody::Done(msg) => Ok((msg, None)),
+                ReplyBody::Backfilled(msg, n) => Ok((msg, Some(n))),
                 other => Err(unexpected(other)),
             };
         }
@@ -706,7 +708,7 @@ impl Shard {
         let current = self.catalog();
         let (next, message) = current.apply_ddl(&stmt).map_err(super::core_failure)?;
         if next.version == current.version {
-            return Ok(message);
+            return Ok((message, None));
         }
         tarn_storage::write_file_atomic(&self.data_dir, CATALOG_FILE, &next.to_bytes())
             .await
@@ -728,9 +730,9 @@ impl Shard {
             // Every shard routes new events to the view now; what came before is in the
             // streams' home copies.
             let n = self.backfill_all(view_id).await?;
-            return Ok(format!("{message} (back-filled {n} events)"));
+            return Ok((format!("{message} (back-filled {n} events)"), Some(n)));
         }
-        Ok(message)
+        Ok((message, None))
     }
 
     fn install_catalog(&self, next: Catalog) {
@@ -1266,7 +1268,8 @@ impl Shard {
             },
             MsgBody::Get { table_id, keys } => ReplyBody::Rows(self.get_local(table_id, &keys)),
             MsgBody::Ddl(stmt) => match self.ddl(stmt).await {
-                Ok(text) => ReplyBody::Done(text),
+                Ok((text, None)) => ReplyBody::Done(text),
+                Ok((text, Some(n))) => ReplyBody::Backfilled(text, n),
                 Err((code, text)) => ReplyBody::Error(code, text),
             },
             MsgBody::Catalog(c) => {
@@ -1485,6 +1488,7 @@ fn unexpected(body: ReplyBody) -> Failure {
         ReplyBody::Prepared => "Prepared",
         ReplyBody::Rows(_) => "Rows",
         ReplyBody::Done(_) => "Done",
+        ReplyBody::Backfilled(..) => "Backfilled",
         ReplyBody::Stats(_) => "Stats",
         ReplyBody::StreamCounters(_) => "StreamCounters",
         ReplyBody::ViewCounters(..) => "ViewCounters",
