@@ -705,3 +705,136 @@ fn create_materialized_view_returns_the_backfilled_event_count() {
     let r = c.sql("DROP MATERIALIZED VIEW q").unwrap();
     assert!(r.columns.is_empty() && r.rows.is_empty(), "{r:?}");
 }
+
+/// The result sets of SHOW and DESCRIBE, as docs/PROTOCOL.md lists them.
+#[test]
+fn listing_result_sets_match_the_spec() {
+    let server = server();
+    let mut c = server.client();
+    c.sql("CREATE TABLE cards (card_id TEXT PRIMARY KEY, risk DOUBLE, seen TIMESTAMP)")
+        .unwrap();
+    create_stream(&mut c);
+    c.sql(VIEW).unwrap();
+    let schema = |r: &SqlReply| -> Vec<(String, ColumnType)> {
+        r.columns.iter().map(|c| (c.name.clone(), c.ty)).collect()
+    };
+    let cols = |spec: &[(&str, ColumnType)]| -> Vec<(String, ColumnType)> {
+        spec.iter().map(|(n, t)| (n.to_string(), *t)).collect()
+    };
+    use ColumnType::{BigInt, Boolean, Text, Timestamp};
+    let text = |s: &str| Value::Text(s.into());
+
+    let r = c.sql("SHOW TABLES").unwrap();
+    assert_eq!(
+        schema(&r),
+        cols(&[("table", Text), ("key", Text), ("columns", BigInt)])
+    );
+    assert_eq!(
+        r.rows,
+        [vec![text("cards"), text("card_id"), Value::Int(3)]]
+    );
+    assert_eq!(r.message, "1 table(s)");
+
+    let r = c.sql("SHOW STREAMS").unwrap();
+    assert_eq!(
+        schema(&r),
+        cols(&[
+            ("stream", Text),
+            ("event_time", Text),
+            ("partition", Text),
+            ("retention", Text),
+            ("max_future", Text),
+            ("events", BigInt),
+            ("newest_event_time", Timestamp),
+        ])
+    );
+    assert_eq!(r.rows.len(), 1, "{r:?}");
+    assert_eq!(r.rows[0][..3], [text("tx"), text("ts"), text("card")]);
+    assert_eq!(r.rows[0][5..], [Value::Int(0), Value::Null], "{r:?}");
+
+    let r = c.sql("SHOW VIEWS").unwrap();
+    assert_eq!(
+        schema(&r),
+        cols(&[
+            ("view", Text),
+            ("stream", Text),
+            ("key", Text),
+            ("window", Text),
+            ("keys", BigInt),
+            ("window_bytes", BigInt),
+            ("events", BigInt),
+            ("late_events", BigInt),
+        ])
+    );
+    assert_eq!(
+        r.rows[0][..4],
+        [
+            text("card_10m"),
+            text("tx"),
+            text("card"),
+            text("10 minutes / 1 minute")
+        ]
+    );
+
+    let describe = cols(&[("column", Text), ("type", Text), ("key", Boolean)]);
+    let r = c.sql("DESCRIBE cards").unwrap();
+    assert_eq!(schema(&r), describe);
+    assert_eq!(
+        r.rows,
+        [
+            vec![text("card_id"), text("TEXT"), Value::Bool(true)],
+            vec![text("risk"), text("DOUBLE"), Value::Bool(false)],
+            vec![text("seen"), text("TIMESTAMP"), Value::Bool(false)],
+        ]
+    );
+    assert_eq!(r.message, "table cards");
+    let r = c.sql("DESCRIBE tx").unwrap();
+    assert_eq!(
+        schema(&r),
+        cols(&[("column", Text), ("type", Text), ("role", Text)])
+    );
+    assert_eq!(
+        r.rows,
+        [
+            vec![text("ts"), text("TIMESTAMP"), text("event time")],
+            vec![text("card"), text("TEXT"), text("partition")],
+            vec![text("amount"), text("DOUBLE"), text("")],
+        ]
+    );
+    let r = c.sql("DESCRIBE card_10m").unwrap();
+    assert_eq!(schema(&r), describe);
+    assert_eq!(
+        r.rows,
+        [
+            vec![text("card"), text("TEXT"), Value::Bool(true)],
+            vec![text("n"), text("BIGINT"), Value::Bool(false)],
+        ]
+    );
+    assert!(
+        r.message.starts_with("CREATE MATERIALIZED VIEW"),
+        "{}",
+        r.message
+    );
+    let e = fails(c.sql("DESCRIBE nope"), "DESCRIBE of nothing");
+    assert_eq!(e.code, ErrorCode::UnknownTable, "{e}");
+
+    // SQL text over MAX_SQL_BYTES is VALUE_TOO_LONG; the connection serves on.
+    let long = format!(
+        "SHOW TABLES; {}",
+        " ".repeat(tarn_net::limits::MAX_SQL_BYTES as usize)
+    );
+    let e = fails(c.sql(&long), "over-long SQL");
+    assert_eq!((e.code, e.row), (ErrorCode::ValueTooLong, None), "{e}");
+
+    // A client that half-closes still gets the replies to what it sent, then EOF.
+    let (a, first) = c.encode(&Request::Sql("SHOW TABLES".into()));
+    let (b, second) = c.encode(&Request::Ping(b"bye".to_vec()));
+    c.send_raw(&[first, second].concat()).unwrap();
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut ids = vec![c.recv().unwrap().0, c.recv().unwrap().0];
+    ids.sort();
+    assert_eq!(ids, [a, b]);
+    let mut seen = Vec::new();
+    assert!(c.expect_closed(Duration::from_secs(10), &mut seen));
+    assert!(seen.is_empty(), "{seen:?}");
+}
