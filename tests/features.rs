@@ -791,7 +791,7 @@ fn online_reads_during_ingest_equal_history() {
         }))
         .unwrap_err()
         .server();
-    assert_eq!((e.code, e.row), (ErrorCode::Unsupported, Some(1)));
+    assert_eq!((e.code, e.row), (ErrorCode::InvalidArgument, Some(1)));
     server.stop_ok();
 }
 

@@ -22,6 +22,9 @@ pub enum ErrorCode {
     TooManyInFlight = 8,
     TooManyConnections = 9,
     InvalidUtf8 = 10,
+    /// A request frame with request id 0 (reserved for connection-level errors). Not executed;
+    /// answered with request id 0 (the only request error sent with id 0).
+    BadRequestId = 11,
     SqlParse = 20,
     Unsupported = 21,
     UnknownTable = 22,
@@ -40,6 +43,12 @@ pub enum ErrorCode {
     MissingValue = 35,
     FutureEvent = 36,
     UnknownView = 37,
+    /// A named limit other than the batch/frame size (aggregates per view, buckets per window,
+    /// expression nodes, identifier length, tables, streams, views per stream, columns, …).
+    LimitExceeded = 38,
+    /// A request field whose value the operation does not accept, where no more specific code
+    /// applies (e.g. an as-of time that is not in the past).
+    InvalidArgument = 39,
     Busy = 40,
     ShuttingDown = 41,
     Storage = 50,
@@ -48,7 +57,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in numeric order (excluding `Unknown`).
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 35] = [
         ErrorCode::Malformed,
         ErrorCode::UnknownOpcode,
         ErrorCode::FrameTooLarge,
@@ -59,6 +68,7 @@ impl ErrorCode {
         ErrorCode::TooManyInFlight,
         ErrorCode::TooManyConnections,
         ErrorCode::InvalidUtf8,
+        ErrorCode::BadRequestId,
         ErrorCode::SqlParse,
         ErrorCode::Unsupported,
         ErrorCode::UnknownTable,
@@ -77,6 +87,8 @@ impl ErrorCode {
         ErrorCode::MissingValue,
         ErrorCode::FutureEvent,
         ErrorCode::UnknownView,
+        ErrorCode::LimitExceeded,
+        ErrorCode::InvalidArgument,
         ErrorCode::Busy,
         ErrorCode::ShuttingDown,
         ErrorCode::Storage,
@@ -101,7 +113,8 @@ impl ErrorCode {
     /// Whether the server closes the connection after sending this error. True for
     /// FRAME_TOO_LARGE (the stream cannot be resynchronised), HANDSHAKE_REQUIRED, AUTH_FAILED,
     /// UNSUPPORTED_VERSION (the handshake failed) and TOO_MANY_CONNECTIONS. Every other error
-    /// answers one request and the connection keeps serving.
+    /// answers one request and the connection keeps serving, except an error answering the
+    /// first frame of a connection (before a successful HELLO), which always closes it.
     pub fn closes_connection(self) -> bool {
         matches!(
             self,
@@ -127,6 +140,7 @@ impl ErrorCode {
             ErrorCode::TooManyInFlight => "TOO_MANY_IN_FLIGHT",
             ErrorCode::TooManyConnections => "TOO_MANY_CONNECTIONS",
             ErrorCode::InvalidUtf8 => "INVALID_UTF8",
+            ErrorCode::BadRequestId => "BAD_REQUEST_ID",
             ErrorCode::SqlParse => "SQL_PARSE",
             ErrorCode::Unsupported => "UNSUPPORTED",
             ErrorCode::UnknownTable => "UNKNOWN_TABLE",
@@ -145,6 +159,8 @@ impl ErrorCode {
             ErrorCode::MissingValue => "MISSING_VALUE",
             ErrorCode::FutureEvent => "FUTURE_EVENT",
             ErrorCode::UnknownView => "UNKNOWN_VIEW",
+            ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
+            ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
             ErrorCode::Busy => "BUSY",
             ErrorCode::ShuttingDown => "SHUTTING_DOWN",
             ErrorCode::Storage => "STORAGE",

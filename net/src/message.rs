@@ -13,7 +13,7 @@ pub enum Request {
     Hello(Hello),
     /// Echoed back in a `Pong`; at most `MAX_PING_BYTES`.
     Ping(Vec<u8>),
-    /// One SQL statement; at most `MAX_SQL_BYTES`.
+    /// One or more SQL statements separated by `;`; at most `MAX_SQL_BYTES` in all.
     Sql(String),
     Upsert(UpsertRequest),
     Get(KeysRequest),
@@ -91,7 +91,8 @@ pub enum IngestBody {
 }
 
 /// Read a feature view for a batch of keys. `as_of_us`: None = now (the freshest consistent
-/// moment); a past time is not served yet (point-in-time history).
+/// moment); a past time is recomputed like a HISTORY request (a time not in the past is
+/// INVALID_ARGUMENT).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FeaturesRequest {
     pub view: String,
@@ -179,8 +180,10 @@ pub struct Column {
     pub ty: ColumnType,
 }
 
-/// Result of a SQL statement: a message (e.g. "CREATE TABLE") and, for queries, a result set.
-/// Every row has exactly `columns.len()` values.
+/// Result of a SQL request: a message (one line per statement, e.g. "CREATE TABLE cards") and
+/// the result set of the last statement that has one (SHOW, DESCRIBE, SELECT, CREATE
+/// MATERIALIZED VIEW; docs/PROTOCOL.md lists their columns). Every row has exactly
+/// `columns.len()` values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SqlReply {
     pub message: String,
@@ -201,7 +204,7 @@ pub struct GetReply {
     pub rows: Vec<Option<Vec<Value>>>,
 }
 
-/// `events`: events in the batch, all appended (0 when `duplicate`). `duplicate`: the
+/// `events`: events in the batch (all appended, unless `duplicate`). `duplicate`: the
 /// producer's (id, seq) was already applied; nothing was appended again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IngestReply {
@@ -272,7 +275,8 @@ pub struct OpStats {
 pub struct ErrorReply {
     pub code: ErrorCode,
     pub message: String,
-    /// Index of the offending row (UPSERT) or key (GET/DELETE) in the request.
+    /// 0-based index of the offending item of the request: the row (UPSERT), key (GET, DELETE,
+    /// FEATURES), event (INGEST), pair (HISTORY) or statement (SQL of several statements).
     pub row: Option<u32>,
     pub column: Option<String>,
 }

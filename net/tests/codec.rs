@@ -402,7 +402,10 @@ fn error_codes_are_stable() {
     assert_eq!(ErrorCode::UnknownTable.as_u16(), 22);
     assert_eq!(ErrorCode::Internal.as_u16(), 60);
     assert_eq!(ErrorCode::try_from_u16(0), None);
-    assert_eq!(ErrorCode::from_u16(11), ErrorCode::Unknown);
+    assert_eq!(ErrorCode::from_u16(12), ErrorCode::Unknown);
+    assert_eq!(ErrorCode::BadRequestId.as_u16(), 11);
+    assert_eq!(ErrorCode::LimitExceeded.as_u16(), 38);
+    assert_eq!(ErrorCode::InvalidArgument.as_u16(), 39);
     assert_eq!(ErrorCode::UnknownTable.name(), "UNKNOWN_TABLE");
     let e = ErrorReply::new(ErrorCode::UnknownTable, "table \"x\" does not exist")
         .with_row(3)

@@ -23,6 +23,7 @@ fn protocol_vectors_decode_and_reencode() {
     let vectors: Vec<Json> = serde_json::from_str(&text).expect("vectors are a JSON list");
     let mut seen = BTreeSet::new();
     let mut names = BTreeSet::new();
+    let mut codes = BTreeSet::new();
     for v in &vectors {
         let name = v["name"].as_str().expect("name");
         assert!(names.insert(name.to_owned()), "duplicate vector {name}");
@@ -51,6 +52,9 @@ fn protocol_vectors_decode_and_reencode() {
                 assert_eq!(from_json, resp, "{name}");
                 encode_response(h.request_id, &from_json, &mut reencoded);
                 seen.insert(("response", resp.opcode()));
+                if let Response::Error(e) = &resp {
+                    codes.insert(e.code.as_u16());
+                }
             }
             d => panic!("{name}: bad direction {d}"),
         }
@@ -79,6 +83,73 @@ fn protocol_vectors_decode_and_reencode() {
         );
     }
     assert!(seen.contains(&("response", Opcode::Error)));
+    // Coverage: an ERROR vector for every error code.
+    for c in ErrorCode::ALL {
+        assert!(
+            codes.contains(&c.as_u16()),
+            "no ERROR vector for {c} ({}): add one to net/tests/common/mod.rs and regenerate",
+            c.as_u16()
+        );
+    }
+}
+
+/// `ErrorCode::ALL` lists every variant: this match has no wildcard, so a new variant does not
+/// compile until it is given the next ordinal here, and then the length check fails until it
+/// is in `ALL` too (and the vector test above until it has a vector).
+#[test]
+fn error_code_all_lists_every_variant() {
+    fn ordinal(c: ErrorCode) -> usize {
+        use ErrorCode::*;
+        match c {
+            Unknown => 0,
+            Malformed => 1,
+            UnknownOpcode => 2,
+            FrameTooLarge => 3,
+            UnsupportedVersion => 4,
+            AuthFailed => 5,
+            HandshakeRequired => 6,
+            BatchTooLarge => 7,
+            TooManyInFlight => 8,
+            TooManyConnections => 9,
+            InvalidUtf8 => 10,
+            BadRequestId => 11,
+            SqlParse => 12,
+            Unsupported => 13,
+            UnknownTable => 14,
+            TableExists => 15,
+            UnknownColumn => 16,
+            DuplicateColumn => 17,
+            TypeMismatch => 18,
+            NullKey => 19,
+            MissingKey => 20,
+            ValueTooLong => 21,
+            NonFiniteDouble => 22,
+            BatchEmpty => 23,
+            UnknownStream => 24,
+            StreamExists => 25,
+            BadEvent => 26,
+            MissingValue => 27,
+            FutureEvent => 28,
+            UnknownView => 29,
+            LimitExceeded => 30,
+            InvalidArgument => 31,
+            Busy => 32,
+            ShuttingDown => 33,
+            Storage => 34,
+            Internal => 35,
+        }
+    }
+    let ordinals: BTreeSet<usize> = ErrorCode::ALL.iter().map(|&c| ordinal(c)).collect();
+    assert_eq!(
+        ordinals,
+        (1..=35).collect::<BTreeSet<usize>>(),
+        "ErrorCode::ALL must list every variant but Unknown exactly once"
+    );
+    let numbers: BTreeSet<u16> = ErrorCode::ALL.iter().map(|c| c.as_u16()).collect();
+    assert_eq!(numbers.len(), ErrorCode::ALL.len(), "codes are distinct");
+    assert!(ErrorCode::ALL
+        .windows(2)
+        .all(|w| w[0].as_u16() < w[1].as_u16()));
 }
 
 /// The vectors the file should contain; the committed file is what the test above checks.

@@ -346,6 +346,19 @@ async fn spin_recv(
 fn dispatch(conn: &Rc<Conn>, header: &FrameHeader, payload: &[u8], handshaken: &mut bool) -> bool {
     let id = header.request_id;
     let started = Instant::now();
+    if id == tarn_net::CONNECTION_REQUEST_ID {
+        // Its reply could not be told from a connection-level error: refuse it unread (a
+        // HELLO too: before the handshake any error closes).
+        conn.error(
+            id,
+            (
+                ErrorCode::BadRequestId,
+                "request id 0 is reserved for connection-level errors; number requests from 1"
+                    .into(),
+            ),
+        );
+        return *handshaken;
+    }
     let request = match tarn_net::decode_request(header, payload) {
         Ok(r) => r,
         Err(e) => {
@@ -500,7 +513,11 @@ fn fail((code, message): Failure) -> ErrorReply {
 
 async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorReply> {
     match request {
-        Request::Sql(sql) => sql_request(shard, &sql).await,
+        Request::Sql(sql) => {
+            let mut progress = SqlProgress::default();
+            let reply = sql_request(shard, &sql, &mut progress).await;
+            reply.map_err(|e| progress.error(e))
+        }
         Request::Upsert(up) => {
             let catalog = shard.catalog();
             let def = catalog
@@ -560,7 +577,15 @@ async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorRe
         }
         Request::Features(req) => {
             let (as_of_us, columns, rows) =
-                read_features(shard, &req.view, &req.keys, req.as_of_us).await?;
+                read_features(shard, &req.view, &req.keys, req.as_of_us)
+                    .await
+                    .map_err(|mut e| {
+                        // FEATURES' as-of time belongs to no key: no row.
+                        if e.code == ErrorCode::InvalidArgument {
+                            e.row = None;
+                        }
+                        e
+                    })?;
             Ok(Response::Features(FeaturesReply {
                 as_of_us,
                 columns,
@@ -708,7 +733,7 @@ async fn read_features(
             glommio::spawn_local(async move { (idx, shard.features(s, view_id, ks).await) })
         })
         .collect();
-    let rows = gather_feature_rows(tasks, keys).await?;
+    let rows = gather_feature_rows(tasks, &reply_keys(&result_columns[0], keys)).await?;
     let as_of = rows.iter().map(|r| r.as_of_us).min().unwrap_or(i64::MIN);
     Ok((as_of, to_columns(result_columns), rows))
 }
@@ -726,7 +751,7 @@ async fn read_history(
     let now = super::now_us();
     if let Some(i) = pairs.iter().position(|(_, t)| *t >= now) {
         return Err(ErrorReply::new(
-            ErrorCode::Unsupported,
+            ErrorCode::InvalidArgument,
             format!(
                 "as-of time {} is not in the past (server clock {now}); read the current values without as_of",
                 pairs[i].1
@@ -741,8 +766,19 @@ async fn read_history(
             glommio::spawn_local(async move { (idx, shard.history(s, view_id, qs).await) })
         })
         .collect();
-    let rows = gather_feature_rows(tasks, &keys).await?;
+    let rows = gather_feature_rows(tasks, &reply_keys(&result_columns[0], &keys)).await?;
     Ok((to_columns(result_columns), rows))
+}
+
+/// The keys as a reply row shows them: of the key column's type (a BIGINT key of a TIMESTAMP
+/// key column, the one coercion keys get, becomes the TIMESTAMP it was read as).
+fn reply_keys(key_column: &tarn_core::schema::ColumnDef, keys: &[Value]) -> Vec<Value> {
+    keys.iter()
+        .map(|k| match (key_column.ty, k) {
+            (tarn_types::ColumnType::Timestamp, Value::Int(t)) => Value::Timestamp(*t),
+            _ => k.clone(),
+        })
+        .collect()
 }
 
 /// One owner's answer to a feature read: the request indexes it answered and its rows.
@@ -844,8 +880,47 @@ async fn ingest(shard: &Rc<Shard>, req: IngestRequest) -> Result<Response, Error
     }))
 }
 
-async fn sql_request(shard: &Rc<Shard>, sql: &str) -> Result<Response, ErrorReply> {
+/// How far a SQL request got: statements in it, statements that completed. A failing
+/// statement's error says which one it was and that the ones before it were applied.
+#[derive(Default)]
+struct SqlProgress {
+    statements: usize,
+    done: usize,
+}
+
+impl SqlProgress {
+    /// For SQL, `row` is the 0-based index of the failing statement in a request of several
+    /// (= the statements applied before it), never a key index; absent for a single statement
+    /// and when the text does not parse (nothing ran).
+    fn error(&self, mut e: ErrorReply) -> ErrorReply {
+        e.row = None;
+        if self.statements > 1 {
+            let (n, i) = (self.statements, self.done);
+            let before = match i {
+                0 => "nothing was applied".to_string(),
+                1 => "statement 1 was applied, the statements after it were not run".to_string(),
+                _ => format!(
+                    "statements 1 to {i} were applied, the statements after it were not run"
+                ),
+            };
+            e.message = format!(
+                "statement {} of {n} failed ({before}): {}",
+                i + 1,
+                e.message
+            );
+            e.row = Some(i as u32);
+        }
+        e
+    }
+}
+
+async fn sql_request(
+    shard: &Rc<Shard>,
+    sql: &str,
+    progress: &mut SqlProgress,
+) -> Result<Response, ErrorReply> {
     let statements = tarn_core::sql::parse(sql).map_err(super::core_error)?;
+    progress.statements = statements.len();
     let mut reply = SqlReply {
         message: String::new(),
         columns: Vec::new(),
@@ -1086,11 +1161,39 @@ async fn sql_request(shard: &Rc<Shard>, sql: &str) -> Result<Response, ErrorRepl
                     .collect();
                 messages.push(format!("table {}", def.name));
             }
-            ddl => messages.push(shard.ddl(ddl).await.map_err(fail)?),
+            ddl => {
+                let view = match &ddl {
+                    Statement::CreateView { spec, .. } => Some(spec.name.clone()),
+                    _ => None,
+                };
+                let (message, backfilled) = shard.ddl(ddl).await.map_err(fail)?;
+                if let Some(view) = view {
+                    (reply.columns, reply.rows) = backfill_result(view, backfilled);
+                }
+                messages.push(message);
+            }
         }
+        progress.done += 1;
     }
     reply.message = messages.join("\n");
     Ok(Response::Sql(reply))
+}
+
+/// CREATE MATERIALIZED VIEW's result set: one row, the view and the events back-filled into
+/// it (0 when `IF NOT EXISTS` skipped an existing view).
+fn backfill_result(view: String, backfilled: Option<u64>) -> (Vec<Column>, Vec<Vec<Value>>) {
+    let columns = vec![
+        Column {
+            name: "view".into(),
+            ty: tarn_types::ColumnType::Text,
+        },
+        Column {
+            name: "backfilled_events".into(),
+            ty: tarn_types::ColumnType::BigInt,
+        },
+    ];
+    let n = backfilled.unwrap_or(0) as i64;
+    (columns, vec![vec![Value::Text(view), Value::Int(n)]])
 }
 
 /// The columns of a DESCRIBE reply for a table or a view: name, type, whether it is the key.

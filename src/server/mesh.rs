@@ -79,6 +79,9 @@ pub enum ReplyBody {
     Prepared,
     Rows(Vec<Option<Vec<Value>>>),
     Done(String),
+    /// A DDL statement's message and, when it created a feature view, the events back-filled
+    /// into it.
+    Ddl(String, Option<u64>),
     Stats(ShardStats),
     StreamCounters(Option<tarn_core::state::StreamCounters>),
     /// (keys, heap bytes of their windows, events applied, late events dropped).
@@ -107,6 +110,7 @@ impl ReplyBody {
             ReplyBody::Prepared => "Prepared",
             ReplyBody::Rows(_) => "Rows",
             ReplyBody::Done(_) => "Done",
+            ReplyBody::Ddl(..) => "Ddl",
             ReplyBody::Stats(_) => "Stats",
             ReplyBody::StreamCounters(_) => "StreamCounters",
             ReplyBody::ViewCounters(_) => "ViewCounters",

@@ -50,7 +50,7 @@ fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::NonFiniteDouble => ErrorCode::NonFiniteDouble,
         ErrorKind::BatchEmpty => ErrorCode::BatchEmpty,
         ErrorKind::RowArity => ErrorCode::Malformed,
-        ErrorKind::LimitExceeded => ErrorCode::Unsupported,
+        ErrorKind::LimitExceeded => ErrorCode::LimitExceeded,
         ErrorKind::Corrupt => ErrorCode::Internal,
         ErrorKind::UnknownStream => ErrorCode::UnknownStream,
         ErrorKind::StreamExists => ErrorCode::StreamExists,

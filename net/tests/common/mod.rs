@@ -481,6 +481,306 @@ pub fn sample_responses() -> Vec<(&'static str, u64, Response)> {
             13,
             Response::error(ErrorCode::Busy, "shard 2 queue full, retry"),
         ),
+        (
+            "sql_reply_create_view_backfill",
+            4,
+            Response::Sql(SqlReply {
+                message: "CREATE MATERIALIZED VIEW card_10m (back-filled 1200 events)".into(),
+                columns: vec![
+                    Column {
+                        name: "view".into(),
+                        ty: ColumnType::Text,
+                    },
+                    Column {
+                        name: "backfilled_events".into(),
+                        ty: ColumnType::BigInt,
+                    },
+                ],
+                rows: vec![vec![Value::Text("card_10m".into()), Value::Int(1200)]],
+            }),
+        ),
+        (
+            "sql_reply_two_statements",
+            4,
+            Response::Sql(SqlReply {
+                message: "CREATE TABLE cards\n1 table(s)".into(),
+                columns: vec![
+                    Column {
+                        name: "table".into(),
+                        ty: ColumnType::Text,
+                    },
+                    Column {
+                        name: "key".into(),
+                        ty: ColumnType::Text,
+                    },
+                    Column {
+                        name: "columns".into(),
+                        ty: ColumnType::BigInt,
+                    },
+                ],
+                rows: vec![vec![
+                    Value::Text("cards".into()),
+                    Value::Text("card_id".into()),
+                    Value::Int(3),
+                ]],
+            }),
+        ),
+    ]
+    .into_iter()
+    .chain(error_vectors())
+    .collect()
+}
+
+/// One ERROR reply per error code not covered above (the vector test requires every code).
+fn error_vectors() -> Vec<(&'static str, u64, Response)> {
+    let e = |code, message: &str| ErrorReply::new(code, message);
+    let resp = |r: ErrorReply| Response::Error(r);
+    vec![
+        (
+            "error_unknown_opcode",
+            14,
+            resp(e(ErrorCode::UnknownOpcode, "unknown request opcode 0x0042")),
+        ),
+        (
+            "error_unsupported_version",
+            1,
+            resp(e(
+                ErrorCode::UnsupportedVersion,
+                "client speaks protocol versions 2..=3, server speaks 1..=1",
+            )),
+        ),
+        (
+            "error_auth_failed",
+            1,
+            resp(e(
+                ErrorCode::AuthFailed,
+                "authentication failed: wrong or missing token",
+            )),
+        ),
+        (
+            "error_batch_too_large",
+            15,
+            resp(e(
+                ErrorCode::BatchTooLarge,
+                "GET: key count 10001 exceeds limit 10000 at payload offset 9",
+            )),
+        ),
+        (
+            "error_too_many_in_flight",
+            16,
+            resp(e(
+                ErrorCode::TooManyInFlight,
+                "more than 256 requests in flight on this connection (MAX_IN_FLIGHT_PER_CONNECTION); wait for replies",
+            )),
+        ),
+        (
+            "error_invalid_utf8",
+            17,
+            resp(e(
+                ErrorCode::InvalidUtf8,
+                "SQL: invalid UTF-8 in SQL text at payload offset 6",
+            )),
+        ),
+        (
+            "error_bad_request_id_id0",
+            0,
+            resp(e(
+                ErrorCode::BadRequestId,
+                "request id 0 is reserved for connection-level errors; number requests from 1",
+            )),
+        ),
+        (
+            "error_sql_parse",
+            4,
+            resp(e(
+                ErrorCode::SqlParse,
+                "SQL parse error: Expected: an SQL statement, found: SELEKT at Line: 1, Column: 1",
+            )),
+        ),
+        (
+            "error_unsupported",
+            4,
+            resp(e(
+                ErrorCode::Unsupported,
+                "not supported: DOUBLE primary key on column \"id\" (NaN and -0.0 make DOUBLE equality ambiguous)",
+            )),
+        ),
+        (
+            "error_sql_second_of_three_statements",
+            4,
+            resp(
+                e(
+                    ErrorCode::TableExists,
+                    "statement 2 of 3 failed (statement 1 was applied, the statements after it were not run): table \"cards\" already exists",
+                )
+                .with_row(1),
+            ),
+        ),
+        (
+            "error_unknown_column",
+            5,
+            resp(
+                e(
+                    ErrorCode::UnknownColumn,
+                    "table \"cards\" has no column \"nope\"",
+                )
+                .with_column("nope"),
+            ),
+        ),
+        (
+            "error_duplicate_column",
+            5,
+            resp(
+                e(
+                    ErrorCode::DuplicateColumn,
+                    "column \"risk\" is listed more than once",
+                )
+                .with_column("risk"),
+            ),
+        ),
+        (
+            "error_null_key",
+            7,
+            resp(
+                e(
+                    ErrorCode::NullKey,
+                    "row 1, column \"card_id\": primary key is NULL",
+                )
+                .with_row(1)
+                .with_column("card_id"),
+            ),
+        ),
+        (
+            "error_missing_key",
+            5,
+            resp(
+                e(
+                    ErrorCode::MissingKey,
+                    "primary key column \"card_id\" is missing from the column list",
+                )
+                .with_column("card_id"),
+            ),
+        ),
+        (
+            "error_value_too_long",
+            5,
+            resp(
+                e(
+                    ErrorCode::ValueTooLong,
+                    "row 0, column \"photo\": value is 1048577 bytes, the limit is 1048576",
+                )
+                .with_row(0)
+                .with_column("photo"),
+            ),
+        ),
+        (
+            "error_non_finite_double",
+            5,
+            resp(
+                e(
+                    ErrorCode::NonFiniteDouble,
+                    "row 2, column \"risk\": DOUBLE value must be finite (NaN and infinity are not allowed)",
+                )
+                .with_row(2)
+                .with_column("risk"),
+            ),
+        ),
+        (
+            "error_batch_empty",
+            15,
+            resp(e(ErrorCode::BatchEmpty, "batch is empty")),
+        ),
+        (
+            "error_unknown_stream",
+            11,
+            resp(e(ErrorCode::UnknownStream, "stream \"tx\" does not exist")),
+        ),
+        (
+            "error_stream_exists",
+            4,
+            resp(e(ErrorCode::StreamExists, "\"tx\" already exists")),
+        ),
+        (
+            "error_bad_event",
+            11,
+            resp(
+                e(
+                    ErrorCode::BadEvent,
+                    "row 4, column \"amount\": expected a number, got a string",
+                )
+                .with_row(4)
+                .with_column("amount"),
+            ),
+        ),
+        (
+            "error_missing_value",
+            11,
+            resp(
+                e(
+                    ErrorCode::MissingValue,
+                    "row 0, column \"ts\": a value is required (missing or null)",
+                )
+                .with_row(0)
+                .with_column("ts"),
+            ),
+        ),
+        (
+            "error_future_event",
+            11,
+            resp(
+                e(
+                    ErrorCode::FutureEvent,
+                    "row 123, column \"ts\": event time 1790000600000000 µs is more than 60000000 µs after the server's clock (1790000000000000 µs)",
+                )
+                .with_row(123)
+                .with_column("ts"),
+            ),
+        ),
+        (
+            "error_unknown_view",
+            13,
+            resp(e(
+                ErrorCode::UnknownView,
+                "feature view \"card_10m\" does not exist",
+            )),
+        ),
+        (
+            "error_limit_exceeded",
+            4,
+            resp(e(
+                ErrorCode::LimitExceeded,
+                "limit exceeded: materialized view \"card_10m\" has more than 64 aggregates",
+            )),
+        ),
+        (
+            "error_invalid_argument_pair",
+            15,
+            resp(
+                e(
+                    ErrorCode::InvalidArgument,
+                    "as-of time 1790000060000000 is not in the past (server clock 1790000000000000); read the current values without as_of",
+                )
+                .with_row(1),
+            ),
+        ),
+        (
+            "error_shutting_down",
+            18,
+            resp(e(ErrorCode::ShuttingDown, "server is shutting down")),
+        ),
+        (
+            "error_storage",
+            4,
+            resp(e(
+                ErrorCode::Storage,
+                "cannot write the catalog: No space left on device (os error 28)",
+            )),
+        ),
+        (
+            "error_internal",
+            19,
+            resp(e(ErrorCode::Internal, "shard 1 dropped the request")),
+        ),
     ]
 }
 

@@ -13,8 +13,9 @@ use crate::server::mesh::MsgBody;
 
 impl Shard {
     /// Runs a DDL statement: shard 0 serialises DDL, makes the new catalog durable, then
-    /// installs it on every shard before answering.
-    pub async fn ddl(self: &Rc<Self>, stmt: Statement) -> Result<String, Failure> {
+    /// installs it on every shard before answering. Returns the statement's message and, when
+    /// it created a feature view, the events back-filled into it.
+    pub async fn ddl(self: &Rc<Self>, stmt: Statement) -> Result<(String, Option<u64>), Failure> {
         if self.id != 0 {
             return self.peers.ask(0, MsgBody::Ddl(stmt)).await;
         }
@@ -29,7 +30,7 @@ impl Shard {
             .apply_ddl(&stmt)
             .map_err(crate::server::core_failure)?;
         if next.version == current.version {
-            return Ok(message);
+            return Ok((message, None));
         }
         tarn_storage::write_file_atomic(&self.data_dir, CATALOG_FILE, &next.to_bytes())
             .await
@@ -50,9 +51,9 @@ impl Shard {
             // Every shard routes new events to the view now; what came before is in the
             // streams' home copies.
             let n = self.backfill_all(view_id).await?;
-            return Ok(format!("{message} (back-filled {n} events)"));
+            return Ok((format!("{message} (back-filled {n} events)"), Some(n)));
         }
-        Ok(message)
+        Ok((message, None))
     }
 
     pub(super) fn install_catalog(&self, next: Catalog) {

@@ -148,7 +148,7 @@ impl Answer for Prepared {
     }
 }
 
-/// Answer of DDL (the message for the client), catalog installs and quiesce (empty).
+/// Answer of catalog installs and quiesce (empty).
 impl Answer for String {
     fn into_body(self) -> ReplyBody {
         ReplyBody::Done(self)
@@ -156,6 +156,19 @@ impl Answer for String {
     fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
         match body {
             ReplyBody::Done(text) => Ok(text),
+            other => Err(other),
+        }
+    }
+}
+
+/// Answer of DDL: the statement's message and the events back-filled into a new view.
+impl Answer for (String, Option<u64>) {
+    fn into_body(self) -> ReplyBody {
+        ReplyBody::Ddl(self.0, self.1)
+    }
+    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
+        match body {
+            ReplyBody::Ddl(text, backfilled) => Ok((text, backfilled)),
             other => Err(other),
         }
     }
