@@ -33,6 +33,12 @@ pub const MAX_OPEN_TXNS_PER_SHARD: usize = 4096;
 /// BUSY rather than risk missing their events. Only a stalled disk gets near it.
 pub const QUIESCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Longest the ack of a retried producer-tagged part waits for the first attempt, when that
+/// attempt is a prepared part of a multi-shard batch not committed yet (see
+/// `server::shard::producers`). Normally one group commit; beyond it the retry is answered
+/// BUSY (its rows are not applied twice either way) and the client retries again.
+pub const UNDECIDED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// History requests one shard replays its log for at the same time. Each scan reads the whole
 /// retained log of the shard (from the low-priority task queue); more would only share the
 /// same disk and core. Others wait their turn.

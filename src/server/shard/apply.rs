@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use glommio::channels::local_channel::{self, LocalSender};
-use tarn_core::record::{self, Mutation, Record};
+use tarn_core::record::{self, Mutation, Record, TxnId};
 use tarn_net::ErrorCode;
 use tarn_storage::Durability;
 
@@ -82,21 +82,33 @@ impl Shard {
             "record must encode the mutation"
         );
         let wait_durable = self.cfg.durability == Durability::Sync;
-        self.log_and_apply(Record::Apply(m), record, wait_durable)
-            .await
+        let (rows, duplicate_of) = self
+            .log_and_apply(Record::Apply(m), record, wait_durable)
+            .await?;
+        if let Some(seq) = duplicate_of {
+            // A retry: answer once the first attempt is visible (see `producers`).
+            self.undecided.wait(seq).await?;
+        }
+        Ok(rows)
     }
 
     /// Appends `bytes` (the encoding of `rec`), waits until it is durable if asked, and
-    /// returns the rows `rec` applied once it is applied in LSN order.
+    /// returns the rows `rec` applied once it is applied in LSN order, and the producer seq
+    /// of an Apply part that was flagged a duplicate.
     pub(super) async fn log_and_apply(
         self: &Rc<Self>,
         mut rec: Record,
         bytes: &[u8],
         wait_durable: bool,
-    ) -> Result<u64, Failure> {
+    ) -> Result<(u64, Option<(u64, u64)>), Failure> {
         self.check_writable()?;
+        let mut duplicate_of = None;
         let lsn = match &mut rec {
-            Record::Apply(m) => self.append_record(m, bytes).await?,
+            Record::Apply(m) => {
+                let lsn = self.append_record(m, bytes, None).await?;
+                duplicate_of = duplicate_seq(m);
+                lsn
+            }
             Record::Commit(_, stamp) => {
                 let (lsn, s) = self.append_stamped(bytes).await?;
                 *stamp = s.expect("a Commit has a stamp slot");
@@ -123,12 +135,13 @@ impl Shard {
                 .map_err(|e| self.fail(e.to_string()))?;
         }
         self.drain_applies();
-        applied.recv().await.ok_or_else(|| {
+        let rows = applied.recv().await.ok_or_else(|| {
             (
                 ErrorCode::Storage,
                 format!("shard {}: write was not applied", self.id),
             )
-        })
+        })?;
+        Ok((rows, duplicate_of))
     }
 
     pub(super) fn check_writable(&self) -> Result<(), Failure> {
@@ -199,19 +212,20 @@ impl Shard {
         m.owned_by(&self.catalog(), self.id, self.count)
     }
 
-    /// Appends `bytes` (the encoding of `m`, plain or inside a Prepare). An Events part gets
-    /// its append timestamp here, at the moment it gets its LSN (never decreasing along the
-    /// log), in the logged bytes and in `m` alike.
+    /// Appends `bytes` (the encoding of `m`, plain or, for part `prepare` of a multi-shard
+    /// batch, inside a Prepare). An Events part gets its append timestamp here, at the moment
+    /// it gets its LSN (never decreasing along the log), in the logged bytes and in `m` alike.
     pub(super) async fn append_record(
         &self,
         m: &mut Mutation,
         bytes: &[u8],
+        prepare: Option<TxnId>,
     ) -> Result<u64, Failure> {
         let producer = match m {
             Mutation::Events(e) => e.producer,
             _ => None,
         };
-        let (lsn, stamp, dup) = self.append_stamped_tagged(bytes, producer).await?;
+        let (lsn, stamp, dup) = self.append_stamped_tagged(bytes, producer, prepare).await?;
         if let Mutation::Events(e) = m {
             e.append_time_us = stamp.expect("an Events record has a stamp slot");
             e.duplicate = dup;
@@ -223,18 +237,21 @@ impl Shard {
     /// gets its append time written there at the moment it gets its LSN, from a clock that
     /// never goes backwards on this shard. Returns the LSN and the stamp.
     pub(super) async fn append_stamped(&self, bytes: &[u8]) -> Result<(u64, Option<i64>), Failure> {
-        self.append_stamped_tagged(bytes, None)
+        self.append_stamped_tagged(bytes, None, None)
             .await
             .map(|(lsn, stamp, _)| (lsn, stamp))
     }
 
     /// [`Shard::append_stamped`] of an Events part tagged `producer`: at the same moment, takes
     /// the producer's seq and writes the outcome into the part's duplicate flag (see
-    /// `tarn_core::producer`). Returns the LSN, the stamp and whether the part is a duplicate.
+    /// `tarn_core::producer`). A prepared part (`prepare`) that takes the seq holds it in
+    /// [`Undecided`](super::producers) until its Commit is applied. Returns the LSN, the stamp
+    /// and whether the part is a duplicate.
     pub(super) async fn append_stamped_tagged(
         &self,
         bytes: &[u8],
         producer: Option<(u64, u64)>,
+        prepare: Option<TxnId>,
     ) -> Result<(u64, Option<i64>, bool), Failure> {
         let stamp_at = record::stamp_offset(bytes);
         let stamped = Cell::new(None);
@@ -251,6 +268,9 @@ impl Shard {
                     if let Some((id, seq)) = producer {
                         let dup = !self.state.borrow_mut().take_producer_seq(id, seq);
                         duplicate.set(dup);
+                        if let (Some(txn), false) = (prepare, dup) {
+                            self.undecided.hold(txn, (id, seq));
+                        }
                         let flag =
                             at - record::EVENTS_STAMP_OFFSET + record::EVENTS_DUPLICATE_OFFSET;
                         buf[flag] = u8::from(dup);
@@ -292,6 +312,14 @@ pub(super) fn record_stamp(r: &Record) -> Option<i64> {
     match r {
         Record::Apply(Mutation::Events(e)) => Some(e.append_time_us),
         Record::Commit(_, stamp) => Some(*stamp),
+        _ => None,
+    }
+}
+
+/// The producer seq of a tagged Events part that was flagged a duplicate at its append.
+pub(super) fn duplicate_seq(m: &Mutation) -> Option<(u64, u64)> {
+    match m {
+        Mutation::Events(e) if e.duplicate => e.producer,
         _ => None,
     }
 }

@@ -16,6 +16,7 @@ mod backfill;
 mod checkpoint;
 mod ddl;
 mod peer;
+mod producers;
 mod read;
 mod txn;
 mod views;
@@ -25,6 +26,7 @@ use apply::Pending;
 use backfill::ViewJobs;
 use checkpoint::Checkpointer;
 use peer::Peers;
+use producers::Undecided;
 use txn::{LinkIn, Links};
 
 use std::cell::{Cell, RefCell};
@@ -70,6 +72,8 @@ pub struct Shard {
     state: RefCell<ShardState>,
     log: Rc<Log>,
     apply: Applier,
+    /// Producer seqs held by prepared parts not committed yet.
+    undecided: Undecided,
     links: Links,
     peers: Peers,
     checkpoints: Checkpointer,
@@ -126,6 +130,7 @@ impl Shard {
             state: RefCell::new(state),
             log,
             apply: Applier::new(next_apply_lsn, last_stamp_us),
+            undecided: Undecided::default(),
             links: Links::new(link_next, link_in),
             peers: Peers::new(id, senders, reply_senders),
             checkpoints: Checkpointer::new(checkpoint_lsn),

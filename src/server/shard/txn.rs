@@ -174,7 +174,7 @@ impl Shard {
         }
         assert_eq!(self.links.incoming.borrow()[c].expected, id.seq);
         let appended = match self.check_writable() {
-            Ok(()) => self.append_record(&mut mutation, &record).await,
+            Ok(()) => self.append_record(&mut mutation, &record, Some(id)).await,
             Err(e) => Err(e),
         };
         // The link moves on even on failure: a failed log takes no further record, so no
@@ -188,6 +188,9 @@ impl Shard {
             }
         }
         let lsn = appended?;
+        if let Some(seq) = super::apply::duplicate_seq(&mutation) {
+            self.undecided.note_duplicate(id, seq);
+        }
         self.apply.pending.borrow_mut().insert(
             lsn,
             Pending {
@@ -208,8 +211,17 @@ impl Shard {
         let bytes = record::encode_record_to_vec(&Record::Commit(id, 0));
         // Not waiting for durability: the batch is decided (every part durable), so recovery
         // commits it even if this record is lost.
-        self.log_and_apply(Record::Commit(id, 0), &bytes, false)
-            .await
+        let applied = self
+            .log_and_apply(Record::Commit(id, 0), &bytes, false)
+            .await;
+        // Applied, or never will be (the log failed): the seq it held is free to wait on.
+        let duplicate_of = self.undecided.release(id);
+        let (rows, _) = applied?;
+        if let Some(seq) = duplicate_of {
+            // A retry: answer once the first attempt is visible (see `producers`).
+            self.undecided.wait(seq).await?;
+        }
+        Ok(rows)
     }
 }
 
