@@ -1,8 +1,8 @@
 //! On-disk damage: corruption in the middle of the log refuses to start and names the file and
 //! offset; a torn tail is truncated and the server carries on.
 //!
-//! Segment layout (storage/src/log.rs): a 4096-byte segment header block, then records from
-//! offset 4096, each `{total_len u32 LE (header included), crc32c u32, lsn u64}` + payload,
+//! Segment layout (storage/src/log/segment.rs): a 4096-byte segment header block, then records
+//! from offset 4096, each `{total_len u32 LE (header included), crc32c u32, lsn u64}` + payload,
 //! padded to 8 bytes; a zero `total_len` marks the end of data. Segments are preallocated and
 //! zero-filled.
 

@@ -5,6 +5,9 @@
 //! Everything that decides *which* number gets recorded (scheduling, coordinated-omission
 //! correction, warm-up windows, protocol parsing) is plain logic with unit tests; nothing
 //! in the tests asserts on wall-clock times.
+//!
+//! The commands of the `tarn-bench` binary (their options and what they run) are in
+//! [`suites`]; the binary itself only parses the arguments and dispatches.
 
 pub mod clock;
 pub mod engine;
@@ -15,6 +18,7 @@ pub mod report;
 pub mod resp;
 pub mod sched;
 pub mod stats;
+pub mod suites;
 pub mod sys;
 pub mod target;
 pub mod tarn;
