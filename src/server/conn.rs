@@ -530,7 +530,7 @@ async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorRe
                 .enumerate()
                 .filter_map(|(s, part)| part.map(|p| (s as u32, p.into_mutation())))
                 .collect();
-            let rows = run_parts(shard, parts).await?;
+            let rows = run_parts(shard, parts, None).await?;
             Ok(Response::Upsert(UpsertReply { rows_applied: rows }))
         }
         Request::Get(req) => {
@@ -564,7 +564,7 @@ async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorRe
                     )
                 })
                 .collect();
-            let rows = run_parts(shard, parts).await?;
+            let rows = run_parts(shard, parts, None).await?;
             Ok(Response::Delete(DeleteReply { rows_deleted: rows }))
         }
         Request::Stats => Ok(Response::Stats(StatsReply {
@@ -599,7 +599,11 @@ async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorRe
 /// Encodes each shard's part of a write as its log record, refuses the whole batch if any part
 /// is too big for one record (before anything is sent), then sends each owner its part and
 /// waits for all of them (concurrently).
-async fn run_parts(shard: &Rc<Shard>, parts: Vec<(u32, Mutation)>) -> Result<u64, ErrorReply> {
+async fn run_parts(
+    shard: &Rc<Shard>,
+    parts: Vec<(u32, Mutation)>,
+    producer: Option<(u64, u64)>,
+) -> Result<u64, ErrorReply> {
     let max = shard.max_record_bytes();
     // A part of a multi-shard batch is logged inside a Prepare record, with a header.
     let header = if parts.len() > 1 {
@@ -626,7 +630,7 @@ async fn run_parts(shard: &Rc<Shard>, parts: Vec<(u32, Mutation)>) -> Result<u64
         let (target, m, record) = encoded.pop().expect("one part");
         return shard.write(target, m, record).await.map_err(fail);
     }
-    shard.write_txn(encoded).await.map_err(fail)
+    shard.write_txn_for(producer, encoded).await.map_err(fail)
 }
 
 async fn get_rows(
@@ -873,7 +877,7 @@ async fn ingest(shard: &Rc<Shard>, req: IngestRequest) -> Result<Response, Error
     let producer = req.producer.map(|p| (p.id, p.seq));
     let _routing = shard.route_guard(catalog.version);
     let parts = tarn_core::events::split_events(&catalog, def, rows, producer, shard.count);
-    let applied = run_parts(shard, parts).await?;
+    let applied = run_parts(shard, parts, producer).await?;
     Ok(Response::Ingest(IngestReply {
         events,
         duplicate: applied == 0,

@@ -37,6 +37,13 @@ pub enum MsgBody {
         mutation: Mutation,
         record: Vec<u8>,
     },
+    /// Coordinate multi-shard batch `parts` (owner, part, part encoded), tagged by producer
+    /// `producer`, whose coordinator the receiver is (`tarn_types::coordinator_for_producer`);
+    /// reply `Written(rows)`.
+    Coordinate {
+        producer: u64,
+        parts: Vec<(u32, Mutation, Vec<u8>)>,
+    },
     /// Every part of the batch is durable: log a Commit for part `id` and apply it in log
     /// order; reply `Written(rows)`.
     Commit { id: TxnId },
@@ -129,6 +136,7 @@ impl MsgBody {
             MsgBody::Write { .. } => "Write",
             MsgBody::Prepare { .. } => "Prepare",
             MsgBody::Commit { .. } => "Commit",
+            MsgBody::Coordinate { .. } => "Coordinate",
             MsgBody::Get { .. } => "Get",
             MsgBody::Ddl(_) => "Ddl",
             MsgBody::Catalog(_) => "Catalog",
@@ -193,6 +201,22 @@ pub fn check_arrival(
                 "commit of a batch coordinated by shard {}",
                 id.coordinator
             ));
+        }
+        MsgBody::Coordinate { producer, parts } => {
+            let coordinator = tarn_types::coordinator_for_producer(*producer, count);
+            if coordinator != me {
+                return bad(format!(
+                    "producer {producer} is coordinated by shard {coordinator}"
+                ));
+            }
+            let misrouted = parts.windows(2).any(|w| w[0].0 >= w[1].0)
+                || parts.len() < 2
+                || parts
+                    .iter()
+                    .any(|(owner, m, _)| *owner >= count || !m.owned_by(catalog, *owner, count));
+            if misrouted {
+                return bad("its parts are not ascending owners of their keys".into());
+            }
         }
         MsgBody::Get { keys, .. } | MsgBody::Features { keys, .. } => {
             if let Some(s) = not_owned(&mut keys.iter()) {
@@ -351,6 +375,29 @@ mod tests {
         };
         assert_eq!(arrives(&msg(0, commit(0)), 1), Ok(()));
         assert!(arrives(&msg(0, commit(1)), 1).is_err());
+        // A producer's multi-shard batches are coordinated by its one coordinator.
+        let coordinate = |producer| MsgBody::Coordinate {
+            producer,
+            parts: vec![
+                (0, upsert(vec![key_of(0)]), Vec::new()),
+                (1, upsert(vec![key_of(1)]), Vec::new()),
+            ],
+        };
+        let producer_of = |s| {
+            (0u64..)
+                .find(|p| tarn_types::coordinator_for_producer(*p, COUNT) == s)
+                .expect("some producer per shard")
+        };
+        assert_eq!(arrives(&msg(0, coordinate(producer_of(1))), 1), Ok(()));
+        assert!(arrives(&msg(0, coordinate(producer_of(0))), 1).is_err());
+        let swapped = MsgBody::Coordinate {
+            producer: producer_of(1),
+            parts: vec![
+                (0, upsert(vec![key_of(1)]), Vec::new()),
+                (1, upsert(vec![key_of(0)]), Vec::new()),
+            ],
+        };
+        assert!(arrives(&msg(0, swapped), 1).is_err(), "parts at non-owners");
         // The start-up barrier's table has one mark per shard.
         let ready = |hwm| MsgBody::Ready { ok: true, hwm };
         assert_eq!(arrives(&msg(0, ready(vec![0, 0])), 1), Ok(()));

@@ -176,6 +176,19 @@ pub fn shard_for(key: &[u8], shard_count: u32) -> u32 {
     (xxhash_rust::xxh3::xxh3_64(key) % u64::from(shard_count)) as u32
 }
 
+/// The shard that coordinates every multi-shard batch tagged by producer `producer_id`:
+/// [`shard_for`] of the id's little-endian bytes.
+///
+/// Why one coordinator per producer: it gives each owner's log the attempts of one batch (a
+/// first try and its retries) in the same order, through the coordinator's per-owner link
+/// sequence. So the same attempt takes the producer's seq on every owner, and an attempt that
+/// is durable everywhere has every earlier attempt durable everywhere too: the deduplication
+/// of retries can never keep one owner's part of an attempt while another owner keeps the
+/// other attempt's part.
+pub fn coordinator_for_producer(producer_id: u64, shard_count: u32) -> u32 {
+    shard_for(&producer_id.to_le_bytes(), shard_count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

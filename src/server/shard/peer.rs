@@ -273,6 +273,7 @@ impl Shard {
                     .map(|()| Prepared),
             ),
             MsgBody::Commit { id } => answer(self.commit_local(id).await),
+            MsgBody::Coordinate { parts, .. } => answer(self.write_txn(parts).await),
             MsgBody::Get { table_id, keys } => answer(Ok(self.get_local(table_id, &keys))),
             MsgBody::Ddl(stmt) => answer(self.ddl(stmt).await),
             MsgBody::Catalog(c) => {

@@ -43,6 +43,26 @@ impl Links {
 }
 
 impl Shard {
+    /// [`Shard::write_txn`] on the shard that coordinates `producer`'s batches
+    /// (`tarn_types::coordinator_for_producer`: why, there), forwarded there when that is
+    /// another shard. Untagged batches are coordinated here.
+    pub async fn write_txn_for(
+        self: &Rc<Self>,
+        producer: Option<(u64, u64)>,
+        parts: Vec<(u32, Mutation, Vec<u8>)>,
+    ) -> Result<u64, Failure> {
+        let Some((producer, _)) = producer else {
+            return self.write_txn(parts).await;
+        };
+        let coordinator = tarn_types::coordinator_for_producer(producer, self.count);
+        if coordinator == self.id {
+            return self.write_txn(parts).await;
+        }
+        self.peers
+            .ask(coordinator, MsgBody::Coordinate { producer, parts })
+            .await
+    }
+
     /// Coordinates a batch that spans shards: `parts` = (owner, its part, the part encoded
     /// with [`record::encode`]), ascending by owner, at least two. Prepares every part, and
     /// once all are durable commits them; answers the rows applied after every owner applied
