@@ -2,6 +2,7 @@
 
 mod batch;
 mod catalog;
+mod formats;
 mod ingest;
 mod record;
 mod sql;
