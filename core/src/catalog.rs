@@ -68,6 +68,21 @@ impl Catalog {
         }
     }
 
+    /// Every table, in name order.
+    pub fn tables(&self) -> impl Iterator<Item = &TableDef> + '_ {
+        self.tables.values()
+    }
+
+    /// Every stream, in name order.
+    pub fn streams(&self) -> impl Iterator<Item = &StreamDef> + '_ {
+        self.streams.values()
+    }
+
+    /// Every feature view, in name order.
+    pub fn views(&self) -> impl Iterator<Item = &ViewDef> + '_ {
+        self.views.values()
+    }
+
     /// The feature view named `name`.
     pub fn view(&self, name: &str) -> Option<&ViewDef> {
         self.views.get(name)

@@ -183,14 +183,7 @@ fn bad_event(row: Option<usize>, column: Option<String>, reason: String) -> Core
 
 /// `s` cut to at most [`EXCERPT_BYTES`] bytes on a character boundary, `…` appended if cut.
 fn excerpt(s: &str) -> String {
-    if s.len() <= EXCERPT_BYTES {
-        return s.to_string();
-    }
-    let mut end = EXCERPT_BYTES;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
+    crate::excerpt(s, EXCERPT_BYTES)
 }
 
 /// Byte ranges of the non-blank lines, stopping after `max_rows + 1` of them.

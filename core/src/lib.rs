@@ -17,8 +17,10 @@ pub mod catalog;
 pub mod duration;
 mod error;
 pub mod events;
+pub mod expr;
 pub mod history;
 pub mod ingest;
+pub mod listing;
 pub mod producer;
 pub mod record;
 pub mod schema;
@@ -50,6 +52,19 @@ pub const MAX_COLUMNS: usize = 1024;
 /// bookkeeping for its retained events; the bound keeps the catalog file and that bookkeeping
 /// small. Raising it costs catalog rewrite time.
 pub const MAX_STREAMS: usize = 256;
+
+/// At most `max` bytes of `s` (cut on a character boundary, `…` appended when cut): client
+/// text quoted in messages.
+pub(crate) fn excerpt(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
 
 #[cfg(test)]
 mod tests;

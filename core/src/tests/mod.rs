@@ -4,6 +4,7 @@ mod batch;
 mod catalog;
 mod formats;
 mod ingest;
+mod listing;
 mod record;
 mod sql;
 mod state;
