@@ -26,6 +26,7 @@ pub mod record;
 pub mod schema;
 pub mod sql;
 pub mod state;
+pub mod timestamp;
 pub mod txn;
 pub mod view;
 

@@ -37,7 +37,7 @@ Values:
     BYTES      string \\x<hex>, e.g. \\x00ff (in JSON: \"\\\\x00ff\")
     TIMESTAMP  integer microseconds since the Unix epoch (UTC), or an RFC 3339 string
                such as 2024-05-01T12:00:00.5Z or 2024-05-01 14:00:00+02:00
-               (digits past microseconds are truncated)
+               (digits past microseconds must be 0; the rules of docs/SQL.md, Timestamps)
     NULL       JSON null (never allowed for the primary key)
   Table output prints NULL, true, 12, 1.5, text (control characters escaped), \\x<hex>
   and timestamps as RFC 3339 UTC. JSON output uses null, booleans, numbers, strings,
@@ -465,7 +465,7 @@ fn cmd_features(cli: &Cli, a: &FeaturesArgs) -> Result<()> {
         None => None,
         Some(t) => Some(match t.parse::<i64>() {
             Ok(us) => us,
-            Err(_) => tarn_core::ingest::parse_rfc3339_us(t)
+            Err(_) => tarn_core::timestamp::parse_rfc3339_us(t)
                 .map_err(|e| format!("--as-of {t:?}: not µs since the epoch nor RFC 3339: {e}"))?,
         }),
     };
@@ -475,7 +475,7 @@ fn cmd_features(cli: &Cli, a: &FeaturesArgs) -> Result<()> {
     let reply = client
         .features(&a.view, keys, as_of_us)
         .map_err(client_err)?;
-    let as_of = tarn_core::ingest::format_rfc3339_us(reply.as_of_us);
+    let as_of = tarn_core::timestamp::format_rfc3339_us(reply.as_of_us);
     if cli.json {
         let rows = reply
             .rows

@@ -149,8 +149,8 @@ fn write_literal(out: &mut String, v: &Value) {
             out.push('\'');
         }
         Value::Timestamp(us) => {
-            let text = crate::ingest::format_rfc3339_us(*us);
-            if crate::ingest::parse_rfc3339_us(&text) == Ok(*us) {
+            let text = crate::timestamp::format_rfc3339_us(*us);
+            if crate::timestamp::parse_rfc3339_us(&text) == Ok(*us) {
                 let _ = write!(out, "TIMESTAMP '{text}'");
             } else {
                 // Beyond year 9999: the µs count, which resolves back to a TIMESTAMP where it

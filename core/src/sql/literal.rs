@@ -94,7 +94,7 @@ fn typed_literal(ts: &ast::TypedString) -> Result<Value, CoreError> {
     );
     match (&ts.value.value, is_ts) {
         (ast::Value::SingleQuotedString(s), true) if !ts.uses_odbc_syntax => {
-            crate::ingest::parse_rfc3339_us(s)
+            crate::timestamp::parse_rfc3339_us(s)
                 .map(Value::Timestamp)
                 .map_err(|why| {
                     unsupported(format!(

@@ -8,6 +8,7 @@ mod listing;
 mod record;
 mod sql;
 mod state;
+mod timestamp;
 mod txn;
 mod view;
 mod view_state;
