@@ -41,7 +41,7 @@ pub const MAX_IDENTIFIER_BYTES: usize = 64;
 /// Most tables a catalog may hold at once (dropped tables do not count). The catalog is one small
 /// JSON file rewritten atomically on every DDL change and every shard keeps a table map, so this
 /// bounds the catalog write cost and per-shard bookkeeping. Raising it costs catalog rewrite time
-/// and a linear id lookup in [`catalog::Catalog::table_by_id`].
+/// (and a linear count when a table is created).
 pub const MAX_TABLES: usize = 1024;
 
 /// Most columns one table may have. Column indices travel as `u16` in log records; this bound

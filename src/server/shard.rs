@@ -737,17 +737,17 @@ impl Shard {
         let old = self.catalog();
         {
             let mut state = self.state.borrow_mut();
-            for def in old.tables.values() {
+            for def in old.tables() {
                 if next.table_by_id(def.id).is_none() {
                     state.drop_table(def.id);
                 }
             }
-            for def in old.streams.values() {
+            for def in old.streams() {
                 if next.stream_by_id(def.id).is_none() {
                     state.drop_stream(def.id);
                 }
             }
-            for def in old.views.values() {
+            for def in old.views() {
                 if next.view_by_id(def.id).is_none() {
                     state.drop_view(def.id);
                 }
@@ -1411,12 +1411,7 @@ impl Shard {
     /// Log segments sealed after this time are kept even when a checkpoint covers them: the
     /// longest retention of any stream (history reads replay them). `None` without streams.
     fn retain_log_since(&self) -> Option<std::time::SystemTime> {
-        let longest = self
-            .catalog()
-            .streams
-            .values()
-            .map(|s| s.retention_us)
-            .max()?;
+        let longest = self.catalog().streams().map(|s| s.retention_us).max()?;
         let keep = std::time::Duration::from_micros(u64::try_from(longest).unwrap_or(0));
         Some(
             std::time::SystemTime::now()
