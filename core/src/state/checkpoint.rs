@@ -199,7 +199,12 @@ impl ShardState {
         for (&id, table) in &self.tables {
             keys.extend(table.rows.keys().map(|k| (id, k.clone())));
         }
-        // Table and view ids come from one catalog id space, so an id names one or the other.
+        // Table and view ids come from one catalog id space, so an id names one or the other
+        // (`CheckpointBuilder::step` looks an id up as a table first).
+        assert!(
+            self.views.keys().all(|id| !self.tables.contains_key(id)),
+            "a catalog id names one object"
+        );
         for (&id, view) in &self.views {
             keys.extend(view.keys.keys().map(|k| (id, k.clone())));
         }

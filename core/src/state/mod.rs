@@ -13,6 +13,10 @@ use crate::record::{Events, Mutation, Record, HOME_TARGET};
 use crate::txn::{Prepared, TxnState};
 use crate::view::ViewDef;
 use crate::CoreError;
+
+fn txn_corrupt(what: String) -> CoreError {
+    CoreError::Corrupt(format!("log record: {what}"))
+}
 use tables::KeyRef;
 
 mod checkpoint;
@@ -36,6 +40,19 @@ pub struct ShardState {
     producers: ProducerTable,
     streams: FastMap<u32, StreamCounters>,
     views: FastMap<u32, ViewState>,
+    applied: AppliedLsn,
+}
+
+/// The log position of the last record applied (0: none since the state was created or
+/// restored). Bookkeeping for the apply loop's precondition, not content: equality ignores it,
+/// so a state restored from a checkpoint equals the state it was taken from.
+#[derive(Clone, Copy, Debug, Default)]
+struct AppliedLsn(u64);
+
+impl PartialEq for AppliedLsn {
+    fn eq(&self, _: &AppliedLsn) -> bool {
+        true
+    }
 }
 
 /// What a shard keeps in memory about a stream whose events it is the home of.
@@ -91,7 +108,37 @@ impl ShardState {
     /// [`ShardState::apply_owned`] of the record at log position `lsn` (0 = none). Feature
     /// views tag each key's window with the LSN that last changed it, which is what makes a
     /// fuzzy checkpoint plus replay exact for them (see [`ShardState::checkpoint_builder`]).
+    ///
+    /// Precondition (asserted): log positions strictly increase from one apply to the next.
     pub fn apply_owned_at(&mut self, catalog: &Catalog, lsn: u64, m: Mutation) -> u64 {
+        self.check_next_lsn(lsn);
+        let n = self.apply_at(catalog, lsn, m);
+        self.set_applied(lsn);
+        n
+    }
+
+    /// The log position of the last record applied at a position (0 if none since this state
+    /// was created or restored).
+    pub fn applied_lsn(&self) -> u64 {
+        self.applied.0
+    }
+
+    /// Records are applied in log order, each once: a position must be past the last one.
+    fn check_next_lsn(&self, lsn: u64) {
+        assert!(
+            lsn == 0 || lsn > self.applied.0,
+            "record {lsn} applied after record {}: records apply in log order, once",
+            self.applied.0
+        );
+    }
+
+    fn set_applied(&mut self, lsn: u64) {
+        if lsn != 0 {
+            self.applied.0 = lsn;
+        }
+    }
+
+    fn apply_at(&mut self, catalog: &Catalog, lsn: u64, m: Mutation) -> u64 {
         if let Mutation::Events(e) = &m {
             return self.append_events(catalog, lsn, e);
         }
@@ -235,30 +282,15 @@ impl ShardState {
         lsn: u64,
         rec: Record,
     ) -> Result<u64, CoreError> {
-        let txn_corrupt = |what: String| CoreError::Corrupt(format!("log record: {what}"));
-        match rec {
-            Record::Apply(m) => Ok(self.apply_owned_at(catalog, lsn, m)),
+        self.check_next_lsn(lsn);
+        let n = match rec {
+            Record::Apply(m) => self.apply_at(catalog, lsn, m),
             Record::Prepare { txn, mutation } => {
-                let id = txn.id_on(shard).ok_or_else(|| {
-                    txn_corrupt(format!(
-                        "prepared part does not list shard {shard} among {:?}",
-                        txn.parts
-                    ))
-                })?;
-                let expected = self.txns.hwm(id.coordinator) + 1;
-                if id.seq != expected {
-                    return Err(txn_corrupt(format!(
-                        "prepared part {}:{} out of link order (expected seq {expected})",
-                        id.coordinator, id.seq
-                    )));
-                }
-                self.txns.set_hwm(id.coordinator, id.seq);
-                let prev = self.txns.stash.insert(id, Prepared { txn, mutation });
-                assert!(prev.is_none(), "a fresh link seq cannot be in the stash");
-                Ok(0)
+                self.prepare(shard, txn, mutation)?;
+                0
             }
             Record::Commit(id, stamp) => {
-                let mut p = self.txns.stash.remove(&id).ok_or_else(|| {
+                let mut p = self.txns.take(id).ok_or_else(|| {
                     txn_corrupt(format!(
                         "commit of part {}:{} that was never prepared",
                         id.coordinator, id.seq
@@ -269,10 +301,10 @@ impl ShardState {
                 if let Mutation::Events(e) = &mut p.mutation {
                     e.append_time_us = stamp;
                 }
-                Ok(self.apply_owned_at(catalog, lsn, p.mutation))
+                self.apply_at(catalog, lsn, p.mutation)
             }
             Record::Abort(id) => {
-                let p = self.txns.stash.remove(&id).ok_or_else(|| {
+                let p = self.txns.take(id).ok_or_else(|| {
                     txn_corrupt(format!(
                         "abort of part {}:{} that was never prepared",
                         id.coordinator, id.seq
@@ -286,9 +318,36 @@ impl ShardState {
                 {
                     self.producers.release(pid, seq);
                 }
-                Ok(0)
+                0
             }
+        };
+        self.set_applied(lsn);
+        Ok(n)
+    }
+
+    /// A Prepare: the next seq of its coordinator's link, listing this shard; set aside.
+    fn prepare(
+        &mut self,
+        shard: u32,
+        txn: crate::record::TxnPart,
+        mutation: Mutation,
+    ) -> Result<(), CoreError> {
+        let id = txn.id_on(shard).ok_or_else(|| {
+            txn_corrupt(format!(
+                "prepared part does not list shard {shard} among {:?}",
+                txn.parts
+            ))
+        })?;
+        let expected = self.txns.hwm(id.coordinator) + 1;
+        if id.seq != expected {
+            return Err(txn_corrupt(format!(
+                "prepared part {}:{} out of link order (expected seq {expected})",
+                id.coordinator, id.seq
+            )));
         }
+        self.txns.set_hwm(id.coordinator, id.seq);
+        self.txns.stash_part(id, Prepared { txn, mutation });
+        Ok(())
     }
 
     /// Takes producer `(id, seq)` for a part being appended now: true if it is new (apply it),

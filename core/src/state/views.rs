@@ -148,6 +148,11 @@ impl ViewState {
         if lsn != 0 && lsn <= entry.skip_until {
             return; // already in the window restored from a fuzzy checkpoint
         }
+        assert!(
+            lsn == 0 || lsn >= entry.last_lsn,
+            "record {lsn} applied to a window that record {} already changed",
+            entry.last_lsn
+        );
         let inputs: Vec<Option<&Value>> = view
             .aggregates
             .iter()

@@ -4,6 +4,7 @@ mod batch;
 mod catalog;
 mod formats;
 mod ingest;
+mod invariants;
 mod listing;
 mod record;
 mod sql;
