@@ -1,7 +1,7 @@
 //! The catalog file: JSON with a `format` field and one map per object kind, by name
 //! (`{"format": 1, "version": …, "next_table_id": …, "tables": {…}, "streams": {…}, "views":
 //! {…}}`, pretty-printed). The layout predates the single namespace and is kept byte for byte;
-//! `tests/fixtures/catalog-v1.json` pins it.
+//! `core/src/tests/fixtures/catalog-v1.json` pins it.
 
 use std::collections::{BTreeMap, HashSet};
 
