@@ -2,6 +2,8 @@
 
 use tarn_types::ColumnType;
 
+use crate::catalog::ObjectKind;
+
 /// Error class of a [`CoreError`]. Stable: the server maps each kind to one protocol error code,
 /// so kinds are never renumbered or merged. [`ErrorKind::Corrupt`] is the only kind that means
 /// "stored bytes are bad"; every other kind is the client's (or the SQL author's) mistake.
@@ -13,7 +15,8 @@ pub enum ErrorKind {
     Unsupported,
     /// A table name or id not in the catalog.
     UnknownTable,
-    /// `CREATE TABLE` of a name that exists (without `IF NOT EXISTS`).
+    /// A CREATE of a name a table has (catalog names are one namespace; `IF NOT EXISTS` skips
+    /// only a CREATE TABLE).
     TableExists,
     /// A column name the table does not have.
     UnknownColumn,
@@ -40,7 +43,7 @@ pub enum ErrorKind {
     Corrupt,
     /// A stream name not in the catalog.
     UnknownStream,
-    /// `CREATE STREAM` of a name that exists (as a table or a stream).
+    /// A CREATE of a name a stream has (`IF NOT EXISTS` skips only a CREATE STREAM).
     StreamExists,
     /// An ingested event that cannot be read: malformed JSON, not an object, a value that
     /// cannot be converted (bad timestamp text, bad base64, out-of-range number).
@@ -51,6 +54,10 @@ pub enum ErrorKind {
     FutureEvent,
     /// A feature-view name not in the catalog.
     UnknownView,
+    /// A CREATE of a name an object of another kind has — a feature view today; vector
+    /// indexes, contexts and models later (tables and streams have their own kinds above).
+    /// The server answers it with the protocol code those objects have always had.
+    ObjectExists,
 }
 
 impl ErrorKind {
@@ -78,6 +85,7 @@ impl ErrorKind {
             ErrorKind::MissingValue => "missing_value",
             ErrorKind::FutureEvent => "future_event",
             ErrorKind::UnknownView => "unknown_view",
+            ErrorKind::ObjectExists => "object_exists",
         }
     }
 }
@@ -105,7 +113,7 @@ pub enum CoreError {
     /// Unknown table name (or id, printed as `#id`).
     #[error("unknown table \"{0}\"")]
     UnknownTable(String),
-    /// `CREATE TABLE` of an existing name.
+    /// A CREATE of the name of an existing table.
     #[error("table \"{0}\" already exists")]
     TableExists(String),
     /// A column the table does not have.
@@ -196,9 +204,17 @@ pub enum CoreError {
     /// Unknown feature-view name.
     #[error("unknown feature view \"{0}\"")]
     UnknownView(String),
-    /// `CREATE STREAM` of a name taken by a table or a stream.
-    #[error("\"{0}\" already exists")]
+    /// A CREATE of the name of an existing stream.
+    #[error("stream \"{0}\" already exists")]
     StreamExists(String),
+    /// A CREATE of the name of an existing object of another kind (a feature view).
+    #[error("{} \"{name}\" already exists", kind.noun())]
+    ObjectExists {
+        /// The existing object's kind.
+        kind: ObjectKind,
+        /// The name.
+        name: String,
+    },
     /// An event that cannot be read; `reason` says why (e.g. `expected a JSON object`,
     /// `field "foo" is not a column of stream "tx"`, `invalid RFC 3339 timestamp "…"`).
     #[error("{}{reason}", at(row, column))]
@@ -259,6 +275,7 @@ impl CoreError {
             CoreError::MissingValue { .. } => ErrorKind::MissingValue,
             CoreError::FutureEvent { .. } => ErrorKind::FutureEvent,
             CoreError::UnknownView(_) => ErrorKind::UnknownView,
+            CoreError::ObjectExists { .. } => ErrorKind::ObjectExists,
         }
     }
 
@@ -291,6 +308,18 @@ impl CoreError {
             | CoreError::DuplicateColumn { column }
             | CoreError::MissingKey { column } => Some(column),
             _ => None,
+        }
+    }
+
+    /// The error for creating an object named `name` that an object of kind `existing`
+    /// already has: [`CoreError::TableExists`], [`CoreError::StreamExists`], or
+    /// [`CoreError::ObjectExists`] for the other kinds.
+    pub fn exists(existing: ObjectKind, name: &str) -> CoreError {
+        let name = name.to_string();
+        match existing {
+            ObjectKind::Table => CoreError::TableExists(name),
+            ObjectKind::Stream => CoreError::StreamExists(name),
+            kind => CoreError::ObjectExists { kind, name },
         }
     }
 

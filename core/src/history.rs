@@ -36,6 +36,12 @@ pub struct History<'a> {
     /// Prepared parts of multi-shard batches that concern the view, until Commit or Abort.
     stash: BTreeMap<TxnId, Events>,
     answers: Vec<Option<Answer>>,
+    /// LSN of the last record fed (records come in log order).
+    last_lsn: u64,
+    /// The latest append stamp seen (stamps do not decrease along a shard's log).
+    last_stamp: i64,
+    /// The as-of time of the last query answered (answers go in as-of order).
+    last_answered: i64,
 }
 
 impl<'a> History<'a> {
@@ -67,6 +73,9 @@ impl<'a> History<'a> {
             state: ViewState::new(view, stream),
             stash: BTreeMap::new(),
             answers,
+            last_lsn: 0,
+            last_stamp: i64::MIN,
+            last_answered: i64::MIN,
         }
     }
 
@@ -75,12 +84,29 @@ impl<'a> History<'a> {
         self.queries.last().map(|q| q.0)
     }
 
-    /// Answers every query whose as-of time is before `stamp`.
+    /// Answers every query whose as-of time is before `stamp`, in as-of order. Stamps do not
+    /// decrease from one call to the next: the log's append times follow its order, which is
+    /// what makes the answer at `T` the online read at `T`. (A debug assertion only: after a
+    /// restart the server floors new stamps at the newest *home* append time, so a clock that
+    /// went back across a restart can still stamp a view-only record earlier; the answer is
+    /// then inexact, not worth a crash.)
     fn answer_before(&mut self, stamp: i64) {
+        debug_assert!(
+            stamp >= self.last_stamp,
+            "append stamp {stamp} after {}: stamps follow the log order",
+            self.last_stamp
+        );
+        self.last_stamp = self.last_stamp.max(stamp);
         while let Some((t, key, i)) = self.queries.get(self.next) {
             if *t >= stamp {
                 break;
             }
+            assert!(
+                *t >= self.last_answered,
+                "queries are answered in as-of order"
+            );
+            assert!(self.answers[*i].is_none(), "each query is answered once");
+            self.last_answered = *t;
             self.answers[*i] = Some(self.state.read(self.view, key, *t));
             self.next += 1;
         }
@@ -107,7 +133,15 @@ impl<'a> History<'a> {
 
     /// Feeds the next record of the log (LSN order). Returns false once every query is
     /// answered (the caller may stop reading).
+    ///
+    /// Precondition (asserted): LSNs strictly increase from one call to the next.
     pub fn feed(&mut self, lsn: u64, payload: &[u8]) -> Result<bool, CoreError> {
+        assert!(
+            lsn > self.last_lsn,
+            "record {lsn} fed after record {}: history replays the log in order",
+            self.last_lsn
+        );
+        self.last_lsn = lsn;
         let rec = decode_record(payload)?;
         let relevant = |e: &Events| e.stream_id == self.view.stream_id && !e.duplicate;
         match rec {

@@ -1,4 +1,4 @@
-//! JSON events for stream ingest: bytes → typed rows, and the RFC 3339 timestamp text form.
+//! JSON events for stream ingest: bytes → typed rows.
 //!
 //! [`parse_json_events`] is a pure function (no I/O, no clock). It validates the whole batch
 //! and returns either every row or the first error; it never panics, whatever the bytes.
@@ -70,22 +70,8 @@
 //!   (an invalid one is `BadEvent` "invalid RFC 3339 timestamp \"…\": <why>", the text cut to
 //!   64 bytes).
 //!
-//! **RFC 3339** ([`parse_rfc3339_us`]): `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, e.g.
-//! `2026-11-26T01:02:03Z`, `2026-11-26T03:02:03.5+02:00`. Year 0000–9999, real calendar dates
-//! only (Feb 29 in leap years only), hours 00–23, offset hours 00–23. The date/time separator
-//! is `T`, `t` or a single space; `Z` may be `z`; `-00:00` means UTC. The fraction has 1 to 9
-//! digits; digits after the 6th (sub-microsecond) must be zeros: a non-zero sub-microsecond
-//! digit is an error, never silently truncated (`.123456000` is fine, `.1234567` is not). A
-//! leap second (`:60`, valid only as the last second of a UTC month) reads as the last
-//! microsecond of that minute (`…:59.999999`); its fraction must follow the digit rules
-//! above but is otherwise ignored. The result is exact, with checked arithmetic.
-//!
-//! **Formatting** ([`format_rfc3339_us`]): UTC, `Z`, exactly 6 fractional digits, e.g.
-//! `2026-11-26T01:02:03.000004Z`; `parse_rfc3339_us(&format_rfc3339_us(t)) == Ok(t)` for every
-//! `t` from `0000-01-01T00:00:00.000000Z` to `9999-12-31T23:59:59.999999Z`. Outside those years
-//! (not RFC 3339, but any i64 is formatted and nothing panics) the year is written ISO 8601
-//! expanded style with a sign and at least 4 digits, e.g. `+10000-01-01T00:00:00.000000Z`,
-//! `-0001-12-31T23:59:59.999999Z`.
+//! **Timestamps** as text follow the one rule of [`crate::timestamp`] (re-exported here as
+//! [`parse_rfc3339_us`] and [`format_rfc3339_us`]).
 
 use std::collections::HashMap;
 
@@ -94,6 +80,7 @@ use simd_json::{Buffers, Node, StaticNode, Tape};
 use tarn_types::{ColumnType, Value, MAX_VALUE_BYTES};
 
 use crate::schema::ColumnDef;
+pub use crate::timestamp::{format_rfc3339_us, parse_rfc3339_us};
 use crate::CoreError;
 
 /// How the events are laid out in the input.
@@ -183,14 +170,7 @@ fn bad_event(row: Option<usize>, column: Option<String>, reason: String) -> Core
 
 /// `s` cut to at most [`EXCERPT_BYTES`] bytes on a character boundary, `…` appended if cut.
 fn excerpt(s: &str) -> String {
-    if s.len() <= EXCERPT_BYTES {
-        return s.to_string();
-    }
-    let mut end = EXCERPT_BYTES;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
+    crate::excerpt(s, EXCERPT_BYTES)
 }
 
 /// Byte ranges of the non-blank lines, stopping after `max_rows + 1` of them.
@@ -537,72 +517,4 @@ impl<'c> EventParser<'c> {
             _ => Err(self.mismatch(row, col, ColumnType::Text)),
         }
     }
-}
-
-/// RFC 3339 text -> µs since the Unix epoch (UTC), exact; used by the CLI and SQL too.
-/// Accepted forms are listed in the module documentation; the error says what is wrong
-/// (without repeating the text).
-pub fn parse_rfc3339_us(s: &str) -> Result<i64, String> {
-    let dt = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| e.to_string())?;
-    // `time` succeeded, so `s` starts with exactly `YYYY-MM-DD?HH:MM:SS` (19 bytes).
-    let b = s.as_bytes();
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
-        return Err("the date and time must be separated by 'T' or a space".into());
-    }
-    if b.get(19) == Some(&b'.') {
-        let digits = b[20..].iter().take_while(|c| c.is_ascii_digit()).count();
-        if digits > 9 {
-            return Err(format!("{digits} fractional digits, at most 9 are allowed"));
-        }
-        if b[26.min(20 + digits)..20 + digits]
-            .iter()
-            .any(|&c| c != b'0')
-        {
-            return Err(
-                "sub-microsecond precision is not supported (digits after the 6th fractional \
-                 digit must be 0)"
-                    .into(),
-            );
-        }
-    }
-    dt.unix_timestamp()
-        .checked_mul(1_000_000)
-        .and_then(|us| us.checked_add(i64::from(dt.nanosecond() / 1_000)))
-        .ok_or_else(|| "out of range for a TIMESTAMP (i64 µs since the epoch)".to_string())
-}
-
-/// µs since the epoch -> RFC 3339 text in UTC with exactly 6 fractional digits, e.g.
-/// "2026-11-26T01:02:03.000004Z". Total over i64 (see the module documentation for years
-/// outside 0000–9999).
-pub fn format_rfc3339_us(us: i64) -> String {
-    let secs = us.div_euclid(1_000_000);
-    let micros = us.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let (hh, mm, ss) = (sod / 3600, sod / 60 % 60, sod % 60);
-    let year = if (0..=9999).contains(&y) {
-        format!("{y:04}")
-    } else if y > 9999 {
-        format!("+{y}")
-    } else {
-        format!("-{:04}", y.unsigned_abs())
-    };
-    format!("{year}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{micros:06}Z")
-}
-
-/// Days since 1970-01-01 → proleptic Gregorian (year, month, day) (H. Hinnant's algorithm;
-/// no overflow for any day count derived from i64 µs).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11]
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }

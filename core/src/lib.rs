@@ -17,13 +17,16 @@ pub mod catalog;
 pub mod duration;
 mod error;
 pub mod events;
+pub mod expr;
 pub mod history;
 pub mod ingest;
+pub mod listing;
 pub mod producer;
 pub mod record;
 pub mod schema;
 pub mod sql;
 pub mod state;
+pub mod timestamp;
 pub mod txn;
 pub mod view;
 
@@ -38,7 +41,7 @@ pub const MAX_IDENTIFIER_BYTES: usize = 64;
 /// Most tables a catalog may hold at once (dropped tables do not count). The catalog is one small
 /// JSON file rewritten atomically on every DDL change and every shard keeps a table map, so this
 /// bounds the catalog write cost and per-shard bookkeeping. Raising it costs catalog rewrite time
-/// and a linear id lookup in [`catalog::Catalog::table_by_id`].
+/// (and a linear count when a table is created).
 pub const MAX_TABLES: usize = 1024;
 
 /// Most columns one table may have. Column indices travel as `u16` in log records; this bound
@@ -50,6 +53,19 @@ pub const MAX_COLUMNS: usize = 1024;
 /// bookkeeping for its retained events; the bound keeps the catalog file and that bookkeeping
 /// small. Raising it costs catalog rewrite time.
 pub const MAX_STREAMS: usize = 256;
+
+/// At most `max` bytes of `s` (cut on a character boundary, `…` appended when cut): client
+/// text quoted in messages.
+pub(crate) fn excerpt(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
 
 #[cfg(test)]
 mod tests;

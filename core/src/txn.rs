@@ -64,12 +64,45 @@ impl TxnState {
         (0..count).map(|c| self.hwm(c)).collect()
     }
 
+    /// Raises coordinator `c`'s mark to `seq`, its link's next seq (asserted: a link's
+    /// Prepare records are logged in seq order with no gap; callers check before, since a log
+    /// that breaks the rule is corrupt, not a bug).
     pub(crate) fn set_hwm(&mut self, coordinator: u32, seq: u64) {
+        assert_eq!(
+            seq,
+            self.hwm(coordinator) + 1,
+            "link {coordinator} seqs are consecutive"
+        );
         let c = coordinator as usize;
         if self.hwm.len() <= c {
             self.hwm.resize(c + 1, 0);
         }
         self.hwm[c] = seq;
+    }
+
+    /// Sets part `id` aside until its Commit or Abort. Preconditions (asserted): its seq is
+    /// covered by its link's mark (the Prepare is logged) and it is not set aside already.
+    pub(crate) fn stash_part(&mut self, id: TxnId, part: Prepared) {
+        assert!(
+            id.seq >= 1 && id.seq <= self.hwm(id.coordinator),
+            "part {}:{} set aside above its link's mark",
+            id.coordinator,
+            id.seq
+        );
+        assert!(
+            part.txn.coordinator == id.coordinator
+                && part.txn.parts.iter().any(|&(_, seq)| seq == id.seq),
+            "part {}:{} is not one of its batch's parts",
+            id.coordinator,
+            id.seq
+        );
+        let prev = self.stash.insert(id, part);
+        assert!(prev.is_none(), "a fresh link seq cannot be in the stash");
+    }
+
+    /// Takes part `id` out of the stash (for its Commit or Abort), if it is there.
+    pub(crate) fn take(&mut self, id: TxnId) -> Option<Prepared> {
+        self.stash.remove(&id)
     }
 
     /// Parts prepared and not yet decided, by id.
@@ -82,7 +115,22 @@ impl TxnState {
 /// participant has its own part durable, i.e. `hwm_all[p][coordinator] >= seq_p` for every
 /// `(p, seq_p)` of the batch. `hwm_all[p]` is shard `p`'s high-water-mark table after its
 /// replay. A participant outside `hwm_all` counts as not having its part.
+///
+/// Preconditions (asserted; record decoding guarantees them): at least two participants, in
+/// strictly ascending shard order, every link seq at least 1.
 pub fn decide(txn: &TxnPart, hwm_all: &[Vec<u64>]) -> bool {
+    assert!(
+        txn.parts.len() >= 2,
+        "a multi-shard batch has two parts at least"
+    );
+    assert!(
+        txn.parts.windows(2).all(|w| w[0].0 < w[1].0),
+        "participants in ascending shard order"
+    );
+    assert!(
+        txn.parts.iter().all(|&(_, seq)| seq >= 1),
+        "link seqs start at 1"
+    );
     txn.parts.iter().all(|&(p, seq)| {
         hwm_all
             .get(p as usize)

@@ -13,7 +13,7 @@ pub(super) fn cmd_features(cli: &Cli, a: &FeaturesArgs) -> Result<()> {
         None => None,
         Some(t) => Some(match t.parse::<i64>() {
             Ok(us) => us,
-            Err(_) => tarn_core::ingest::parse_rfc3339_us(t)
+            Err(_) => tarn_core::timestamp::parse_rfc3339_us(t)
                 .map_err(|e| format!("--as-of {t:?}: not µs since the epoch nor RFC 3339: {e}"))?,
         }),
     };
@@ -23,7 +23,7 @@ pub(super) fn cmd_features(cli: &Cli, a: &FeaturesArgs) -> Result<()> {
     let reply = client
         .features(&a.view, keys, as_of_us)
         .map_err(client_err)?;
-    let as_of = tarn_core::ingest::format_rfc3339_us(reply.as_of_us);
+    let as_of = tarn_core::timestamp::format_rfc3339_us(reply.as_of_us);
     if cli.json {
         let rows = reply
             .rows

@@ -49,7 +49,7 @@ Values:
     BYTES      string \\x<hex>, e.g. \\x00ff (in JSON: \"\\\\x00ff\")
     TIMESTAMP  integer microseconds since the Unix epoch (UTC), or an RFC 3339 string
                such as 2024-05-01T12:00:00.5Z or 2024-05-01 14:00:00+02:00
-               (digits past microseconds are truncated)
+               (digits past microseconds must be 0; the rules of docs/SQL.md, Timestamps)
     NULL       JSON null (never allowed for the primary key)
   Table output prints NULL, true, 12, 1.5, text (control characters escaped), \\x<hex>
   and timestamps as RFC 3339 UTC. JSON output uses null, booleans, numbers, strings,

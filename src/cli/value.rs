@@ -10,102 +10,19 @@
 //! - BYTES: a string `\x` + an even number of hex digits (PostgreSQL bytea hex format; inside
 //!   JSON the backslash is escaped: `"\\xdeadbeef"`).
 //! - TIMESTAMP: an integer (microseconds since the Unix epoch, UTC) or an RFC 3339 string such as
-//!   `2024-05-01T12:00:00.25Z` / `2024-05-01 14:00:00+02:00`; digits past microseconds are
-//!   truncated.
+//!   `2024-05-01T12:00:00.25Z` / `2024-05-01 14:00:00+02:00`, read by the server's own rule
+//!   ([`tarn_core::timestamp`]): the same text gives the same value, or the same refusal, as
+//!   `tarn ingest` and SQL `TIMESTAMP '…'` literals.
 //! - `null` is NULL for every type.
 
 use tarn_types::{ColumnType, Value};
 
-/// Parses an RFC 3339 date-time into microseconds since the Unix epoch (UTC).
-///
-/// Accepts `T`, `t` or a space between date and time, `Z`/`z` or `±HH:MM` offsets, and 0–9
-/// fraction digits (digits past the sixth are truncated). Leap seconds (`:60`) are rejected.
+/// Parses an RFC 3339 date-time into microseconds since the Unix epoch (UTC), by the one
+/// timestamp rule of [`tarn_core::timestamp::parse_rfc3339_us`] (which the server uses for
+/// JSON ingest and SQL literals).
 pub fn parse_timestamp(s: &str) -> Result<i64, String> {
-    let bad = |why: &str| format!("invalid RFC 3339 timestamp {s:?}: {why}");
-    let b = s.as_bytes();
-    if b.len() < 20 {
-        return Err(bad("expected YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)"));
-    }
-    let num = |range: std::ops::Range<usize>, what: &str| -> Result<i64, String> {
-        let part = &b[range];
-        if part.iter().all(u8::is_ascii_digit) {
-            Ok(part
-                .iter()
-                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
-        } else {
-            Err(bad(&format!("{what} is not a number")))
-        }
-    };
-    let year = num(0..4, "year")?;
-    if b[4] != b'-' || b[7] != b'-' {
-        return Err(bad("expected YYYY-MM-DD"));
-    }
-    let month = num(5..7, "month")?;
-    let day = num(8..10, "day")?;
-    if !matches!(b[10], b'T' | b't' | b' ') {
-        return Err(bad("expected 'T' between date and time"));
-    }
-    let hour = num(11..13, "hour")?;
-    if b[13] != b':' || b[16] != b':' {
-        return Err(bad("expected HH:MM:SS"));
-    }
-    let minute = num(14..16, "minute")?;
-    let second = num(17..19, "second")?;
-    if !(1..=12).contains(&month) {
-        return Err(bad("month out of range"));
-    }
-    if day < 1 || day > days_in_month(year, month) {
-        return Err(bad("day out of range"));
-    }
-    if hour > 23 || minute > 59 {
-        return Err(bad("time out of range"));
-    }
-    if second > 59 {
-        return Err(bad("second out of range (leap seconds are not supported)"));
-    }
-    let mut i = 19;
-    let mut micros = 0i64;
-    if b[i] == b'.' {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            if i - start < 6 {
-                micros = micros * 10 + i64::from(b[i] - b'0');
-            }
-            i += 1;
-        }
-        let digits = i - start;
-        if digits == 0 || digits > 9 {
-            return Err(bad("fraction must have 1 to 9 digits"));
-        }
-        for _ in digits..6 {
-            micros *= 10;
-        }
-    }
-    let offset_secs = match &b[i..] {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let digits = [*h1, *h2, *m1, *m2];
-            if !digits.iter().all(u8::is_ascii_digit) {
-                return Err(bad("bad UTC offset"));
-            }
-            let oh = i64::from((h1 - b'0') * 10 + (h2 - b'0'));
-            let om = i64::from((m1 - b'0') * 10 + (m2 - b'0'));
-            if oh > 23 || om > 59 {
-                return Err(bad("UTC offset out of range"));
-            }
-            let off = oh * 3600 + om * 60;
-            if *sign == b'-' {
-                -off
-            } else {
-                off
-            }
-        }
-        _ => return Err(bad("expected 'Z' or a ±HH:MM offset after the time")),
-    };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
-    Ok(secs * 1_000_000 + micros)
+    tarn_core::timestamp::parse_rfc3339_us(s)
+        .map_err(|why| format!("invalid RFC 3339 timestamp {s:?}: {why}"))
 }
 
 /// Formats microseconds since the epoch as RFC 3339 in UTC: `2024-05-01T12:00:00Z`, with a
@@ -128,30 +45,6 @@ pub fn format_timestamp(us: i64) -> String {
     } else {
         format!("{date}T{hh:02}:{mm:02}:{ss:02}.{micros:06}Z")
     }
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if is_leap(y) => 29,
-        _ => 28,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
@@ -364,11 +257,14 @@ mod tests {
             parse_timestamp("2024-05-01T06:30:00-05:30"),
             Ok(1_714_564_800_000_000)
         );
-        // Nanoseconds are truncated to microseconds.
+        // Digits past microseconds must be 0: never silently truncated.
         assert_eq!(
-            parse_timestamp("2024-05-01T12:00:00.123456789Z"),
+            parse_timestamp("2024-05-01T12:00:00.123456000Z"),
             Ok(1_714_564_800_123_456)
         );
+        assert!(parse_timestamp("2024-05-01T12:00:00.123456789Z")
+            .unwrap_err()
+            .contains("sub-microsecond precision is not supported"));
         assert_eq!(parse_timestamp("1969-12-31T23:59:59.999999Z"), Ok(-1));
         assert_eq!(
             parse_timestamp("2000-02-29T00:00:00Z"),

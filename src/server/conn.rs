@@ -934,33 +934,10 @@ async fn sql_request(
     for stmt in statements {
         match stmt {
             Statement::ShowTables => {
-                let catalog = shard.catalog();
-                reply.columns = vec![
-                    Column {
-                        name: "table".into(),
-                        ty: tarn_types::ColumnType::Text,
-                    },
-                    Column {
-                        name: "key".into(),
-                        ty: tarn_types::ColumnType::Text,
-                    },
-                    Column {
-                        name: "columns".into(),
-                        ty: tarn_types::ColumnType::BigInt,
-                    },
-                ];
-                reply.rows = catalog
-                    .tables
-                    .values()
-                    .map(|t| {
-                        vec![
-                            Value::Text(t.name.clone()),
-                            Value::Text(t.columns[t.key_column].name.clone()),
-                            Value::Int(t.columns.len() as i64),
-                        ]
-                    })
-                    .collect();
-                messages.push(format!("{} table(s)", reply.rows.len()));
+                messages.push(put(
+                    &mut reply,
+                    tarn_core::listing::show_tables(&shard.catalog()),
+                ));
             }
             Statement::SelectFeatures {
                 view,
@@ -1015,155 +992,44 @@ async fn sql_request(
             }
             Statement::ShowViews => {
                 let catalog = shard.catalog();
-                let text = |n: &str| Column {
-                    name: n.into(),
-                    ty: tarn_types::ColumnType::Text,
-                };
-                let int = |n: &str| Column {
-                    name: n.into(),
-                    ty: tarn_types::ColumnType::BigInt,
-                };
-                reply.columns = vec![
-                    text("view"),
-                    text("stream"),
-                    text("key"),
-                    text("window"),
-                    int("keys"),
-                    int("window_bytes"),
-                    int("events"),
-                    int("late_events"),
-                ];
-                reply.rows = Vec::with_capacity(catalog.views.len());
-                for v in catalog.views.values() {
-                    let [keys, bytes, events, late] =
+                let mut totals = std::collections::BTreeMap::new();
+                for v in catalog.views() {
+                    let [keys, window_bytes, events, late_events] =
                         shard.view_totals(v.id).await.map_err(fail)?;
-                    let window = match v.window {
-                        tarn_core::view::WindowSpec::Lifetime => "lifetime".to_string(),
-                        tarn_core::view::WindowSpec::Sliding {
-                            window_us,
-                            bucket_us,
-                        } => format!(
-                            "{} / {}",
-                            tarn_core::duration::format_duration_us(window_us),
-                            tarn_core::duration::format_duration_us(bucket_us)
-                        ),
+                    let t = tarn_core::listing::ViewTotals {
+                        keys,
+                        window_bytes,
+                        events,
+                        late_events,
                     };
-                    reply.rows.push(vec![
-                        Value::Text(v.name.clone()),
-                        Value::Text(v.stream.clone()),
-                        Value::Text(v.key_name.clone()),
-                        Value::Text(window),
-                        Value::Int(keys as i64),
-                        Value::Int(bytes as i64),
-                        Value::Int(events as i64),
-                        Value::Int(late as i64),
-                    ]);
+                    totals.insert(v.id, t);
                 }
-                messages.push(format!("{} view(s)", reply.rows.len()));
+                messages.push(put(
+                    &mut reply,
+                    tarn_core::listing::show_views(&catalog, &totals),
+                ));
             }
             Statement::ShowStreams => {
                 let catalog = shard.catalog();
-                let text = |n: &str| Column {
-                    name: n.into(),
-                    ty: tarn_types::ColumnType::Text,
-                };
-                reply.columns = vec![
-                    text("stream"),
-                    text("event_time"),
-                    text("partition"),
-                    text("retention"),
-                    text("max_future"),
-                    Column {
-                        name: "events".into(),
-                        ty: tarn_types::ColumnType::BigInt,
-                    },
-                    Column {
-                        name: "newest_event_time".into(),
-                        ty: tarn_types::ColumnType::Timestamp,
-                    },
-                ];
-                reply.rows = Vec::with_capacity(catalog.streams.len());
-                for s in catalog.streams.values() {
-                    let (events, newest) = shard.stream_totals(s.id).await.map_err(fail)?;
-                    reply.rows.push(vec![
-                        Value::Text(s.name.clone()),
-                        Value::Text(s.columns[s.event_time].name.clone()),
-                        Value::Text(s.columns[s.partition].name.clone()),
-                        Value::Text(tarn_core::duration::format_duration_us(s.retention_us)),
-                        Value::Text(tarn_core::duration::format_duration_us(s.max_future_us)),
-                        Value::Int(events as i64),
-                        newest.map_or(Value::Null, Value::Timestamp),
-                    ]);
+                let mut totals = std::collections::BTreeMap::new();
+                for s in catalog.streams() {
+                    let (events, newest_event_time_us) =
+                        shard.stream_totals(s.id).await.map_err(fail)?;
+                    let t = tarn_core::listing::StreamTotals {
+                        events,
+                        newest_event_time_us,
+                    };
+                    totals.insert(s.id, t);
                 }
-                messages.push(format!("{} stream(s)", reply.rows.len()));
-            }
-            Statement::Describe { table } if shard.catalog().view(&table).is_some() => {
-                let catalog = shard.catalog();
-                let def = catalog.view(&table).expect("checked");
-                let stream = catalog
-                    .stream_by_id(def.stream_id)
-                    .expect("a view's stream exists");
-                reply.columns = describe_columns();
-                reply.rows = def
-                    .result_columns(stream)
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        vec![
-                            Value::Text(c.name),
-                            Value::Text(c.ty.sql_name().into()),
-                            Value::Bool(i == 0),
-                        ]
-                    })
-                    .collect();
-                messages.push(def.create_sql(stream));
-            }
-            Statement::Describe { table } if shard.catalog().stream(&table).is_some() => {
-                let catalog = shard.catalog();
-                let def = catalog.stream(&table).expect("checked");
-                let text = |n: &str| Column {
-                    name: n.into(),
-                    ty: tarn_types::ColumnType::Text,
-                };
-                reply.columns = vec![text("column"), text("type"), text("role")];
-                reply.rows = def
-                    .columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        let role = if i == def.event_time {
-                            "event time"
-                        } else if i == def.partition {
-                            "partition"
-                        } else {
-                            ""
-                        };
-                        vec![
-                            Value::Text(c.name.clone()),
-                            Value::Text(c.ty.sql_name().into()),
-                            Value::Text(role.into()),
-                        ]
-                    })
-                    .collect();
-                messages.push(format!("stream {}", def.name));
+                messages.push(put(
+                    &mut reply,
+                    tarn_core::listing::show_streams(&catalog, &totals),
+                ));
             }
             Statement::Describe { table } => {
-                let catalog = shard.catalog();
-                let def = catalog.table(&table).ok_or_else(|| unknown_table(&table))?;
-                reply.columns = describe_columns();
-                reply.rows = def
-                    .columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        vec![
-                            Value::Text(c.name.clone()),
-                            Value::Text(c.ty.sql_name().into()),
-                            Value::Bool(i == def.key_column),
-                        ]
-                    })
-                    .collect();
-                messages.push(format!("table {}", def.name));
+                let listing = tarn_core::listing::describe(&shard.catalog(), &table)
+                    .ok_or_else(|| unknown_table(&table))?;
+                messages.push(put(&mut reply, listing));
             }
             ddl => {
                 let view = match &ddl {
@@ -1200,22 +1066,18 @@ fn backfill_result(view: String, backfilled: Option<u64>) -> (Vec<Column>, Vec<V
     (columns, vec![vec![Value::Text(view), Value::Int(n)]])
 }
 
-/// The columns of a DESCRIBE reply for a table or a view: name, type, whether it is the key.
-fn describe_columns() -> Vec<Column> {
-    vec![
-        Column {
-            name: "column".into(),
-            ty: tarn_types::ColumnType::Text,
-        },
-        Column {
-            name: "type".into(),
-            ty: tarn_types::ColumnType::Text,
-        },
-        Column {
-            name: "key".into(),
-            ty: tarn_types::ColumnType::Boolean,
-        },
-    ]
+/// Sets the reply's result set from a core listing; returns its message.
+fn put(reply: &mut SqlReply, listing: tarn_core::listing::Listing) -> String {
+    reply.columns = listing
+        .columns
+        .into_iter()
+        .map(|c| Column {
+            name: c.name,
+            ty: c.ty,
+        })
+        .collect();
+    reply.rows = listing.rows;
+    listing.message
 }
 
 fn unknown_table(name: &str) -> ErrorReply {

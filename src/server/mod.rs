@@ -58,6 +58,8 @@ fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::MissingValue => ErrorCode::MissingValue,
         ErrorKind::FutureEvent => ErrorCode::FutureEvent,
         ErrorKind::UnknownView => ErrorCode::UnknownView,
+        // A feature view's name (the only other kind yet): the code views have always had.
+        ErrorKind::ObjectExists => ErrorCode::StreamExists,
     }
 }
 

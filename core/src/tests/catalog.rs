@@ -19,7 +19,7 @@ fn create_drop_and_ids_never_reused() {
     assert_eq!(c1.table("cards").unwrap().id, 1);
     assert_eq!(c1.table_by_id(1).unwrap().name, "cards");
     assert_eq!((c1.version, c1.next_table_id), (1, 2));
-    assert!(c0.tables.is_empty(), "copy-on-write");
+    assert!(c0.tables().next().is_none(), "copy-on-write");
 
     let e = run(&c1, "CREATE TABLE Cards (id TEXT PRIMARY KEY)").unwrap_err();
     assert_eq!(e, CoreError::TableExists("cards".into()));
@@ -106,10 +106,12 @@ fn serde_roundtrip_and_corruption() {
         Catalog::from_bytes(&broken.to_bytes()).unwrap_err().kind(),
         ErrorKind::Corrupt
     );
-    let mut broken = cat.clone();
-    broken.tables.get_mut("cards").unwrap().key_column = 99;
+    let mut broken: serde_json::Value = serde_json::from_slice(&cat.to_bytes()).unwrap();
+    broken["tables"]["cards"]["key_column"] = 99.into();
     assert_eq!(
-        Catalog::from_bytes(&broken.to_bytes()).unwrap_err().kind(),
+        Catalog::from_bytes(&serde_json::to_vec(&broken).unwrap())
+            .unwrap_err()
+            .kind(),
         ErrorKind::Corrupt
     );
 }
@@ -153,4 +155,141 @@ fn streams_share_names_and_ids_with_tables() {
         )
         .unwrap();
     assert!(again.stream("tx").unwrap().id > s);
+}
+
+/// One namespace: creating any kind over a name any kind has is refused naming the existing
+/// object's kind, with or without `IF NOT EXISTS`, except that `IF NOT EXISTS` skips a CREATE
+/// of the same kind. Ids and version do not move on a refusal or a skip.
+#[test]
+fn one_namespace_for_every_kind() {
+    use crate::catalog::ObjectKind::{self, *};
+    // An existing object of each kind named `x` (the view reads stream `src`).
+    let existing = |kind: ObjectKind| {
+        let create = match kind {
+            Table => "CREATE TABLE x (k TEXT PRIMARY KEY)",
+            Stream => "CREATE STREAM x (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts')",
+            View => {
+                "CREATE MATERIALIZED VIEW x WITH (window = 'lifetime') AS \
+                 SELECT k, count(*) FROM src GROUP BY k"
+            }
+        };
+        catalog_with(&[
+            "CREATE STREAM src (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts')",
+            create,
+        ])
+    };
+    let create = |kind: ObjectKind, if_not_exists: bool| {
+        let ine = if if_not_exists { "IF NOT EXISTS " } else { "" };
+        match kind {
+            Table => format!("CREATE TABLE {ine}x (id BIGINT PRIMARY KEY)"),
+            Stream => {
+                format!("CREATE STREAM {ine}x (t TIMESTAMP, id BIGINT) WITH (event_time = 't')")
+            }
+            View => format!(
+                "CREATE MATERIALIZED VIEW {ine}x WITH (window = 'lifetime') AS \
+                 SELECT ts, count(*) AS n FROM src GROUP BY ts"
+            ),
+        }
+    };
+    for have in [Table, Stream, View] {
+        let cat = existing(have);
+        for make in [Table, Stream, View] {
+            for if_not_exists in [false, true] {
+                let sql = create(make, if_not_exists);
+                let got = run(&cat, &sql);
+                if make == have && if_not_exists {
+                    let (same, msg) = got.unwrap_or_else(|e| panic!("{sql}: {e}"));
+                    let word = if have == View { "view" } else { have.noun() };
+                    assert_eq!(msg, format!("{word} x already exists, skipped"), "{sql}");
+                    assert_eq!(same, cat, "{sql}: a skip changes nothing");
+                    continue;
+                }
+                let e = got.expect_err(&sql);
+                assert_eq!(e, CoreError::exists(have, "x"), "{sql}");
+                assert_eq!(
+                    e.to_string(),
+                    format!("{} \"x\" already exists", have.noun()),
+                    "{sql}"
+                );
+                let kind = match have {
+                    Table => ErrorKind::TableExists,
+                    Stream => ErrorKind::StreamExists,
+                    View => ErrorKind::ObjectExists,
+                };
+                assert_eq!(e.kind(), kind, "{sql}");
+            }
+        }
+        // The object is still there, under its kind only.
+        assert_eq!(cat.object("x").map(|o| o.kind()), Some(have));
+        assert_eq!(cat.table("x").is_some(), have == Table);
+        assert_eq!(cat.stream("x").is_some(), have == Stream);
+        assert_eq!(cat.view("x").is_some(), have == View);
+    }
+}
+
+/// DROP of one kind does not see an object of another kind with that name.
+#[test]
+fn drop_sees_only_its_own_kind() {
+    let cat = catalog_with(&[
+        "CREATE TABLE t (k TEXT PRIMARY KEY)",
+        "CREATE STREAM s (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts')",
+        "CREATE MATERIALIZED VIEW v WITH (window = 'lifetime') AS \
+         SELECT k, count(*) FROM s GROUP BY k",
+    ]);
+    assert_eq!(
+        run(&cat, "DROP TABLE s").unwrap_err(),
+        CoreError::UnknownTable("s".into())
+    );
+    assert_eq!(
+        run(&cat, "DROP STREAM v").unwrap_err(),
+        CoreError::UnknownStream("v".into())
+    );
+    assert_eq!(
+        run(&cat, "DROP MATERIALIZED VIEW t").unwrap_err(),
+        CoreError::UnknownView("t".into())
+    );
+    let (same, msg) = run(&cat, "DROP MATERIALIZED VIEW IF EXISTS t").unwrap();
+    assert_eq!(
+        (msg.as_str(), &same),
+        ("view t does not exist, skipped", &cat)
+    );
+    // A dropped name is free for any kind, under a new id.
+    let (c1, _) = run(&cat, "DROP MATERIALIZED VIEW v").unwrap();
+    let (c2, _) = run(&c1, "CREATE TABLE v (k BIGINT PRIMARY KEY)").unwrap();
+    assert!(c2.table("v").unwrap().id > cat.view("v").unwrap().id);
+    assert_eq!(c2.version, cat.version + 2);
+    assert!(c2.object_by_id(cat.view("v").unwrap().id).is_none());
+}
+
+#[test]
+fn catalog_files_with_one_name_twice_are_corrupt() {
+    let cat = catalog_with(&[
+        "CREATE TABLE t (k TEXT PRIMARY KEY)",
+        "CREATE STREAM s (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts')",
+        "CREATE MATERIALIZED VIEW v WITH (window = 'lifetime') AS \
+         SELECT k, count(*) FROM s GROUP BY k",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&cat.to_bytes()).unwrap();
+    // Copy an object under a name another kind has (with a fresh id).
+    for (map, name, taken, why) in [
+        ("streams", "s", "t", "a table has the same name"),
+        ("views", "v", "t", "a table or stream has the same name"),
+        ("views", "v", "s", "a table or stream has the same name"),
+    ] {
+        let mut j = json.clone();
+        let mut obj = j[map][name].clone();
+        obj["name"] = taken.into();
+        obj["id"] = 100.into();
+        j["next_table_id"] = 101.into();
+        j[map].as_object_mut().unwrap().insert(taken.into(), obj);
+        let e = Catalog::from_bytes(&serde_json::to_vec(&j).unwrap()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{map} {taken}: {e}");
+        assert!(e.to_string().contains(why), "{map} {taken}: {e}");
+    }
+    // A file written before streams and views existed still loads.
+    let old = br#"{"format": 1, "version": 1, "next_table_id": 2, "tables": {"t": {"id": 1,
+        "name": "t", "columns": [{"name": "k", "ty": "Text"}], "key_column": 0}}}"#;
+    let back = Catalog::from_bytes(old).unwrap();
+    assert_eq!(back.table("t").unwrap().id, 1);
+    assert_eq!(back.streams().count() + back.views().count(), 0);
 }

@@ -2,10 +2,14 @@
 
 mod batch;
 mod catalog;
+mod formats;
 mod ingest;
+mod invariants;
+mod listing;
 mod record;
 mod sql;
 mod state;
+mod timestamp;
 mod txn;
 mod view;
 mod view_state;

@@ -1,10 +1,10 @@
 use tarn_types::{ColumnType, Value};
 
+use crate::expr::{ArithOp, CmpOp, Expr, MAX_EXPR_NODES};
 use crate::schema::{ColumnDef, StreamDef};
 use crate::sql::{parse, Statement};
 use crate::view::{
-    AggFunc, ArithOp, CmpOp, Expr, ViewDef, ViewSpec, WindowSpec, MAX_EXPR_NODES,
-    MAX_VIEW_AGGREGATES, MAX_WINDOW_BUCKETS,
+    AggFunc, ViewDef, ViewSpec, WindowSpec, MAX_VIEW_AGGREGATES, MAX_WINDOW_BUCKETS,
 };
 use crate::{CoreError, ErrorKind};
 
@@ -110,7 +110,7 @@ fn example_parses_and_resolves() {
     assert_eq!(spec.stream, "transactions");
     assert_eq!(spec.key_column, "card_id");
     assert_eq!(spec.key_name, "card_id");
-    assert_eq!(spec.expr_columns, vec!["merchant", "amount", "ip"]);
+    assert_eq!(spec.expr_columns(), vec!["merchant", "amount", "ip"]);
 
     let def = spec.resolve(&stream()).unwrap();
     assert_eq!(def.id, 0);

@@ -137,12 +137,7 @@ impl Shard {
     /// Log segments sealed after this time are kept even when a checkpoint covers them: the
     /// longest retention of any stream (history reads replay them). `None` without streams.
     pub(super) fn retain_log_since(&self) -> Option<std::time::SystemTime> {
-        let longest = self
-            .catalog()
-            .streams
-            .values()
-            .map(|s| s.retention_us)
-            .max()?;
+        let longest = self.catalog().streams().map(|s| s.retention_us).max()?;
         let keep = std::time::Duration::from_micros(u64::try_from(longest).unwrap_or(0));
         Some(
             std::time::SystemTime::now()

@@ -60,17 +60,17 @@ impl Shard {
         let old = self.catalog();
         {
             let mut state = self.state.borrow_mut();
-            for def in old.tables.values() {
+            for def in old.tables() {
                 if next.table_by_id(def.id).is_none() {
                     state.drop_table(def.id);
                 }
             }
-            for def in old.streams.values() {
+            for def in old.streams() {
                 if next.stream_by_id(def.id).is_none() {
                     state.drop_stream(def.id);
                 }
             }
-            for def in old.views.values() {
+            for def in old.views() {
                 if next.view_by_id(def.id).is_none() {
                     state.drop_view(def.id);
                 }

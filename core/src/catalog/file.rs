@@ -1,0 +1,182 @@
+//! The catalog file: JSON with a `format` field and one map per object kind, by name
+//! (`{"format": 1, "version": …, "next_table_id": …, "tables": {…}, "streams": {…}, "views":
+//! {…}}`, pretty-printed). The layout predates the single namespace and is kept byte for byte;
+//! `core/src/tests/fixtures/catalog-v1.json` pins it.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Catalog, Object};
+use crate::schema::{StreamDef, TableDef};
+use crate::view::ViewDef;
+use crate::CoreError;
+
+/// Format version written into the catalog JSON (`format` field). Bumped on any incompatible
+/// change; [`Catalog::from_bytes`] refuses versions it does not know.
+pub const CATALOG_FORMAT_VERSION: u32 = 1;
+
+/// The catalog as written: fields in file order, borrowed.
+#[derive(Serialize)]
+struct DiskRef<'a> {
+    version: u64,
+    next_table_id: u32,
+    tables: BTreeMap<&'a str, &'a TableDef>,
+    streams: BTreeMap<&'a str, &'a StreamDef>,
+    views: BTreeMap<&'a str, &'a ViewDef>,
+}
+
+#[derive(Serialize)]
+struct CatalogFileRef<'a> {
+    format: u32,
+    #[serde(flatten)]
+    catalog: DiskRef<'a>,
+}
+
+/// The catalog as read (files written before streams or views existed lack those maps).
+#[derive(Deserialize)]
+struct Disk {
+    version: u64,
+    next_table_id: u32,
+    tables: BTreeMap<String, TableDef>,
+    #[serde(default)]
+    streams: BTreeMap<String, StreamDef>,
+    #[serde(default)]
+    views: BTreeMap<String, ViewDef>,
+}
+
+#[derive(Deserialize)]
+struct CatalogFile {
+    format: u32,
+    #[serde(flatten)]
+    catalog: Disk,
+}
+
+impl Catalog {
+    /// The catalog file payload: JSON with a `format` field ([`CATALOG_FORMAT_VERSION`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut disk = DiskRef {
+            version: self.version,
+            next_table_id: self.next_table_id,
+            tables: BTreeMap::new(),
+            streams: BTreeMap::new(),
+            views: BTreeMap::new(),
+        };
+        for o in self.objects() {
+            match o {
+                Object::Table(t) => disk.tables.insert(&t.name, t).is_none(),
+                Object::Stream(s) => disk.streams.insert(&s.name, s).is_none(),
+                Object::View(v) => disk.views.insert(&v.name, v).is_none(),
+            };
+        }
+        serde_json::to_vec_pretty(&CatalogFileRef {
+            format: CATALOG_FORMAT_VERSION,
+            catalog: disk,
+        })
+        .expect("catalog serializes to JSON")
+    }
+
+    /// Parses and checks a catalog payload: known format, names matching their keys and unique
+    /// across kinds, ids unique and below `next_table_id`, key columns in range and keyable,
+    /// stream roles and durations valid, views consistent with their streams. Any failure is
+    /// `Corrupt`.
+    pub fn from_bytes(b: &[u8]) -> Result<Catalog, CoreError> {
+        let file: CatalogFile = serde_json::from_slice(b)
+            .map_err(|e| CoreError::Corrupt(format!("catalog JSON: {e}")))?;
+        if file.format != CATALOG_FORMAT_VERSION {
+            return Err(CoreError::Corrupt(format!(
+                "unsupported catalog format {} (this build reads {CATALOG_FORMAT_VERSION})",
+                file.format
+            )));
+        }
+        let disk = file.catalog;
+        let mut ids = HashSet::new();
+        check_tables(&disk, &mut ids)?;
+        check_streams(&disk, &mut ids)?;
+        check_views(&disk, &mut ids)?;
+        let mut cat = Catalog {
+            version: disk.version,
+            next_table_id: disk.next_table_id,
+            ..Catalog::new()
+        };
+        // Checked above: names unique across kinds, ids unique, non-zero, below the next id.
+        let objects = (disk.tables.into_values().map(Object::Table))
+            .chain(disk.streams.into_values().map(Object::Stream))
+            .chain(disk.views.into_values().map(Object::View));
+        for o in objects {
+            cat.insert(o);
+        }
+        Ok(cat)
+    }
+}
+
+/// A valid id: non-zero, handed out (below `next`), not seen before.
+fn fresh_id(id: u32, next: u32, ids: &mut HashSet<u32>) -> bool {
+    id != 0 && id < next && ids.insert(id)
+}
+
+fn check_tables(cat: &Disk, ids: &mut HashSet<u32>) -> Result<(), CoreError> {
+    for (name, t) in &cat.tables {
+        let bad = |why: &str| CoreError::Corrupt(format!("catalog table \"{name}\": {why}"));
+        if *name != t.name {
+            return Err(bad("name does not match its entry"));
+        }
+        if !fresh_id(t.id, cat.next_table_id, ids) {
+            return Err(bad("invalid or duplicate table id"));
+        }
+        if t.columns.is_empty() || t.key_column >= t.columns.len() {
+            return Err(bad("key column out of range"));
+        }
+        if !t.key_type().can_be_key() {
+            return Err(bad("key column type cannot be a key"));
+        }
+    }
+    Ok(())
+}
+
+fn check_streams(cat: &Disk, ids: &mut HashSet<u32>) -> Result<(), CoreError> {
+    for (name, st) in &cat.streams {
+        let bad = |why: &str| CoreError::Corrupt(format!("catalog stream \"{name}\": {why}"));
+        if *name != st.name {
+            return Err(bad("name does not match its entry"));
+        }
+        if cat.tables.contains_key(name) {
+            return Err(bad("a table has the same name"));
+        }
+        if !fresh_id(st.id, cat.next_table_id, ids) {
+            return Err(bad("invalid or duplicate id"));
+        }
+        if st.event_time >= st.columns.len()
+            || st.columns[st.event_time].ty != tarn_types::ColumnType::Timestamp
+        {
+            return Err(bad("event-time column out of range or not a TIMESTAMP"));
+        }
+        if st.partition >= st.columns.len() || !st.columns[st.partition].ty.can_be_key() {
+            return Err(bad("partition column out of range or not keyable"));
+        }
+        if st.retention_us <= 0 || st.max_future_us < 0 {
+            return Err(bad("retention or max_future out of range"));
+        }
+    }
+    Ok(())
+}
+
+fn check_views(cat: &Disk, ids: &mut HashSet<u32>) -> Result<(), CoreError> {
+    for (name, v) in &cat.views {
+        let bad = |why: &str| CoreError::Corrupt(format!("catalog view \"{name}\": {why}"));
+        if *name != v.name {
+            return Err(bad("name does not match its entry"));
+        }
+        if cat.tables.contains_key(name) || cat.streams.contains_key(name) {
+            return Err(bad("a table or stream has the same name"));
+        }
+        if !fresh_id(v.id, cat.next_table_id, ids) {
+            return Err(bad("invalid or duplicate id"));
+        }
+        let Some(st) = cat.streams.values().find(|s| s.id == v.stream_id) else {
+            return Err(bad("its stream does not exist"));
+        };
+        v.check(st).map_err(|e| bad(&e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,483 @@
+//! The catalog: every named object (tables, streams, feature views), versioned, copy-on-write.
+//!
+//! **One namespace.** Every object kind shares one map from name to object, so a name is
+//! checked against every kind at once ([`Catalog::check_name_free`]): creating a table named
+//! like an existing view is refused naming the view. Ids come from one counter too and are
+//! never reused, so a log record's table, stream or view id is unambiguous forever. New kinds
+//! (vector indexes, contexts, models) join [`ObjectKind`] and [`Object`].
+//!
+//! The catalog file's JSON layout (one map per kind) is the business of [`file`].
+
+use std::collections::BTreeMap;
+
+use crate::schema::{StreamDef, TableDef};
+use crate::sql::Statement;
+use crate::view::ViewDef;
+use crate::{CoreError, MAX_STREAMS, MAX_TABLES};
+
+mod file;
+
+pub use file::CATALOG_FORMAT_VERSION;
+
+/// Most feature views over one stream. Each event's part for a shard names its targets in a
+/// 64-bit mask: the stream's home copy plus at most 63 views. Raising it needs a wider mask.
+pub const MAX_VIEWS_PER_STREAM: usize = crate::record::MAX_EVENT_TARGETS - 1;
+
+/// The kinds of named catalog objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectKind {
+    /// A table (`CREATE TABLE`).
+    Table,
+    /// A stream (`CREATE STREAM`).
+    Stream,
+    /// A feature view (`CREATE MATERIALIZED VIEW`).
+    View,
+}
+
+impl ObjectKind {
+    /// The kind as messages name it: `table`, `stream`, `feature view`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            ObjectKind::Table => "table",
+            ObjectKind::Stream => "stream",
+            ObjectKind::View => "feature view",
+        }
+    }
+
+    /// The kind as DDL messages name it (`view x already exists, skipped`).
+    fn ddl_word(self) -> &'static str {
+        match self {
+            ObjectKind::Table => "table",
+            ObjectKind::Stream => "stream",
+            ObjectKind::View => "view",
+        }
+    }
+}
+
+/// One named catalog object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Object {
+    /// A table.
+    Table(TableDef),
+    /// A stream.
+    Stream(StreamDef),
+    /// A feature view.
+    View(ViewDef),
+}
+
+impl Object {
+    /// Its kind.
+    pub fn kind(&self) -> ObjectKind {
+        match self {
+            Object::Table(_) => ObjectKind::Table,
+            Object::Stream(_) => ObjectKind::Stream,
+            Object::View(_) => ObjectKind::View,
+        }
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        match self {
+            Object::Table(t) => &t.name,
+            Object::Stream(s) => &s.name,
+            Object::View(v) => &v.name,
+        }
+    }
+
+    /// Its catalog id.
+    pub fn id(&self) -> u32 {
+        match self {
+            Object::Table(t) => t.id,
+            Object::Stream(s) => s.id,
+            Object::View(v) => v.id,
+        }
+    }
+}
+
+/// Every object, by name and by id. Immutable in use: [`Catalog::apply_ddl`] returns a new
+/// catalog, so shards can keep sharing the old one (e.g. behind an `Rc`) until they switch.
+///
+/// Invariants (asserted on every insert and removal): `names` and `objects` describe the same
+/// set of objects (`names[o.name()] == o.id()` for each); every id is below `next_table_id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Catalog {
+    /// Bumped by every successful CREATE/DROP (not by skipped `IF [NOT] EXISTS` no-ops).
+    pub version: u64,
+    /// Id the next CREATE gets (tables, streams and views share the counter). Starts at 1; ids
+    /// are never reused, so log records of a dropped object can never be mistaken for a newer
+    /// object's.
+    pub next_table_id: u32,
+    /// The one namespace: every object's name → its id.
+    names: BTreeMap<String, u32>,
+    /// Every object by id.
+    objects: BTreeMap<u32, Object>,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog::new()
+    }
+}
+
+impl Catalog {
+    /// An empty catalog: version 0, next id 1.
+    pub fn new() -> Catalog {
+        Catalog {
+            version: 0,
+            next_table_id: 1,
+            names: BTreeMap::new(),
+            objects: BTreeMap::new(),
+        }
+    }
+
+    /// The object named `name` (already case-folded), of any kind.
+    pub fn object(&self, name: &str) -> Option<&Object> {
+        self.names.get(name).map(|id| &self.objects[id])
+    }
+
+    /// The object with id `id`, of any kind.
+    pub fn object_by_id(&self, id: u32) -> Option<&Object> {
+        self.objects.get(&id)
+    }
+
+    /// Every object, in name order.
+    pub fn objects(&self) -> impl Iterator<Item = &Object> + '_ {
+        self.names.values().map(|id| &self.objects[id])
+    }
+
+    /// Every table, in name order.
+    pub fn tables(&self) -> impl Iterator<Item = &TableDef> + '_ {
+        self.objects().filter_map(|o| match o {
+            Object::Table(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// Every stream, in name order.
+    pub fn streams(&self) -> impl Iterator<Item = &StreamDef> + '_ {
+        self.objects().filter_map(|o| match o {
+            Object::Stream(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// Every feature view, in name order.
+    pub fn views(&self) -> impl Iterator<Item = &ViewDef> + '_ {
+        self.objects().filter_map(|o| match o {
+            Object::View(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// The table named `name` (already case-folded).
+    pub fn table(&self, name: &str) -> Option<&TableDef> {
+        match self.object(name)? {
+            Object::Table(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The table with id `id`.
+    pub fn table_by_id(&self, id: u32) -> Option<&TableDef> {
+        match self.objects.get(&id)? {
+            Object::Table(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The stream named `name` (already case-folded).
+    pub fn stream(&self, name: &str) -> Option<&StreamDef> {
+        match self.object(name)? {
+            Object::Stream(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The stream with id `id`.
+    pub fn stream_by_id(&self, id: u32) -> Option<&StreamDef> {
+        match self.objects.get(&id)? {
+            Object::Stream(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The feature view named `name`.
+    pub fn view(&self, name: &str) -> Option<&ViewDef> {
+        match self.object(name)? {
+            Object::View(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The feature view with id `id`.
+    pub fn view_by_id(&self, id: u32) -> Option<&ViewDef> {
+        match self.objects.get(&id)? {
+            Object::View(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The stream column a view groups by (its routing key).
+    pub fn view_key_column(&self, id: u32) -> Option<usize> {
+        self.view_by_id(id).map(|v| v.key_column)
+    }
+
+    /// The feature views over stream `stream_id`, in id order.
+    pub fn views_on(&self, stream_id: u32) -> Vec<&ViewDef> {
+        // `objects` is keyed by id: already in id order.
+        self.objects
+            .values()
+            .filter_map(|o| match o {
+                Object::View(v) if v.stream_id == stream_id => Some(v),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Number of objects of `kind`.
+    fn count(&self, kind: ObjectKind) -> usize {
+        self.objects.values().filter(|o| o.kind() == kind).count()
+    }
+
+    /// The one collision check, for creating an object of kind `creating` named `name`:
+    /// `Ok(None)` if the name is free; `Ok(Some(message))` if an object of the same kind has it
+    /// and `IF NOT EXISTS` was given (the statement is skipped); otherwise the error naming the
+    /// existing object's kind ([`CoreError::exists`]), whatever `IF NOT EXISTS` says.
+    pub fn check_name_free(
+        &self,
+        name: &str,
+        creating: ObjectKind,
+        if_not_exists: bool,
+    ) -> Result<Option<String>, CoreError> {
+        match self.object(name).map(Object::kind) {
+            None => Ok(None),
+            Some(k) if k == creating && if_not_exists => Ok(Some(format!(
+                "{} {name} already exists, skipped",
+                k.ddl_word()
+            ))),
+            Some(k) => Err(CoreError::exists(k, name)),
+        }
+    }
+
+    /// Adds `object` under its name and id. Panics if either is taken or the id was never
+    /// handed out: callers check names first and take ids from [`Catalog::take_id`].
+    fn insert(&mut self, object: Object) {
+        let (id, name) = (object.id(), object.name().to_string());
+        assert!(
+            id != 0 && id < self.next_table_id,
+            "object id {id} was never handed out"
+        );
+        assert!(
+            self.names.insert(name.clone(), id).is_none(),
+            "name {name} taken twice"
+        );
+        assert!(
+            self.objects.insert(id, object).is_none(),
+            "object id {id} reused"
+        );
+        debug_assert_eq!(self.names.len(), self.objects.len());
+    }
+
+    /// Removes the object named `name`, of kind `kind`; returns it.
+    fn remove(&mut self, name: &str, kind: ObjectKind) -> Object {
+        let id = self.names.remove(name).expect("the object exists");
+        let object = self.objects.remove(&id).expect("names and ids agree");
+        assert_eq!(object.kind(), kind, "removed {name} of the wrong kind");
+        assert_eq!(object.name(), name, "names and ids agree");
+        object
+    }
+
+    /// The next catalog id, and a copy of the catalog with it consumed and the version bumped.
+    fn take_id(&self) -> Result<(Catalog, u32), CoreError> {
+        let Some(next) = self.next_table_id.checked_add(1) else {
+            return Err(CoreError::LimitExceeded("catalog ids exhausted".into()));
+        };
+        let id = self.next_table_id;
+        assert!(
+            self.objects.range(id..).next().is_none(),
+            "id {id} handed out twice"
+        );
+        let mut new = self.clone();
+        new.next_table_id = next;
+        new.version += 1;
+        Ok((new, id))
+    }
+
+    /// A copy without the object `name` of kind `kind`, the version bumped.
+    fn without(&self, name: &str, kind: ObjectKind) -> Catalog {
+        let mut new = self.clone();
+        new.remove(name, kind);
+        new.version += 1;
+        new
+    }
+
+    /// Applies a DDL statement, returning the new catalog and a human message
+    /// (`CREATE TABLE cards`, `DROP TABLE cards`, `table cards already exists, skipped`,
+    /// `table cards does not exist, skipped`). `self` is unchanged.
+    ///
+    /// Postconditions: a change bumps `version` by exactly 1 and a skipped statement returns
+    /// an equal catalog; ids only grow; every object of `self` keeps its id in the result.
+    ///
+    /// Errors: `TableExists` / `StreamExists` / `ObjectExists` (the name is taken, the error
+    /// names the existing object's kind), `UnknownTable` / `UnknownStream` / `UnknownView`,
+    /// `UnknownColumn` and the other resolution errors of a view, `LimitExceeded` (too many
+    /// tables, streams or views per stream; ids exhausted), `Unsupported` for non-DDL
+    /// statements (SHOW/DESCRIBE/SELECT are read-only) and for dropping a stream that views
+    /// read.
+    pub fn apply_ddl(&self, stmt: &Statement) -> Result<(Catalog, String), CoreError> {
+        let (new, msg) = self.apply_ddl_inner(stmt)?;
+        assert!(
+            new.version == self.version || new.version == self.version + 1,
+            "DDL moves the catalog version by at most one"
+        );
+        assert!(
+            (new.version == self.version) == (new == *self),
+            "the version changes exactly when the catalog does"
+        );
+        assert!(new.next_table_id >= self.next_table_id, "ids only grow");
+        Ok((new, msg))
+    }
+
+    fn apply_ddl_inner(&self, stmt: &Statement) -> Result<(Catalog, String), CoreError> {
+        match stmt {
+            Statement::CreateTable { def, if_not_exists } => self.create_table(def, *if_not_exists),
+            Statement::CreateStream { def, if_not_exists } => {
+                self.create_stream(def, *if_not_exists)
+            }
+            Statement::CreateView {
+                spec,
+                if_not_exists,
+            } => self.create_view(spec, *if_not_exists),
+            Statement::DropTable { name, if_exists } => {
+                self.drop(name, ObjectKind::Table, *if_exists)
+            }
+            Statement::DropStream { name, if_exists } => self.drop_stream(name, *if_exists),
+            Statement::DropView { name, if_exists } => {
+                self.drop(name, ObjectKind::View, *if_exists)
+            }
+            Statement::ShowTables
+            | Statement::ShowStreams
+            | Statement::ShowViews
+            | Statement::Describe { .. }
+            | Statement::SelectFeatures { .. } => Err(CoreError::Unsupported(
+                "SHOW / DESCRIBE / SELECT do not change the catalog; answer them from it".into(),
+            )),
+        }
+    }
+
+    fn create_table(
+        &self,
+        def: &TableDef,
+        if_not_exists: bool,
+    ) -> Result<(Catalog, String), CoreError> {
+        if let Some(skipped) = self.check_name_free(&def.name, ObjectKind::Table, if_not_exists)? {
+            return Ok((self.clone(), skipped));
+        }
+        if self.count(ObjectKind::Table) >= MAX_TABLES {
+            return Err(CoreError::LimitExceeded(format!(
+                "the catalog already has {MAX_TABLES} tables"
+            )));
+        }
+        let (mut new, id) = self.take_id()?;
+        let mut def = def.clone();
+        def.id = id;
+        let msg = format!("CREATE TABLE {}", def.name);
+        new.insert(Object::Table(def));
+        Ok((new, msg))
+    }
+
+    fn create_stream(
+        &self,
+        def: &StreamDef,
+        if_not_exists: bool,
+    ) -> Result<(Catalog, String), CoreError> {
+        if let Some(skipped) = self.check_name_free(&def.name, ObjectKind::Stream, if_not_exists)? {
+            return Ok((self.clone(), skipped));
+        }
+        if self.count(ObjectKind::Stream) >= MAX_STREAMS {
+            return Err(CoreError::LimitExceeded(format!(
+                "the catalog already has {MAX_STREAMS} streams"
+            )));
+        }
+        let (mut new, id) = self.take_id()?;
+        let mut def = def.clone();
+        def.id = id;
+        let msg = format!("CREATE STREAM {}", def.name);
+        new.insert(Object::Stream(def));
+        Ok((new, msg))
+    }
+
+    fn create_view(
+        &self,
+        spec: &crate::view::ViewSpec,
+        if_not_exists: bool,
+    ) -> Result<(Catalog, String), CoreError> {
+        if let Some(skipped) = self.check_name_free(&spec.name, ObjectKind::View, if_not_exists)? {
+            return Ok((self.clone(), skipped));
+        }
+        let stream = self
+            .stream(&spec.stream)
+            .ok_or_else(|| CoreError::UnknownStream(spec.stream.clone()))?;
+        if self.views_on(stream.id).len() >= MAX_VIEWS_PER_STREAM {
+            return Err(CoreError::LimitExceeded(format!(
+                "stream {} already has {MAX_VIEWS_PER_STREAM} feature views",
+                stream.name
+            )));
+        }
+        let mut def = spec.resolve(stream)?;
+        let (mut new, id) = self.take_id()?;
+        def.id = id;
+        def.stream_id = stream.id;
+        def.created_version = new.version;
+        let msg = format!("CREATE MATERIALIZED VIEW {}", def.name);
+        new.insert(Object::View(def));
+        Ok((new, msg))
+    }
+
+    /// `DROP TABLE` / `DROP MATERIALIZED VIEW`: an object of another kind with that name
+    /// counts as absent.
+    fn drop(
+        &self,
+        name: &str,
+        kind: ObjectKind,
+        if_exists: bool,
+    ) -> Result<(Catalog, String), CoreError> {
+        if self.object(name).map(Object::kind) != Some(kind) {
+            if if_exists {
+                return Ok((
+                    self.clone(),
+                    format!("{} {name} does not exist, skipped", kind.ddl_word()),
+                ));
+            }
+            return Err(match kind {
+                ObjectKind::Table => CoreError::UnknownTable(name.to_string()),
+                ObjectKind::Stream => CoreError::UnknownStream(name.to_string()),
+                ObjectKind::View => CoreError::UnknownView(name.to_string()),
+            });
+        }
+        let msg = match kind {
+            ObjectKind::Table => format!("DROP TABLE {name}"),
+            ObjectKind::Stream => format!("DROP STREAM {name}"),
+            ObjectKind::View => format!("DROP MATERIALIZED VIEW {name}"),
+        };
+        Ok((self.without(name, kind), msg))
+    }
+
+    /// `DROP STREAM`: refused while feature views read the stream.
+    fn drop_stream(&self, name: &str, if_exists: bool) -> Result<(Catalog, String), CoreError> {
+        if let Some(stream) = self.stream(name) {
+            let views: Vec<&str> = self
+                .views_on(stream.id)
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect();
+            if !views.is_empty() {
+                return Err(CoreError::Unsupported(format!(
+                    "dropping stream {name} while feature views read it ({}); drop them first",
+                    views.join(", ")
+                )));
+            }
+        }
+        self.drop(name, ObjectKind::Stream, if_exists)
+    }
+}

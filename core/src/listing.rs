@@ -1,0 +1,264 @@
+//! Catalog introspection result sets: `SHOW TABLES`, `SHOW STREAMS`, `SHOW VIEWS` and
+//! `DESCRIBE` (a table, a stream or a feature view), as pure functions of the catalog and, for
+//! the counters, of totals the caller already gathered (the server sums them over shards).
+//!
+//! Every function returns a [`Listing`]: the result set's columns, its rows (one value per
+//! column, rows in name order) and the statement's message. The schemas are part of the
+//! protocol's observable behaviour and pinned by unit tests.
+
+use std::collections::BTreeMap;
+
+use tarn_types::{ColumnType, Value};
+
+use crate::catalog::Catalog;
+use crate::duration::format_duration_us;
+use crate::schema::{ColumnDef, StreamDef, TableDef};
+use crate::view::{ViewDef, WindowSpec};
+
+/// A result set and the statement's message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listing {
+    /// Names and types of the result columns.
+    pub columns: Vec<ColumnDef>,
+    /// Rows, each with one value per column.
+    pub rows: Vec<Vec<Value>>,
+    /// The statement's message (`3 table(s)`, `table cards`, …).
+    pub message: String,
+}
+
+/// What the shards hold of one stream, summed over the shards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamTotals {
+    /// Events appended (on their home shards).
+    pub events: u64,
+    /// The newest event time appended (µs since the epoch), if any event was.
+    pub newest_event_time_us: Option<i64>,
+}
+
+/// What the shards hold of one feature view, summed over the shards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ViewTotals {
+    /// Keys with a window.
+    pub keys: u64,
+    /// Heap bytes of those windows.
+    pub window_bytes: u64,
+    /// Events applied to a window.
+    pub events: u64,
+    /// Events dropped as late.
+    pub late_events: u64,
+}
+
+fn col(name: &str, ty: ColumnType) -> ColumnDef {
+    ColumnDef {
+        name: name.into(),
+        ty,
+    }
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
+/// `SHOW TABLES`: `table`, `key` (TEXT), `columns` (BIGINT) per table.
+pub fn show_tables(catalog: &Catalog) -> Listing {
+    let rows: Vec<Vec<Value>> = catalog
+        .tables()
+        .map(|t| {
+            vec![
+                text(&t.name),
+                text(t.key_name()),
+                Value::Int(t.columns.len() as i64),
+            ]
+        })
+        .collect();
+    Listing {
+        columns: vec![
+            col("table", ColumnType::Text),
+            col("key", ColumnType::Text),
+            col("columns", ColumnType::BigInt),
+        ],
+        message: format!("{} table(s)", rows.len()),
+        rows,
+    }
+}
+
+/// `SHOW STREAMS`: `stream`, `event_time`, `partition`, `retention`, `max_future` (TEXT),
+/// `events` (BIGINT), `newest_event_time` (TIMESTAMP, NULL when none) per stream. `totals`
+/// by stream id; a stream missing from it has no events.
+pub fn show_streams(catalog: &Catalog, totals: &BTreeMap<u32, StreamTotals>) -> Listing {
+    let rows: Vec<Vec<Value>> = catalog
+        .streams()
+        .map(|s| {
+            let t = totals.get(&s.id).copied().unwrap_or_default();
+            vec![
+                text(&s.name),
+                text(&s.columns[s.event_time].name),
+                text(&s.columns[s.partition].name),
+                Value::Text(format_duration_us(s.retention_us)),
+                Value::Text(format_duration_us(s.max_future_us)),
+                Value::Int(t.events as i64),
+                t.newest_event_time_us.map_or(Value::Null, Value::Timestamp),
+            ]
+        })
+        .collect();
+    let t = |n: &str| col(n, ColumnType::Text);
+    Listing {
+        columns: vec![
+            t("stream"),
+            t("event_time"),
+            t("partition"),
+            t("retention"),
+            t("max_future"),
+            col("events", ColumnType::BigInt),
+            col("newest_event_time", ColumnType::Timestamp),
+        ],
+        message: format!("{} stream(s)", rows.len()),
+        rows,
+    }
+}
+
+/// How `SHOW VIEWS` writes a window: `lifetime`, or `<window> / <bucket>`.
+fn window_text(w: WindowSpec) -> String {
+    match w {
+        WindowSpec::Lifetime => "lifetime".to_string(),
+        WindowSpec::Sliding {
+            window_us,
+            bucket_us,
+        } => format!(
+            "{} / {}",
+            format_duration_us(window_us),
+            format_duration_us(bucket_us)
+        ),
+    }
+}
+
+/// `SHOW VIEWS`: `view`, `stream`, `key`, `window` (TEXT), `keys`, `window_bytes`, `events`,
+/// `late_events` (BIGINT) per feature view. `totals` by view id; a view missing from it holds
+/// nothing.
+pub fn show_views(catalog: &Catalog, totals: &BTreeMap<u32, ViewTotals>) -> Listing {
+    let rows: Vec<Vec<Value>> = catalog
+        .views()
+        .map(|v| {
+            let t = totals.get(&v.id).copied().unwrap_or_default();
+            vec![
+                text(&v.name),
+                text(&v.stream),
+                text(&v.key_name),
+                Value::Text(window_text(v.window)),
+                Value::Int(t.keys as i64),
+                Value::Int(t.window_bytes as i64),
+                Value::Int(t.events as i64),
+                Value::Int(t.late_events as i64),
+            ]
+        })
+        .collect();
+    let t = |n: &str| col(n, ColumnType::Text);
+    let i = |n: &str| col(n, ColumnType::BigInt);
+    Listing {
+        columns: vec![
+            t("view"),
+            t("stream"),
+            t("key"),
+            t("window"),
+            i("keys"),
+            i("window_bytes"),
+            i("events"),
+            i("late_events"),
+        ],
+        message: format!("{} view(s)", rows.len()),
+        rows,
+    }
+}
+
+/// `DESCRIBE name`: the columns of the table, stream or feature view called `name`; `None` if
+/// there is none (the server answers `UNKNOWN_TABLE`).
+pub fn describe(catalog: &Catalog, name: &str) -> Option<Listing> {
+    if let Some(v) = catalog.view(name) {
+        let stream = catalog
+            .stream_by_id(v.stream_id)
+            .expect("a view's stream exists");
+        return Some(describe_view(v, stream));
+    }
+    if let Some(s) = catalog.stream(name) {
+        return Some(describe_stream(s));
+    }
+    catalog.table(name).map(describe_table)
+}
+
+/// The columns of a DESCRIBE of a table or a view: `column`, `type` (TEXT), `key` (BOOLEAN).
+fn keyed_columns() -> Vec<ColumnDef> {
+    vec![
+        col("column", ColumnType::Text),
+        col("type", ColumnType::Text),
+        col("key", ColumnType::Boolean),
+    ]
+}
+
+/// `DESCRIBE table`: one row per column, the key marked; message `table <name>`.
+pub fn describe_table(t: &TableDef) -> Listing {
+    Listing {
+        columns: keyed_columns(),
+        rows: t
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                vec![
+                    text(&c.name),
+                    text(c.ty.sql_name()),
+                    Value::Bool(i == t.key_column),
+                ]
+            })
+            .collect(),
+        message: format!("table {}", t.name),
+    }
+}
+
+/// `DESCRIBE view`: its output columns (the key first, marked); the message is the `CREATE
+/// MATERIALIZED VIEW` statement that re-creates it.
+pub fn describe_view(v: &ViewDef, stream: &StreamDef) -> Listing {
+    Listing {
+        columns: keyed_columns(),
+        rows: v
+            .result_columns(stream)
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                vec![
+                    Value::Text(c.name),
+                    text(c.ty.sql_name()),
+                    Value::Bool(i == 0),
+                ]
+            })
+            .collect(),
+        message: v.create_sql(stream),
+    }
+}
+
+/// `DESCRIBE stream`: `column`, `type`, `role` (TEXT: `event time`, `partition` or empty);
+/// message `stream <name>`.
+pub fn describe_stream(s: &StreamDef) -> Listing {
+    let role = |i: usize| {
+        if i == s.event_time {
+            "event time"
+        } else if i == s.partition {
+            "partition"
+        } else {
+            ""
+        }
+    };
+    Listing {
+        columns: vec![
+            col("column", ColumnType::Text),
+            col("type", ColumnType::Text),
+            col("role", ColumnType::Text),
+        ],
+        rows: s
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| vec![text(&c.name), text(c.ty.sql_name()), text(role(i))])
+            .collect(),
+        message: format!("stream {}", s.name),
+    }
+}

@@ -1,0 +1,700 @@
+//! The checkpoint payload of a shard's state (format in [`CHECKPOINT_FORMAT_VERSION`] and
+//! `storage/FORMAT.md` §4): writing it incrementally ([`CheckpointBuilder`]) and loading it
+//! ([`ShardState::from_checkpoint`]).
+
+use std::rc::Rc;
+
+use rkyv::rancor;
+use rkyv::with::InlineAsBox;
+use tarn_features::WindowState;
+use tarn_types::Value;
+
+use super::views::{KeyWindow, ViewCounters, ViewState};
+use super::{ShardState, StreamCounters};
+use crate::catalog::Catalog;
+use crate::producer::{ProducerTable, Window};
+use crate::record::{self, TxnId, TxnPart};
+use crate::txn::{Prepared, TxnState};
+use crate::CoreError;
+
+/// Magic at the start of a checkpoint payload.
+pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TARNCKPT";
+
+/// Checkpoint payload format. Layout: 8-byte [`CHECKPOINT_MAGIC`], u32 LE format version,
+/// 4 reserved zero bytes, then a sequence of chunks, each
+///
+/// ```text
+/// +----------------+---------+-----------------+------------------------------+-------------+
+/// | len: u64 LE    | kind: u8| reserved: 7 × 0 | rkyv archive                 | zero pad to |
+/// | (archive bytes)|         |                 | (CkMeta, CkTable or CkView)  | 16 bytes    |
+/// +----------------+---------+-----------------+------------------------------+-------------+
+/// ```
+///
+/// so every archive starts 16-byte aligned when the payload does. Chunk kinds:
+/// - kind 1 (`CHUNK_META`): a `CkMeta`, always the first chunk and the only one of its kind:
+///   feature-view counters, multi-shard batch bookkeeping (link high-water marks and parts set
+///   aside, see [`crate::txn`]), producer windows (see [`crate::producer`]) and per-stream
+///   counters, exact as of the checkpoint's LSN;
+/// - kind 0 (`CHUNK_TABLE`): a `CkTable` with some of one table's rows;
+/// - kind 2 (`CHUNK_VIEW`): a `CkView` with some keys of one feature view, each with its
+///   window encoding and the LSN of the last record applied to it.
+///
+/// A table's rows (a view's keys) may span several chunks; a key appears at most once. Any
+/// other kind, a second meta chunk or a first chunk that is not the meta chunk is corrupt.
+/// Bumped on any change of the layout or the archived types; the version is read before
+/// anything else, so an old reader rejects a new checkpoint cleanly. (Version 1 was a single
+/// archive of all tables; version 2 had no meta chunk; version 3's meta chunk had no
+/// producers, streams or views, and there were no view chunks.)
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 4;
+
+/// Chunk kind of a `CkTable`.
+const CHUNK_TABLE: u8 = 0;
+/// Chunk kind of the `CkMeta` chunk.
+const CHUNK_META: u8 = 1;
+/// Chunk kind of a `CkView` (some keys of one feature view).
+const CHUNK_VIEW: u8 = 2;
+
+/// Rows per checkpoint chunk in [`ShardState::to_checkpoint`] (the incremental
+/// [`CheckpointBuilder`] takes its own step size). Bounds the size of one rkyv archive.
+pub const CHECKPOINT_CHUNK_ROWS: usize = 16_384;
+
+const CHUNK_HEADER_LEN: usize = 16;
+
+const HEADER_LEN: usize = 16;
+
+// ---- checkpoint archive types (private mirror of the state; borrowed on write) ----
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+enum CkValue<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Text(#[rkyv(with = InlineAsBox)] &'a str),
+    Bytes(#[rkyv(with = InlineAsBox)] &'a [u8]),
+    Timestamp(i64),
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkRow<'a> {
+    #[rkyv(with = InlineAsBox)]
+    key: &'a [u8],
+    values: Vec<CkValue<'a>>,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkTable<'a> {
+    table_id: u32,
+    rows: Vec<CkRow<'a>>,
+}
+
+/// One prepared part: its id, participants, and its mutation as a log-record payload.
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkPrepared {
+    coordinator: u32,
+    seq: u64,
+    part_shards: Vec<u32>,
+    part_seqs: Vec<u64>,
+    record: Vec<u8>,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkProducer {
+    id: u64,
+    high: u64,
+    seen_lo: u64,
+    seen_hi: u64,
+    tick: u64,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkStream {
+    id: u32,
+    events: u64,
+    newest_event_time_us: i64,
+    last_append_us: i64,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkViewCounters {
+    id: u32,
+    events: u64,
+    late: u64,
+}
+
+/// One (view, key) window: the key, the LSN that last changed it, the window's encoding.
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkViewKey<'a> {
+    #[rkyv(with = InlineAsBox)]
+    key: &'a [u8],
+    last_lsn: u64,
+    window: Vec<u8>,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkView<'a> {
+    view_id: u32,
+    keys: Vec<CkViewKey<'a>>,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkMeta {
+    views: Vec<CkViewCounters>,
+    hwm: Vec<u64>,
+    stash: Vec<CkPrepared>,
+    producers: Vec<CkProducer>,
+    producer_tick: u64,
+    streams: Vec<CkStream>,
+}
+
+fn corrupt(what: impl std::fmt::Display) -> CoreError {
+    CoreError::Corrupt(format!("checkpoint: {what}"))
+}
+
+impl ShardState {
+    /// The whole checkpoint payload in one step (tests, small states). The server uses
+    /// [`ShardState::checkpoint_builder`] to spread the work over many short steps.
+    pub fn to_checkpoint(&self) -> rkyv::util::AlignedVec<16> {
+        let mut b = self.checkpoint_builder();
+        while !b.step(self, CHECKPOINT_CHUNK_ROWS) {}
+        let mut out = rkyv::util::AlignedVec::<16>::new();
+        for part in b.finish() {
+            out.extend_from_slice(&part);
+        }
+        out
+    }
+
+    /// Starts an incremental checkpoint: snapshots the list of (table, key) pairs now; each
+    /// [`CheckpointBuilder::step`] then archives the *current* row of the next keys.
+    ///
+    /// The result is a *fuzzy* checkpoint: a row may include mutations applied after the
+    /// builder was created. It is exact to restore it and replay the log from the LSN that was
+    /// applied when the builder was created, because every table mutation is an idempotent
+    /// overwrite (replace a row, set listed columns, delete a key): replaying a suffix of the
+    /// mutation sequence over rows that already reflect part of that suffix gives the same
+    /// rows. Keys inserted after the snapshot come back from that replay; keys deleted after it
+    /// are skipped by `step` and deleted again by the replay.
+    ///
+    /// Feature-view windows are not idempotent (an aggregate counts an event once); each key's
+    /// window is archived with the LSN of the last record applied to it, and replay skips,
+    /// for that key, the records up to that LSN. Counters (per stream, per view) are archived
+    /// exactly as of the builder's creation, in the meta chunk, and replay brings them
+    /// forward.
+    ///
+    /// The multi-shard bookkeeping (high-water marks, parts set aside) is captured exactly,
+    /// as of the builder's creation.
+    pub fn checkpoint_builder(&self) -> CheckpointBuilder {
+        let view_keys: usize = self.views.values().map(|v| v.keys.len()).sum();
+        let mut keys = Vec::with_capacity(self.total_rows() as usize + view_keys);
+        for (&id, table) in &self.tables {
+            keys.extend(table.rows.keys().map(|k| (id, k.clone())));
+        }
+        // Table and view ids come from one catalog id space, so an id names one or the other
+        // (`CheckpointBuilder::step` looks an id up as a table first).
+        assert!(
+            self.views.keys().all(|id| !self.tables.contains_key(id)),
+            "a catalog id names one object"
+        );
+        for (&id, view) in &self.views {
+            keys.extend(view.keys.keys().map(|k| (id, k.clone())));
+        }
+        let mut header = rkyv::util::AlignedVec::<16>::new();
+        header.extend_from_slice(&CHECKPOINT_MAGIC);
+        header.extend_from_slice(&CHECKPOINT_FORMAT_VERSION.to_le_bytes());
+        header.extend_from_slice(&[0u8; 4]);
+        let meta = self.meta();
+        CheckpointBuilder {
+            keys,
+            pos: 0,
+            parts: vec![header, chunk(CHUNK_META, &meta)],
+        }
+    }
+
+    /// The meta chunk's content: counters, producer windows and multi-shard bookkeeping,
+    /// exactly as they are now.
+    fn meta(&self) -> CkMeta {
+        let (producers, producer_tick) = self.producers.export();
+        let mut streams: Vec<CkStream> = self
+            .streams
+            .iter()
+            .map(|(id, c)| CkStream {
+                id: *id,
+                events: c.events,
+                newest_event_time_us: c.newest_event_time_us,
+                last_append_us: c.last_append_us,
+            })
+            .collect();
+        streams.sort_unstable_by_key(|s| s.id);
+        let mut views: Vec<CkViewCounters> = self
+            .views
+            .iter()
+            .map(|(id, v)| CkViewCounters {
+                id: *id,
+                events: v.counters.events,
+                late: v.counters.late,
+            })
+            .collect();
+        views.sort_unstable_by_key(|v| v.id);
+        CkMeta {
+            views,
+            producers: producers
+                .into_iter()
+                .map(|(id, w)| CkProducer {
+                    id,
+                    high: w.high,
+                    seen_lo: w.seen as u64,
+                    seen_hi: (w.seen >> 64) as u64,
+                    tick: w.tick,
+                })
+                .collect(),
+            producer_tick,
+            streams,
+            hwm: self.txns.hwm.clone(),
+            stash: self
+                .txns
+                .stash
+                .iter()
+                .map(|(id, p)| CkPrepared {
+                    coordinator: id.coordinator,
+                    seq: id.seq,
+                    part_shards: p.txn.parts.iter().map(|&(s, _)| s).collect(),
+                    part_seqs: p.txn.parts.iter().map(|&(_, q)| q).collect(),
+                    record: record::encode_to_vec(&p.mutation),
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuilds a state from a checkpoint payload (16-byte aligned, as storage maps it).
+    /// The archive is validated with bytecheck; a bad header, a failed validation, duplicate
+    /// tables or keys, or rows whose width or value types disagree with the table's definition
+    /// are [`CoreError::Corrupt`]. Rows of tables missing from `catalog` (dropped) are skipped.
+    pub fn from_checkpoint(bytes: &[u8], catalog: &Catalog) -> Result<ShardState, CoreError> {
+        check_header(bytes)?;
+        let mut pos = HEADER_LEN;
+        let mut state = ShardState::new();
+        if bytes.len() == HEADER_LEN {
+            return Err(corrupt("the meta chunk is missing"));
+        }
+        while pos < bytes.len() {
+            let (kind, body, next) = next_chunk(bytes, pos)?;
+            let first = pos == HEADER_LEN;
+            match (kind, first) {
+                (CHUNK_META, true) => meta_into(&mut state, catalog, body, pos)?,
+                (CHUNK_TABLE, false) => table_chunk_into(&mut state, catalog, body, pos)?,
+                (CHUNK_VIEW, false) => view_chunk_into(&mut state, catalog, body, pos)?,
+                (CHUNK_META, false) => {
+                    return Err(corrupt(format_args!(
+                        "chunk at offset {pos}: a second meta chunk"
+                    )))
+                }
+                (CHUNK_TABLE, true) => {
+                    return Err(corrupt("the first chunk is not the meta chunk"));
+                }
+                (k, _) => {
+                    return Err(corrupt(format_args!(
+                        "chunk at offset {pos}: unknown chunk kind {k}"
+                    )))
+                }
+            }
+            assert!(next > pos, "every chunk advances the position");
+            pos = next;
+        }
+        Ok(state)
+    }
+}
+
+/// The payload header: length, magic, version.
+fn check_header(bytes: &[u8]) -> Result<(), CoreError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(corrupt(format_args!(
+            "{} bytes is shorter than the header",
+            bytes.len()
+        )));
+    }
+    if bytes[..8] != CHECKPOINT_MAGIC {
+        return Err(corrupt("bad magic"));
+    }
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if version != CHECKPOINT_FORMAT_VERSION {
+        return Err(corrupt(format_args!(
+            "unsupported format version {version} (this build reads {CHECKPOINT_FORMAT_VERSION})"
+        )));
+    }
+    Ok(())
+}
+
+/// The chunk at `pos`: its kind, its archive bytes (16-byte aligned) and the position of the
+/// next chunk. Header, length, padding and alignment are checked.
+fn next_chunk(bytes: &[u8], pos: usize) -> Result<(u8, &[u8], usize), CoreError> {
+    let header = bytes
+        .get(pos..pos + CHUNK_HEADER_LEN)
+        .ok_or_else(|| corrupt(format_args!("truncated chunk header at offset {pos}")))?;
+    let len = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
+    let kind = header[8];
+    if header[9..].iter().any(|&b| b != 0) {
+        return Err(corrupt(format_args!(
+            "chunk at offset {pos}: reserved bytes are not zero"
+        )));
+    }
+    let start = pos + CHUNK_HEADER_LEN;
+    let end = usize::try_from(len)
+        .ok()
+        .and_then(|l| start.checked_add(l))
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| {
+            corrupt(format_args!(
+                "chunk at offset {pos}: length {len} runs past the end"
+            ))
+        })?;
+    let padded = start + (end - start).next_multiple_of(16);
+    if padded > bytes.len() || bytes[end..padded].iter().any(|&b| b != 0) {
+        return Err(corrupt(format_args!("chunk at offset {pos}: bad padding")));
+    }
+    let body = &bytes[start..end];
+    if !(body.as_ptr() as usize).is_multiple_of(16) {
+        return Err(corrupt("payload is not 16-byte aligned"));
+    }
+    Ok((kind, body, padded))
+}
+
+/// Validates one table chunk and installs its rows (skipped if the table was dropped): every
+/// row as wide as the table, every value of its column's type, no key twice.
+fn table_chunk_into(
+    state: &mut ShardState,
+    catalog: &Catalog,
+    body: &[u8],
+    pos: usize,
+) -> Result<(), CoreError> {
+    let t = rkyv::access::<ArchivedCkTable<'static>, rancor::Error>(body)
+        .map_err(|e| corrupt(format_args!("chunk at offset {pos}: invalid archive: {e}")))?;
+    let id = t.table_id.to_native();
+    let Some(def) = catalog.table_by_id(id) else {
+        return Ok(()); // dropped since the checkpoint
+    };
+    let table = state.tables.entry(id).or_default();
+    table.rows.reserve(t.rows.len());
+    for row in t.rows.iter() {
+        if row.values.len() != def.columns.len() {
+            return Err(corrupt(format_args!(
+                "table {id}: row has {} values, the table has {} columns",
+                row.values.len(),
+                def.columns.len()
+            )));
+        }
+        let mut vals = Vec::with_capacity(row.values.len());
+        for (v, col) in row.values.iter().zip(&def.columns) {
+            let v = value_from(v);
+            if let Some(t) = v.column_type() {
+                if t != col.ty {
+                    return Err(corrupt(format_args!(
+                        "table {id}, column \"{}\": {t} value in a {} column",
+                        col.name, col.ty
+                    )));
+                }
+            }
+            vals.push(v);
+        }
+        let key: &[u8] = &row.key;
+        if table
+            .rows
+            .insert(Rc::from(key), vals.into_boxed_slice())
+            .is_some()
+        {
+            return Err(corrupt(format_args!("table {id}: duplicate key")));
+        }
+    }
+    Ok(())
+}
+
+/// One chunk: 16-byte header (length, kind) + rkyv archive + zero padding to 16 bytes.
+fn chunk<T>(kind: u8, value: &T) -> rkyv::util::AlignedVec<16>
+where
+    T: for<'a> rkyv::Serialize<
+        rkyv::api::high::HighSerializer<
+            rkyv::util::AlignedVec<16>,
+            rkyv::ser::allocator::ArenaHandle<'a>,
+            rancor::Error,
+        >,
+    >,
+{
+    let mut part = rkyv::util::AlignedVec::<16>::new();
+    part.extend_from_slice(&[0u8; CHUNK_HEADER_LEN]);
+    let mut part = rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, part)
+        .expect("checkpoint serialization cannot fail in memory");
+    let len = (part.len() - CHUNK_HEADER_LEN) as u64;
+    part[..8].copy_from_slice(&len.to_le_bytes());
+    part[8] = kind;
+    let pad = part.len().next_multiple_of(16) - part.len();
+    part.extend_from_slice(&[0u8; 16][..pad]);
+    debug_assert_eq!(part.len() % 16, 0);
+    part
+}
+
+/// Validates the meta chunk at `pos` and installs it in `state`.
+fn meta_into(
+    state: &mut ShardState,
+    catalog: &Catalog,
+    body: &[u8],
+    pos: usize,
+) -> Result<(), CoreError> {
+    let t = rkyv::access::<ArchivedCkMeta, rancor::Error>(body).map_err(|e| {
+        corrupt(format_args!(
+            "meta chunk at offset {pos}: invalid archive: {e}"
+        ))
+    })?;
+    let producers = t
+        .producers
+        .iter()
+        .map(|p| {
+            (
+                p.id.to_native(),
+                Window {
+                    high: p.high.to_native(),
+                    seen: u128::from(p.seen_lo.to_native())
+                        | (u128::from(p.seen_hi.to_native()) << 64),
+                    tick: p.tick.to_native(),
+                },
+            )
+        })
+        .collect();
+    state.producers = ProducerTable::import(producers, t.producer_tick.to_native())
+        .map_err(|e| corrupt(format_args!("meta chunk: {e}")))?;
+    for s in t.streams.iter() {
+        let c = StreamCounters {
+            events: s.events.to_native(),
+            newest_event_time_us: s.newest_event_time_us.to_native(),
+            last_append_us: s.last_append_us.to_native(),
+        };
+        if state.streams.insert(s.id.to_native(), c).is_some() {
+            return Err(corrupt("meta chunk: a stream appears twice"));
+        }
+    }
+    for v in t.views.iter() {
+        // Counters only; windows come in view chunks. A dropped view's counters are dropped.
+        let id = v.id.to_native();
+        let counters = ViewCounters {
+            events: v.events.to_native(),
+            late: v.late.to_native(),
+        };
+        let Some(view) = catalog.view_by_id(id) else {
+            continue;
+        };
+        let Some(stream) = catalog.stream_by_id(view.stream_id) else {
+            return Err(corrupt(format_args!("view {id}: its stream is missing")));
+        };
+        let mut vs = ViewState::new(view, stream);
+        vs.counters = counters;
+        if state.views.insert(id, vs).is_some() {
+            return Err(corrupt("meta chunk: a view appears twice"));
+        }
+    }
+    state.txns = txns_from(t)?;
+    Ok(())
+}
+
+/// Validates one view chunk and installs its windows (skipped if the view was dropped).
+fn view_chunk_into(
+    state: &mut ShardState,
+    catalog: &Catalog,
+    body: &[u8],
+    pos: usize,
+) -> Result<(), CoreError> {
+    let t = rkyv::access::<ArchivedCkView<'static>, rancor::Error>(body).map_err(|e| {
+        corrupt(format_args!(
+            "view chunk at offset {pos}: invalid archive: {e}"
+        ))
+    })?;
+    let id = t.view_id.to_native();
+    let Some(view) = catalog.view_by_id(id) else {
+        return Ok(());
+    };
+    let Some(stream) = catalog.stream_by_id(view.stream_id) else {
+        return Err(corrupt(format_args!("view {id}: its stream is missing")));
+    };
+    let vs = state
+        .views
+        .entry(id)
+        .or_insert_with(|| ViewState::new(view, stream));
+    for k in t.keys.iter() {
+        let win = WindowState::decode(&vs.specs, &k.window)
+            .map_err(|e| corrupt(format_args!("view {id}: window: {e}")))?;
+        let last_lsn = k.last_lsn.to_native();
+        let key: &[u8] = &k.key;
+        let kw = KeyWindow {
+            last_lsn,
+            skip_until: last_lsn,
+            win,
+        };
+        if vs.keys.insert(Rc::from(key), kw).is_some() {
+            return Err(corrupt(format_args!("view {id}: duplicate key")));
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds the multi-shard bookkeeping of a meta chunk.
+fn txns_from(t: &ArchivedCkMeta) -> Result<TxnState, CoreError> {
+    let mut txns = TxnState {
+        hwm: t.hwm.iter().map(|h| h.to_native()).collect(),
+        ..TxnState::default()
+    };
+    for p in t.stash.iter() {
+        let id = TxnId {
+            coordinator: p.coordinator.to_native(),
+            seq: p.seq.to_native(),
+        };
+        if p.part_shards.len() != p.part_seqs.len() || p.part_shards.len() < 2 {
+            return Err(corrupt(format_args!(
+                "meta chunk: part {}:{} has a bad participant list",
+                id.coordinator, id.seq
+            )));
+        }
+        let parts: Vec<(u32, u64)> = p
+            .part_shards
+            .iter()
+            .zip(p.part_seqs.iter())
+            .map(|(s, q)| (s.to_native(), q.to_native()))
+            .collect();
+        let mutation = record::decode(&p.record).map_err(|e| {
+            corrupt(format_args!(
+                "meta chunk: part {}:{}: {e}",
+                id.coordinator, id.seq
+            ))
+        })?;
+        if id.seq > txns.hwm(id.coordinator) {
+            return Err(corrupt(format_args!(
+                "meta chunk: part {}:{} is above its link's high-water mark",
+                id.coordinator, id.seq
+            )));
+        }
+        let txn = TxnPart {
+            coordinator: id.coordinator,
+            parts,
+        };
+        if txns.stash.insert(id, Prepared { txn, mutation }).is_some() {
+            return Err(corrupt(format_args!(
+                "meta chunk: part {}:{} appears twice",
+                id.coordinator, id.seq
+            )));
+        }
+    }
+    Ok(txns)
+}
+
+fn ck_value(v: &Value) -> CkValue<'_> {
+    match v {
+        Value::Null => CkValue::Null,
+        Value::Bool(b) => CkValue::Bool(*b),
+        Value::Int(i) => CkValue::Int(*i),
+        Value::Double(d) => CkValue::Double(*d),
+        Value::Text(s) => CkValue::Text(s),
+        Value::Bytes(b) => CkValue::Bytes(b),
+        Value::Timestamp(t) => CkValue::Timestamp(*t),
+    }
+}
+
+fn value_from(v: &ArchivedCkValue<'_>) -> Value {
+    match v {
+        ArchivedCkValue::Null => Value::Null,
+        ArchivedCkValue::Bool(b) => Value::Bool(*b),
+        ArchivedCkValue::Int(i) => Value::Int(i.to_native()),
+        ArchivedCkValue::Double(d) => Value::Double(d.to_native()),
+        ArchivedCkValue::Text(s) => Value::Text(s.as_ref().to_owned()),
+        ArchivedCkValue::Bytes(b) => Value::Bytes(b.as_ref().to_vec()),
+        ArchivedCkValue::Timestamp(t) => Value::Timestamp(t.to_native()),
+    }
+}
+
+/// An incremental checkpoint in progress; see [`ShardState::checkpoint_builder`].
+pub struct CheckpointBuilder {
+    /// The (table id, key) pairs that existed when the checkpoint started.
+    keys: Vec<(u32, Rc<[u8]>)>,
+    /// Next index into `keys`.
+    pos: usize,
+    /// The payload so far, as parts to be written back to back: the header, then one part
+    /// per chunk. Every part's length is a multiple of 16, so archives stay aligned. Parts,
+    /// not one growing buffer: regrowing a buffer of a large state copies all of it.
+    parts: Vec<rkyv::util::AlignedVec<16>>,
+}
+
+impl CheckpointBuilder {
+    /// Archives the current rows of up to `max_rows` more snapshot keys (keys deleted since the
+    /// snapshot are skipped). Returns true when every key has been visited.
+    pub fn step(&mut self, state: &ShardState, max_rows: usize) -> bool {
+        assert!(max_rows > 0, "a step must make progress");
+        let end = self.keys.len().min(self.pos.saturating_add(max_rows));
+        let mut i = self.pos;
+        while i < end {
+            // One chunk per run of keys of the same table.
+            let id = self.keys[i].0;
+            let run_end = i + self.keys[i..end]
+                .iter()
+                .take_while(|(t, _)| *t == id)
+                .count();
+            if let Some(table) = state.tables.get(&id) {
+                let rows: Vec<CkRow<'_>> = self.keys[i..run_end]
+                    .iter()
+                    .filter_map(|(_, k)| {
+                        table.rows.get(&**k).map(|vals| CkRow {
+                            key: k,
+                            values: vals.iter().map(ck_value).collect(),
+                        })
+                    })
+                    .collect();
+                if !rows.is_empty() {
+                    self.parts
+                        .push(chunk(CHUNK_TABLE, &CkTable { table_id: id, rows }));
+                }
+            } else if let Some(view) = state.views.get(&id) {
+                let keys: Vec<CkViewKey<'_>> = self.keys[i..run_end]
+                    .iter()
+                    .filter_map(|(_, k)| {
+                        view.keys.get(&**k).map(|kw| {
+                            let mut window = Vec::new();
+                            kw.win.encode(&mut window);
+                            CkViewKey {
+                                key: k,
+                                last_lsn: kw.last_lsn,
+                                window,
+                            }
+                        })
+                    })
+                    .collect();
+                if !keys.is_empty() {
+                    self.parts
+                        .push(chunk(CHUNK_VIEW, &CkView { view_id: id, keys }));
+                }
+            }
+            i = run_end;
+        }
+        self.pos = end;
+        self.pos == self.keys.len()
+    }
+
+    /// Rows still to visit.
+    pub fn remaining(&self) -> usize {
+        self.keys.len() - self.pos
+    }
+
+    /// The finished payload, as parts to write back to back. Call after
+    /// [`CheckpointBuilder::step`] returned true.
+    pub fn finish(self) -> Vec<rkyv::util::AlignedVec<16>> {
+        assert_eq!(
+            self.pos,
+            self.keys.len(),
+            "checkpoint finished before every key was visited"
+        );
+        self.parts
+    }
+}
