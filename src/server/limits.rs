@@ -41,3 +41,18 @@ pub const MAX_HISTORY_SCANS_PER_SHARD: u64 = 2;
 /// Events per write a shard sends when back-filling a new feature view from its log. Larger
 /// batches mean fewer log records at the owners; each must fit one log record (~100 KiB here).
 pub const BACKFILL_BATCH_EVENTS: usize = 1000;
+
+/// How long start-up keeps retrying a listen port on which a socket is still in LISTEN state
+/// before it refuses to start. A tarnd that was just stopped or killed can keep its listening
+/// sockets for a few milliseconds after the process was reaped (io_uring teardown), so an
+/// immediate restart on the same port would otherwise fail. Cost: a start on a port another
+/// live process listens on fails this much later.
+pub const LISTEN_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Pause between two probes of the listen port during [`LISTEN_RETRY`] (start-up, main thread).
+pub const LISTEN_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Backlog of each shard's listening socket: connections the kernel completes before the shard
+/// accepts them (capped by `net.core.somaxconn`). Beyond it new connections wait in SYN
+/// retries. Cost: kernel memory per pending connection only.
+pub const LISTEN_BACKLOG: i32 = 1024;
