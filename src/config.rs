@@ -228,3 +228,75 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, String> {
+        let args = Args::try_parse_from(std::iter::once("tarnd").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Config::from_args(args)
+    }
+
+    #[test]
+    fn connection_timeouts_default_to_the_documented_constants() {
+        let c = config(&[]).unwrap();
+        assert_eq!(
+            c.handshake_timeout,
+            Duration::from_millis(DEFAULT_HANDSHAKE_TIMEOUT_MS)
+        );
+        assert_eq!(
+            c.frame_timeout,
+            Duration::from_millis(DEFAULT_FRAME_TIMEOUT_MS)
+        );
+        assert_eq!(
+            c.idle_timeout,
+            Some(Duration::from_secs(DEFAULT_IDLE_TIMEOUT_S))
+        );
+    }
+
+    #[test]
+    fn connection_timeouts_are_set_by_flags_and_checked() {
+        let c = config(&[
+            "--handshake-timeout-ms",
+            "250",
+            "--frame-timeout-ms",
+            "1500",
+            "--idle-timeout-s",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(c.handshake_timeout, Duration::from_millis(250));
+        assert_eq!(c.frame_timeout, Duration::from_millis(1500));
+        assert_eq!(c.idle_timeout, None, "0 turns the idle timeout off");
+        for (flag, value) in [
+            ("--handshake-timeout-ms", "0"),
+            ("--frame-timeout-ms", "0"),
+            ("--handshake-timeout-ms", "86400001"),
+            ("--idle-timeout-s", "86401"),
+        ] {
+            let err = config(&[flag, value]).unwrap_err();
+            assert!(err.contains(flag), "{flag} {value}: {err}");
+        }
+    }
+
+    #[test]
+    fn connection_timeouts_are_read_from_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tarn.toml");
+        std::fs::write(
+            &path,
+            "handshake_timeout_ms = 300\nframe_timeout_ms = 400\nidle_timeout_s = 5\n",
+        )
+        .unwrap();
+        let path = path.display().to_string();
+        let c = config(&["--config", &path]).unwrap();
+        assert_eq!(c.handshake_timeout, Duration::from_millis(300));
+        assert_eq!(c.frame_timeout, Duration::from_millis(400));
+        assert_eq!(c.idle_timeout, Some(Duration::from_secs(5)));
+        // A flag wins over the file.
+        let c = config(&["--config", &path, "--idle-timeout-s", "7"]).unwrap();
+        assert_eq!(c.idle_timeout, Some(Duration::from_secs(7)));
+    }
+}

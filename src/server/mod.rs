@@ -372,7 +372,16 @@ fn probe_listen_addr(addr: SocketAddr) -> Result<SocketAddr, String> {
     let started = Instant::now();
     loop {
         match probe_bind(addr) {
-            Ok(bound) => return Ok(bound),
+            Ok(bound) => {
+                if started.elapsed() >= LISTEN_RETRY_INTERVAL {
+                    tracing::info!(
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "port {} was still held by a listening socket (a tarnd that just exited?)",
+                        addr.port()
+                    );
+                }
+                return Ok(bound);
+            }
             Err(e) if e.kind() == io::ErrorKind::AddrInUse && started.elapsed() < LISTEN_RETRY => {
                 std::thread::sleep(LISTEN_RETRY_INTERVAL);
             }
