@@ -37,7 +37,7 @@ use tarn_types::{shard_for, Value};
 
 use super::limits::{
     MAX_PENDING_REPLY_BYTES, READ_CHUNK_BYTES, REPLY_LOW_WATER_BYTES, RETAINED_REPLY_BUFFER_BYTES,
-    SHUTDOWN_REPLY_GRACE, WRITE_REPLY_RESERVE_BYTES,
+    SHUTDOWN_POLL_MS, SHUTDOWN_REPLY_GRACE, WRITE_REPLY_RESERVE_BYTES,
 };
 use super::shard::{Failure, Shard};
 
@@ -525,21 +525,26 @@ enum Expiry {
 /// timeout, a frame begun but not complete within the frame timeout, nothing received,
 /// running or written for the idle timeout (which also catches a client that stopped reading
 /// its replies), and, once the server shuts down, replies not delivered within
-/// `SHUTDOWN_REPLY_GRACE`. It sleeps until the earliest deadline that can apply and checks
+/// `SHUTDOWN_REPLY_GRACE` of the connection's last running request finishing. It sleeps until the earliest deadline that can apply and checks
 /// again then, so requests pay for no timer; it wakes at least once per frame or idle timeout.
 async fn watchdog(conn: Rc<Conn>) {
     let shard = conn.shard.clone();
     let cfg = shard.cfg.clone();
-    let mut shutdown_at: Option<Instant> = None;
+    let mut shutting_down = false;
+    // Shutdown: when the connection had no request running any more.
+    let mut drained_at: Option<Instant> = None;
     loop {
         let now = Instant::now();
-        if shutdown_at.is_none() && shard.is_shutting_down() {
-            shutdown_at = Some(now);
-        }
+        shutting_down = shutting_down || shard.is_shutting_down();
         // (when, what expires then); `None`: only a re-check, for conditions that begin later.
-        let recheck = cfg
+        let mut recheck = cfg
             .idle_timeout
             .map_or(cfg.frame_timeout, |idle| idle.min(cfg.frame_timeout));
+        if shutting_down && conn.in_flight.get() > 0 {
+            // Requests already read still run to completion; their replies get the grace
+            // period once the last one is done.
+            recheck = recheck.min(Duration::from_millis(SHUTDOWN_POLL_MS));
+        }
         let mut next: (Instant, Option<Expiry>) = (now + recheck, None);
         let mut consider = |at: Instant, why: Expiry| {
             if at < next.0 {
@@ -561,8 +566,9 @@ async fn watchdog(conn: Rc<Conn>) {
                 }
             }
         }
-        if let Some(at) = shutdown_at {
-            consider(at + SHUTDOWN_REPLY_GRACE, Expiry::ShutdownGrace);
+        if shutting_down && conn.in_flight.get() == 0 {
+            let since = *drained_at.get_or_insert(now);
+            consider(since + SHUTDOWN_REPLY_GRACE, Expiry::ShutdownGrace);
         }
         match next {
             (at, Some(why)) if at <= now => {
@@ -571,7 +577,7 @@ async fn watchdog(conn: Rc<Conn>) {
             }
             (at, _) => {
                 let sleep = glommio::timer::sleep(at - now);
-                if shutdown_at.is_some() {
+                if shutting_down {
                     sleep.await;
                 } else {
                     futures_lite::future::or(sleep, async {

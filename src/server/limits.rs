@@ -62,8 +62,8 @@ pub const DEFAULT_IDLE_TIMEOUT_S: u64 = 300;
 /// from overflow; a longer timeout is as good as none.
 pub const MAX_CONNECTION_TIMEOUT_S: u64 = 86_400;
 
-/// On SIGTERM/SIGINT, how long a connection's replies may take to reach its client before they
-/// are dropped and the connection closed. Why: a client that does not read would otherwise keep
+/// On SIGTERM/SIGINT, how long a connection's replies may take to reach its client, once its
+/// last request already read has finished, before they are dropped and the connection closed. Why: a client that does not read would otherwise keep
 /// its writer blocked on a full socket and stop the shutdown (and its checkpoint) for ever.
 /// Cost: a client that cannot take its pending replies within this loses them.
 pub const SHUTDOWN_REPLY_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
