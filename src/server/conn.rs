@@ -525,8 +525,9 @@ enum Expiry {
 /// timeout, a frame begun but not complete within the frame timeout, nothing received,
 /// running or written for the idle timeout (which also catches a client that stopped reading
 /// its replies), and, once the server shuts down, replies not delivered within
-/// `SHUTDOWN_REPLY_GRACE` of the connection's last running request finishing. It sleeps until the earliest deadline that can apply and checks
-/// again then, so requests pay for no timer; it wakes at least once per frame or idle timeout.
+/// `SHUTDOWN_REPLY_GRACE` of the connection's last running request finishing. It sleeps until
+/// the earliest deadline that can apply and checks again then, so requests pay for no timer;
+/// it wakes at least once per frame or idle timeout.
 async fn watchdog(conn: Rc<Conn>) {
     let shard = conn.shard.clone();
     let cfg = shard.cfg.clone();
