@@ -8,6 +8,11 @@ use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 use tarn_storage::Durability;
 
+use crate::server::limits::{
+    DEFAULT_FRAME_TIMEOUT_MS, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_S,
+    MAX_CONNECTION_TIMEOUT_S,
+};
+
 /// Default listen address: loopback only, so a fresh install is not reachable from the network.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 /// Default data directory, relative to the working directory.
@@ -63,6 +68,18 @@ pub struct Args {
     /// Take a checkpoint once this many MiB of log were written since the last one.
     #[arg(long)]
     pub checkpoint_mib: Option<u64>,
+    /// Close a connection that has not completed its HELLO this many ms after connecting.
+    /// Default 10000.
+    #[arg(long)]
+    pub handshake_timeout_ms: Option<u64>,
+    /// Close a connection whose frame, once begun, is not complete after this many ms.
+    /// Default 60000.
+    #[arg(long)]
+    pub frame_timeout_ms: Option<u64>,
+    /// Close a connection that received nothing, has no request running and wrote nothing for
+    /// this many seconds (0 = never). Default 300.
+    #[arg(long)]
+    pub idle_timeout_s: Option<u64>,
 }
 
 /// The same settings as [`Args`], read from TOML.
@@ -78,6 +95,9 @@ struct FileConfig {
     spin_us: Option<u64>,
     segment_mib: Option<u64>,
     checkpoint_mib: Option<u64>,
+    handshake_timeout_ms: Option<u64>,
+    frame_timeout_ms: Option<u64>,
+    idle_timeout_s: Option<u64>,
 }
 
 /// Longest accepted `--async-flush-ms`: beyond this an "acknowledged" write could sit
@@ -99,6 +119,12 @@ pub struct Config {
     pub spin: Duration,
     pub segment_size_bytes: u64,
     pub checkpoint_interval_bytes: u64,
+    /// A connection must complete its HELLO within this of being accepted.
+    pub handshake_timeout: Duration,
+    /// A frame must be complete within this of its first byte being read.
+    pub frame_timeout: Duration,
+    /// `None`: idle connections are never closed.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Config {
@@ -151,6 +177,34 @@ impl Config {
         if checkpoint_mib == 0 {
             return Err("--checkpoint-mib must be at least 1".to_string());
         }
+        let max_ms = MAX_CONNECTION_TIMEOUT_S * 1000;
+        let handshake_ms = args
+            .handshake_timeout_ms
+            .or(file.handshake_timeout_ms)
+            .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT_MS);
+        if !(1..=max_ms).contains(&handshake_ms) {
+            return Err(format!(
+                "--handshake-timeout-ms must be between 1 and {max_ms}, got {handshake_ms}"
+            ));
+        }
+        let frame_ms = args
+            .frame_timeout_ms
+            .or(file.frame_timeout_ms)
+            .unwrap_or(DEFAULT_FRAME_TIMEOUT_MS);
+        if !(1..=max_ms).contains(&frame_ms) {
+            return Err(format!(
+                "--frame-timeout-ms must be between 1 and {max_ms}, got {frame_ms}"
+            ));
+        }
+        let idle_s = args
+            .idle_timeout_s
+            .or(file.idle_timeout_s)
+            .unwrap_or(DEFAULT_IDLE_TIMEOUT_S);
+        if idle_s > MAX_CONNECTION_TIMEOUT_S {
+            return Err(format!(
+                "--idle-timeout-s must be between 0 (never) and {MAX_CONNECTION_TIMEOUT_S}, got {idle_s}"
+            ));
+        }
         let auth_token = args
             .auth_token
             .or(file.auth_token)
@@ -168,6 +222,81 @@ impl Config {
             spin: Duration::from_micros(args.spin_us.or(file.spin_us).unwrap_or(0)),
             segment_size_bytes: segment_mib << 20,
             checkpoint_interval_bytes: checkpoint_mib << 20,
+            handshake_timeout: Duration::from_millis(handshake_ms),
+            frame_timeout: Duration::from_millis(frame_ms),
+            idle_timeout: (idle_s > 0).then(|| Duration::from_secs(idle_s)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, String> {
+        let args = Args::try_parse_from(std::iter::once("tarnd").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Config::from_args(args)
+    }
+
+    #[test]
+    fn connection_timeouts_default_to_the_documented_constants() {
+        let c = config(&[]).unwrap();
+        assert_eq!(
+            c.handshake_timeout,
+            Duration::from_millis(DEFAULT_HANDSHAKE_TIMEOUT_MS)
+        );
+        assert_eq!(
+            c.frame_timeout,
+            Duration::from_millis(DEFAULT_FRAME_TIMEOUT_MS)
+        );
+        assert_eq!(
+            c.idle_timeout,
+            Some(Duration::from_secs(DEFAULT_IDLE_TIMEOUT_S))
+        );
+    }
+
+    #[test]
+    fn connection_timeouts_are_set_by_flags_and_checked() {
+        let c = config(&[
+            "--handshake-timeout-ms",
+            "250",
+            "--frame-timeout-ms",
+            "1500",
+            "--idle-timeout-s",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(c.handshake_timeout, Duration::from_millis(250));
+        assert_eq!(c.frame_timeout, Duration::from_millis(1500));
+        assert_eq!(c.idle_timeout, None, "0 turns the idle timeout off");
+        for (flag, value) in [
+            ("--handshake-timeout-ms", "0"),
+            ("--frame-timeout-ms", "0"),
+            ("--handshake-timeout-ms", "86400001"),
+            ("--idle-timeout-s", "86401"),
+        ] {
+            let err = config(&[flag, value]).unwrap_err();
+            assert!(err.contains(flag), "{flag} {value}: {err}");
+        }
+    }
+
+    #[test]
+    fn connection_timeouts_are_read_from_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tarn.toml");
+        std::fs::write(
+            &path,
+            "handshake_timeout_ms = 300\nframe_timeout_ms = 400\nidle_timeout_s = 5\n",
+        )
+        .unwrap();
+        let path = path.display().to_string();
+        let c = config(&["--config", &path]).unwrap();
+        assert_eq!(c.handshake_timeout, Duration::from_millis(300));
+        assert_eq!(c.frame_timeout, Duration::from_millis(400));
+        assert_eq!(c.idle_timeout, Some(Duration::from_secs(5)));
+        // A flag wins over the file.
+        let c = config(&["--config", &path, "--idle-timeout-s", "7"]).unwrap();
+        assert_eq!(c.idle_timeout, Some(Duration::from_secs(7)));
     }
 }

@@ -1,13 +1,22 @@
 //! One client connection: read frames, dispatch requests (pipelined, answered out of order),
 //! write replies. The reader and the writer are separate tasks over one socket; replies are
-//! appended to a shared buffer the writer flushes in batches.
+//! appended to a shared buffer the writer flushes in batches. A third task, the watchdog,
+//! closes connections that are too slow or silent (handshake, frame and idle timeouts, and the
+//! shutdown grace period).
+//!
+//! Back-pressure: the reader stops dispatching (and so reading) while the connection's pending
+//! reply bytes are at `MAX_PENDING_REPLY_BYTES`, checked before every frame; the writer wakes
+//! it once they fell to `REPLY_LOW_WATER_BYTES`. A connection whose peer went away (the
+//! writer's send fails) or timed out is stopped at once: queued replies are dropped and the
+//! socket is shut down, which wakes every task blocked on it.
 
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::os::unix::io::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -26,16 +35,24 @@ use tarn_net::{
 };
 use tarn_types::{shard_for, Value};
 
-use super::limits::{MAX_PENDING_REPLY_BYTES, READ_CHUNK_BYTES};
+use super::limits::{
+    MAX_PENDING_REPLY_BYTES, READ_CHUNK_BYTES, REPLY_LOW_WATER_BYTES, RETAINED_REPLY_BUFFER_BYTES,
+    SHUTDOWN_POLL_MS, SHUTDOWN_REPLY_GRACE, WRITE_REPLY_RESERVE_BYTES,
+};
 use super::shard::{Failure, Shard};
+
+/// What a connection's reply queue can hold at most before back-pressure stops dispatching:
+/// the limit plus one maximal reply.
+const REPLY_QUEUE_CAPACITY: usize =
+    MAX_PENDING_REPLY_BYTES + FRAME_HEADER_BYTES + MAX_FRAME_PAYLOAD_BYTES as usize;
 
 /// The socket shared by the reader and writer tasks. Each poll borrows it only for the
 /// duration of that poll (glommio keeps separate read and write sources), never across await.
 struct Half(Rc<RefCell<TcpStream>>);
 
 impl Half {
-    fn fd(&self) -> std::os::unix::io::RawFd {
-        std::os::unix::io::AsRawFd::as_raw_fd(&*self.0.borrow())
+    fn fd(&self) -> RawFd {
+        self.0.borrow().as_raw_fd()
     }
 }
 
@@ -65,9 +82,12 @@ impl AsyncWrite for Half {
     }
 }
 
-/// State shared by a connection's reader, writer and request tasks.
+/// State shared by a connection's reader, writer, watchdog and request tasks.
 struct Conn {
     shard: Rc<Shard>,
+    /// The socket, for inline sends and for stopping; open until `serve` returns (the tasks
+    /// that use it have ended by then).
+    fd: RawFd,
     /// Encoded reply frames waiting for the writer.
     out: RefCell<Vec<u8>>,
     /// Signalled when `out` goes from empty to non-empty; closed when the writer must stop.
@@ -76,29 +96,65 @@ struct Conn {
     in_flight: Cell<u32>,
     /// Signalled whenever a request completes (the reader waits on it to drain).
     completed: Semaphore,
-    /// True once the writer failed: replies are dropped.
+    /// True once the connection was stopped (the peer went away, a timeout): replies are
+    /// dropped.
     broken: Cell<bool>,
     /// True while the writer task holds bytes it has not finished writing: nobody else may
     /// write to the socket then, or replies would interleave.
     writing: Cell<bool>,
+    /// Bytes of the buffer the writer took from `out`, counted until all of it is written
+    /// (the memory is held until then).
+    writer_held: Cell<usize>,
+    /// Reply bytes reserved for the requests running as tasks ([`Conn::reserve`]).
+    reserved: Cell<usize>,
+    /// What the next read running as a task reserves: the largest recent reply of this
+    /// connection, decaying by 1/8 per reply; a maximal frame at first.
+    read_estimate: Cell<usize>,
+    /// The reader waits for reply room ([`wait_for_room`]).
+    paused: Cell<bool>,
+    /// Signalled once when a paused reader may go on.
+    room: Semaphore,
+    accepted: Instant,
+    /// HELLO was accepted.
+    handshaken: Cell<bool>,
+    /// When the reader last received bytes.
+    last_read: Cell<Instant>,
+    /// When the writer last wrote bytes.
+    last_write: Cell<Instant>,
+    /// When the first bytes of the frame the reader still waits to complete were read.
+    partial_since: Cell<Option<Instant>>,
+}
+
+/// Reply room held by a request running as a task, returned when its reply is queued.
+struct Reservation {
+    bytes: usize,
+    /// A read: its reply size updates the connection's estimate.
+    learn: bool,
 }
 
 impl Conn {
-    fn reply(&self, request_id: u64, resp: &Response) {
+    /// Queues a reply; returns its encoded size (0 if the connection was stopped).
+    fn reply(&self, request_id: u64, resp: &Response) -> usize {
         self.reply_with(request_id, |out| {
             tarn_net::encode_response(request_id, resp, out)
-        });
+        })
     }
 
     /// Queues the frame `encode` appends, replaced by a BATCH_TOO_LARGE error if it exceeds
-    /// the frame limit.
-    fn reply_with(&self, request_id: u64, encode: impl FnOnce(&mut Vec<u8>)) {
+    /// the frame limit. Returns the size `encode` produced (0 if the connection was stopped).
+    fn reply_with(&self, request_id: u64, encode: impl FnOnce(&mut Vec<u8>)) -> usize {
         if self.broken.get() {
-            return;
+            return 0;
         }
         let mut out = self.out.borrow_mut();
         let was_empty = out.is_empty();
         let before = out.len();
+        if before >= RETAINED_REPLY_BUFFER_BYTES && out.capacity() < REPLY_QUEUE_CAPACITY {
+            // Replies pile up (the client reads slower than it asks): grow once to what the
+            // back-pressure lets queue instead of doubling, which copies everything queued
+            // and holds it twice meanwhile. Pages not yet written cost nothing.
+            out.reserve_exact(REPLY_QUEUE_CAPACITY - before);
+        }
         encode(&mut out);
         let frame_len = out.len() - before;
         if frame_len > FRAME_HEADER_BYTES + MAX_FRAME_PAYLOAD_BYTES as usize {
@@ -118,6 +174,7 @@ impl Conn {
         if was_empty {
             self.out_ready.signal(1);
         }
+        frame_len
     }
 
     fn error(&self, request_id: u64, (code, message): Failure) {
@@ -140,23 +197,99 @@ impl Conn {
             .borrow_mut()
             .record(op, started.elapsed().as_micros() as u64);
     }
+
+    /// Reply bytes this connection holds or has promised: queued, being written, reserved.
+    fn pending_bytes(&self) -> usize {
+        self.out.borrow().len() + self.writer_held.get() + self.reserved.get()
+    }
+
+    /// Lets a paused reader go on once pending replies fell to the low-water mark, or the
+    /// connection stopped.
+    fn wake_reader(&self) {
+        if self.paused.get() && (self.broken.get() || self.pending_bytes() <= REPLY_LOW_WATER_BYTES)
+        {
+            self.paused.set(false);
+            self.room.signal(1);
+        }
+    }
+
+    /// Reserves reply room for a request about to run as a task. Writes have small replies;
+    /// a read's reply size is unknown until it ran, so it reserves this connection's recent
+    /// reply sizes, starting at a maximal frame (a burst of large reads can then not run far
+    /// past the limit before the first one answered).
+    fn reserve(&self, op: Opcode) -> Reservation {
+        let r = match op {
+            Opcode::Upsert | Opcode::Delete | Opcode::Ingest => Reservation {
+                bytes: WRITE_REPLY_RESERVE_BYTES,
+                learn: false,
+            },
+            _ => Reservation {
+                bytes: self.read_estimate.get(),
+                learn: true,
+            },
+        };
+        self.reserved.set(self.reserved.get() + r.bytes);
+        r
+    }
+
+    /// Returns a reservation once its reply, `encoded` bytes, is queued.
+    fn release(&self, r: Reservation, encoded: usize) {
+        self.reserved.set(self.reserved.get() - r.bytes);
+        if r.learn {
+            let estimate = self.read_estimate.get();
+            self.read_estimate.set(encoded.max(estimate - estimate / 8));
+        }
+        self.wake_reader();
+    }
+
+    /// Stops the connection at once: queued replies are dropped and the socket is shut down,
+    /// which wakes a reader blocked in `recv` (end of file) and a writer blocked on a full
+    /// socket (EPIPE). If replies were dropped the peer was not reading: the close becomes a
+    /// reset, so no orphaned socket keeps the unsent bytes.
+    fn stop(&self) {
+        if self.broken.replace(true) {
+            return;
+        }
+        let dropped = self.writing.get() || !self.out.borrow().is_empty();
+        drop(std::mem::take(&mut *self.out.borrow_mut()));
+        let socket = socket2::SockRef::from(&self.fd);
+        if dropped {
+            let _ = socket.set_linger(Some(Duration::ZERO));
+        }
+        let _ = socket.shutdown(std::net::Shutdown::Both);
+        self.wake_reader();
+    }
 }
 
-/// Serves one accepted connection until the client closes it, a fatal protocol error, or
-/// shutdown (then requests already read are still answered).
+/// Serves one accepted connection until the client closes it, a fatal protocol error, a
+/// timeout, or shutdown (then requests already read are still answered, within
+/// `SHUTDOWN_REPLY_GRACE`).
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let stream = Rc::new(RefCell::new(stream));
+    let now = Instant::now();
     let conn = Rc::new(Conn {
         shard: shard.clone(),
+        fd: stream.as_raw_fd(),
         out: RefCell::new(Vec::new()),
         out_ready: Semaphore::new(0),
         in_flight: Cell::new(0),
         completed: Semaphore::new(0),
         broken: Cell::new(false),
         writing: Cell::new(false),
+        writer_held: Cell::new(0),
+        reserved: Cell::new(0),
+        read_estimate: Cell::new(FRAME_HEADER_BYTES + MAX_FRAME_PAYLOAD_BYTES as usize),
+        paused: Cell::new(false),
+        room: Semaphore::new(0),
+        accepted: now,
+        handshaken: Cell::new(false),
+        last_read: Cell::new(now),
+        last_write: Cell::new(now),
+        partial_since: Cell::new(None),
     });
+    let stream = Rc::new(RefCell::new(stream));
     let writer = glommio::spawn_local(write_loop(conn.clone(), Half(stream.clone())));
+    let watchdog = glommio::spawn_local(watchdog(conn.clone()));
 
     if shard.connections.get() >= MAX_CONNECTIONS_PER_SHARD {
         conn.error(0, (
@@ -166,7 +299,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     } else {
         shard.connections.set(shard.connections.get() + 1);
         read_loop(&conn, Half(stream.clone())).await;
-        // Answer everything already accepted before closing.
+        // Answer everything already accepted before closing (dropped if the peer is gone).
         while conn.in_flight.get() > 0 {
             let _ = conn.completed.acquire(1).await;
         }
@@ -174,6 +307,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     }
     conn.out_ready.close();
     writer.await;
+    // Nobody may touch the socket once it is closed.
+    watchdog.cancel().await;
     // Reader and writer are done: take the socket out and close it (FIN after queued data).
     if let Ok(stream) = Rc::try_unwrap(stream) {
         let _ = stream.into_inner().shutdown(std::net::Shutdown::Both).await;
@@ -183,7 +318,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 /// Sends queued replies straight from the reader with one non-blocking `send`, saving the
 /// hop to the writer task for replies answered inline (GET, PING). Only when the writer is
 /// idle (ordering); whatever the socket does not take stays queued for the writer.
-fn flush_inline(conn: &Conn, fd: std::os::unix::io::RawFd) {
+fn flush_inline(conn: &Conn, fd: RawFd) {
     if conn.writing.get() || conn.broken.get() {
         return;
     }
@@ -213,14 +348,31 @@ async fn write_loop(conn: Rc<Conn>, mut sock: Half) {
         std::mem::swap(&mut buf, &mut *conn.out.borrow_mut());
         if !buf.is_empty() {
             conn.writing.set(true);
-            let result = sock.write_all(&buf).await;
-            conn.writing.set(false);
-            if result.is_err() {
-                conn.broken.set(true);
-                conn.out.borrow_mut().clear();
-                return;
+            conn.writer_held.set(buf.len());
+            let mut written = 0;
+            while written < buf.len() {
+                match sock.write(&buf[written..]).await {
+                    Ok(n) if n > 0 => {
+                        written += n;
+                        conn.last_write.set(Instant::now());
+                    }
+                    _ => {
+                        // The peer reset or closed, or the connection was stopped.
+                        conn.writing.set(false);
+                        conn.writer_held.set(0);
+                        conn.stop();
+                        return;
+                    }
+                }
             }
-            buf.clear();
+            conn.writing.set(false);
+            if buf.capacity() > RETAINED_REPLY_BUFFER_BYTES {
+                buf = Vec::new();
+            } else {
+                buf.clear();
+            }
+            conn.writer_held.set(0);
+            conn.wake_reader();
         }
         if closed && conn.out.borrow().is_empty() {
             let _ = sock.flush().await;
@@ -238,8 +390,10 @@ async fn read_loop(conn: &Rc<Conn>, mut sock: Half) {
     let mut buf: Vec<u8> = vec![0; READ_CHUNK_BYTES];
     let (mut start, mut filled) = (0usize, 0usize);
     let mut handshaken = false;
+    let mut read_at = conn.accepted;
     loop {
-        // Dispatch every complete frame in the buffer.
+        // Dispatch every complete frame in the buffer while the replies have room.
+        let first = start;
         let need;
         loop {
             let avail = &buf[start..filled];
@@ -259,16 +413,36 @@ async fn read_loop(conn: &Rc<Conn>, mut sock: Half) {
                 need = frame_len;
                 break;
             }
-            let payload = &avail[FRAME_HEADER_BYTES..frame_len];
+            // Back-pressure, per frame: a client that does not read its replies stops being
+            // served (and then read) until they drain.
+            if conn.pending_bytes() >= MAX_PENDING_REPLY_BYTES {
+                conn.handshaken.set(handshaken);
+                flush_inline(conn, sock.fd());
+                if !wait_for_room(conn).await {
+                    return;
+                }
+                // A partial frame left in the buffer counts from now: it could not be sent
+                // while the connection was not read.
+                read_at = Instant::now();
+                continue;
+            }
+            let payload = &buf[start + FRAME_HEADER_BYTES..start + frame_len];
             let keep_open = dispatch(conn, &header, payload, &mut handshaken);
             start += frame_len;
             if !keep_open {
                 return;
             }
         }
+        conn.handshaken.set(handshaken);
         flush_inline(conn, sock.fd());
         if shard.is_shutting_down() {
             return;
+        }
+        // The frame timeout runs from the read that brought a frame's first bytes.
+        if start == filled {
+            conn.partial_since.set(None);
+        } else if start != first || conn.partial_since.get().is_none() {
+            conn.partial_since.set(Some(read_at));
         }
         // Make room: move the partial frame to the front, grow only for a frame that does not fit.
         if start == filled {
@@ -287,7 +461,7 @@ async fn read_loop(conn: &Rc<Conn>, mut sock: Half) {
         } else {
             spin_recv(shard, sock.fd(), &mut buf[filled..]).await
         };
-        // Read more, but wake up for shutdown too.
+        // Read more, but wake up for shutdown too (a stop shuts the socket down: end of file).
         let read = match spun {
             Some(r) => Some(r),
             None => {
@@ -303,13 +477,138 @@ async fn read_loop(conn: &Rc<Conn>, mut sock: Half) {
         };
         match read {
             Some(Ok(n)) if n > 0 => filled += n,
-            _ => return, // EOF, error, or shutdown
+            _ => return, // EOF, error, stop, or shutdown
         }
-        // A client that does not read its replies stops being read (bounded reply memory).
-        while conn.out.borrow().len() > MAX_PENDING_REPLY_BYTES && !conn.broken.get() {
-            let _ = conn.completed.acquire(1).await;
+        read_at = Instant::now();
+        conn.last_read.set(read_at);
+    }
+}
+
+/// Back-pressure: waits until the connection's pending replies fell to
+/// `REPLY_LOW_WATER_BYTES`. False when the connection must stop instead (stopped, shutdown).
+async fn wait_for_room(conn: &Conn) -> bool {
+    while conn.pending_bytes() > REPLY_LOW_WATER_BYTES {
+        if conn.broken.get() || conn.shard.is_shutting_down() {
+            return false;
+        }
+        conn.paused.set(true);
+        let woken = futures_lite::future::or(async { conn.room.acquire(1).await.is_ok() }, async {
+            let _ = conn.shard.shutdown.acquire(1).await;
+            false
+        })
+        .await;
+        conn.paused.set(false);
+        if !woken {
+            return false;
         }
     }
+    if conn.broken.get() {
+        return false;
+    }
+    // The peer could not send while it was not read: its frame's time starts again.
+    if conn.partial_since.get().is_some() {
+        conn.partial_since.set(Some(Instant::now()));
+    }
+    true
+}
+
+/// Why the watchdog closes a connection.
+#[derive(Clone, Copy, Debug)]
+enum Expiry {
+    Handshake,
+    Frame,
+    Idle,
+    ShutdownGrace,
+}
+
+/// Closes the connection when its peer is too slow or silent: no HELLO within the handshake
+/// timeout, a frame begun but not complete within the frame timeout, nothing received,
+/// running or written for the idle timeout (which also catches a client that stopped reading
+/// its replies), and, once the server shuts down, replies not delivered within
+/// `SHUTDOWN_REPLY_GRACE` of the connection's last running request finishing. It sleeps until
+/// the earliest deadline that can apply and checks again then, so requests pay for no timer;
+/// it wakes at least once per frame or idle timeout.
+async fn watchdog(conn: Rc<Conn>) {
+    let shard = conn.shard.clone();
+    let cfg = shard.cfg.clone();
+    let mut shutting_down = false;
+    // Shutdown: when the connection had no request running any more.
+    let mut drained_at: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        shutting_down = shutting_down || shard.is_shutting_down();
+        // (when, what expires then); `None`: only a re-check, for conditions that begin later.
+        let mut recheck = cfg
+            .idle_timeout
+            .map_or(cfg.frame_timeout, |idle| idle.min(cfg.frame_timeout));
+        if shutting_down && conn.in_flight.get() > 0 {
+            // Requests already read still run to completion; their replies get the grace
+            // period once the last one is done.
+            recheck = recheck.min(Duration::from_millis(SHUTDOWN_POLL_MS));
+        }
+        let mut next: (Instant, Option<Expiry>) = (now + recheck, None);
+        let mut consider = |at: Instant, why: Expiry| {
+            if at < next.0 {
+                next = (at, Some(why));
+            }
+        };
+        if !conn.handshaken.get() {
+            consider(conn.accepted + cfg.handshake_timeout, Expiry::Handshake);
+        } else {
+            if let Some(since) = conn.partial_since.get() {
+                if !conn.paused.get() {
+                    consider(since + cfg.frame_timeout, Expiry::Frame);
+                }
+            }
+            if let Some(idle) = cfg.idle_timeout {
+                if conn.in_flight.get() == 0 {
+                    let last = conn.last_read.get().max(conn.last_write.get());
+                    consider(last + idle, Expiry::Idle);
+                }
+            }
+        }
+        if shutting_down && conn.in_flight.get() == 0 {
+            let since = *drained_at.get_or_insert(now);
+            consider(since + SHUTDOWN_REPLY_GRACE, Expiry::ShutdownGrace);
+        }
+        match next {
+            (at, Some(why)) if at <= now => {
+                expire(&conn, why);
+                return;
+            }
+            (at, _) => {
+                let sleep = glommio::timer::sleep(at - now);
+                if shutting_down {
+                    sleep.await;
+                } else {
+                    futures_lite::future::or(sleep, async {
+                        let _ = shard.shutdown.acquire(1).await;
+                    })
+                    .await;
+                }
+            }
+        }
+    }
+}
+
+/// Stops a connection whose deadline `why` passed (see [`watchdog`]).
+fn expire(conn: &Conn, why: Expiry) {
+    let cfg = &conn.shard.cfg;
+    tracing::debug!(shard = conn.shard.id, ?why, "closing a connection");
+    if let Expiry::Handshake = why {
+        conn.error(
+            0,
+            (
+                ErrorCode::HandshakeRequired,
+                format!(
+                    "no HELLO within {} ms of connecting (--handshake-timeout-ms)",
+                    cfg.handshake_timeout.as_millis()
+                ),
+            ),
+        );
+        flush_inline(conn, conn.fd);
+    }
+    conn.stop();
 }
 
 /// Spin mode (`--spin-us`): tries a non-blocking `recv` on the socket until data arrives or
@@ -454,12 +753,14 @@ fn dispatch(conn: &Rc<Conn>, header: &FrameHeader, payload: &[u8], handshaken: &
         }
         request => {
             let conn = conn.clone();
+            let reservation = conn.reserve(op);
             glommio::spawn_local(async move {
                 let resp = handle(&conn.shard, request).await;
-                match resp {
+                let encoded = match resp {
                     Ok(r) => conn.reply(id, &r),
                     Err(e) => conn.reply(id, &Response::Error(e)),
-                }
+                };
+                conn.release(reservation, encoded);
                 conn.finish(op, started);
             })
             .detach();

@@ -11,9 +11,62 @@ pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 /// maximal frame only while such a frame is being received.
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 
-/// Replies queued for a connection's writer before handlers wait: bounded by the in-flight
-/// limit anyway, this caps the bytes buffered for a client that does not read its replies.
+/// Reply bytes one connection may hold before its reader stops dispatching requests: replies
+/// queued or being written, plus a reservation for every request running as a task
+/// ([`WRITE_REPLY_RESERVE_BYTES`] for writes; for reads the connection's recent reply sizes,
+/// starting at one maximal frame). Checked before every frame, so a pipeline of inline GETs
+/// cannot overshoot it by more than one reply. A paused reader also stops reading the socket,
+/// so the client's sends block (TCP back-pressure), and resumes at
+/// [`REPLY_LOW_WATER_BYTES`]. Cost: up to this much memory (plus one reply) per connection
+/// whose client does not read, until the idle timeout closes it; lower values cut pipelining
+/// of large reads.
 pub const MAX_PENDING_REPLY_BYTES: usize = 32 << 20;
+
+/// A reader paused by [`MAX_PENDING_REPLY_BYTES`] resumes once the connection's pending reply
+/// bytes fell to this (the writer signals it). Half the limit: a slow client's connection
+/// alternates between long phases of reading and of pausing instead of waking per write.
+pub const REPLY_LOW_WATER_BYTES: usize = MAX_PENDING_REPLY_BYTES / 2;
+
+/// Reply room reserved for an UPSERT, DELETE or INGEST while it runs: their success replies
+/// are a few bytes, an error carries one message. Small, so pipelined writes are limited by
+/// the in-flight limit only.
+pub const WRITE_REPLY_RESERVE_BYTES: usize = 512;
+
+/// A writer buffer with more capacity than this is freed once written instead of being kept
+/// for the next replies, so a burst of large replies does not stay allocated on an idle
+/// connection. Cost: one reallocation per burst larger than this.
+pub const RETAINED_REPLY_BUFFER_BYTES: usize = 1 << 20;
+
+/// Default `--handshake-timeout-ms`: a connection that has not completed its HELLO this long
+/// after it was accepted gets `ERROR HANDSHAKE_REQUIRED` (request id 0) and is closed. Why:
+/// a peer that connects and sends nothing, or trickles its HELLO, would otherwise hold one of
+/// the shard's `MAX_CONNECTIONS_PER_SHARD` slots and a read buffer for ever, without
+/// authenticating. Cost: a client slower than this to send its HELLO is refused.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
+/// Default `--frame-timeout-ms`: once the first bytes of a frame were read, the whole frame
+/// must have arrived this long after (time the reader spends paused by back-pressure does not
+/// count). Why: a peer sending a frame one byte at a time (slowloris) would otherwise hold its
+/// slot and a read buffer of up to one maximal frame indefinitely. Cost: a maximal (8 MiB)
+/// frame needs at least ~140 kB/s.
+pub const DEFAULT_FRAME_TIMEOUT_MS: u64 = 60_000;
+
+/// Default `--idle-timeout-s` (0 turns it off): a connection that received nothing, has no
+/// request running and wrote no reply bytes for this long is closed, without an error frame.
+/// This also closes a client that stopped reading its replies (they are dropped). Why: silent
+/// connections would otherwise hold every slot. Cost: clients keeping pooled connections idle
+/// longer than this must expect them closed and reconnect.
+pub const DEFAULT_IDLE_TIMEOUT_S: u64 = 300;
+
+/// Largest accepted value of any connection timeout (one day): keeps deadline arithmetic far
+/// from overflow; a longer timeout is as good as none.
+pub const MAX_CONNECTION_TIMEOUT_S: u64 = 86_400;
+
+/// On SIGTERM/SIGINT, how long a connection's replies may take to reach its client, once its
+/// last request already read has finished, before they are dropped and the connection closed. Why: a client that does not read would otherwise keep
+/// its writer blocked on a full socket and stop the shutdown (and its checkpoint) for ever.
+/// Cost: a client that cannot take its pending replies within this loses them.
+pub const SHUTDOWN_REPLY_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How often a shard checks whether SIGTERM/SIGINT arrived. Shutdown latency vs idle wake-ups.
 pub const SHUTDOWN_POLL_MS: u64 = 50;
@@ -47,3 +100,18 @@ pub const MAX_HISTORY_SCANS_PER_SHARD: u64 = 2;
 /// Events per write a shard sends when back-filling a new feature view from its log. Larger
 /// batches mean fewer log records at the owners; each must fit one log record (~100 KiB here).
 pub const BACKFILL_BATCH_EVENTS: usize = 1000;
+
+/// How long start-up keeps retrying a listen port on which a socket is still in LISTEN state
+/// before it refuses to start. A tarnd that was just stopped or killed can keep its listening
+/// sockets for a few milliseconds after the process was reaped (io_uring teardown), so an
+/// immediate restart on the same port would otherwise fail. Cost: a start on a port another
+/// live process listens on fails this much later.
+pub const LISTEN_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Pause between two probes of the listen port during [`LISTEN_RETRY`] (start-up, main thread).
+pub const LISTEN_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Backlog of each shard's listening socket: connections the kernel completes before the shard
+/// accepts them (capped by `net.core.somaxconn`). Beyond it new connections wait in SYN
+/// retries. Cost: kernel memory per pending connection only.
+pub const LISTEN_BACKLOG: i32 = 1024;

@@ -4,8 +4,8 @@
 //! catalog), the listen address. Then one glommio executor per shard, pinned to its own CPU
 //! when there are enough CPUs. Each shard recovers its own state (checkpoint + log), joins the
 //! two channel meshes, confirms to every peer that it recovered, binds the listen address
-//! (SO_REUSEPORT) and serves. SIGTERM/SIGINT: stop accepting, answer what was read, flush,
-//! checkpoint, exit 0.
+//! (SO_REUSEPORT, SO_REUSEADDR) and serves. SIGTERM/SIGINT: stop accepting, answer what was
+//! read, flush, checkpoint, exit 0.
 
 mod conn;
 mod fanout;
@@ -14,10 +14,13 @@ mod mesh;
 mod shard;
 mod stats;
 
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::io::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
@@ -30,9 +33,12 @@ use tarn_storage::{checkpoint, Log, LogOptions};
 
 use crate::config::Config;
 use crate::datadir::{DataDir, CATALOG_FILE};
-use limits::{MESH_CHANNEL_CAPACITY, SHUTDOWN_POLL_MS};
+use limits::{
+    LISTEN_BACKLOG, LISTEN_RETRY, LISTEN_RETRY_INTERVAL, MESH_CHANNEL_CAPACITY, SHUTDOWN_POLL_MS,
+};
 use mesh::{MsgBody, ShardMsg, ShardReply};
 use shard::Shard;
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// The protocol error code for a core error kind.
 fn error_code(kind: ErrorKind) -> ErrorCode {
@@ -101,11 +107,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
 
     // Resolve port 0 once so every shard binds the same port, and refuse a port another
     // process already listens on (SO_REUSEPORT would otherwise silently share it).
-    let listen = {
-        let probe = std::net::TcpListener::bind(cfg.listen)
-            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
-        probe.local_addr().map_err(|e| e.to_string())?
-    };
+    let listen = probe_listen_addr(cfg.listen)?;
     let mut cfg = cfg;
     cfg.listen = listen;
 
@@ -310,7 +312,7 @@ async fn shard_main(
         .detach();
     }
 
-    let listener = glommio::net::TcpListener::bind(cfg.listen)
+    let listener = listen_socket(cfg.listen)
         .map_err(|e| format!("shard {id}: cannot listen on {}: {e}", cfg.listen))?;
     if id == 0 {
         let pinned = if shard.cpu.is_some() {
@@ -365,6 +367,71 @@ async fn shard_main(
         .map_err(|e| format!("shard {id}: shutdown flush failed: {e}"))?;
     tracing::info!(shard = id, "stopped");
     Ok(())
+}
+
+/// Resolves the listen address (port 0 becomes the port every shard binds) and refuses a port
+/// on which another socket is in LISTEN state. Start-up, main thread.
+///
+/// Every tarnd socket on the port has SO_REUSEADDR: the listeners, and the connections they
+/// accept (which inherit it), so connections of an earlier tarnd still in FIN-WAIT-2 or
+/// TIME-WAIT never block a restart. The probe has SO_REUSEADDR but deliberately not
+/// SO_REUSEPORT: on Linux its bind then fails with EADDRINUSE exactly when a socket listens on
+/// the port (or holds it without SO_REUSEADDR), including a listener of the same user with
+/// SO_REUSEPORT, which the shards' own binds would otherwise silently share the port with.
+/// The listening sockets of a tarnd that just exited can outlive it by a few milliseconds, so
+/// EADDRINUSE is retried for [`LISTEN_RETRY`] before giving up.
+fn probe_listen_addr(addr: SocketAddr) -> Result<SocketAddr, String> {
+    let started = Instant::now();
+    loop {
+        match probe_bind(addr) {
+            Ok(bound) => {
+                if started.elapsed() >= LISTEN_RETRY_INTERVAL {
+                    tracing::info!(
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "port {} was still held by a listening socket (a tarnd that just exited?)",
+                        addr.port()
+                    );
+                }
+                return Ok(bound);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && started.elapsed() < LISTEN_RETRY => {
+                std::thread::sleep(LISTEN_RETRY_INTERVAL);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                return Err(format!(
+                    "cannot listen on {addr}: port {} is in use: another process listens on it (or holds it without SO_REUSEADDR); still refused after retrying for {} ms ({e})",
+                    addr.port(),
+                    LISTEN_RETRY.as_millis()
+                ));
+            }
+            Err(e) => return Err(format!("cannot listen on {addr}: {e}")),
+        }
+    }
+}
+
+/// Binds (without listening) a socket with SO_REUSEADDR and without SO_REUSEPORT to `addr`;
+/// returns the address it got. See [`probe_listen_addr`].
+fn probe_bind(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("the probe socket has no IP address"))
+}
+
+/// A shard's listening socket: SO_REUSEPORT (every shard listens on the same port and the
+/// kernel spreads connections over them) and SO_REUSEADDR (see [`probe_listen_addr`]).
+fn listen_socket(addr: SocketAddr) -> io::Result<glommio::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    // SAFETY: the fd is a bound, listening TCP socket that we own; the listener takes it over
+    // (glommio's own `bind` builds its listener from such a socket the same way).
+    Ok(unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
 type Recovered = (ShardState, Rc<Log>, u64);

@@ -33,10 +33,33 @@ pub fn tarn_bin() -> &'static str {
     env!("CARGO_BIN_EXE_tarn")
 }
 
-/// A loopback port that was free a moment ago (bind :0, read, drop).
+/// Ports tests start servers on: below the kernel's ephemeral range (32768.. by default), so
+/// an outgoing connection never takes a test server's port as its source port while the server
+/// restarts on it.
+pub const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A loopback port in [`TEST_PORTS`] that was free a moment ago (random, probed by binding it).
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..1000 {
+        let port = rng.random_range(TEST_PORTS);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {TEST_PORTS:?}");
+}
+
+/// Resident memory of process `pid` in KiB (`VmRSS` of /proc/<pid>/status).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
 }
 
 pub fn online_cpus() -> usize {
@@ -339,17 +362,14 @@ impl TarnServer {
         );
     }
 
-    /// Starts again on the same data dir and port.
+    /// Starts again on the same data dir and the same port. Never moves to another port: a
+    /// server that cannot listen on its old port right after a stop or a kill is a bug
+    /// (tests/restart.rs).
     pub fn restart(&mut self) -> Result<(), String> {
         if self.child.is_some() {
             self.stop_ok();
         }
-        // The old process released the port; a TIME_WAIT socket does not block a listener.
-        let r = self.launch(false);
-        if r.is_err() && self.stderr().contains("cannot listen") {
-            return self.launch(true);
-        }
-        r
+        self.launch(false)
     }
 
     pub fn restart_ok(&mut self) {
