@@ -11,6 +11,7 @@ mod conn;
 mod fanout;
 pub mod limits;
 mod mesh;
+mod service;
 mod shard;
 mod stats;
 

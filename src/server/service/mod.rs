@@ -1,0 +1,120 @@
+//! Request → reply: what each opcode does, independent of the connection it came on. Entered
+//! from `conn::session::dispatch` for every request not answered inline; answers with a
+//! `Response` or the error the client sees.
+
+mod read;
+mod sql;
+mod write;
+
+use std::rc::Rc;
+
+use tarn_core::batch;
+use tarn_core::record::Mutation;
+use tarn_net::{
+    DeleteReply, ErrorCode, ErrorReply, FeaturesReply, GetReply, HistoryReply, Request, Response,
+    StatsReply, UpsertReply,
+};
+
+use crate::server::shard::{Failure, Shard};
+use read::{get_rows, read_features, read_history};
+use sql::sql_request;
+use write::{ingest, run_parts};
+
+fn fail((code, message): Failure) -> ErrorReply {
+    ErrorReply {
+        code,
+        message,
+        row: None,
+        column: None,
+    }
+}
+
+pub(crate) async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorReply> {
+    match request {
+        Request::Sql(sql) => sql_request(shard, &sql).await,
+        Request::Upsert(up) => {
+            let catalog = shard.catalog();
+            let def = catalog
+                .table(&up.table)
+                .ok_or_else(|| unknown_table(&up.table))?;
+            let valid = batch::validate_upsert(def, up.mode, &up.columns, up.rows)
+                .map_err(crate::server::core_error)?;
+            let parts = batch::split_by_shard(valid, shard.count)
+                .into_iter()
+                .enumerate()
+                .filter_map(|(s, part)| part.map(|p| (s as u32, p.into_mutation())))
+                .collect();
+            let rows = run_parts(shard, parts, None).await?;
+            Ok(Response::Upsert(UpsertReply { rows_applied: rows }))
+        }
+        Request::Get(req) => {
+            let catalog = shard.catalog();
+            let def = catalog
+                .table(&req.table)
+                .ok_or_else(|| unknown_table(&req.table))?;
+            let keys = batch::validate_keys(def, &req.keys).map_err(crate::server::core_error)?;
+            let columns = shard.reply_columns(def).to_vec();
+            let rows = get_rows(shard, def.id, keys).await.map_err(fail)?;
+            Ok(Response::Get(GetReply { columns, rows }))
+        }
+        Request::Delete(req) => {
+            let catalog = shard.catalog();
+            let def = catalog
+                .table(&req.table)
+                .ok_or_else(|| unknown_table(&req.table))?;
+            let keys = batch::validate_keys(def, &req.keys).map_err(crate::server::core_error)?;
+            let parts = batch::split_keys_by_shard(keys, shard.count)
+                .into_iter()
+                .enumerate()
+                .filter(|(_, keys)| !keys.is_empty())
+                .map(|(s, keys)| {
+                    let keys = keys.into_iter().map(|(_, k)| k).collect();
+                    (
+                        s as u32,
+                        Mutation::Delete {
+                            table_id: def.id,
+                            keys,
+                        },
+                    )
+                })
+                .collect();
+            let rows = run_parts(shard, parts, None).await?;
+            Ok(Response::Delete(DeleteReply { rows_deleted: rows }))
+        }
+        Request::Stats => Ok(Response::Stats(StatsReply {
+            shards: shard.stats_all().await.map_err(fail)?,
+        })),
+        Request::Ingest(req) => ingest(shard, req).await,
+        Request::History(req) => {
+            let (columns, rows) = read_history(shard, &req.view, req.pairs).await?;
+            Ok(Response::History(HistoryReply { columns, rows }))
+        }
+        Request::Features(req) => {
+            let (as_of_us, columns, rows) =
+                read_features(shard, &req.view, &req.keys, req.as_of_us)
+                    .await
+                    .map_err(|mut e| {
+                        // FEATURES' as-of time belongs to no key: no row.
+                        if e.code == ErrorCode::InvalidArgument {
+                            e.row = None;
+                        }
+                        e
+                    })?;
+            Ok(Response::Features(FeaturesReply {
+                as_of_us,
+                columns,
+                rows,
+            }))
+        }
+        Request::Hello(_) | Request::Ping(_) => unreachable!("answered inline"),
+    }
+}
+
+pub(crate) fn unknown_table(name: &str) -> ErrorReply {
+    ErrorReply {
+        code: ErrorCode::UnknownTable,
+        message: format!("table {name:?} does not exist"),
+        row: None,
+        column: None,
+    }
+}

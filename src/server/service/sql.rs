@@ -1,0 +1,219 @@
+//! The SQL opcode: statements run in order; listings come from `tarn_core::listing`, DDL goes
+//! to shard 0.
+
+use std::rc::Rc;
+
+use tarn_core::sql::Statement;
+use tarn_net::{Column, ErrorCode, ErrorReply, Response, SqlReply};
+use tarn_types::Value;
+
+use super::read::read_features;
+use super::{fail, unknown_table};
+use crate::server::shard::Shard;
+
+/// How far a SQL request got: statements in it, statements that completed. A failing
+/// statement's error says which one it was and that the ones before it were applied.
+#[derive(Default)]
+struct SqlProgress {
+    statements: usize,
+    done: usize,
+}
+
+impl SqlProgress {
+    /// For SQL, `row` is the 0-based index of the failing statement in a request of several
+    /// (= the statements applied before it), never a key index; absent for a single statement
+    /// and when the text does not parse (nothing ran).
+    fn error(&self, mut e: ErrorReply) -> ErrorReply {
+        e.row = None;
+        if self.statements > 1 {
+            let (n, i) = (self.statements, self.done);
+            let before = match i {
+                0 => "nothing was applied".to_string(),
+                1 => "statement 1 was applied, the statements after it were not run".to_string(),
+                _ => format!(
+                    "statements 1 to {i} were applied, the statements after it were not run"
+                ),
+            };
+            e.message = format!(
+                "statement {} of {n} failed ({before}): {}",
+                i + 1,
+                e.message
+            );
+            e.row = Some(i as u32);
+        }
+        e
+    }
+}
+
+/// Runs the statements of one SQL request in order (see docs/PROTOCOL.md, SQL): an error names
+/// the failing statement when there are several.
+pub(super) async fn sql_request(shard: &Rc<Shard>, sql: &str) -> Result<Response, ErrorReply> {
+    let mut progress = SqlProgress::default();
+    let reply = run_statements(shard, sql, &mut progress).await;
+    reply.map_err(|e| progress.error(e))
+}
+
+async fn run_statements(
+    shard: &Rc<Shard>,
+    sql: &str,
+    progress: &mut SqlProgress,
+) -> Result<Response, ErrorReply> {
+    let statements = tarn_core::sql::parse(sql).map_err(crate::server::core_error)?;
+    progress.statements = statements.len();
+    let mut reply = SqlReply {
+        message: String::new(),
+        columns: Vec::new(),
+        rows: Vec::new(),
+    };
+    let mut messages = Vec::new();
+    for stmt in statements {
+        match stmt {
+            Statement::ShowTables => {
+                messages.push(put(
+                    &mut reply,
+                    tarn_core::listing::show_tables(&shard.catalog()),
+                ));
+            }
+            Statement::SelectFeatures {
+                view,
+                columns,
+                key_column,
+                keys,
+            } => {
+                let catalog = shard.catalog();
+                let def = catalog.view(&view).ok_or_else(|| ErrorReply {
+                    code: ErrorCode::UnknownView,
+                    message: format!("feature view {view:?} does not exist"),
+                    row: None,
+                    column: None,
+                })?;
+                if key_column != def.key_name {
+                    return Err(ErrorReply::new(
+                        ErrorCode::Unsupported,
+                        format!(
+                            "feature view {view} is read by its key column {}: WHERE {} = ... or IN (...)",
+                            def.key_name, def.key_name
+                        ),
+                    ));
+                }
+                let (as_of, all_cols, rows) = read_features(shard, &view, &keys, None).await?;
+                let pick: Vec<usize> = match &columns {
+                    None => (0..all_cols.len()).collect(),
+                    Some(names) => names
+                        .iter()
+                        .map(|n| {
+                            all_cols
+                                .iter()
+                                .position(|c| &c.name == n)
+                                .ok_or_else(|| ErrorReply {
+                                    code: ErrorCode::UnknownColumn,
+                                    message: format!("feature view {view} has no column {n:?}"),
+                                    row: None,
+                                    column: Some(n.clone()),
+                                })
+                        })
+                        .collect::<Result<_, _>>()?,
+                };
+                reply.columns = pick.iter().map(|&i| all_cols[i].clone()).collect();
+                reply.rows = rows
+                    .into_iter()
+                    .map(|r| pick.iter().map(|&i| r.values[i].clone()).collect())
+                    .collect();
+                messages.push(format!(
+                    "{} key(s) as of {}",
+                    reply.rows.len(),
+                    tarn_core::ingest::format_rfc3339_us(as_of)
+                ));
+            }
+            Statement::ShowViews => {
+                let catalog = shard.catalog();
+                let mut totals = std::collections::BTreeMap::new();
+                for v in catalog.views() {
+                    let [keys, window_bytes, events, late_events] =
+                        shard.view_totals(v.id).await.map_err(fail)?;
+                    let t = tarn_core::listing::ViewTotals {
+                        keys,
+                        window_bytes,
+                        events,
+                        late_events,
+                    };
+                    totals.insert(v.id, t);
+                }
+                messages.push(put(
+                    &mut reply,
+                    tarn_core::listing::show_views(&catalog, &totals),
+                ));
+            }
+            Statement::ShowStreams => {
+                let catalog = shard.catalog();
+                let mut totals = std::collections::BTreeMap::new();
+                for s in catalog.streams() {
+                    let (events, newest_event_time_us) =
+                        shard.stream_totals(s.id).await.map_err(fail)?;
+                    let t = tarn_core::listing::StreamTotals {
+                        events,
+                        newest_event_time_us,
+                    };
+                    totals.insert(s.id, t);
+                }
+                messages.push(put(
+                    &mut reply,
+                    tarn_core::listing::show_streams(&catalog, &totals),
+                ));
+            }
+            Statement::Describe { table } => {
+                let listing = tarn_core::listing::describe(&shard.catalog(), &table)
+                    .ok_or_else(|| unknown_table(&table))?;
+                messages.push(put(&mut reply, listing));
+            }
+            ddl => {
+                let view = match &ddl {
+                    Statement::CreateView { spec, .. } => Some(spec.name.clone()),
+                    _ => None,
+                };
+                let (message, backfilled) = shard.ddl(ddl).await.map_err(fail)?;
+                if let Some(view) = view {
+                    (reply.columns, reply.rows) = backfill_result(view, backfilled);
+                }
+                messages.push(message);
+            }
+        }
+        progress.done += 1;
+    }
+    reply.message = messages.join("\n");
+    Ok(Response::Sql(reply))
+}
+
+/// CREATE MATERIALIZED VIEW's result set: one row, the view and the events back-filled into
+/// it (0 when `IF NOT EXISTS` skipped an existing view).
+pub(super) fn backfill_result(
+    view: String,
+    backfilled: Option<u64>,
+) -> (Vec<Column>, Vec<Vec<Value>>) {
+    let columns = vec![
+        Column {
+            name: "view".into(),
+            ty: tarn_types::ColumnType::Text,
+        },
+        Column {
+            name: "backfilled_events".into(),
+            ty: tarn_types::ColumnType::BigInt,
+        },
+    ];
+    let n = backfilled.unwrap_or(0) as i64;
+    (columns, vec![vec![Value::Text(view), Value::Int(n)]])
+}
+
+/// Sets the reply's result set from a core listing; returns its message.
+pub(super) fn put(reply: &mut SqlReply, listing: tarn_core::listing::Listing) -> String {
+    reply.columns = listing
+        .columns
+        .into_iter()
+        .map(|c| Column {
+            name: c.name,
+            ty: c.ty,
+        })
+        .collect();
+    reply.rows = listing.rows;
+    listing.message
+}
