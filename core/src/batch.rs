@@ -234,14 +234,41 @@ pub fn split_by_shard(v: ValidatedUpsert, shard_count: u32) -> Vec<Option<Valida
     parts
 }
 
-/// Splits encoded keys (GET/DELETE) by owner shard: `result[shard]` lists `(index in the
-/// request, key)` in request order, so answers can be put back in request order.
+/// One owner's share of a request's keys: the owner shard, the request index of each of its
+/// keys, and what it is sent for each (in request order).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnerPart<T> {
+    /// The owner.
+    pub shard: u32,
+    /// The request index of each of its keys, ascending.
+    pub indexes: Vec<usize>,
+    /// What the owner is sent for each of its keys.
+    pub items: Vec<T>,
+}
+
+/// Groups a request's canonical keys (GET, DELETE, feature reads, history) by owner shard
+/// (`shard_for`), so each owner can be asked once and the answers put back in request order.
+/// `item(i, key)` is what the owner is sent for key `i`. Owners without keys are left out; the
+/// rest ascend by shard.
 ///
 /// Panics if `shard_count` is 0.
-pub fn split_keys_by_shard(keys: Vec<Vec<u8>>, shard_count: u32) -> Vec<Vec<(usize, Vec<u8>)>> {
-    let mut parts: Vec<Vec<(usize, Vec<u8>)>> = (0..shard_count).map(|_| Vec::new()).collect();
+pub fn by_owner<T>(
+    keys: Vec<Vec<u8>>,
+    shard_count: u32,
+    mut item: impl FnMut(usize, Vec<u8>) -> T,
+) -> Vec<OwnerPart<T>> {
+    let mut parts: Vec<OwnerPart<T>> = (0..shard_count)
+        .map(|shard| OwnerPart {
+            shard,
+            indexes: Vec::new(),
+            items: Vec::new(),
+        })
+        .collect();
     for (i, k) in keys.into_iter().enumerate() {
-        parts[shard_for(&k, shard_count) as usize].push((i, k));
+        let part = &mut parts[shard_for(&k, shard_count) as usize];
+        part.indexes.push(i);
+        part.items.push(item(i, k));
     }
+    parts.retain(|p| !p.indexes.is_empty());
     parts
 }

@@ -8,7 +8,9 @@
 use tarn_core::catalog::Catalog;
 use tarn_core::record::{Mutation, TxnId, TxnPart};
 use tarn_core::sql::Statement;
-use tarn_net::{ErrorCode, ShardStats};
+use tarn_net::ShardStats;
+
+use super::error::ServerError;
 use tarn_types::Value;
 
 /// A request from shard `from` to the receiving shard; `corr` matches the reply.
@@ -95,7 +97,7 @@ pub enum ReplyBody {
     ViewCounters([u64; 4]),
     /// Per key: the as-of time, the aggregates' values and the newest event time held.
     Features(Vec<(i64, Vec<Value>, Option<i64>)>),
-    Error(ErrorCode, String),
+    Error(ServerError),
 }
 
 /// Why a message may not be handled where it landed: a routing bug in the sender. Checked on

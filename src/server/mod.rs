@@ -8,6 +8,7 @@
 //! read, flush, checkpoint, exit 0.
 
 mod conn;
+pub mod error;
 mod fanout;
 pub mod limits;
 mod mesh;
@@ -28,8 +29,6 @@ use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 use tarn_core::catalog::Catalog;
 use tarn_core::record::{Record, TxnId};
 use tarn_core::state::ShardState;
-use tarn_core::{CoreError, ErrorKind};
-use tarn_net::{ErrorCode, ErrorReply};
 use tarn_storage::{checkpoint, Log, LogOptions};
 
 use crate::config::Config;
@@ -41,35 +40,6 @@ use mesh::{MsgBody, ShardMsg, ShardReply};
 use shard::Shard;
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// The protocol error code for a core error kind.
-fn error_code(kind: ErrorKind) -> ErrorCode {
-    match kind {
-        ErrorKind::SqlParse => ErrorCode::SqlParse,
-        ErrorKind::Unsupported => ErrorCode::Unsupported,
-        ErrorKind::UnknownTable => ErrorCode::UnknownTable,
-        ErrorKind::TableExists => ErrorCode::TableExists,
-        ErrorKind::UnknownColumn => ErrorCode::UnknownColumn,
-        ErrorKind::DuplicateColumn => ErrorCode::DuplicateColumn,
-        ErrorKind::TypeMismatch => ErrorCode::TypeMismatch,
-        ErrorKind::NullKey => ErrorCode::NullKey,
-        ErrorKind::MissingKey => ErrorCode::MissingKey,
-        ErrorKind::ValueTooLong => ErrorCode::ValueTooLong,
-        ErrorKind::NonFiniteDouble => ErrorCode::NonFiniteDouble,
-        ErrorKind::BatchEmpty => ErrorCode::BatchEmpty,
-        ErrorKind::RowArity => ErrorCode::Malformed,
-        ErrorKind::LimitExceeded => ErrorCode::LimitExceeded,
-        ErrorKind::Corrupt => ErrorCode::Internal,
-        ErrorKind::UnknownStream => ErrorCode::UnknownStream,
-        ErrorKind::StreamExists => ErrorCode::StreamExists,
-        ErrorKind::BadEvent => ErrorCode::BadEvent,
-        ErrorKind::MissingValue => ErrorCode::MissingValue,
-        ErrorKind::FutureEvent => ErrorCode::FutureEvent,
-        ErrorKind::UnknownView => ErrorCode::UnknownView,
-        // A feature view's name (the only other kind yet): the code views have always had.
-        ErrorKind::ObjectExists => ErrorCode::StreamExists,
-    }
-}
-
 /// The wall clock in µs since the Unix epoch (validation of event times, append stamps).
 pub(crate) fn now_us() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
@@ -79,19 +49,6 @@ pub(crate) fn now_us() -> i64 {
 }
 
 /// Maps a core error to the protocol error a client sees, keeping its row and column.
-fn core_error(e: CoreError) -> ErrorReply {
-    ErrorReply {
-        code: error_code(e.kind()),
-        row: e.row().map(|r| r as u32),
-        column: e.column().map(str::to_string),
-        message: e.to_string(),
-    }
-}
-
-fn core_failure(e: CoreError) -> shard::Failure {
-    (error_code(e.kind()), e.to_string())
-}
-
 /// Runs the server until SIGTERM/SIGINT. Returns an error message for the operator.
 pub fn run(cfg: Config) -> Result<(), String> {
     crate::checks::check_io_uring()?;

@@ -1,8 +1,6 @@
 use tarn_types::{encode_key, shard_for, ColumnType, Value, MAX_VALUE_BYTES};
 
-use crate::batch::{
-    split_by_shard, split_keys_by_shard, validate_keys, validate_upsert, UpsertMode,
-};
+use crate::batch::{by_owner, split_by_shard, validate_keys, validate_upsert, UpsertMode};
 use crate::record::Mutation;
 use crate::schema::TableDef;
 use crate::{CoreError, ErrorKind};
@@ -309,8 +307,15 @@ fn split_keeps_order_and_routes_by_key() {
     assert_eq!(rows[0], (v.keys[0].clone(), v.rows[0].clone()));
 
     let keys: Vec<Vec<u8>> = (0..20).map(|i| key(Value::Int(i))).collect();
-    let parts = split_keys_by_shard(keys.clone(), 3);
-    let mut back: Vec<(usize, Vec<u8>)> = parts.into_iter().flatten().collect();
+    let parts = by_owner(keys.clone(), 3, |_, k| k);
+    assert!(parts.windows(2).all(|w| w[0].shard < w[1].shard));
+    for p in &parts {
+        assert!(p.items.iter().all(|k| shard_for(k, 3) == p.shard));
+    }
+    let mut back: Vec<(usize, Vec<u8>)> = parts
+        .into_iter()
+        .flat_map(|p| p.indexes.into_iter().zip(p.items))
+        .collect();
     back.sort();
     assert_eq!(back, keys.into_iter().enumerate().collect::<Vec<_>>());
 }

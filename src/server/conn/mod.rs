@@ -27,6 +27,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::server::error::ServerError;
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
@@ -37,7 +38,7 @@ use crate::server::limits::{
     MAX_PENDING_REPLY_BYTES, REPLY_LOW_WATER_BYTES, RETAINED_REPLY_BUFFER_BYTES,
     WRITE_REPLY_RESERVE_BYTES,
 };
-use crate::server::shard::{Failure, Shard};
+use crate::server::shard::Shard;
 use rw::{read_loop, write_loop};
 use watchdog::watchdog;
 
@@ -163,12 +164,7 @@ impl Conn {
             let message = format!(
                 "the reply would be {frame_len} bytes, more than the {MAX_FRAME_PAYLOAD_BYTES}-byte frame limit; ask for fewer keys per request"
             );
-            let err = Response::Error(ErrorReply {
-                code: ErrorCode::BatchTooLarge,
-                message,
-                row: None,
-                column: None,
-            });
+            let err = Response::Error(ErrorReply::new(ErrorCode::BatchTooLarge, message));
             tarn_net::encode_response(request_id, &err, &mut out);
         }
         if was_empty {
@@ -177,16 +173,8 @@ impl Conn {
         frame_len
     }
 
-    fn error(&self, request_id: u64, (code, message): Failure) {
-        self.reply(
-            request_id,
-            &Response::Error(ErrorReply {
-                code,
-                message,
-                row: None,
-                column: None,
-            }),
-        );
+    fn error(&self, request_id: u64, e: ServerError) {
+        self.reply(request_id, &Response::Error(e.into()));
     }
 
     fn finish(&self, op: Opcode, started: Instant) {
@@ -292,7 +280,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let watchdog = glommio::spawn_local(watchdog(conn.clone()));
 
     if shard.connections.get() >= MAX_CONNECTIONS_PER_SHARD {
-        conn.error(0, (
+        conn.error(0, ServerError::new(
             ErrorCode::TooManyConnections,
             format!("shard {} already serves {MAX_CONNECTIONS_PER_SHARD} connections (MAX_CONNECTIONS_PER_SHARD)", shard.id),
         ));

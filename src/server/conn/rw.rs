@@ -12,6 +12,7 @@ use tarn_net::{FrameHeader, HEADER_LEN as FRAME_HEADER_BYTES};
 
 use super::session::dispatch;
 use super::{Conn, Half};
+use crate::server::error::ServerError;
 use crate::server::limits::{
     MAX_PENDING_REPLY_BYTES, READ_CHUNK_BYTES, REPLY_LOW_WATER_BYTES, RETAINED_REPLY_BUFFER_BYTES,
 };
@@ -107,7 +108,7 @@ pub(super) async fn read_loop(conn: &Rc<Conn>, mut sock: Half) {
                 FrameHeader::decode(avail[..FRAME_HEADER_BYTES].try_into().expect("16 bytes"));
             if let Err(e) = header.check(MAX_FRAME_PAYLOAD_BYTES) {
                 // The stream cannot be resynchronised after an oversize length: answer, close.
-                conn.error(header.request_id, (e.code, e.message));
+                conn.error(header.request_id, ServerError::new(e.code, e.message));
                 return;
             }
             let frame_len = FRAME_HEADER_BYTES + header.payload_len as usize;

@@ -4,12 +4,13 @@
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::server::error::ServerError;
 use tarn_core::batch;
 use tarn_net::limits::{
     MAX_BATCH_ROWS, MAX_FRAME_PAYLOAD_BYTES, MAX_IN_FLIGHT_PER_CONNECTION, MIN_PROTOCOL_VERSION,
     PROTOCOL_VERSION,
 };
-use tarn_net::{ErrorCode, ErrorReply, FrameHeader, HelloReply, Opcode, Request, Response};
+use tarn_net::{ErrorCode, FrameHeader, HelloReply, Opcode, Request, Response};
 use tarn_types::shard_for;
 
 use super::Conn;
@@ -30,10 +31,9 @@ pub(super) fn dispatch(
         // HELLO too: before the handshake any error closes).
         conn.error(
             id,
-            (
+            ServerError::new(
                 ErrorCode::BadRequestId,
-                "request id 0 is reserved for connection-level errors; number requests from 1"
-                    .into(),
+                "request id 0 is reserved for connection-level errors; number requests from 1",
             ),
         );
         return *handshaken;
@@ -41,7 +41,7 @@ pub(super) fn dispatch(
     let request = match tarn_net::decode_request(header, payload) {
         Ok(r) => r,
         Err(e) => {
-            conn.error(id, (e.code, e.message));
+            conn.error(id, ServerError::new(e.code, e.message));
             // Bad framing of the first frame means this is not a Tarn client: close.
             return *handshaken;
         }
@@ -50,16 +50,16 @@ pub(super) fn dispatch(
         let Request::Hello(hello) = request else {
             conn.error(
                 id,
-                (
+                ServerError::new(
                     ErrorCode::HandshakeRequired,
-                    "the first request on a connection must be HELLO".into(),
+                    "the first request on a connection must be HELLO",
                 ),
             );
             return false;
         };
         let Some(version) = tarn_net::negotiate_version(hello.min_version, hello.max_version)
         else {
-            conn.error(id, (
+            conn.error(id, ServerError::new(
                 ErrorCode::UnsupportedVersion,
                 format!(
                     "client speaks protocol versions {}..={}, server speaks {MIN_PROTOCOL_VERSION}..={PROTOCOL_VERSION}",
@@ -72,9 +72,9 @@ pub(super) fn dispatch(
             if !constant_time_eq(token.as_bytes(), hello.auth_token.as_bytes()) {
                 conn.error(
                     id,
-                    (
+                    ServerError::new(
                         ErrorCode::AuthFailed,
-                        "authentication failed: wrong or missing token".into(),
+                        "authentication failed: wrong or missing token",
                     ),
                 );
                 return false;
@@ -99,7 +99,7 @@ pub(super) fn dispatch(
         return true;
     }
     if conn.in_flight.get() >= MAX_IN_FLIGHT_PER_CONNECTION {
-        conn.error(id, (
+        conn.error(id, ServerError::new(
             ErrorCode::TooManyInFlight,
             format!("more than {MAX_IN_FLIGHT_PER_CONNECTION} requests in flight on this connection (MAX_IN_FLIGHT_PER_CONNECTION); wait for replies"),
         ));
@@ -116,9 +116,9 @@ pub(super) fn dispatch(
         Request::Hello(_) => {
             conn.error(
                 id,
-                (
+                ServerError::new(
                     ErrorCode::Unsupported,
-                    "HELLO was already received on this connection".into(),
+                    "HELLO was already received on this connection",
                 ),
             );
             conn.finish(op, started);
@@ -127,7 +127,7 @@ pub(super) fn dispatch(
         // the point-read latency is the product's headline number.
         Request::Get(req) if all_local(&conn.shard, &req) => {
             if let Err(e) = get_inline(conn, id, &req) {
-                conn.reply(id, &Response::Error(e));
+                conn.reply(id, &Response::Error(e.into()));
             }
             conn.finish(op, started);
         }
@@ -138,7 +138,7 @@ pub(super) fn dispatch(
                 let resp = service::handle(&conn.shard, request).await;
                 let encoded = match resp {
                     Ok(r) => conn.reply(id, &r),
-                    Err(e) => conn.reply(id, &Response::Error(e)),
+                    Err(e) => conn.reply(id, &Response::Error(e.into())),
                 };
                 conn.release(reservation, encoded);
                 conn.finish(op, started);
@@ -167,13 +167,13 @@ pub(super) fn get_inline(
     conn: &Conn,
     id: u64,
     req: &tarn_net::KeysRequest,
-) -> Result<(), ErrorReply> {
+) -> Result<(), ServerError> {
     let shard = &conn.shard;
     let catalog = shard.catalog();
     let def = catalog
         .table(&req.table)
         .ok_or_else(|| service::unknown_table(&req.table))?;
-    let keys = batch::validate_keys(def, &req.keys).map_err(crate::server::core_error)?;
+    let keys = batch::validate_keys(def, &req.keys).map_err(ServerError::from)?;
     let columns = shard.reply_columns(def);
     shard.with_local_rows(def.id, &keys, |rows| {
         conn.reply_with(id, |out| {

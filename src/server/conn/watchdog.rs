@@ -7,6 +7,7 @@ use tarn_net::ErrorCode;
 
 use super::rw::flush_inline;
 use super::Conn;
+use crate::server::error::ServerError;
 use crate::server::limits::{SHUTDOWN_POLL_MS, SHUTDOWN_REPLY_GRACE};
 
 /// Why the watchdog closes a connection.
@@ -95,7 +96,7 @@ pub(super) fn expire(conn: &Conn, why: Expiry) {
     if let Expiry::Handshake = why {
         conn.error(
             0,
-            (
+            ServerError::new(
                 ErrorCode::HandshakeRequired,
                 format!(
                     "no HELLO within {} ms of connecting (--handshake-timeout-ms)",

@@ -8,28 +8,20 @@ mod write;
 
 use std::rc::Rc;
 
+use crate::server::error::ServerError;
 use tarn_core::batch;
 use tarn_core::record::Mutation;
 use tarn_net::{
-    DeleteReply, ErrorCode, ErrorReply, FeaturesReply, GetReply, HistoryReply, Request, Response,
-    StatsReply, UpsertReply,
+    DeleteReply, ErrorCode, FeaturesReply, GetReply, HistoryReply, Request, Response, StatsReply,
+    UpsertReply,
 };
 
-use crate::server::shard::{Failure, Shard};
+use crate::server::shard::Shard;
 use read::{get_rows, read_features, read_history};
 use sql::sql_request;
 use write::{ingest, run_parts};
 
-fn fail((code, message): Failure) -> ErrorReply {
-    ErrorReply {
-        code,
-        message,
-        row: None,
-        column: None,
-    }
-}
-
-pub(crate) async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ErrorReply> {
+pub(crate) async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Response, ServerError> {
     match request {
         Request::Sql(sql) => sql_request(shard, &sql).await,
         Request::Upsert(up) => {
@@ -38,7 +30,7 @@ pub(crate) async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Respon
                 .table(&up.table)
                 .ok_or_else(|| unknown_table(&up.table))?;
             let valid = batch::validate_upsert(def, up.mode, &up.columns, up.rows)
-                .map_err(crate::server::core_error)?;
+                .map_err(ServerError::from)?;
             let parts = batch::split_by_shard(valid, shard.count)
                 .into_iter()
                 .enumerate()
@@ -52,9 +44,9 @@ pub(crate) async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Respon
             let def = catalog
                 .table(&req.table)
                 .ok_or_else(|| unknown_table(&req.table))?;
-            let keys = batch::validate_keys(def, &req.keys).map_err(crate::server::core_error)?;
+            let keys = batch::validate_keys(def, &req.keys).map_err(ServerError::from)?;
             let columns = shard.reply_columns(def).to_vec();
-            let rows = get_rows(shard, def.id, keys).await.map_err(fail)?;
+            let rows = get_rows(shard, def.id, keys).await?;
             Ok(Response::Get(GetReply { columns, rows }))
         }
         Request::Delete(req) => {
@@ -62,27 +54,22 @@ pub(crate) async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Respon
             let def = catalog
                 .table(&req.table)
                 .ok_or_else(|| unknown_table(&req.table))?;
-            let keys = batch::validate_keys(def, &req.keys).map_err(crate::server::core_error)?;
-            let parts = batch::split_keys_by_shard(keys, shard.count)
+            let keys = batch::validate_keys(def, &req.keys).map_err(ServerError::from)?;
+            let parts = batch::by_owner(keys, shard.count, |_, k| k)
                 .into_iter()
-                .enumerate()
-                .filter(|(_, keys)| !keys.is_empty())
-                .map(|(s, keys)| {
-                    let keys = keys.into_iter().map(|(_, k)| k).collect();
-                    (
-                        s as u32,
-                        Mutation::Delete {
-                            table_id: def.id,
-                            keys,
-                        },
-                    )
+                .map(|p| {
+                    let delete = Mutation::Delete {
+                        table_id: def.id,
+                        keys: p.items,
+                    };
+                    (p.shard, delete)
                 })
                 .collect();
             let rows = run_parts(shard, parts, None).await?;
             Ok(Response::Delete(DeleteReply { rows_deleted: rows }))
         }
         Request::Stats => Ok(Response::Stats(StatsReply {
-            shards: shard.stats_all().await.map_err(fail)?,
+            shards: shard.stats_all().await?,
         })),
         Request::Ingest(req) => ingest(shard, req).await,
         Request::History(req) => {
@@ -110,8 +97,8 @@ pub(crate) async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Respon
     }
 }
 
-pub(crate) fn unknown_table(name: &str) -> ErrorReply {
-    ErrorReply {
+pub(crate) fn unknown_table(name: &str) -> ServerError {
+    ServerError {
         code: ErrorCode::UnknownTable,
         message: format!("table {name:?} does not exist"),
         row: None,

@@ -3,38 +3,29 @@
 
 use std::rc::Rc;
 
+use crate::server::error::ServerError;
 use tarn_core::batch;
 use tarn_net::limits::MAX_BATCH_ROWS;
-use tarn_net::{Column, ErrorCode, ErrorReply, FeatureRow};
-use tarn_types::{shard_for, Value};
+use tarn_net::{Column, ErrorCode, FeatureRow};
+use tarn_types::Value;
 
-use super::fail;
-use crate::server::shard::{Failure, Shard};
+use crate::server::fanout;
 
+use crate::server::shard::Shard;
+
+/// The rows of `keys` (canonical, validated) in request order, each from its owner.
 pub(super) async fn get_rows(
     shard: &Rc<Shard>,
     table_id: u32,
     keys: Vec<Vec<u8>>,
-) -> Result<Vec<Option<Vec<Value>>>, Failure> {
-    let n = shard.count;
-    let mut rows: Vec<Option<Vec<Value>>> = vec![None; keys.len()];
-    let tasks: Vec<_> = batch::split_keys_by_shard(keys, n)
-        .into_iter()
-        .enumerate()
-        .filter(|(_, part)| !part.is_empty())
-        .map(|(s, part)| {
-            let (idx, keys): (Vec<usize>, Vec<Vec<u8>>) = part.into_iter().unzip();
-            let shard = shard.clone();
-            glommio::spawn_local(async move { (idx, shard.get(s as u32, table_id, keys).await) })
-        })
-        .collect();
-    for t in tasks {
-        let (idx, found) = t.await;
-        for (i, row) in idx.into_iter().zip(found?) {
-            rows[i] = row;
-        }
-    }
-    Ok(rows)
+) -> Result<Vec<Option<Vec<Value>>>, ServerError> {
+    let n = keys.len();
+    let parts = batch::by_owner(keys, shard.count, |_, k| k);
+    fanout::ask_owners(parts, n, |owner, keys| {
+        let shard = shard.clone();
+        async move { shard.get(owner, table_id, keys).await }
+    })
+    .await
 }
 
 /// A checked view read: the view id, its reply columns (key first), the canonical keys.
@@ -47,9 +38,9 @@ pub(super) fn prepare_view_read(
     shard: &Shard,
     view: &str,
     keys: &[Value],
-) -> Result<ViewRead, ErrorReply> {
+) -> Result<ViewRead, ServerError> {
     let catalog = shard.catalog();
-    let def = catalog.view(view).ok_or_else(|| ErrorReply {
+    let def = catalog.view(view).ok_or_else(|| ServerError {
         code: ErrorCode::UnknownView,
         message: format!("feature view {view:?} does not exist"),
         row: None,
@@ -60,7 +51,7 @@ pub(super) fn prepare_view_read(
         .expect("a view's stream exists while the view does");
     let columns = def.result_columns(stream);
     if keys.len() > MAX_BATCH_ROWS as usize {
-        return Err(ErrorReply::new(
+        return Err(ServerError::new(
             ErrorCode::BatchTooLarge,
             format!(
                 "{} keys in one read; the limit is {MAX_BATCH_ROWS}",
@@ -68,31 +59,9 @@ pub(super) fn prepare_view_read(
             ),
         ));
     }
-    let encoded = tarn_core::events::validate_view_keys(&columns[0], keys)
-        .map_err(crate::server::core_error)?;
+    let encoded =
+        tarn_core::events::validate_view_keys(&columns[0], keys).map_err(ServerError::from)?;
     Ok((def.id, columns, encoded))
-}
-
-/// Splits request items by the shard owning their key: per owner, the request indexes and
-/// the items, in request order.
-pub(super) fn by_owner<T: Clone>(
-    shard: &Shard,
-    keys: Vec<Vec<u8>>,
-    item: impl Fn(usize, Vec<u8>) -> T,
-) -> Vec<(u32, Vec<usize>, Vec<T>)> {
-    let mut groups: Vec<(Vec<usize>, Vec<T>)> =
-        vec![(Vec::new(), Vec::new()); shard.count as usize];
-    for (i, k) in keys.into_iter().enumerate() {
-        let s = shard_for(&k, shard.count) as usize;
-        groups[s].0.push(i);
-        groups[s].1.push(item(i, k));
-    }
-    groups
-        .into_iter()
-        .enumerate()
-        .filter(|(_, (idx, _))| !idx.is_empty())
-        .map(|(s, (idx, items))| (s as u32, idx, items))
-        .collect()
 }
 
 /// Reads feature view `view` for `keys`: as of now (each owner answers at its latest
@@ -104,7 +73,7 @@ pub(super) async fn read_features(
     view: &str,
     keys: &[Value],
     as_of_us: Option<i64>,
-) -> Result<(i64, Vec<Column>, Vec<FeatureRow>), ErrorReply> {
+) -> Result<(i64, Vec<Column>, Vec<FeatureRow>), ServerError> {
     if let Some(t) = as_of_us {
         // A past as-of time: recomputed from the retained log (point-in-time history).
         let (columns, rows) =
@@ -112,14 +81,13 @@ pub(super) async fn read_features(
         return Ok((t, columns, rows));
     }
     let (view_id, result_columns, encoded) = prepare_view_read(shard, view, keys)?;
-    let tasks: Vec<_> = by_owner(shard, encoded, |_, k| k)
-        .into_iter()
-        .map(|(s, idx, ks)| {
-            let shard = shard.clone();
-            glommio::spawn_local(async move { (idx, shard.features(s, view_id, ks).await) })
-        })
-        .collect();
-    let rows = gather_feature_rows(tasks, &reply_keys(&result_columns[0], keys)).await?;
+    let parts = batch::by_owner(encoded, shard.count, |_, k| k);
+    let answers = fanout::ask_owners(parts, keys.len(), |owner, keys| {
+        let shard = shard.clone();
+        async move { shard.features(owner, view_id, keys).await }
+    })
+    .await?;
+    let rows = feature_rows(answers, reply_keys(&result_columns[0], keys));
     let as_of = rows.iter().map(|r| r.as_of_us).min().unwrap_or(i64::MIN);
     Ok((as_of, to_columns(result_columns), rows))
 }
@@ -131,12 +99,12 @@ pub(super) async fn read_history(
     shard: &Rc<Shard>,
     view: &str,
     pairs: Vec<(Value, i64)>,
-) -> Result<(Vec<Column>, Vec<FeatureRow>), ErrorReply> {
+) -> Result<(Vec<Column>, Vec<FeatureRow>), ServerError> {
     let keys: Vec<Value> = pairs.iter().map(|(k, _)| k.clone()).collect();
     let (view_id, result_columns, encoded) = prepare_view_read(shard, view, &keys)?;
     let now = crate::server::now_us();
     if let Some(i) = pairs.iter().position(|(_, t)| *t >= now) {
-        return Err(ErrorReply::new(
+        return Err(ServerError::new(
             ErrorCode::InvalidArgument,
             format!(
                 "as-of time {} is not in the past (server clock {now}); read the current values without as_of",
@@ -145,14 +113,13 @@ pub(super) async fn read_history(
         )
         .with_row(i as u32));
     }
-    let tasks: Vec<_> = by_owner(shard, encoded, |i, k| (k, pairs[i].1))
-        .into_iter()
-        .map(|(s, idx, qs)| {
-            let shard = shard.clone();
-            glommio::spawn_local(async move { (idx, shard.history(s, view_id, qs).await) })
-        })
-        .collect();
-    let rows = gather_feature_rows(tasks, &reply_keys(&result_columns[0], &keys)).await?;
+    let parts = batch::by_owner(encoded, shard.count, |i, k| (k, pairs[i].1));
+    let answers = fanout::ask_owners(parts, keys.len(), |owner, queries| {
+        let shard = shard.clone();
+        async move { shard.history(owner, view_id, queries).await }
+    })
+    .await?;
+    let rows = feature_rows(answers, reply_keys(&result_columns[0], &keys));
     Ok((to_columns(result_columns), rows))
 }
 
@@ -167,12 +134,6 @@ pub(super) fn reply_keys(key_column: &tarn_core::schema::ColumnDef, keys: &[Valu
         .collect()
 }
 
-/// One owner's answer to a feature read: the request indexes it answered and its rows.
-pub(super) type OwnerAnswer = (
-    Vec<usize>,
-    Result<crate::server::shard::FeatureRows, Failure>,
-);
-
 /// The reply columns of a view.
 pub(super) fn to_columns(cols: Vec<tarn_core::schema::ColumnDef>) -> Vec<Column> {
     cols.into_iter()
@@ -183,38 +144,21 @@ pub(super) fn to_columns(cols: Vec<tarn_core::schema::ColumnDef>) -> Vec<Column>
         .collect()
 }
 
-/// Awaits every owner's answer and puts the rows back in request order (the key first).
-pub(super) async fn gather_feature_rows(
-    tasks: Vec<glommio::Task<OwnerAnswer>>,
-    keys: &[Value],
-) -> Result<Vec<FeatureRow>, ErrorReply> {
-    let mut rows: Vec<Option<FeatureRow>> = vec![None; keys.len()];
-    let mut first_err = None;
-    for t in tasks {
-        let (idx, got) = t.await;
-        match got {
-            Ok(values) => {
-                for (i, (as_of, vals, newest)) in idx.into_iter().zip(values) {
-                    let mut all = Vec::with_capacity(vals.len() + 1);
-                    all.push(keys[i].clone());
-                    all.extend(vals);
-                    rows[i] = Some(FeatureRow {
-                        as_of_us: as_of,
-                        newest_event_time_us: newest,
-                        values: all,
-                    });
-                }
-            }
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(e) = first_err {
-        return Err(fail(e));
-    }
-    Ok(rows
+/// The reply rows of a feature read: per key (in request order) its owner's answer, the key
+/// first.
+fn feature_rows(answers: crate::server::shard::FeatureRows, keys: Vec<Value>) -> Vec<FeatureRow> {
+    answers
         .into_iter()
-        .map(|r| r.expect("every key answered"))
-        .collect())
+        .zip(keys)
+        .map(|((as_of_us, vals, newest), key)| {
+            let mut values = Vec::with_capacity(vals.len() + 1);
+            values.push(key);
+            values.extend(vals);
+            FeatureRow {
+                as_of_us,
+                newest_event_time_us: newest,
+                values,
+            }
+        })
+        .collect()
 }

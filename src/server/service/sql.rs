@@ -3,12 +3,13 @@
 
 use std::rc::Rc;
 
+use crate::server::error::ServerError;
 use tarn_core::sql::Statement;
-use tarn_net::{Column, ErrorCode, ErrorReply, Response, SqlReply};
+use tarn_net::{Column, ErrorCode, Response, SqlReply};
 use tarn_types::Value;
 
 use super::read::read_features;
-use super::{fail, unknown_table};
+use super::unknown_table;
 use crate::server::shard::Shard;
 
 /// How far a SQL request got: statements in it, statements that completed. A failing
@@ -23,7 +24,7 @@ impl SqlProgress {
     /// For SQL, `row` is the 0-based index of the failing statement in a request of several
     /// (= the statements applied before it), never a key index; absent for a single statement
     /// and when the text does not parse (nothing ran).
-    fn error(&self, mut e: ErrorReply) -> ErrorReply {
+    fn error(&self, mut e: ServerError) -> ServerError {
         e.row = None;
         if self.statements > 1 {
             let (n, i) = (self.statements, self.done);
@@ -47,7 +48,7 @@ impl SqlProgress {
 
 /// Runs the statements of one SQL request in order (see docs/PROTOCOL.md, SQL): an error names
 /// the failing statement when there are several.
-pub(super) async fn sql_request(shard: &Rc<Shard>, sql: &str) -> Result<Response, ErrorReply> {
+pub(super) async fn sql_request(shard: &Rc<Shard>, sql: &str) -> Result<Response, ServerError> {
     let mut progress = SqlProgress::default();
     let reply = run_statements(shard, sql, &mut progress).await;
     reply.map_err(|e| progress.error(e))
@@ -57,8 +58,8 @@ async fn run_statements(
     shard: &Rc<Shard>,
     sql: &str,
     progress: &mut SqlProgress,
-) -> Result<Response, ErrorReply> {
-    let statements = tarn_core::sql::parse(sql).map_err(crate::server::core_error)?;
+) -> Result<Response, ServerError> {
+    let statements = tarn_core::sql::parse(sql).map_err(ServerError::from)?;
     progress.statements = statements.len();
     let mut reply = SqlReply {
         message: String::new(),
@@ -81,14 +82,14 @@ async fn run_statements(
                 keys,
             } => {
                 let catalog = shard.catalog();
-                let def = catalog.view(&view).ok_or_else(|| ErrorReply {
+                let def = catalog.view(&view).ok_or_else(|| ServerError {
                     code: ErrorCode::UnknownView,
                     message: format!("feature view {view:?} does not exist"),
                     row: None,
                     column: None,
                 })?;
                 if key_column != def.key_name {
-                    return Err(ErrorReply::new(
+                    return Err(ServerError::new(
                         ErrorCode::Unsupported,
                         format!(
                             "feature view {view} is read by its key column {}: WHERE {} = ... or IN (...)",
@@ -105,7 +106,7 @@ async fn run_statements(
                             all_cols
                                 .iter()
                                 .position(|c| &c.name == n)
-                                .ok_or_else(|| ErrorReply {
+                                .ok_or_else(|| ServerError {
                                     code: ErrorCode::UnknownColumn,
                                     message: format!("feature view {view} has no column {n:?}"),
                                     row: None,
@@ -129,8 +130,7 @@ async fn run_statements(
                 let catalog = shard.catalog();
                 let mut totals = std::collections::BTreeMap::new();
                 for v in catalog.views() {
-                    let [keys, window_bytes, events, late_events] =
-                        shard.view_totals(v.id).await.map_err(fail)?;
+                    let [keys, window_bytes, events, late_events] = shard.view_totals(v.id).await?;
                     let t = tarn_core::listing::ViewTotals {
                         keys,
                         window_bytes,
@@ -148,8 +148,7 @@ async fn run_statements(
                 let catalog = shard.catalog();
                 let mut totals = std::collections::BTreeMap::new();
                 for s in catalog.streams() {
-                    let (events, newest_event_time_us) =
-                        shard.stream_totals(s.id).await.map_err(fail)?;
+                    let (events, newest_event_time_us) = shard.stream_totals(s.id).await?;
                     let t = tarn_core::listing::StreamTotals {
                         events,
                         newest_event_time_us,
@@ -171,7 +170,7 @@ async fn run_statements(
                     Statement::CreateView { spec, .. } => Some(spec.name.clone()),
                     _ => None,
                 };
-                let (message, backfilled) = shard.ddl(ddl).await.map_err(fail)?;
+                let (message, backfilled) = shard.ddl(ddl).await?;
                 if let Some(view) = view {
                     (reply.columns, reply.rows) = backfill_result(view, backfilled);
                 }

@@ -3,11 +3,11 @@
 
 use std::rc::Rc;
 
+use crate::server::error::ServerError;
 use tarn_core::record::{Mutation, TxnPart};
 use tarn_net::limits::MAX_BATCH_ROWS;
-use tarn_net::{ErrorCode, ErrorReply, IngestBody, IngestReply, IngestRequest, Response};
+use tarn_net::{ErrorCode, IngestBody, IngestReply, IngestRequest, Response};
 
-use super::fail;
 use crate::server::shard::Shard;
 
 /// Encodes each shard's part of a write as its log record, refuses the whole batch if any part
@@ -17,7 +17,7 @@ pub(super) async fn run_parts(
     shard: &Rc<Shard>,
     parts: Vec<(u32, Mutation)>,
     producer: Option<(u64, u64)>,
-) -> Result<u64, ErrorReply> {
+) -> Result<u64, ServerError> {
     let max = shard.max_record_bytes();
     // A part of a multi-shard batch is logged inside a Prepare record, with a header.
     let header = if parts.len() > 1 {
@@ -29,29 +29,29 @@ pub(super) async fn run_parts(
     for (target, m) in parts {
         let record = tarn_core::record::encode_to_vec(&m);
         if record.len() + header > max {
-            return Err(fail((
+            return Err(ServerError::new(
                 ErrorCode::BatchTooLarge,
                 format!(
                     "shard {target}'s part of this batch encodes to {} bytes, more than one log record holds ({max} bytes with this segment size); send smaller batches",
                     record.len() + header
                 ),
-            )));
+            ));
         }
         encoded.push((target, m, record));
     }
     if encoded.len() == 1 {
         // One owner (always, with one shard): one log record, atomic by itself.
         let (target, m, record) = encoded.pop().expect("one part");
-        return shard.write(target, m, record).await.map_err(fail);
+        return shard.write(target, m, record).await;
     }
-    shard.write_txn_for(producer, encoded).await.map_err(fail)
+    shard.write_txn_for(producer, encoded).await
 }
 
 /// Validates an INGEST completely, splits it by home shard and writes it (atomically across
 /// shards). A batch whose producer tag was already applied is acknowledged as a duplicate.
-pub(super) async fn ingest(shard: &Rc<Shard>, req: IngestRequest) -> Result<Response, ErrorReply> {
+pub(super) async fn ingest(shard: &Rc<Shard>, req: IngestRequest) -> Result<Response, ServerError> {
     let catalog = shard.catalog();
-    let def = catalog.stream(&req.stream).ok_or_else(|| ErrorReply {
+    let def = catalog.stream(&req.stream).ok_or_else(|| ServerError {
         code: ErrorCode::UnknownStream,
         message: format!("stream {:?} does not exist", req.stream),
         row: None,
@@ -80,7 +80,7 @@ pub(super) async fn ingest(shard: &Rc<Shard>, req: IngestRequest) -> Result<Resp
     }
     .map_err(|e| {
         let too_many = e.kind() == tarn_core::ErrorKind::LimitExceeded;
-        let mut reply = crate::server::core_error(e);
+        let mut reply = ServerError::from(e);
         if too_many {
             reply.code = ErrorCode::BatchTooLarge;
         }

@@ -11,7 +11,7 @@ use tarn_core::record::{self, Mutation, Record, TxnId};
 use tarn_net::ErrorCode;
 use tarn_storage::Durability;
 
-use super::{Failure, Shard};
+use super::{ServerError, Shard};
 use crate::server::mesh::MsgBody;
 
 /// Logged records waiting to be applied, and the clocks of the apply order.
@@ -51,7 +51,7 @@ impl Shard {
         target: u32,
         m: Mutation,
         record: Vec<u8>,
-    ) -> Result<u64, Failure> {
+    ) -> Result<u64, ServerError> {
         if target == self.id {
             self.write_local(m, &record).await
         } else {
@@ -71,7 +71,7 @@ impl Shard {
         self: &Rc<Self>,
         m: Mutation,
         record: &[u8],
-    ) -> Result<u64, Failure> {
+    ) -> Result<u64, ServerError> {
         debug_assert!(
             self.owns_all(&m),
             "mutation routed to a shard that does not own its keys"
@@ -100,7 +100,7 @@ impl Shard {
         mut rec: Record,
         bytes: &[u8],
         wait_durable: bool,
-    ) -> Result<(u64, Option<(u64, u64)>), Failure> {
+    ) -> Result<(u64, Option<(u64, u64)>), ServerError> {
         self.check_writable()?;
         let mut duplicate_of = None;
         let lsn = match &mut rec {
@@ -136,7 +136,7 @@ impl Shard {
         }
         self.drain_applies();
         let rows = applied.recv().await.ok_or_else(|| {
-            (
+            ServerError::new(
                 ErrorCode::Storage,
                 format!("shard {}: write was not applied", self.id),
             )
@@ -144,9 +144,9 @@ impl Shard {
         Ok((rows, duplicate_of))
     }
 
-    pub(super) fn check_writable(&self) -> Result<(), Failure> {
+    pub(super) fn check_writable(&self) -> Result<(), ServerError> {
         match self.apply.failed.borrow().as_ref() {
-            Some(reason) => Err((
+            Some(reason) => Err(ServerError::new(
                 ErrorCode::Storage,
                 format!("shard {} refuses writes: {reason}", self.id),
             )),
@@ -196,7 +196,7 @@ impl Shard {
         self.maybe_checkpoint();
     }
 
-    pub(super) fn fail(&self, reason: String) -> Failure {
+    pub(super) fn fail(&self, reason: String) -> ServerError {
         tracing::error!(
             shard = self.id,
             "log failure, shard stops accepting writes: {reason}"
@@ -205,7 +205,7 @@ impl Shard {
         if failed.is_none() {
             *failed = Some(reason.clone());
         }
-        (ErrorCode::Storage, format!("shard {}: {reason}", self.id))
+        ServerError::new(ErrorCode::Storage, format!("shard {}: {reason}", self.id))
     }
 
     pub(super) fn owns_all(&self, m: &Mutation) -> bool {
@@ -220,7 +220,7 @@ impl Shard {
         m: &mut Mutation,
         bytes: &[u8],
         prepare: Option<TxnId>,
-    ) -> Result<u64, Failure> {
+    ) -> Result<u64, ServerError> {
         let producer = match m {
             Mutation::Events(e) => e.producer,
             _ => None,
@@ -236,7 +236,10 @@ impl Shard {
     /// Appends `bytes`; a record with a stamp slot (Events, Commit: `record::stamp_offset`)
     /// gets its append time written there at the moment it gets its LSN, from a clock that
     /// never goes backwards on this shard. Returns the LSN and the stamp.
-    pub(super) async fn append_stamped(&self, bytes: &[u8]) -> Result<(u64, Option<i64>), Failure> {
+    pub(super) async fn append_stamped(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(u64, Option<i64>), ServerError> {
         self.append_stamped_tagged(bytes, None, None)
             .await
             .map(|(lsn, stamp, _)| (lsn, stamp))
@@ -252,7 +255,7 @@ impl Shard {
         bytes: &[u8],
         producer: Option<(u64, u64)>,
         prepare: Option<TxnId>,
-    ) -> Result<(u64, Option<i64>, bool), Failure> {
+    ) -> Result<(u64, Option<i64>, bool), ServerError> {
         let stamp_at = record::stamp_offset(bytes);
         let stamped = Cell::new(None);
         let duplicate = Cell::new(false);

@@ -11,7 +11,7 @@ use tarn_core::record::{self, Mutation};
 use tarn_net::ErrorCode;
 use tarn_types::{shard_for, Value};
 
-use super::{Failure, Shard};
+use super::{ServerError, Shard};
 use crate::server::fanout;
 use crate::server::mesh::MsgBody;
 
@@ -36,7 +36,7 @@ impl ViewJobs {
 impl Shard {
     /// Back-fills a new feature view on every shard (each from its own log); returns the events
     /// sent to the view.
-    pub(super) async fn backfill_all(self: &Rc<Self>, view_id: u32) -> Result<u64, Failure> {
+    pub(super) async fn backfill_all(self: &Rc<Self>, view_id: u32) -> Result<u64, ServerError> {
         // First, every batch routed before the view existed must have reached its home log.
         let version = self.catalog().version;
         for peer in 0..self.count {
@@ -78,7 +78,7 @@ impl Shard {
 
     /// Waits until every event batch this shard coordinates with a catalog version older than
     /// `version` is finished (at most [`crate::server::limits::QUIESCE_TIMEOUT`]).
-    pub(super) async fn quiesce(self: &Rc<Self>, version: u64) -> Result<(), Failure> {
+    pub(super) async fn quiesce(self: &Rc<Self>, version: u64) -> Result<(), ServerError> {
         let deadline = std::time::Instant::now() + crate::server::limits::QUIESCE_TIMEOUT;
         loop {
             let old = self
@@ -91,7 +91,7 @@ impl Shard {
                 return Ok(());
             }
             if std::time::Instant::now() >= deadline {
-                return Err((
+                return Err(ServerError::new(
                     ErrorCode::Busy,
                     format!(
                         "shard {}: event batches routed before the new view are still in flight",
@@ -108,7 +108,7 @@ impl Shard {
     /// ordinary writes tagged with a producer of this (view, shard): each is logged, stamped
     /// and applied by its owner like a live event (appended now: events whose bucket already
     /// left the window are late).
-    pub(super) async fn backfill_local(self: &Rc<Self>, view_id: u32) -> Result<u64, Failure> {
+    pub(super) async fn backfill_local(self: &Rc<Self>, view_id: u32) -> Result<u64, ServerError> {
         let catalog = self.catalog();
         let Some(view) = catalog.view_by_id(view_id) else {
             return Ok(0);
@@ -151,9 +151,14 @@ impl Shard {
                     rows < crate::server::limits::BACKFILL_BATCH_EVENTS * self.count as usize
                 })
                 .await
-                .map_err(|e| (ErrorCode::Storage, format!("shard {}: {e}", self.id)))?;
+                .map_err(|e| {
+                    ServerError::new(ErrorCode::Storage, format!("shard {}: {e}", self.id))
+                })?;
             if let Some(e) = bad {
-                return Err((ErrorCode::Internal, format!("shard {}: {e}", self.id)));
+                return Err(ServerError::new(
+                    ErrorCode::Internal,
+                    format!("shard {}: {e}", self.id),
+                ));
             }
             for (owner, rows) in by_owner.into_iter().enumerate() {
                 for chunk in rows.chunks(crate::server::limits::BACKFILL_BATCH_EVENTS) {

@@ -6,7 +6,7 @@ use tarn_core::catalog::Catalog;
 use tarn_core::sql::Statement;
 use tarn_net::ErrorCode;
 
-use super::Failure;
+use super::ServerError;
 use super::Shard;
 use crate::datadir::CATALOG_FILE;
 use crate::server::mesh::MsgBody;
@@ -15,26 +15,28 @@ impl Shard {
     /// Runs a DDL statement: shard 0 serialises DDL, makes the new catalog durable, then
     /// installs it on every shard before answering. Returns the statement's message and, when
     /// it created a feature view, the events back-filled into it.
-    pub async fn ddl(self: &Rc<Self>, stmt: Statement) -> Result<(String, Option<u64>), Failure> {
+    pub async fn ddl(
+        self: &Rc<Self>,
+        stmt: Statement,
+    ) -> Result<(String, Option<u64>), ServerError> {
         if self.id != 0 {
             return self.peers.ask(0, MsgBody::Ddl(stmt)).await;
         }
-        let _turn = self.ddl_lock.acquire_permit(1).await.map_err(|_| {
-            (
-                ErrorCode::ShuttingDown,
-                "server is shutting down".to_string(),
-            )
-        })?;
+        let _turn = self
+            .ddl_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| ServerError::shutting_down())?;
         let current = self.catalog();
-        let (next, message) = current
-            .apply_ddl(&stmt)
-            .map_err(crate::server::core_failure)?;
+        let (next, message) = current.apply_ddl(&stmt).map_err(ServerError::from)?;
         if next.version == current.version {
             return Ok((message, None));
         }
         tarn_storage::write_file_atomic(&self.data_dir, CATALOG_FILE, &next.to_bytes())
             .await
-            .map_err(|e| (ErrorCode::Storage, format!("cannot write the catalog: {e}")))?;
+            .map_err(|e| {
+                ServerError::new(ErrorCode::Storage, format!("cannot write the catalog: {e}"))
+            })?;
         for peer in 0..self.count {
             if peer != self.id {
                 self.peers

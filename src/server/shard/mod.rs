@@ -38,16 +38,15 @@ use glommio::channels::channel_mesh::Senders;
 use glommio::sync::Semaphore;
 use tarn_core::catalog::Catalog;
 use tarn_core::state::ShardState;
-use tarn_net::{Column, ErrorCode};
+use tarn_net::Column;
+
+pub use super::error::ServerError;
 use tarn_storage::Log;
 use tarn_types::Value;
 
 use super::mesh::{ShardMsg, ShardReply};
 use super::stats::OpHistograms;
 use crate::config::Config;
-
-/// An error to send to a client: its protocol code and a message.
-pub type Failure = (ErrorCode, String);
 
 /// Per key: the as-of time of its values, the aggregates' values and the newest event time
 /// held.

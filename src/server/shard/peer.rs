@@ -11,7 +11,7 @@ use glommio::sync::Semaphore;
 use tarn_net::{ErrorCode, ShardStats};
 use tarn_types::Value;
 
-use super::{Failure, FeatureRows, Shard};
+use super::{FeatureRows, ServerError, Shard};
 use crate::server::mesh::{MsgBody, ReplyBody, ShardMsg, ShardReply};
 
 /// This shard's ends of the two meshes.
@@ -54,7 +54,7 @@ impl Peers {
 
     /// Sends `body` to shard `to` and waits for its answer, of the kind `T` names (an error
     /// reply becomes the error; any other kind is a bug reported as INTERNAL).
-    pub(super) async fn ask<T: Answer>(&self, to: u32, body: MsgBody) -> Result<T, Failure> {
+    pub(super) async fn ask<T: Answer>(&self, to: u32, body: MsgBody) -> Result<T, ServerError> {
         assert_ne!(
             to, self.me,
             "a shard answers its own requests without the mesh"
@@ -72,20 +72,20 @@ impl Peers {
         };
         if self.senders.send_to(to as usize, msg).await.is_err() {
             self.waiters.borrow_mut().remove(&corr);
-            return Err((
+            return Err(ServerError::new(
                 ErrorCode::ShuttingDown,
                 format!("shard {to} is not reachable"),
             ));
         }
         match rx.recv().await {
-            Some(ReplyBody::Error(code, msg)) => Err((code, msg)),
+            Some(ReplyBody::Error(e)) => Err(e),
             Some(body) => T::from_body(body).map_err(|other| {
-                (
+                ServerError::new(
                     ErrorCode::Internal,
                     format!("shard {to} answered {kind} with {}", other.kind()),
                 )
             }),
-            None => Err((
+            None => Err(ServerError::new(
                 ErrorCode::Internal,
                 format!("shard {to} dropped the request"),
             )),
@@ -238,10 +238,10 @@ impl Answer for FeatureRows {
 }
 
 /// The reply body of a handler's result.
-fn answer<T: Answer>(result: Result<T, Failure>) -> ReplyBody {
+fn answer<T: Answer>(result: Result<T, ServerError>) -> ReplyBody {
     match result {
         Ok(value) => value.into_body(),
-        Err((code, text)) => ReplyBody::Error(code, text),
+        Err(e) => ReplyBody::Error(e),
     }
 }
 

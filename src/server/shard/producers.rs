@@ -22,7 +22,7 @@ use glommio::sync::Semaphore;
 use tarn_core::record::TxnId;
 use tarn_net::ErrorCode;
 
-use super::Failure;
+use super::ServerError;
 use crate::server::limits::UNDECIDED_WAIT;
 
 /// A producer id and one of its batch seqs.
@@ -73,7 +73,7 @@ impl Undecided {
 
     /// Waits until no undecided prepared part holds `seq` (at once if none does), at most
     /// [`UNDECIDED_WAIT`]; then BUSY, and the client's next retry waits again.
-    pub(super) async fn wait(&self, seq: ProducerSeq) -> Result<(), Failure> {
+    pub(super) async fn wait(&self, seq: ProducerSeq) -> Result<(), ServerError> {
         let Some(sem) = self.by_seq.borrow().get(&seq).cloned() else {
             return Ok(());
         };
@@ -85,7 +85,7 @@ impl Undecided {
         if released {
             return Ok(());
         }
-        Err((
+        Err(ServerError::new(
             ErrorCode::Busy,
             format!(
                 "an earlier attempt of producer {} batch {} is prepared but not committed yet; retry",

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use tarn_net::{Column, ShardStats};
 use tarn_types::{shard_for, Value};
 
-use super::{Failure, Shard};
+use super::{ServerError, Shard};
 use crate::server::mesh::MsgBody;
 
 impl Shard {
@@ -56,7 +56,7 @@ impl Shard {
         target: u32,
         table_id: u32,
         keys: Vec<Vec<u8>>,
-    ) -> Result<Vec<Option<Vec<Value>>>, Failure> {
+    ) -> Result<Vec<Option<Vec<Value>>>, ServerError> {
         if target == self.id {
             return Ok(self.get_local(table_id, &keys));
         }
@@ -77,7 +77,7 @@ impl Shard {
         }
     }
 
-    pub async fn stats_all(self: &Rc<Self>) -> Result<Vec<ShardStats>, Failure> {
+    pub async fn stats_all(self: &Rc<Self>) -> Result<Vec<ShardStats>, ServerError> {
         let mut out = Vec::with_capacity(self.count as usize);
         for peer in 0..self.count {
             if peer == self.id {

@@ -11,7 +11,7 @@ use tarn_core::record::{self, Mutation, Record, TxnId, TxnPart};
 use tarn_net::ErrorCode;
 
 use super::peer::Prepared;
-use super::{Failure, Pending, Shard};
+use super::{Pending, ServerError, Shard};
 use crate::server::fanout;
 use crate::server::mesh::MsgBody;
 
@@ -50,7 +50,7 @@ impl Shard {
         self: &Rc<Self>,
         producer: Option<(u64, u64)>,
         parts: Vec<(u32, Mutation, Vec<u8>)>,
-    ) -> Result<u64, Failure> {
+    ) -> Result<u64, ServerError> {
         let Some((producer, _)) = producer else {
             return self.write_txn(parts).await;
         };
@@ -72,7 +72,7 @@ impl Shard {
     pub async fn write_txn(
         self: &Rc<Self>,
         parts: Vec<(u32, Mutation, Vec<u8>)>,
-    ) -> Result<u64, Failure> {
+    ) -> Result<u64, ServerError> {
         assert!(
             parts.len() >= 2,
             "a multi-shard batch has at least two parts"
@@ -82,7 +82,7 @@ impl Shard {
             "parts ascend by owner"
         );
         if let Some(reason) = self.links.failed.borrow().as_ref() {
-            return Err((
+            return Err(ServerError::new(
                 ErrorCode::Storage,
                 format!(
                     "shard {} refuses multi-shard batches since one failed ({reason}); restart the server",
@@ -91,7 +91,7 @@ impl Shard {
             ));
         }
         if self.links.open.get() >= crate::server::limits::MAX_OPEN_TXNS_PER_SHARD {
-            return Err((
+            return Err(ServerError::new(
                 ErrorCode::Busy,
                 format!(
                     "shard {} is coordinating {} multi-shard batches, the limit; retry later",
@@ -119,7 +119,10 @@ impl Shard {
         self.links.open.set(self.links.open.get() + 1);
         let result = self.run_txn(txn, parts).await;
         self.links.open.set(self.links.open.get() - 1);
-        if let Err((_, reason)) = &result {
+        if let Err(ServerError {
+            message: reason, ..
+        }) = &result
+        {
             self.links.failed.borrow_mut().get_or_insert(reason.clone());
         }
         result
@@ -129,7 +132,7 @@ impl Shard {
         self: &Rc<Self>,
         txn: TxnPart,
         parts: Vec<(u32, Mutation, Vec<u8>)>,
-    ) -> Result<u64, Failure> {
+    ) -> Result<u64, ServerError> {
         fanout::each(parts, |(owner, mutation, rec)| {
             let record = record::encode_prepare(&txn, &rec);
             let txn = txn.clone();
@@ -171,7 +174,7 @@ impl Shard {
         txn: TxnPart,
         mut mutation: Mutation,
         record: Vec<u8>,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), ServerError> {
         let id = txn
             .id_on(self.id)
             .expect("a prepare goes only to a participant");
@@ -227,7 +230,7 @@ impl Shard {
     }
 
     /// Owner side of a commit: logs a Commit for part `id` and applies the part in log order.
-    pub async fn commit_local(self: &Rc<Self>, id: TxnId) -> Result<u64, Failure> {
+    pub async fn commit_local(self: &Rc<Self>, id: TxnId) -> Result<u64, ServerError> {
         let bytes = record::encode_record_to_vec(&Record::Commit(id, 0));
         // Not waiting for durability: the batch is decided (every part durable), so recovery
         // commits it even if this record is lost.

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use tarn_net::ErrorCode;
 use tarn_types::shard_for;
 
-use super::{Failure, FeatureRows, Shard};
+use super::{FeatureRows, ServerError, Shard};
 use crate::server::mesh::MsgBody;
 
 impl Shard {
@@ -16,7 +16,7 @@ impl Shard {
         target: u32,
         view_id: u32,
         keys: Vec<Vec<u8>>,
-    ) -> Result<FeatureRows, Failure> {
+    ) -> Result<FeatureRows, ServerError> {
         if target == self.id {
             return self.features_local(view_id, &keys).await;
         }
@@ -34,7 +34,7 @@ impl Shard {
         self: &Rc<Self>,
         view_id: u32,
         keys: &[Vec<u8>],
-    ) -> Result<FeatureRows, Failure> {
+    ) -> Result<FeatureRows, ServerError> {
         let now = crate::server::now_us() - 1;
         let as_of = now
             .max(self.apply.last_applied_stamp_us.get())
@@ -48,10 +48,10 @@ impl Shard {
         view_id: u32,
         keys: &[Vec<u8>],
         as_of_us: i64,
-    ) -> Result<FeatureRows, Failure> {
+    ) -> Result<FeatureRows, ServerError> {
         let catalog = self.catalog();
         let view = catalog.view_by_id(view_id).ok_or_else(|| {
-            (
+            ServerError::new(
                 ErrorCode::UnknownView,
                 format!("feature view #{view_id} was dropped"),
             )
@@ -80,7 +80,7 @@ impl Shard {
         target: u32,
         view_id: u32,
         queries: Vec<(Vec<u8>, i64)>,
-    ) -> Result<FeatureRows, Failure> {
+    ) -> Result<FeatureRows, ServerError> {
         if target == self.id {
             return self.history_local(view_id, queries).await;
         }
@@ -97,10 +97,10 @@ impl Shard {
         self: &Rc<Self>,
         view_id: u32,
         queries: Vec<(Vec<u8>, i64)>,
-    ) -> Result<FeatureRows, Failure> {
+    ) -> Result<FeatureRows, ServerError> {
         let catalog = self.catalog();
         let view = catalog.view_by_id(view_id).ok_or_else(|| {
-            (
+            ServerError::new(
                 ErrorCode::UnknownView,
                 format!("feature view #{view_id} was dropped"),
             )
@@ -111,7 +111,7 @@ impl Shard {
         // What the retained log can answer exactly.
         match view.window {
             tarn_core::view::WindowSpec::Lifetime if self.log.first_lsn() > 1 => {
-                return Err((
+                return Err(ServerError::new(
                     ErrorCode::Unsupported,
                     format!(
                         "history of lifetime view {} needs every event since the view was created; shard {}'s log no longer starts at its beginning (older segments were dropped after the retention of the stream)",
@@ -125,7 +125,7 @@ impl Shard {
                     + stream.max_future_us;
                 if self.log.first_lsn() > 1 {
                     if let Some(&(_, t)) = queries.iter().find(|(_, t)| *t < oldest) {
-                        return Err((
+                        return Err(ServerError::new(
                             ErrorCode::Unsupported,
                             format!(
                                 "as-of time {t} is older than what the retention of stream {} lets history recompute (from {oldest})",
@@ -148,19 +148,14 @@ impl Shard {
             .history_scans
             .acquire_permit(1)
             .await
-            .map_err(|_| {
-                (
-                    ErrorCode::ShuttingDown,
-                    "server is shutting down".to_string(),
-                )
-            })?;
+            .map_err(|_| ServerError::shutting_down())?;
         let me = self.clone();
         let task = glommio::spawn_local_into(
             async move {
                 let catalog = me.catalog();
-                let view = catalog
-                    .view_by_id(view_id)
-                    .ok_or_else(|| (ErrorCode::UnknownView, "view dropped".to_string()))?;
+                let view = catalog.view_by_id(view_id).ok_or_else(|| {
+                    ServerError::new(ErrorCode::UnknownView, "view dropped".to_string())
+                })?;
                 let times: Vec<i64> = queries.iter().map(|q| q.1).collect();
                 let mut h = tarn_core::history::History::new(&catalog, view, me.id, queries);
                 let mut bad = None;
@@ -174,9 +169,14 @@ impl Shard {
                         }
                     })
                     .await
-                    .map_err(|e| (ErrorCode::Storage, format!("shard {}: {e}", me.id)))?;
+                    .map_err(|e| {
+                        ServerError::new(ErrorCode::Storage, format!("shard {}: {e}", me.id))
+                    })?;
                 if let Some(e) = bad {
-                    return Err((ErrorCode::Internal, format!("shard {}: {e}", me.id)));
+                    return Err(ServerError::new(
+                        ErrorCode::Internal,
+                        format!("shard {}: {e}", me.id),
+                    ));
                 }
                 Ok(times
                     .into_iter()
@@ -186,7 +186,9 @@ impl Shard {
             },
             self.checkpoints.queue,
         )
-        .map_err(|e| (ErrorCode::Internal, format!("cannot schedule history: {e}")))?;
+        .map_err(|e| {
+            ServerError::new(ErrorCode::Internal, format!("cannot schedule history: {e}"))
+        })?;
         task.await
     }
 
@@ -194,7 +196,7 @@ impl Shard {
     pub async fn stream_totals(
         self: &Rc<Self>,
         stream_id: u32,
-    ) -> Result<(u64, Option<i64>), Failure> {
+    ) -> Result<(u64, Option<i64>), ServerError> {
         let mut events = 0;
         let mut newest: Option<i64> = None;
         for peer in 0..self.count {
@@ -226,7 +228,7 @@ impl Shard {
     }
 
     /// A view's counters summed over every shard: (keys, window heap bytes, events, late).
-    pub async fn view_totals(self: &Rc<Self>, view_id: u32) -> Result<[u64; 4], Failure> {
+    pub async fn view_totals(self: &Rc<Self>, view_id: u32) -> Result<[u64; 4], ServerError> {
         let mut total = [0u64; 4];
         for peer in 0..self.count {
             let counters: [u64; 4] = if peer == self.id {
