@@ -120,18 +120,46 @@ pub(super) trait Answer: Sized {
     fn from_body(body: ReplyBody) -> Result<Self, ReplyBody>;
 }
 
-/// Answer of a write, commit or back-fill: the rows (events) applied.
-impl Answer for u64 {
-    fn into_body(self) -> ReplyBody {
-        ReplyBody::Written(self)
-    }
-    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
-        match body {
-            ReplyBody::Written(n) => Ok(n),
-            other => Err(other),
+/// `impl Answer for $ty` through the one-field reply variant `$variant`.
+macro_rules! answer_variant {
+    ($(#[$doc:meta])* $ty:ty => $variant:ident) => {
+        $(#[$doc])*
+        impl Answer for $ty {
+            fn into_body(self) -> ReplyBody {
+                ReplyBody::$variant(self)
+            }
+            fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
+                match body {
+                    ReplyBody::$variant(value) => Ok(value),
+                    other => Err(other),
+                }
+            }
         }
-    }
+    };
 }
+
+answer_variant!(
+    /// Answer of a write, commit or back-fill: the rows (events) applied.
+    u64 => Written
+);
+answer_variant!(
+    /// Answer of catalog installs and quiesce (empty).
+    String => Done
+);
+answer_variant!(
+    /// Answer of a Get: one row per key, in the request's order.
+    Vec<Option<Vec<Value>>> => Rows
+);
+answer_variant!(ShardStats => Stats);
+answer_variant!(Option<tarn_core::state::StreamCounters> => StreamCounters);
+answer_variant!(
+    /// A view's counters on one shard: keys, window heap bytes, events applied, late events.
+    [u64; 4] => ViewCounters
+);
+answer_variant!(
+    /// Answer of a feature read or history: one row per key (query), in the request's order.
+    FeatureRows => Features
+);
 
 /// Answer of a Prepare: the part is durable and set aside.
 pub(super) struct Prepared;
@@ -148,19 +176,6 @@ impl Answer for Prepared {
     }
 }
 
-/// Answer of catalog installs and quiesce (empty).
-impl Answer for String {
-    fn into_body(self) -> ReplyBody {
-        ReplyBody::Done(self)
-    }
-    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
-        match body {
-            ReplyBody::Done(text) => Ok(text),
-            other => Err(other),
-        }
-    }
-}
-
 /// Answer of DDL: the statement's message and the events back-filled into a new view.
 impl Answer for (String, Option<u64>) {
     fn into_body(self) -> ReplyBody {
@@ -169,69 +184,6 @@ impl Answer for (String, Option<u64>) {
     fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
         match body {
             ReplyBody::Ddl(text, backfilled) => Ok((text, backfilled)),
-            other => Err(other),
-        }
-    }
-}
-
-/// Answer of a Get: one row per key, in the request's order.
-impl Answer for Vec<Option<Vec<Value>>> {
-    fn into_body(self) -> ReplyBody {
-        ReplyBody::Rows(self)
-    }
-    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
-        match body {
-            ReplyBody::Rows(rows) => Ok(rows),
-            other => Err(other),
-        }
-    }
-}
-
-impl Answer for ShardStats {
-    fn into_body(self) -> ReplyBody {
-        ReplyBody::Stats(self)
-    }
-    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
-        match body {
-            ReplyBody::Stats(s) => Ok(s),
-            other => Err(other),
-        }
-    }
-}
-
-impl Answer for Option<tarn_core::state::StreamCounters> {
-    fn into_body(self) -> ReplyBody {
-        ReplyBody::StreamCounters(self)
-    }
-    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
-        match body {
-            ReplyBody::StreamCounters(c) => Ok(c),
-            other => Err(other),
-        }
-    }
-}
-
-/// A view's counters on one shard: keys, window heap bytes, events applied, late events.
-impl Answer for [u64; 4] {
-    fn into_body(self) -> ReplyBody {
-        ReplyBody::ViewCounters(self)
-    }
-    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
-        match body {
-            ReplyBody::ViewCounters(c) => Ok(c),
-            other => Err(other),
-        }
-    }
-}
-
-/// Answer of a feature read or history: one row per key (query), in the request's order.
-impl Answer for FeatureRows {
-    fn into_body(self) -> ReplyBody {
-        ReplyBody::Features(self)
-    }
-    fn from_body(body: ReplyBody) -> Result<Self, ReplyBody> {
-        match body {
-            ReplyBody::Features(rows) => Ok(rows),
             other => Err(other),
         }
     }
