@@ -1,7 +1,7 @@
 //! docs/PROTOCOL.md end to end, for the rules a client written from the spec alone relies on:
 //! request id 0, BATCH_EMPTY, several SQL statements in one request, LIMIT_EXCEEDED and
-//! INVALID_ARGUMENT, what `row` means per opcode, key coercions, and CREATE MATERIALIZED
-//! VIEW's back-fill result set.
+//! INVALID_ARGUMENT, what `row` means per opcode, key coercions, CREATE MATERIALIZED VIEW's
+//! back-fill result set, and the frame limit before the handshake.
 
 mod common;
 
@@ -135,6 +135,88 @@ fn request_id_zero_is_refused_with_bad_request_id() {
     // The same statement with a proper id runs.
     c.call(&create).unwrap();
     assert_eq!(table_names(&mut c), ["z"]);
+}
+
+/// A HELLO frame (request id `id`) whose payload is exactly `payload_len` bytes (the client
+/// name pads it).
+fn hello_of_len(id: u64, payload_len: usize) -> Vec<u8> {
+    let base = frame(id, &hello()).len() - 16;
+    let Request::Hello(mut h) = hello() else {
+        unreachable!()
+    };
+    h.client_name.push_str(&"x".repeat(payload_len - base));
+    let f = frame(id, &Request::Hello(h));
+    assert_eq!(f.len(), 16 + payload_len);
+    f
+}
+
+#[test]
+fn frames_before_the_handshake_are_limited_to_max_handshake_frame_payload_bytes() {
+    use tarn_net::limits::{MAX_FRAME_PAYLOAD_BYTES, MAX_HANDSHAKE_FRAME_PAYLOAD_BYTES};
+    let limit = MAX_HANDSHAKE_FRAME_PAYLOAD_BYTES as usize;
+    assert!(limit < 100_000 && MAX_FRAME_PAYLOAD_BYTES as usize > 1 << 21);
+    let server = server();
+
+    // A 100 kB first frame: FRAME_TOO_LARGE (the header's request id) from the header alone,
+    // then closed. Only the header and a few bytes are sent.
+    for (what, first) in [
+        ("100 kB HELLO", hello_of_len(7, 100_000)),
+        ("100 kB PING", frame(7, &Request::Ping(vec![0; 100_000]))),
+        ("HELLO one byte over", hello_of_len(7, limit + 1)),
+    ] {
+        let mut raw = Conn::connect_raw(server.addr()).unwrap();
+        raw.send_raw(&first[..64]).unwrap();
+        let (id, resp) = raw.recv().unwrap();
+        match resp {
+            Response::Error(e) => {
+                assert_eq!((id, e.code), (7, ErrorCode::FrameTooLarge), "{what}: {e}");
+                assert!(e.message.contains("before the handshake"), "{what}: {e}");
+            }
+            other => panic!("{what}: answered {other:?}"),
+        }
+        let mut seen = Vec::new();
+        assert!(
+            raw.expect_closed(Duration::from_secs(10), &mut seen),
+            "{what}: the connection must be closed"
+        );
+        assert!(seen.is_empty(), "{what}: {seen:?}");
+    }
+
+    // A HELLO of exactly the limit is accepted.
+    let mut raw = Conn::connect_raw(server.addr()).unwrap();
+    raw.send_raw(&hello_of_len(1, limit)).unwrap();
+    assert!(matches!(raw.recv().unwrap(), (1, Response::Hello(_))));
+    raw.ping()
+        .expect("handshaken with a HELLO of exactly the limit");
+
+    // After a normal HELLO the full frame limit applies, even for a request sent right behind
+    // the HELLO in the same write: a 1 MiB UPSERT works.
+    server
+        .client()
+        .sql("CREATE TABLE blobs (k BIGINT PRIMARY KEY, v BYTES)")
+        .unwrap();
+    let blob: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let upsert = upsert_req(
+        "blobs",
+        &["k", "v"],
+        vec![vec![Value::Int(1), Value::Bytes(blob.clone())]],
+    );
+    let mut raw = Conn::connect_raw(server.addr()).unwrap();
+    let mut bytes = frame(1, &hello());
+    let big = frame(2, &upsert);
+    assert!(big.len() > 1 << 20);
+    bytes.extend_from_slice(&big);
+    raw.send_raw(&bytes).unwrap();
+    assert!(matches!(raw.recv().unwrap(), (1, Response::Hello(_))));
+    match raw.recv().unwrap() {
+        (2, Response::Upsert(r)) => assert_eq!(r.rows_applied, 1),
+        other => panic!("1 MiB UPSERT after HELLO answered {other:?}"),
+    }
+    let got = server.client().get("blobs", vec![Value::Int(1)]).unwrap();
+    assert_eq!(
+        got.rows,
+        vec![Some(vec![Value::Int(1), Value::Bytes(blob)])]
+    );
 }
 
 #[test]

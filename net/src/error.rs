@@ -25,6 +25,11 @@ pub enum ErrorCode {
     /// A request frame with request id 0 (reserved for connection-level errors). Not executed;
     /// answered with request id 0 (the only request error sent with id 0).
     BadRequestId = 11,
+    /// The server closed the connection because a frame did not complete within the frame
+    /// timeout or the connection stayed idle for the idle timeout (server settings). Sent with
+    /// request id 0, best-effort (a client that does not read may not get it), then the
+    /// connection is closed.
+    Timeout = 12,
     SqlParse = 20,
     Unsupported = 21,
     UnknownTable = 22,
@@ -57,7 +62,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in numeric order (excluding `Unknown`).
-    pub const ALL: [ErrorCode; 35] = [
+    pub const ALL: [ErrorCode; 36] = [
         ErrorCode::Malformed,
         ErrorCode::UnknownOpcode,
         ErrorCode::FrameTooLarge,
@@ -69,6 +74,7 @@ impl ErrorCode {
         ErrorCode::TooManyConnections,
         ErrorCode::InvalidUtf8,
         ErrorCode::BadRequestId,
+        ErrorCode::Timeout,
         ErrorCode::SqlParse,
         ErrorCode::Unsupported,
         ErrorCode::UnknownTable,
@@ -112,9 +118,9 @@ impl ErrorCode {
 
     /// Whether the server closes the connection after sending this error. True for
     /// FRAME_TOO_LARGE (the stream cannot be resynchronised), HANDSHAKE_REQUIRED, AUTH_FAILED,
-    /// UNSUPPORTED_VERSION (the handshake failed) and TOO_MANY_CONNECTIONS. Every other error
-    /// answers one request and the connection keeps serving, except an error answering the
-    /// first frame of a connection (before a successful HELLO), which always closes it.
+    /// UNSUPPORTED_VERSION (the handshake failed), TOO_MANY_CONNECTIONS and TIMEOUT. Every other
+    /// error answers one request and the connection keeps serving, except an error answering
+    /// the first frame of a connection (before a successful HELLO), which always closes it.
     pub fn closes_connection(self) -> bool {
         matches!(
             self,
@@ -123,6 +129,7 @@ impl ErrorCode {
                 | ErrorCode::AuthFailed
                 | ErrorCode::UnsupportedVersion
                 | ErrorCode::TooManyConnections
+                | ErrorCode::Timeout
         )
     }
 
@@ -141,6 +148,7 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => "TOO_MANY_CONNECTIONS",
             ErrorCode::InvalidUtf8 => "INVALID_UTF8",
             ErrorCode::BadRequestId => "BAD_REQUEST_ID",
+            ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::SqlParse => "SQL_PARSE",
             ErrorCode::Unsupported => "UNSUPPORTED",
             ErrorCode::UnknownTable => "UNKNOWN_TABLE",

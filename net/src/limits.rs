@@ -17,6 +17,17 @@ pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// reading the oversize payload). Fits a full `MAX_BATCH_ROWS` batch of ~800-byte rows.
 pub const MAX_FRAME_PAYLOAD_BYTES: u32 = 8 * 1024 * 1024;
 
+/// Largest payload of a frame received before the handshake completed (the HELLO, or whatever
+/// an unknown peer sends first).
+///
+/// Why: the server buffers a whole frame before decoding it, and before HELLO the peer is not
+/// authenticated: without this, every connection could make the server buffer up to
+/// `MAX_FRAME_PAYLOAD_BYTES` (8 MiB) without knowing the token. A HELLO is a few hundred bytes
+/// (two versions, a client name, a token). A first frame announcing more is answered with
+/// `FRAME_TOO_LARGE` (the header's request id) and the connection is closed. Cost: nothing
+/// for real clients; after a successful HELLO the full frame limit applies.
+pub const MAX_HANDSHAKE_FRAME_PAYLOAD_BYTES: u32 = 64 * 1024;
+
 /// Most rows in one UPSERT and most keys in one GET or DELETE.
 ///
 /// Why: a batch is validated completely and applied atomically, so this bounds the validation

@@ -146,6 +146,7 @@ fn oversize_header_is_frame_too_large() {
     let e = split_frame(&h.encode(), limits::MAX_FRAME_PAYLOAD_BYTES).unwrap_err();
     assert_eq!(e.code, ErrorCode::FrameTooLarge);
     assert!(ErrorCode::FrameTooLarge.closes_connection());
+    assert!(ErrorCode::Timeout.closes_connection());
 }
 
 #[test]
@@ -402,7 +403,8 @@ fn error_codes_are_stable() {
     assert_eq!(ErrorCode::UnknownTable.as_u16(), 22);
     assert_eq!(ErrorCode::Internal.as_u16(), 60);
     assert_eq!(ErrorCode::try_from_u16(0), None);
-    assert_eq!(ErrorCode::from_u16(12), ErrorCode::Unknown);
+    assert_eq!(ErrorCode::from_u16(13), ErrorCode::Unknown);
+    assert_eq!(ErrorCode::Timeout.as_u16(), 12);
     assert_eq!(ErrorCode::BadRequestId.as_u16(), 11);
     assert_eq!(ErrorCode::LimitExceeded.as_u16(), 38);
     assert_eq!(ErrorCode::InvalidArgument.as_u16(), 39);

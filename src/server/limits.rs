@@ -44,16 +44,18 @@ pub const RETAINED_REPLY_BUFFER_BYTES: usize = 1 << 20;
 /// authenticating. Cost: a client slower than this to send its HELLO is refused.
 pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 
-/// Default `--frame-timeout-ms`: once the first bytes of a frame were read, the whole frame
-/// must have arrived this long after (time the reader spends paused by back-pressure does not
-/// count). Why: a peer sending a frame one byte at a time (slowloris) would otherwise hold its
+/// Default `--frame-timeout-ms`: once the first bytes of a frame were read (after the
+/// handshake), the whole frame must have arrived this long after (time the reader spends
+/// paused by back-pressure does not count), else the connection gets `ERROR TIMEOUT` (request
+/// id 0, best-effort) and is closed. Why: a peer sending a frame one byte at a time (slowloris) would otherwise hold its
 /// slot and a read buffer of up to one maximal frame indefinitely. Cost: a maximal (8 MiB)
 /// frame needs at least ~140 kB/s.
 pub const DEFAULT_FRAME_TIMEOUT_MS: u64 = 60_000;
 
-/// Default `--idle-timeout-s` (0 turns it off): a connection that received nothing, has no
-/// request running and wrote no reply bytes for this long is closed, without an error frame.
-/// This also closes a client that stopped reading its replies (they are dropped). Why: silent
+/// Default `--idle-timeout-s` (0 turns it off): a handshaken connection that received nothing,
+/// has no request running and wrote no reply bytes for this long gets `ERROR TIMEOUT` (request
+/// id 0, best-effort: never waited for) and is closed. This also closes a client that stopped
+/// reading its replies (they are dropped, the TIMEOUT frame with them). Why: silent
 /// connections would otherwise hold every slot. Cost: clients keeping pooled connections idle
 /// longer than this must expect them closed and reconnect.
 pub const DEFAULT_IDLE_TIMEOUT_S: u64 = 300;

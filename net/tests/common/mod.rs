@@ -590,6 +590,14 @@ fn error_vectors() -> Vec<(&'static str, u64, Response)> {
             )),
         ),
         (
+            "error_timeout_id0",
+            0,
+            resp(e(
+                ErrorCode::Timeout,
+                "idle for 300 s (--idle-timeout-s): connection closed",
+            )),
+        ),
+        (
             "error_sql_parse",
             4,
             resp(e(

@@ -11,7 +11,7 @@
 //! socket is shut down, which wakes every task blocked on it.
 
 //!
-//! Files: this one holds the connection's shared state and `serve`; `io.rs` the reader and
+//! Files: this one holds the connection's shared state and `serve`; `rw.rs` the reader and
 //! writer loops, `watchdog.rs` the timeouts, `session.rs` the handshake and how each frame
 //! is dispatched (inline or as a task of [`crate::server::service`]).
 

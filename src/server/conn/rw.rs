@@ -7,8 +7,8 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use tarn_net::limits::MAX_FRAME_PAYLOAD_BYTES;
-use tarn_net::{FrameHeader, HEADER_LEN as FRAME_HEADER_BYTES};
+use tarn_net::limits::{MAX_FRAME_PAYLOAD_BYTES, MAX_HANDSHAKE_FRAME_PAYLOAD_BYTES};
+use tarn_net::{ErrorCode, FrameHeader, HEADER_LEN as FRAME_HEADER_BYTES};
 
 use super::session::dispatch;
 use super::{Conn, Half};
@@ -109,6 +109,17 @@ pub(super) async fn read_loop(conn: &Rc<Conn>, mut sock: Half) {
             if let Err(e) = header.check(MAX_FRAME_PAYLOAD_BYTES) {
                 // The stream cannot be resynchronised after an oversize length: answer, close.
                 conn.error(header.request_id, ServerError::new(e.code, e.message));
+                return;
+            }
+            if !handshaken && header.payload_len > MAX_HANDSHAKE_FRAME_PAYLOAD_BYTES {
+                // An unauthenticated peer gets no large read buffer.
+                conn.error(header.request_id, ServerError::new(
+                    ErrorCode::FrameTooLarge,
+                    format!(
+                        "frame payload of {} bytes before the handshake exceeds the limit of {MAX_HANDSHAKE_FRAME_PAYLOAD_BYTES} bytes (MAX_HANDSHAKE_FRAME_PAYLOAD_BYTES); the first frame must be a HELLO",
+                        header.payload_len
+                    ),
+                ));
                 return;
             }
             let frame_len = FRAME_HEADER_BYTES + header.payload_len as usize;

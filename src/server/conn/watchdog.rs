@@ -15,17 +15,18 @@ use crate::server::limits::{SHUTDOWN_POLL_MS, SHUTDOWN_REPLY_GRACE};
 pub(super) enum Expiry {
     Handshake,
     Frame,
-    Idle,
+    /// The idle timeout, which is set.
+    Idle(Duration),
     ShutdownGrace,
 }
 
-/// Closes the connection when its peer is too slow or silent: no HELLO within the handshake
-/// timeout, a frame begun but not complete within the frame timeout, nothing received,
-/// running or written for the idle timeout (which also catches a client that stopped reading
-/// its replies), and, once the server shuts down, replies not delivered within
-/// `SHUTDOWN_REPLY_GRACE` of the connection's last running request finishing. It sleeps until
-/// the earliest deadline that can apply and checks again then, so requests pay for no timer;
-/// it wakes at least once per frame or idle timeout.
+/// Closes the connection when its peer is too slow or silent (telling it why, see [`expire`]):
+/// no HELLO within the handshake timeout, a frame begun but not complete within the frame
+/// timeout, nothing received, running or written for the idle timeout (which also catches a
+/// client that stopped reading its replies), and, once the server shuts down, replies not
+/// delivered within `SHUTDOWN_REPLY_GRACE` of the connection's last running request
+/// finishing. It sleeps until the earliest deadline that can apply and checks again then, so
+/// requests pay for no timer; it wakes at least once per frame or idle timeout.
 pub(super) async fn watchdog(conn: Rc<Conn>) {
     let shard = conn.shard.clone();
     let cfg = shard.cfg.clone();
@@ -61,7 +62,7 @@ pub(super) async fn watchdog(conn: Rc<Conn>) {
             if let Some(idle) = cfg.idle_timeout {
                 if conn.in_flight.get() == 0 {
                     let last = conn.last_read.get().max(conn.last_write.get());
-                    consider(last + idle, Expiry::Idle);
+                    consider(last + idle, Expiry::Idle(idle));
                 }
             }
         }
@@ -89,21 +90,41 @@ pub(super) async fn watchdog(conn: Rc<Conn>) {
     }
 }
 
-/// Stops a connection whose deadline `why` passed (see [`watchdog`]).
+/// Stops a connection whose deadline `why` passed (see [`watchdog`]). Except after the
+/// shutdown grace, the client is first told why, with an ERROR frame of request id 0
+/// (HANDSHAKE_REQUIRED for the handshake timeout, TIMEOUT for the frame and idle timeouts),
+/// sent best-effort: one non-blocking send, only if the writer is idle. A client that does not
+/// read (a full socket, or the writer blocked on it) does not get it: the frame is dropped with
+/// the other queued replies and the connection is reset.
 pub(super) fn expire(conn: &Conn, why: Expiry) {
     let cfg = &conn.shard.cfg;
     tracing::debug!(shard = conn.shard.id, ?why, "closing a connection");
-    if let Expiry::Handshake = why {
-        conn.error(
-            0,
-            ServerError::new(
-                ErrorCode::HandshakeRequired,
-                format!(
-                    "no HELLO within {} ms of connecting (--handshake-timeout-ms)",
-                    cfg.handshake_timeout.as_millis()
-                ),
+    let told = match why {
+        Expiry::Handshake => Some(ServerError::new(
+            ErrorCode::HandshakeRequired,
+            format!(
+                "no HELLO within {} ms of connecting (--handshake-timeout-ms)",
+                cfg.handshake_timeout.as_millis()
             ),
-        );
+        )),
+        Expiry::Frame => Some(ServerError::new(
+            ErrorCode::Timeout,
+            format!(
+                "frame not complete {} ms after its first bytes (--frame-timeout-ms): connection closed",
+                cfg.frame_timeout.as_millis()
+            ),
+        )),
+        Expiry::Idle(idle) => Some(ServerError::new(
+            ErrorCode::Timeout,
+            format!(
+                "idle for {} s (--idle-timeout-s): connection closed",
+                idle.as_secs()
+            ),
+        )),
+        Expiry::ShutdownGrace => None,
+    };
+    if let Some(e) = told {
+        conn.error(tarn_net::CONNECTION_REQUEST_ID, e);
         flush_inline(conn, conn.fd);
     }
     conn.stop();
