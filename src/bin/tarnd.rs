@@ -16,6 +16,15 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // A panic anywhere — a failed assertion on a shard: a mis-routed message, a broken
+    // invariant — stops the whole process. glommio would otherwise end only that shard's
+    // thread, and the others would keep serving next to a dead shard (its keys unreachable,
+    // shutdown waiting for it forever). After the abort a restart recovers from the logs.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
     let args = tarn::config::Args::parse();
     let cfg = match tarn::config::Config::from_args(args) {
         Ok(c) => c,

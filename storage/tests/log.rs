@@ -618,3 +618,51 @@ fn retention_keeps_covered_segments_readable_and_restart_skips_them() {
         log.close().await.unwrap();
     });
 }
+
+/// A checkpoint that removes covered segments while a history scan is reading them leaves the
+/// segments the scan has yet to read: the scan reads every record, and a later removal takes
+/// them. (Found by the wire fuzzer: the scan listed the segments, a checkpoint deleted some,
+/// and the scan failed opening them.)
+#[test]
+fn a_running_scan_keeps_the_segments_it_has_yet_to_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    run(|| async move {
+        let o = opts(&dir, SMALL_SEGMENT_BYTES, Durability::Sync);
+        let (log, _, _) = open_collect(o.clone(), 0).await.unwrap();
+        for i in 0..250u64 {
+            log.append(&payload(i, 1000)).await.unwrap();
+        }
+        log.flush().await.unwrap();
+        assert_eq!(segments(&dir).len(), 5);
+        // The scan starts (and is suspended opening its first segment); the removal runs
+        // while it is suspended.
+        let scan = {
+            let log = log.clone();
+            glommio::spawn_local(async move {
+                let mut lsns = Vec::new();
+                let r = log
+                    .read_records(1, |lsn, _| {
+                        lsns.push(lsn);
+                        true
+                    })
+                    .await;
+                (r, lsns)
+            })
+        };
+        let remover = {
+            let log = log.clone();
+            glommio::spawn_local(async move { log.remove_segments_covered_by(200, None).await })
+        };
+        let removed = remover.await.unwrap();
+        let (read, lsns) = scan.await;
+        assert_eq!(read.unwrap(), 250, "the scan reads to the end");
+        assert_eq!(lsns, (1..=250).collect::<Vec<u64>>());
+        assert_eq!(removed, 0, "every covered segment was still to be read");
+        assert_eq!(segments(&dir).len(), 5);
+        // Once no scan runs, the same removal takes them.
+        assert_eq!(log.remove_segments_covered_by(200, None).await.unwrap(), 3);
+        assert_eq!(log.first_lsn(), 181);
+        log.close().await.unwrap();
+    });
+}

@@ -15,7 +15,6 @@ use tarn_types::shard_for;
 
 use super::Conn;
 use crate::server::service;
-use crate::server::shard::Shard;
 
 /// Handles one frame. Returns false when the connection must close.
 pub(super) fn dispatch(
@@ -125,12 +124,7 @@ pub(super) fn dispatch(
         }
         // A GET whose keys this shard owns (every GET with one shard) is answered inline too:
         // the point-read latency is the product's headline number.
-        Request::Get(req) if all_local(&conn.shard, &req) => {
-            if let Err(e) = get_inline(conn, id, &req) {
-                conn.reply(id, &Response::Error(e.into()));
-            }
-            conn.finish(op, started);
-        }
+        Request::Get(req) if get_inline(conn, id, &req) => conn.finish(op, started),
         request => {
             let conn = conn.clone();
             let reservation = conn.reserve(op);
@@ -149,38 +143,35 @@ pub(super) fn dispatch(
     true
 }
 
-/// True when every key of `req` is owned by this shard (or the request is invalid, which the
-/// inline path reports without any other shard's help).
-pub(super) fn all_local(shard: &Shard, req: &tarn_net::KeysRequest) -> bool {
-    if shard.count == 1 {
-        return true;
-    }
-    let mut buf = Vec::new();
-    req.keys.iter().all(|k| {
-        tarn_types::encode_key(k, &mut buf).is_err() || shard_for(&buf, shard.count) == shard.id
-    })
-}
-
-/// Answers a GET whose keys this shard owns, encoding the reply straight from the stored
-/// rows (no copy of rows or column names).
-pub(super) fn get_inline(
-    conn: &Conn,
-    id: u64,
-    req: &tarn_net::KeysRequest,
-) -> Result<(), ServerError> {
+/// Answers a GET inline when this shard owns every key, encoding the reply straight from the
+/// stored rows (no copy of rows or column names); an invalid GET is answered inline too (no
+/// other shard is needed to refuse it). False when another shard owns a key: the caller runs
+/// it as a task. Ownership is decided on the validated keys — the bytes of each key as its
+/// column's type, e.g. a BIGINT given for a TIMESTAMP key — exactly as the owners store them.
+pub(super) fn get_inline(conn: &Conn, id: u64, req: &tarn_net::KeysRequest) -> bool {
     let shard = &conn.shard;
     let catalog = shard.catalog();
-    let def = catalog
-        .table(&req.table)
-        .ok_or_else(|| service::unknown_table(&req.table))?;
-    let keys = batch::validate_keys(def, &req.keys).map_err(ServerError::from)?;
+    let Some(def) = catalog.table(&req.table) else {
+        conn.error(id, service::unknown_table(&req.table));
+        return true;
+    };
+    let keys = match batch::validate_keys(def, &req.keys) {
+        Ok(keys) => keys,
+        Err(e) => {
+            conn.error(id, ServerError::from(e));
+            return true;
+        }
+    };
+    if shard.count > 1 && keys.iter().any(|k| shard_for(k, shard.count) != shard.id) {
+        return false;
+    }
     let columns = shard.reply_columns(def);
     shard.with_local_rows(def.id, &keys, |rows| {
         conn.reply_with(id, |out| {
             tarn_net::encode_get_reply(id, &columns, rows, out)
         })
     });
-    Ok(())
+    true
 }
 
 pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -38,7 +38,7 @@ use glommio::Task;
 use recover::recover;
 use segment::{encode_record_with, framed_len, segment_name};
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -142,6 +142,9 @@ struct State {
     closed: bool,
     /// First I/O error of the flusher; the log refuses all further work (no fsync retry).
     failed: Option<(PathBuf, io::ErrorKind, String)>,
+    /// Segments readers of [`Log::read_records`] still need: per first LSN of the segment a
+    /// reader is at, how many readers are there. No segment from the lowest one on is removed.
+    read_pins: BTreeMap<u64, usize>,
 }
 
 /// The per-shard durable log. Use from ONE glommio executor, shared as `Rc<Log>`.
@@ -242,6 +245,7 @@ impl Log {
                 closing: false,
                 closed: false,
                 failed: None,
+                read_pins: BTreeMap::new(),
             }),
             last_lsn: Cell::new(last_lsn),
             durable_lsn: Cell::new(last_lsn),
@@ -450,7 +454,8 @@ impl Log {
     /// whose records are all ≤ `upto` (and durable) and, with `keep_sealed_since`, that was
     /// sealed before that time (retention: the oldest segments go first, the rest are kept
     /// for readers of the log's history, see [`Log::read_records`]). Never deletes the newest
-    /// segment. Returns how many segment files were removed.
+    /// segment, nor a segment that a running [`Log::read_records`] has yet to read (it is
+    /// removed by a later call). Returns how many segment files were removed.
     pub async fn remove_segments_covered_by(
         &self,
         upto: u64,
@@ -459,8 +464,10 @@ impl Log {
         let limit = upto.min(self.durable_lsn.get());
         let removed: Vec<PathBuf> = {
             let mut st = self.st.borrow_mut();
+            let pinned = st.read_pins.keys().next().copied().unwrap_or(u64::MAX);
             let mut k = 0;
             while k + 1 < st.segments.len()
+                && st.segments[k].first_lsn < pinned
                 && st.segments[k + 1].first_lsn - 1 <= limit
                 && keep_sealed_since.is_none_or(|t| st.segments[k].sealed_at.is_some_and(|s| s < t))
             {

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 
 impl Log {
     /// Calls `f(lsn, payload)` for every durable record with `lsn ≥ from_lsn`, in LSN order,
-    /// reading the segment files (a segment may be removed meanwhile by a checkpoint: it is
-    /// then read through the open file). Stops early when `f` returns false. Validates every
+    /// reading the segment files. While it runs, the segments it has yet to read are pinned:
+    /// a checkpoint's [`Log::remove_segments_covered_by`] leaves them (and a later one removes
+    /// them). Stops early when `f` returns false. Validates every
     /// record it reads (CRC): a bad one is [`StorageError::Corrupt`] naming file and offset.
     /// Records before the oldest retained segment cannot be read: [`Log::first_lsn`] says
     /// where the log starts. Returns the LSN of the last record read (0 if none).
@@ -25,6 +26,11 @@ impl Log {
         mut f: impl FnMut(u64, &[u8]) -> bool,
     ) -> Result<u64, StorageError> {
         let upto = self.durable_lsn.get();
+        // Listed and pinned at once (no await between): nothing listed can be removed.
+        let mut pin = ReadPin {
+            log: self,
+            at: None,
+        };
         let segs: Vec<(u64, PathBuf, u64)> = {
             let st = self.st.borrow();
             let n = st.segments.len();
@@ -36,11 +42,15 @@ impl Log {
                 })
                 .collect()
         };
+        if let Some(&(first, ..)) = segs.first() {
+            pin.move_to(first);
+        }
         let mut last = 0;
         for (first, path, size) in segs {
             if first > upto {
                 break;
             }
+            pin.move_to(first);
             let file = OpenOptions::new()
                 .read(true)
                 .dma_open(&path)
@@ -203,4 +213,42 @@ pub(super) async fn framed_len_from_header(
     let (total_len, _, _) =
         parse_record_header(reader.get(off, RECORD_HEADER_SIZE_BYTES as usize).await?);
     Ok(total_len as usize - RECORD_HEADER_SIZE_BYTES as usize)
+}
+
+/// A running [`Log::read_records`]'s claim on the segments from the one it is at: moved
+/// forward as it reads on, released when it ends (however it ends).
+struct ReadPin<'a> {
+    log: &'a Log,
+    /// First LSN of the segment pinned.
+    at: Option<u64>,
+}
+
+impl ReadPin<'_> {
+    fn move_to(&mut self, first_lsn: u64) {
+        assert!(
+            self.at.is_none_or(|at| at <= first_lsn),
+            "a log scan only moves forward"
+        );
+        let mut st = self.log.st.borrow_mut();
+        *st.read_pins.entry(first_lsn).or_insert(0) += 1;
+        if let Some(at) = self.at.replace(first_lsn) {
+            unpin(&mut st.read_pins, at);
+        }
+    }
+}
+
+impl Drop for ReadPin<'_> {
+    fn drop(&mut self) {
+        if let Some(at) = self.at.take() {
+            unpin(&mut self.log.st.borrow_mut().read_pins, at);
+        }
+    }
+}
+
+fn unpin(pins: &mut std::collections::BTreeMap<u64, usize>, at: u64) {
+    let n = pins.get_mut(&at).expect("a pinned segment is counted");
+    *n -= 1;
+    if *n == 0 {
+        pins.remove(&at);
+    }
 }
