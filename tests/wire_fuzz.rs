@@ -52,6 +52,9 @@ const FLOOD_TARGET: usize = 2 * MAX_CONNECTIONS_PER_SHARD as usize + 64;
 /// Whether the never-reading client runs unless `TARN_FUZZ_NEVER_READER` says otherwise. Off
 /// until the back-pressure fix lands: on the current server it fails (docs/FUZZING.md).
 const NEVER_READER_DEFAULT: bool = false;
+/// Whether frames that trigger a known server bug (`fuzz::known_bug`) are left out unless
+/// `TARN_FUZZ_SUPPRESS` says otherwise. Set to false once the bugs listed there are fixed.
+const SUPPRESS_KNOWN_BUGS_DEFAULT: bool = true;
 /// RSS at which the sampler kills the server to protect the machine (a failed bound).
 const RSS_SAFETY_CAP: u64 = 3 << 30;
 
@@ -65,6 +68,8 @@ struct Config {
     slow: usize,
     never_reader: bool,
     flood: bool,
+    /// Leave out frames that trigger a known server bug (`fuzz::known_bug`).
+    suppress: bool,
     canary_deadline: Duration,
 }
 
@@ -88,6 +93,7 @@ impl Config {
             never_reader: env_u64("TARN_FUZZ_NEVER_READER")
                 .map_or(NEVER_READER_DEFAULT, |v| v != 0),
             flood: env_u64("TARN_FUZZ_FLOOD") != Some(0),
+            suppress: env_u64("TARN_FUZZ_SUPPRESS").map_or(SUPPRESS_KNOWN_BUGS_DEFAULT, |v| v != 0),
             canary_deadline: Duration::from_millis(
                 env_u64("TARN_FUZZ_CANARY_DEADLINE_MS").unwrap_or(5000),
             ),
@@ -160,6 +166,11 @@ impl Shared {
         let mut v = self.violations.lock().unwrap();
         if v.len() < 100 {
             v.push(line);
+        }
+        if v.len() == 40 {
+            // Something is badly broken; more traffic only adds noise.
+            eprintln!("wire_fuzz: 40 violations: stopping the traffic early");
+            self.stop.store(true, Ordering::Relaxed);
         }
     }
 
@@ -256,6 +267,15 @@ impl<'a> FuzzConn<'a> {
         self.unanswered += bytes.len();
     }
 
+    /// `HANG`, or 5 s once the run was stopped early (the server is known to be broken).
+    fn hang_limit(&self) -> Duration {
+        if self.sh.stop.load(Ordering::Relaxed) {
+            Duration::from_secs(5)
+        } else {
+            HANG
+        }
+    }
+
     fn usable(&self) -> bool {
         !self.failed && !self.rejected && self.wire.peer == PeerState::Open
     }
@@ -326,15 +346,19 @@ impl<'a> FuzzConn<'a> {
                     // The server closes with unread input: the kernel resets, replies in
                     // flight may be lost. Legitimate TCP behaviour after a closing error.
                     bump(&mut self.tally, "server reset after a closing error");
+                    if self.model.closing_unanswered() {
+                        bump(&mut self.tally, "closing error reply lost to that reset");
+                    }
                 } else {
                     self.fail("connection reset by the server although no closing error was due");
                 }
                 return false;
             }
         }
-        if (self.model.open > 0 || self.wire.unsent() > 0) && self.last_progress.elapsed() > HANG {
+        let hang = self.hang_limit();
+        if (self.model.open > 0 || self.wire.unsent() > 0) && self.last_progress.elapsed() > hang {
             self.fail(format!(
-                "hang: no reply and no byte written for {HANG:?} with {} request(s) outstanding and {} bytes unsent",
+                "hang: no reply and no byte written for {hang:?} with {} request(s) outstanding and {} bytes unsent",
                 self.model.open,
                 self.wire.unsent()
             ));
@@ -350,9 +374,10 @@ impl<'a> FuzzConn<'a> {
             self.wire.close_write();
             let t = Instant::now();
             while self.pump(Duration::from_millis(10), true) {
-                if t.elapsed() > HANG {
+                let hang = self.hang_limit();
+                if t.elapsed() > hang {
                     self.fail(format!(
-                        "the server did not close the connection within {HANG:?} of the client's FIN"
+                        "the server did not close the connection within {hang:?} of the client's FIN"
                     ));
                     break;
                 }
@@ -398,24 +423,41 @@ struct Corpus {
     picker: Picker,
     built: Instant,
     producer: u64,
+    suppress: bool,
 }
 
 impl Corpus {
-    fn new(producer: u64) -> Corpus {
-        let seeds = corpus(now_us(), producer);
+    fn new(producer: u64, suppress: bool) -> Corpus {
+        let seeds = corpus(now_us(), producer, suppress);
         Corpus {
             picker: Picker::new(&seeds),
             seeds,
             built: Instant::now(),
             producer,
+            suppress,
         }
     }
 
     /// Timestamps in the seeds follow the clock (events must not get too old or future).
     fn refresh(&mut self) {
         if self.built.elapsed() > Duration::from_secs(20) {
-            *self = Corpus::new(self.producer);
+            *self = Corpus::new(self.producer, self.suppress);
         }
+    }
+
+    /// Whether `f` may be sent: not touching a protected object, not a suppressed known bug.
+    fn allowed(&self, f: &[u8], tally: &mut Tally) -> bool {
+        if dangerous(f) {
+            bump(tally, "frames filtered (would touch a protected object)");
+            return false;
+        }
+        if self.suppress {
+            if let Some(bug) = known_bug(f) {
+                bump(tally, format!("frames suppressed (known bug: {bug})"));
+                return false;
+            }
+        }
+        true
     }
 
     fn pick(&self, rng: &mut StdRng) -> &Seed {
@@ -449,11 +491,7 @@ fn next_frame(c: &mut FuzzConn, rng: &mut StdRng, corpus: &Corpus, p: f64) -> Ve
         } else {
             bump(&mut c.tally, "frames valid");
         }
-        if dangerous(&f) {
-            bump(
-                &mut c.tally,
-                "frames filtered (would touch a protected object)",
-            );
+        if !corpus.allowed(&f, &mut c.tally) {
             continue;
         }
         return f;
@@ -559,7 +597,7 @@ fn opening(c: &mut FuzzConn, rng: &mut StdRng, corpus: &Corpus) -> &'static str 
 
 fn mutator(sh: &Shared, idx: usize) {
     let wseed = mix(sh.cfg.seed ^ ((idx as u64 + 1) << 40));
-    let mut corpus = Corpus::new(0x1000 * (idx as u64 + 1));
+    let mut corpus = Corpus::new(0x1000 * (idx as u64 + 1), sh.cfg.suppress);
     let mut n = 0u64;
     while sh.running() {
         if sh.quiet.load(Ordering::Relaxed) {
@@ -687,7 +725,7 @@ fn slow_script(rng: &mut StdRng, corpus: &Corpus) -> (Vec<u8>, bool) {
             let p = rng.random_range(HEADER_LEN..f.len());
             f[p] = rng.random();
         }
-        if !dangerous(&f) {
+        if corpus.allowed(&f, &mut Tally::new()) {
             script.extend(f);
         }
     }
@@ -703,7 +741,7 @@ fn slow_script(rng: &mut StdRng, corpus: &Corpus) -> (Vec<u8>, bool) {
 }
 
 fn slowloris(sh: &Shared) {
-    let corpus = Corpus::new(0x9000);
+    let corpus = Corpus::new(0x9000, sh.cfg.suppress);
     let mut rng = StdRng::seed_from_u64(mix(sh.cfg.seed ^ 0x51_0000_0000));
     let mut conns: Vec<Slow> = Vec::new();
     let mut n = 0u64;
@@ -776,7 +814,7 @@ fn slowloris(sh: &Shared) {
 // Abrupt resets (SO_LINGER 0) at every moment of a connection's life
 
 fn resetter(sh: &Shared) {
-    let corpus = Corpus::new(0xa000);
+    let corpus = Corpus::new(0xa000, sh.cfg.suppress);
     let mut rng = StdRng::seed_from_u64(mix(sh.cfg.seed ^ 0x2e_0000_0000));
     let mut n = 0u64;
     while sh.running() {
@@ -799,7 +837,7 @@ fn resetter(sh: &Shared) {
                     if s.frame.len() < 64 * 1024 {
                         let mut f = s.frame.clone();
                         set_request_id(&mut f, c.id());
-                        if !dangerous(&f) {
+                        if corpus.allowed(&f, &mut c.tally) {
                             c.send(&f);
                         }
                     }
@@ -1200,6 +1238,7 @@ struct CanaryReport {
     ping: Histogram<u64>,
     get: Histogram<u64>,
     write: Histogram<u64>,
+    stats: Histogram<u64>,
     acked: Vec<(String, i64)>,
     rounds: u64,
 }
@@ -1227,6 +1266,7 @@ fn canary(sh: &Shared, stop: &AtomicBool) -> CanaryReport {
         ping: hist(),
         get: hist(),
         write: hist(),
+        stats: hist(),
         acked: Vec::new(),
         rounds: 0,
     };
@@ -1285,6 +1325,18 @@ fn canary(sh: &Shared, stop: &AtomicBool) -> CanaryReport {
                     other => broken = Some(format!("GET after UPSERT #{i}: {other:?}")),
                 },
                 other => broken = Some(format!("UPSERT #{i}: {other:?}")),
+            }
+        }
+        // Every tenth round: STATS, which every shard answers (a dead or stuck shard shows
+        // here even when the canary's own shard is fine).
+        if broken.is_none() && i % 10 == 5 {
+            c.set_read_timeout(deadline);
+            let t0 = Instant::now();
+            match c.stats() {
+                Ok(st) if st.shards.len() == SHARDS as usize => {
+                    let _ = rep.stats.record(t0.elapsed().as_micros() as u64);
+                }
+                other => broken = Some(format!("STATS #{i}: {other:?}")),
             }
         }
         if let Some(msg) = broken {
@@ -1409,6 +1461,21 @@ fn pct(h: &Histogram<u64>) -> String {
         h.value_at_quantile(0.99) as f64 / 1000.0,
         h.max() as f64 / 1000.0
     )
+}
+
+/// The first panic in tarnd's stderr, if any (a shard thread can die while the process lives).
+fn panic_report(stderr: &str) -> Option<String> {
+    let at = stderr.find("panicked at")?;
+    let start = stderr[..at].rfind('\n').map_or(0, |i| i + 1);
+    Some(format!(
+        "{} panic(s) in tarnd's log; the first:\n{}",
+        stderr.matches("panicked at").count(),
+        stderr[start..]
+            .lines()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    ))
 }
 
 /// The RSS bound of the whole run: base + what each behaviour may make the server hold at
@@ -1597,10 +1664,31 @@ fn run(cfg: Config) {
 
     // The server must stay alive throughout.
     let mut died = false;
+    let mut panic_reported = false;
+    let mut next_log_check = Instant::now();
+    // RSS over time (a slow leak shows as a trend the bound alone would hide).
+    let every = Duration::from_secs((sh.cfg.secs / 20).max(2));
+    let mut series: Vec<(u64, f64)> = Vec::new();
+    let mut next_sample = start + every;
     while Instant::now() < sh.deadline && !sh.stop.load(Ordering::Relaxed) {
         if !server.is_running() {
             died = true;
             break;
+        }
+        if Instant::now() >= next_log_check {
+            next_log_check += Duration::from_secs(1);
+            if let Some(p) = panic_report(&server.stderr()) {
+                // The server is broken from here on: report it and stop the traffic.
+                sh.violation("server", p);
+                panic_reported = true;
+                sh.stop.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+        if Instant::now() >= next_sample {
+            next_sample += every;
+            let r = sh.rss.load(Ordering::Relaxed);
+            series.push((start.elapsed().as_secs(), (mib(r) * 10.0).round() / 10.0));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -1701,6 +1789,13 @@ fn run(cfg: Config) {
                 mib(bound.total())
             ),
         );
+    }
+
+    // A shard thread can panic while the process lives on: look for it in the log.
+    if !panic_reported {
+        if let Some(p) = panic_report(&server.stderr()) {
+            sh.violation("server", p);
+        }
     }
 
     // Clean SIGTERM (a connection still open: the checker's), then the same data dir again.
@@ -1815,12 +1910,13 @@ fn run(cfg: Config) {
         println!("  {v:>10}  {k}");
     }
     println!(
-        "canary: {} rounds, {} acknowledged writes\n  PING        {}\n  GET known   {}\n  UPSERT+GET  {}",
+        "canary: {} rounds, {} acknowledged writes\n  PING        {}\n  GET known   {}\n  UPSERT+GET  {}\n  STATS       {}",
         canary_rep.rounds,
         canary_rep.acked.len(),
         pct(&canary_rep.ping),
         pct(&canary_rep.get),
-        pct(&canary_rep.write)
+        pct(&canary_rep.write),
+        pct(&canary_rep.stats)
     );
     println!(
         "server RSS: base {:.1} MiB, max {:.1} MiB, bound {:.1} MiB = base + 1.25 x (terms) + {:.0} MiB fixed:",
@@ -1832,6 +1928,7 @@ fn run(cfg: Config) {
     for (what, b) in &bound.terms {
         println!("  {:>9.1} MiB  {what}", mib(*b));
     }
+    println!("server RSS over time (s, MiB): {series:?}");
     if !growths.lock().unwrap().is_empty() {
         println!(
             "never-reader RSS growth per cycle (MiB): {:?}, allowed {:.1} (+32 noise)",
@@ -1901,7 +1998,7 @@ fn replay_mutator_connection() {
         rss: AtomicU64::new(0),
         rss_max: AtomicU64::new(0),
     };
-    let corpus = Corpus::new(0x1000);
+    let corpus = Corpus::new(0x1000, sh.cfg.suppress);
     mutator_conn(&sh, "replay", cseed, &corpus);
     assert!(server.is_running(), "tarnd died: {}", server.stderr());
     for (k, v) in sh.tally.lock().unwrap().iter() {
