@@ -1165,24 +1165,22 @@ fn accepts(e: &Expect, r: &Response, shards: u32) -> bool {
     }
 }
 
-/// Whether every reply can be assigned to a distinct expectation it satisfies, given
-/// `ok[reply][expect]` (bipartite matching with augmenting paths: polynomial, unlike a plain
-/// backtracking search, which explodes on many requests sharing an id).
-fn feasible(ok: &[Vec<bool>], n_expects: usize) -> bool {
-    fn augment(r: usize, ok: &[Vec<bool>], owner: &mut [Option<usize>], seen: &mut [bool]) -> bool {
-        for e in 0..owner.len() {
-            if ok[r][e] && !seen[e] {
-                seen[e] = true;
-                if owner[e].is_none_or(|other| augment(other, ok, owner, seen)) {
-                    owner[e] = Some(r);
-                    return true;
-                }
+/// Bipartite matching of replies to the expectations they satisfy (`ok[reply][expect]`),
+/// kept incrementally: `owner[expect]` is the reply matched to it. Adds reply `r` with one
+/// augmenting path; false if it cannot be matched without unmatching an earlier reply (then no
+/// assignment of all replies exists). Polynomial, unlike a backtracking search, which explodes
+/// on many requests sharing an id.
+fn augment(r: usize, ok: &[Vec<bool>], owner: &mut [Option<usize>], seen: &mut [bool]) -> bool {
+    for e in 0..owner.len() {
+        if ok[r][e] && !seen[e] {
+            seen[e] = true;
+            if owner[e].is_none_or(|other| augment(other, ok, owner, seen)) {
+                owner[e] = Some(r);
+                return true;
             }
         }
-        false
     }
-    let mut owner = vec![None; n_expects];
-    (0..ok.len()).all(|r| augment(r, ok, &mut owner, &mut vec![false; n_expects]))
+    false
 }
 
 /// The STORAGE error a log scan (HISTORY, FEATURES as_of) gets when a checkpoint removes a
@@ -1222,6 +1220,7 @@ struct Slot {
     /// Replies received so far (descriptions) and which expectations each satisfies.
     got: Vec<String>,
     ok: Vec<Vec<bool>>,
+    owner: Vec<Option<usize>>,
 }
 
 /// A model of the server's side of one connection, fed with every byte the client sends (in
@@ -1294,6 +1293,7 @@ impl Shadow {
         }
         let slot = self.slots.entry(id).or_default();
         slot.expects.push(e);
+        slot.owner.push(None);
         // A reply received before this request was sent cannot be its answer.
         for row in &mut slot.ok {
             row.push(false);
@@ -1436,7 +1436,21 @@ impl Shadow {
                     .map(|e| tolerated(tol, e, &r) || accepts(e, &r, shards))
                     .collect(),
             );
-            if slot.got.len() > slot.expects.len() || !feasible(&slot.ok, slot.expects.len()) {
+            let r_idx = slot.ok.len() - 1;
+            // Fast path: a satisfied expectation no earlier reply holds.
+            let free =
+                (0..slot.owner.len()).find(|&e| slot.ok[r_idx][e] && slot.owner[e].is_none());
+            let matched = match free {
+                Some(e) => {
+                    slot.owner[e] = Some(r_idx);
+                    true
+                }
+                None => {
+                    let mut seen = vec![false; slot.expects.len()];
+                    augment(r_idx, &slot.ok, &mut slot.owner, &mut seen)
+                }
+            };
+            if !matched {
                 return Err(format!(
                     "replies to request id {id} ({}) do not match the {} requests sent with that id: {:?}",
                     slot.got.join(", "),
