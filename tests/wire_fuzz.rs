@@ -49,13 +49,12 @@ const MUTATOR_UNANSWERED: usize = 4 << 20;
 const SLOW_MAX_FRAME: usize = 4096;
 /// Connections the flood opens: past both shards' limits.
 const FLOOD_TARGET: usize = 2 * MAX_CONNECTIONS_PER_SHARD as usize + 64;
-/// Whether the never-reading client runs unless `TARN_FUZZ_NEVER_READER` says otherwise. On:
-/// the test fails until the back-pressure fix lands (docs/FUZZING.md, Status on main);
-/// `TARN_FUZZ_NEVER_READER=0` runs everything else.
+/// Whether the never-reading client runs unless `TARN_FUZZ_NEVER_READER` says otherwise
+/// (`TARN_FUZZ_NEVER_READER=0` runs everything else, for bisecting old builds).
 const NEVER_READER_DEFAULT: bool = true;
-/// Whether frames that trigger a known server bug (`fuzz::known_bug`) are left out unless
-/// `TARN_FUZZ_SUPPRESS` says otherwise. Set to false once the bugs listed there are fixed.
-const SUPPRESS_KNOWN_BUGS_DEFAULT: bool = true;
+/// Whether frames that triggered a (now fixed) server bug (`fuzz::known_bug`) are left out
+/// unless `TARN_FUZZ_SUPPRESS` says otherwise: off, every frame is sent.
+const SUPPRESS_KNOWN_BUGS_DEFAULT: bool = false;
 /// RSS at which the sampler kills the server to protect the machine (a failed bound).
 const RSS_SAFETY_CAP: u64 = 3 << 30;
 

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::Rng;
 use tarn_net::limits::{
-    MAX_BATCH_ROWS, MAX_COLUMNS, MAX_FRAME_PAYLOAD_BYTES, MAX_IN_FLIGHT_PER_CONNECTION,
-    MAX_PING_BYTES, MAX_SQL_BYTES,
+    MAX_BATCH_ROWS, MAX_COLUMNS, MAX_FRAME_PAYLOAD_BYTES, MAX_HANDSHAKE_FRAME_PAYLOAD_BYTES,
+    MAX_IN_FLIGHT_PER_CONNECTION, MAX_PING_BYTES, MAX_SQL_BYTES,
 };
 use tarn_net::{
     ErrorCode, FeaturesRequest, FrameHeader, Hello, HistoryRequest, IngestBody, IngestRequest,
@@ -1329,6 +1329,14 @@ impl Shadow {
                 self.closing_id = h.request_id;
                 break;
             }
+            if !self.handshaken && h.payload_len > MAX_HANDSHAKE_FRAME_PAYLOAD_BYTES {
+                // An unauthenticated peer gets no large read buffer: refused and closed.
+                self.bump("decode error FRAME_TOO_LARGE (before HELLO)".into());
+                self.expect(h.request_id, Expect::Exact(ErrorCode::FrameTooLarge));
+                self.closing = Some(ErrorCode::FrameTooLarge);
+                self.closing_id = h.request_id;
+                break;
+            }
             self.server_buf = self.server_buf.max(h.frame_len());
             let n = h.frame_len();
             if avail.len() < n {
@@ -1353,6 +1361,13 @@ impl Shadow {
     }
 
     fn judge(&mut self, h: &FrameHeader, n: usize) -> (Expect, Option<ErrorCode>) {
+        if h.request_id == tarn_net::CONNECTION_REQUEST_ID {
+            // Refused unread: its reply could not be told from a connection-level error.
+            // Before the handshake every refusal closes.
+            self.bump("request id 0".into());
+            let close = (!self.handshaken).then_some(ErrorCode::BadRequestId);
+            return (Expect::Exact(ErrorCode::BadRequestId), close);
+        }
         let payload = &self.buf[self.start + HEADER_LEN..self.start + n];
         let req = match tarn_net::decode_request(h, payload) {
             Ok(r) => r,
@@ -1412,13 +1427,18 @@ impl Shadow {
                 .or_insert(0) += 1;
         }
         if id == 0 {
-            // A connection-level error (TOO_MANY_CONNECTIONS at accept, SHUTTING_DOWN) is not
+            // A connection-level error (TOO_MANY_CONNECTIONS at accept, SHUTTING_DOWN, a
+            // timeout: TIMEOUT, or HANDSHAKE_REQUIRED when no HELLO completed in time) is not
             // the answer to a request, even if the fuzzer sent requests with id 0.
             if let Response::Error(e) = &r {
-                if matches!(
-                    e.code,
-                    ErrorCode::TooManyConnections | ErrorCode::ShuttingDown
-                ) {
+                let connection_level = match e.code {
+                    ErrorCode::TooManyConnections | ErrorCode::ShuttingDown => true,
+                    // With id 0 only the handshake timeout sends it (a request with id 0 gets
+                    // BAD_REQUEST_ID): it may race the HELLO's last bytes.
+                    ErrorCode::Timeout | ErrorCode::HandshakeRequired => true,
+                    _ => false,
+                };
+                if connection_level {
                     return Ok(true);
                 }
             }
