@@ -795,3 +795,33 @@ fn reply_over_the_frame_limit_is_an_error_not_a_broken_frame() {
     let got = c.get("t", (700..705).map(Value::Int).collect()).unwrap();
     assert!(got.rows.iter().all(|r| r.is_some()));
 }
+
+/// A closing error reaches the client even when more of its input is still unread: the server
+/// closes with FIN after the error and drops what the client still sends (a close with unread
+/// input would be a reset, and the client could lose the error). Found by the wire fuzzer.
+#[test]
+fn a_closing_error_is_delivered_before_the_close_even_with_unread_input() {
+    let server = server();
+    for round in 0..10u64 {
+        let mut c = server.client();
+        let id = 100 + round;
+        // An oversize header, then 8 MiB the server never reads as frames: more than the
+        // socket buffers hold, so the client is still sending when the server closes.
+        let mut bytes = raw_frame(MAX_FRAME_PAYLOAD_BYTES + 1, OP_UPSERT, id, b"");
+        bytes.extend(std::iter::repeat_n(0xA5u8, 8 << 20));
+        let e = raw_error(&mut c, &bytes, id);
+        assert_eq!(e.code, ErrorCode::FrameTooLarge, "round {round}: {e}");
+        assert_closed(&mut c, "FRAME_TOO_LARGE with unread input");
+    }
+    // Before HELLO, the same for a first frame that is not one.
+    for round in 0..10u64 {
+        let mut raw = Conn::connect_raw(server.addr()).unwrap();
+        let id = 200 + round;
+        let mut bytes = raw_frame(4, OP_PING, id, b"\0\0\0\0");
+        bytes.extend(std::iter::repeat_n(0x5Au8, 8 << 20));
+        let e = raw_error(&mut raw, &bytes, id);
+        assert_eq!(e.code, ErrorCode::HandshakeRequired, "round {round}: {e}");
+        assert_closed(&mut raw, "HANDSHAKE_REQUIRED with unread input");
+    }
+    assert_serving(&server, None, "closing errors with unread input");
+}

@@ -70,6 +70,19 @@ pub const MAX_CONNECTION_TIMEOUT_S: u64 = 86_400;
 /// Cost: a client that cannot take its pending replies within this loses them.
 pub const SHUTDOWN_REPLY_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Longest a connection the server closes (after a closing error, a refusal at accept, the
+/// peer's own close) keeps reading and dropping the peer's input after its FIN, so the close
+/// is not a reset that could make the peer discard the error reply (see `conn::linger`). Cost:
+/// the connection's task and socket live that much longer (not its slot: the count of open
+/// connections already dropped). Not on shutdown, nor for a connection stopped because its
+/// peer went away or timed out.
+pub const LINGER_CLOSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Most input a closing connection reads and drops while it lingers ([`LINGER_CLOSE`]): two
+/// maximal frames, what a pipelining client may have in flight when a closing error comes; a
+/// peer that keeps sending more is reset. Cost: reading (not storing) that much, once.
+pub const LINGER_DRAIN_BYTES: usize = 2 * (16 + tarn_net::limits::MAX_FRAME_PAYLOAD_BYTES as usize);
+
 /// How often a shard checks whether SIGTERM/SIGINT arrived. Shutdown latency vs idle wake-ups.
 pub const SHUTDOWN_POLL_MS: u64 = 50;
 

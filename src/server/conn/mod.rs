@@ -28,12 +28,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::server::error::ServerError;
-use futures_lite::{AsyncRead, AsyncWrite};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use tarn_net::limits::{MAX_CONNECTIONS_PER_SHARD, MAX_FRAME_PAYLOAD_BYTES};
 use tarn_net::{ErrorCode, ErrorReply, Opcode, Response, HEADER_LEN as FRAME_HEADER_BYTES};
 
+use crate::server::limits::{LINGER_CLOSE, LINGER_DRAIN_BYTES};
 use crate::server::limits::{
     MAX_PENDING_REPLY_BYTES, REPLY_LOW_WATER_BYTES, RETAINED_REPLY_BUFFER_BYTES,
     WRITE_REPLY_RESERVE_BYTES,
@@ -299,6 +300,39 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     watchdog.cancel().await;
     // Reader and writer are done: take the socket out and close it (FIN after queued data).
     if let Ok(stream) = Rc::try_unwrap(stream) {
-        let _ = stream.into_inner().shutdown(std::net::Shutdown::Both).await;
+        let mut stream = stream.into_inner();
+        if !conn.broken.get() && !shard.is_shutting_down() {
+            linger(&mut stream).await;
+        }
+        let _ = stream.shutdown(std::net::Shutdown::Both).await;
+    }
+}
+
+/// Closes gracefully a connection the server ends while the peer may still be sending (after
+/// a closing error such as FRAME_TOO_LARGE, or a refusal at accept): sends FIN after the
+/// queued replies, then reads and drops what the peer still sends until it closes too, at most
+/// [`LINGER_CLOSE`] and [`LINGER_DRAIN_BYTES`]. Closing with unread input would make the kernel
+/// reset the connection, and a reset can make the peer discard the error reply it was sent.
+async fn linger(stream: &mut TcpStream) {
+    if stream.shutdown(std::net::Shutdown::Write).await.is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER_CLOSE;
+    let mut drained = 0usize;
+    let mut buf = vec![0u8; 16 << 10];
+    while drained < LINGER_DRAIN_BYTES {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let read = futures_lite::future::or(async { Some(stream.read(&mut buf).await) }, async {
+            glommio::timer::sleep(left).await;
+            None
+        })
+        .await;
+        match read {
+            Some(Ok(n)) if n > 0 => drained += n,
+            _ => return, // the peer closed, an error, or the time is up
+        }
     }
 }
