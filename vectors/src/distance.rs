@@ -103,7 +103,7 @@ impl Kernels {
         }
     }
 
-    /// Σ a[i]·b[i] in the documented order. Panics if the lengths differ.
+    /// `Σ a[i]·b[i]` in the documented order. Panics if the lengths differ.
     #[inline]
     pub fn dot(self, a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len(), "dot of slices of different lengths");
@@ -115,7 +115,7 @@ impl Kernels {
         }
     }
 
-    /// Σ (a[i] − b[i])² in the documented order. Panics if the lengths differ.
+    /// `Σ (a[i] − b[i])²` in the documented order. Panics if the lengths differ.
     #[inline]
     pub fn l2_squared(self, a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(
@@ -138,13 +138,13 @@ impl Kernels {
     }
 }
 
-/// Σ a[i]·b[i] with [`Kernels::detected`]. Panics if the lengths differ.
+/// `Σ a[i]·b[i]` with [`Kernels::detected`]. Panics if the lengths differ.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     Kernels::detected().dot(a, b)
 }
 
-/// Σ (a[i] − b[i])² with [`Kernels::detected`]. Panics if the lengths differ.
+/// `Σ (a[i] − b[i])²` with [`Kernels::detected`]. Panics if the lengths differ.
 #[inline]
 pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
     Kernels::detected().l2_squared(a, b)
