@@ -51,9 +51,9 @@ pub const BLOCK_BYTES: usize = 1 << 20;
 /// [`rows_per_step`]: the step size in rows is this divided by the dimension.
 ///
 /// Why 2^18 (1 MiB of vectors): one step then costs about the same at every dimension — on
-/// the development machine (AVX2+FMA) ~30 µs of distance work plus the filter, small next to a
-/// point read's ~60 µs, so a shard that yields after each step keeps serving its other
-/// requests. What it costs: a search of `n` rows of dimension `d` takes `n·d / 2^18` steps;
+/// the development machine (AVX2+FMA, vectors beyond the cache) 33–40 µs median and at most
+/// ~150 µs at dim 128 (`bench/results/distances-2026-12-02.md`), comparable to a point read's
+/// ~60 µs, so a shard that yields after each step keeps serving its other requests. What it costs: a search of `n` rows of dimension `d` takes `n·d / 2^18` steps;
 /// each yield costs a task switch (well under a microsecond on glommio), so smaller steps add
 /// overhead and larger ones add latency to everyone else on the shard.
 pub const SEARCH_STEP_COMPONENTS: usize = 1 << 18;
