@@ -72,8 +72,10 @@
 //! with an open cursor turns deletes and updates into tombstones (plus an appended slot for an
 //! update) instead of overwriting or moving vectors; once no cursor is open, writes remove
 //! tombstones, [`COMPACT_PER_WRITE`] at a time, and [`ExactIndex::compact`] removes them in
-//! caller-sized steps. A cursor dropped without finishing releases its snapshot. The
-//! one-call [`VectorIndex::search`] is the same search without yielding.
+//! caller-sized steps. A cursor dropped without finishing releases its snapshot; one held
+//! open indefinitely keeps every tombstone and every replaced vector alive (memory grows with
+//! the writes meanwhile), so a shard drops a cursor with its request. The one-call
+//! [`VectorIndex::search`] is the same search without yielding.
 //!
 //! Writes ([`VectorIndex::upsert`]) check the vector completely before changing anything.
 //!
