@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::rc::Rc;
 
 use super::{CursorInner, Neighbor, RowId, SearchCursor, SearchParams, Step, VectorIndex};
 use crate::distance::Kernels;
@@ -42,7 +42,7 @@ pub struct ExactIndex {
     /// Writes so far: write number `e` kills slots with `died = e`.
     epoch: u64,
     /// One reference per open cursor besides this one.
-    pin: Arc<()>,
+    pin: Rc<()>,
 }
 
 impl ExactIndex {
@@ -70,7 +70,7 @@ impl ExactIndex {
             slots: HashMap::default(),
             dead: Vec::new(),
             epoch: 0,
-            pin: Arc::new(()),
+            pin: Rc::new(()),
         })
     }
 
@@ -89,7 +89,7 @@ impl ExactIndex {
 
     /// Search cursors open on this index.
     pub fn open_cursors(&self) -> usize {
-        Arc::strong_count(&self.pin) - 1
+        Rc::strong_count(&self.pin) - 1
     }
 
     /// Tombstoned slots not yet removed.
@@ -113,7 +113,7 @@ impl ExactIndex {
     }
 
     fn pinned(&self) -> bool {
-        Arc::strong_count(&self.pin) > 1
+        Rc::strong_count(&self.pin) > 1
     }
 
     fn slot_vector(&self, p: usize) -> &[f32] {
@@ -330,7 +330,7 @@ impl VectorIndex for ExactIndex {
         let query = self.metric.prepare(query, self.dim)?;
         Ok(SearchCursor {
             inner: CursorInner::Exact(ExactCursor {
-                pin: Arc::clone(&self.pin),
+                pin: Rc::clone(&self.pin),
                 metric: self.metric,
                 query,
                 k,
@@ -352,7 +352,7 @@ impl VectorIndex for ExactIndex {
     ) -> Step {
         let CursorInner::Exact(c) = &mut cursor.inner;
         assert!(
-            Arc::ptr_eq(&c.pin, &self.pin),
+            Rc::ptr_eq(&c.pin, &self.pin),
             "search cursor stepped on another index than the one that opened it"
         );
         let stop = c.end.min(c.next.saturating_add(max_rows.max(1)));
@@ -386,7 +386,7 @@ impl Clone for ExactIndex {
             slots: self.slots.clone(),
             dead: self.dead.clone(),
             epoch: self.epoch,
-            pin: Arc::new(()),
+            pin: Rc::new(()),
         }
     }
 }
@@ -437,7 +437,7 @@ impl Eq for Candidate {}
 /// The state of one exact search: the slots `next..end` of the snapshot still to visit and
 /// the best `k` so far in a max-heap (its top is the worst kept).
 pub(super) struct ExactCursor {
-    pin: Arc<()>,
+    pin: Rc<()>,
     metric: Metric,
     query: Vec<f32>,
     k: usize,
