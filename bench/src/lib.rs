@@ -13,6 +13,7 @@ pub mod clock;
 pub mod engine;
 pub mod floors;
 pub mod fraud;
+pub mod machine;
 pub mod pglog;
 pub mod report;
 pub mod resp;

@@ -1,0 +1,112 @@
+//! `tarn-vectors`: vector indexes, distances and their rules.
+//!
+//! Pure computation: no I/O, no clocks, no threads. A shard owns one index per vector index
+//! definition over the rows it owns and drives it: it validates and upserts vectors, deletes
+//! rows, and runs searches in bounded steps between which it yields to its other tasks.
+//!
+//! # Metrics
+//!
+//! [`Metric`] has pgvector's three, names and semantics. Every metric is a distance (smaller
+//! is nearer):
+//!
+//! - **`l2`** (`vector_l2_ops`, `<->`): the Euclidean distance `√Σ(aᵢ − bᵢ)²`. Results are
+//!   ordered by the squared distance (the same order; the square root is taken only for the
+//!   reported value, correctly rounded).
+//! - **`cosine`** (`vector_cosine_ops`, `<=>`): `1 − cos(a, b)`, in `[0, 2]`. Vectors are
+//!   normalized when stored and when searched for (`v / ‖v‖`, norm and quotient in f64,
+//!   rounded to f32), and the distance is `1 − clamp(â · b̂, −1, 1)` in f32.
+//! - **`ip`** (`vector_ip_ops`, `<#>`): the *negative* inner product `−Σ aᵢ·bᵢ`, so that the
+//!   largest inner product is the nearest, as in pgvector.
+//!
+//! Names parse ASCII case-insensitively ([`Metric::parse`]); [`Metric::name`] gives the short
+//! name back.
+//!
+//! # Rules
+//!
+//! - **Validation** ([`check_vector`], [`Metric::check`]): a vector has exactly the declared
+//!   number of components, `1 ≤ dim ≤` [`MAX_DIMENSIONS`] = 4,096; every component is finite
+//!   (the error names the 0-based position of the first NaN or ±infinity) and at most
+//!   [`MAX_COMPONENT_MAGNITUDE`] = 10¹⁶ in magnitude, which keeps every distance finite so
+//!   ordering never meets NaN or infinity.
+//! - **The zero vector under cosine** has no direction: a cosine index refuses it, to store
+//!   and as a query, with [`VectorError::ZeroVector`] (pgvector returns NaN distances, which
+//!   sort last and hide the mistake). [`Metric::distance`] on unchecked input stays total: a
+//!   zero vector's cosine distance to anything is exactly 1. `l2` and `ip` accept it.
+//! - **k**: `1 ≤ k ≤` [`MAX_K`] = 1,000, else [`VectorError::KOutOfRange`]. Fewer matching
+//!   rows than `k` give fewer results, never an error.
+//! - **Order and ties**: results are sorted by `(key, row id)` ([`Neighbor::rank_cmp`]) where
+//!   the key is the squared distance for `l2` and the distance otherwise; keys are never NaN
+//!   or −0.0, so equal distances are broken by the smaller row id, deterministically. Per-shard
+//!   results merge with [`merge_neighbors`] into what one index over all rows returns.
+//! - **Determinism**: the same vectors and query give the same bits on every x86-64 CPU,
+//!   with or without AVX2 (below).
+//!
+//! # Kernels and their accumulation order
+//!
+//! [`dot`], [`l2_squared`] and [`norm`] (and [`Kernels`] to pick a path) have a scalar path and
+//! an AVX2+FMA path chosen at run time (detected once, cached) that return identical bits:
+//! both accumulate elements `i < n − n mod 8` into 4 accumulators × 8 lanes (element `i` into
+//! accumulator `(i / 8) mod 4`, lane `i mod 8`) with one fused multiply-add each, combine them
+//! as `(acc0 + acc1) + (acc2 + acc3)`, reduce the 8 lanes pairwise (`l` with `l + 4`, then
+//! `0` with `2` and `1` with `3`, then the two), and add the last `n mod 8` elements in order
+//! with fused multiply-adds. The scalar path uses [`f32::mul_add`], a correctly rounded FMA
+//! like `vfmadd`. Details in the `distance` module.
+//!
+//! # Indexes
+//!
+//! [`VectorIndex`] is the trait every index implements (upsert, delete, search with a row
+//! filter, stepwise search, length, memory); [`Index`] is the enum the shard holds and that
+//! dispatches to an implementation. Today there is one:
+//!
+//! - [`ExactIndex`]: vectors stored contiguously in blocks of [`BLOCK_BYTES`] (row ids and a
+//!   slot map beside them; delete by swap-remove in O(dim)), brute-force top-k with a bounded
+//!   max-heap. The filter is called once per row, before its distance is computed, so a search
+//!   returns exactly `min(k, rows the filter accepts)` rows, the nearest ones.
+//!
+//! **Stepwise search and snapshots.** [`VectorIndex::start_search`] opens a [`SearchCursor`];
+//! [`VectorIndex::search_step`] visits a bounded number of rows ([`rows_per_step`] gives a
+//! step of [`SEARCH_STEP_COMPONENTS`] components, the same work at every dimension); the shard
+//! yields between steps and may apply writes meanwhile. A cursor answers **as of its start**:
+//! rows live then are visited exactly once with the vector they had then; rows inserted,
+//! updated or deleted later do not affect it. To keep that snapshot without copying, an index
+//! with an open cursor turns deletes and updates into tombstones (plus an appended slot for an
+//! update) instead of overwriting or moving vectors; once no cursor is open, writes remove
+//! tombstones, [`COMPACT_PER_WRITE`] at a time, and [`ExactIndex::compact`] removes them in
+//! caller-sized steps. A cursor dropped without finishing releases its snapshot; one held
+//! open indefinitely keeps every tombstone and every replaced vector alive (memory grows with
+//! the writes meanwhile), so a shard drops a cursor with its request. The one-call
+//! [`VectorIndex::search`] is the same search without yielding.
+//!
+//! Writes ([`VectorIndex::upsert`]) check the vector completely before changing anything.
+//!
+//! # Not built yet
+//!
+//! - **HNSW**: the graph index (and the choice between the `hnsw_rs` crate and an own
+//!   implementation) is the next step; it will be another [`Index`] variant behind the same
+//!   trait, with [`SearchParams::ef`] as its `ef_search`.
+//! - **The filtered-search planner**: estimating a filter's selectivity and choosing exact
+//!   scan vs. graph search; today the caller chooses the index.
+//! - **Persistence**: indexes are in memory only; no dump, load or rebuild-from-rows here.
+//! - **SQL, catalog and wire**: `VECTOR(n)` columns, `CREATE INDEX … USING hnsw`, the KNN
+//!   opcode and the fan-out live in `core`, `net` and the server, none of which uses this
+//!   crate yet.
+
+mod distance;
+mod error;
+mod index;
+mod limits;
+mod metric;
+mod validate;
+
+pub use distance::{dot, l2_squared, norm, Kernels, ACCUMULATORS, LANES};
+pub use error::VectorError;
+pub use index::{
+    merge_neighbors, ExactIndex, Index, Neighbor, RowId, SearchCursor, SearchParams, Step,
+    VectorIndex,
+};
+pub use limits::{
+    rows_per_step, BLOCK_BYTES, COMPACT_PER_WRITE, MAX_COMPONENT_MAGNITUDE, MAX_DIMENSIONS, MAX_K,
+    SEARCH_STEP_COMPONENTS,
+};
+pub use metric::Metric;
+pub use validate::{check_dimensions, check_vector};

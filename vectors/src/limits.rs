@@ -1,0 +1,81 @@
+//! Every limit of the crate: a named constant with why it exists and what raising it costs.
+
+/// Largest number of dimensions of a vector (`VECTOR(n)` with `1 <= n <= MAX_DIMENSIONS`).
+///
+/// Why 4,096: it covers the embeddings in use (384–1,536 for most text models, 3,072 for the
+/// largest OpenAI model, 4,096 for LLM-derived embedders such as e5-mistral) while keeping one
+/// vector at 16 KiB. pgvector stores up to 16,000 dimensions but indexes at most 2,000 with
+/// HNSW; here every stored vector can be indexed. What it costs: at 4,096 dimensions one exact
+/// distance is ~4k FMAs (about 0.3–0.5 µs with AVX2), an HNSW search touches a few hundred of
+/// them, an 8 MiB frame carries at most ~500 such vectors, and the overflow bound of
+/// [`MAX_COMPONENT_MAGNITUDE`] is computed for this many terms: raising this limit means
+/// lowering that one.
+pub const MAX_DIMENSIONS: usize = 4_096;
+
+/// Largest `k` of a search.
+///
+/// Why 1,000: Tarn answers real-time context requests (k = 10–100 in practice); an HNSW search
+/// needs `ef >= k`, and pgvector caps `ef_search` at 1,000 for the same reason (beyond it a
+/// graph search costs about what an exact scan does). What it costs: per shard a heap of `k`
+/// candidates (16 bytes each), a fan-out merge of `shards × k` neighbours, and a reply of `k`
+/// rows; raising it makes one request able to occupy every shard and fill a frame.
+pub const MAX_K: usize = 1_000;
+
+/// Largest magnitude of a vector component (|x| ≤ 1e16; NaN and ±infinity are refused too).
+///
+/// Why: it makes every distance finite. With at most [`MAX_DIMENSIONS`] components, a squared
+/// L2 distance is at most 4,096 · (2·10^16)² ≈ 1.6·10^36 and a dot product at most
+/// 4,096 · 10^32 ≈ 4.1·10^35, both about 200× below `f32::MAX` ≈ 3.4·10^38 (rounding cannot
+/// close that gap), so no kernel overflows to infinity or produces ∞ − ∞ = NaN, and ordering
+/// by distance is always total. What it costs: vectors with larger components are refused with
+/// [`crate::VectorError::TooLarge`]; no embedding model produces such values.
+pub const MAX_COMPONENT_MAGNITUDE: f32 = 1.0e16;
+
+// The bound above, checked at compile time (with a factor 2 of slack for rounding).
+const _: () = {
+    let d = 2.0 * MAX_COMPONENT_MAGNITUDE as f64;
+    assert!(MAX_DIMENSIONS as f64 * d * d * 2.0 < f32::MAX as f64);
+};
+
+/// Bytes of one storage block of [`crate::ExactIndex`]: vectors are kept contiguously in
+/// blocks of `max(1, BLOCK_BYTES / (4 · dim))` vectors.
+///
+/// Why blocks and not one `Vec<f32>` of `n × dim`: growing one vector of a million 128-dim
+/// rows doubles it from 256 MiB to 512 MiB in one call (a copy plus first-touch page faults:
+/// tens of milliseconds on the reactor); with blocks an insert allocates at most one block and
+/// never copies older vectors. What it costs: up to one partly used block per index (1 MiB),
+/// and a scan restarts its inner loop once per block (≈ every 2,048 rows at dim 128).
+pub const BLOCK_BYTES: usize = 1 << 20;
+
+/// Vector components a search cursor reads per step when the caller uses
+/// [`rows_per_step`]: the step size in rows is this divided by the dimension.
+///
+/// Why 2^18 (1 MiB of vectors): one step then costs about the same at every dimension — on
+/// the development machine (AVX2+FMA, vectors beyond the cache) 33–40 µs median and at most
+/// ~150 µs at dim 128 (`bench/results/distances-2026-12-02.md`), comparable to a point read's
+/// ~60 µs, so a shard that yields after each step keeps serving its other requests. What it costs: a search of `n` rows of dimension `d` takes `n·d / 2^18` steps;
+/// each yield costs a task switch (well under a microsecond on glommio), so smaller steps add
+/// overhead and larger ones add latency to everyone else on the shard.
+pub const SEARCH_STEP_COMPONENTS: usize = 1 << 18;
+
+/// Rows per search step for vectors of `dim` components (at least 1): see
+/// [`SEARCH_STEP_COMPONENTS`].
+pub const fn rows_per_step(dim: usize) -> usize {
+    let rows = SEARCH_STEP_COMPONENTS / if dim == 0 { 1 } else { dim };
+    if rows == 0 {
+        1
+    } else {
+        rows
+    }
+}
+
+/// Tombstoned slots an [`crate::ExactIndex`] write removes (swap-remove) before its own
+/// change, once no search cursor is open.
+///
+/// Why: while a cursor is open, deletes and updates leave tombstones so the cursor's snapshot
+/// stays valid (see the crate docs); they must drain afterwards without a long loop on the
+/// reactor. Eight per write drains them eight times faster than writes created them. What it
+/// costs: up to eight vector copies per write (≤ 8 × 16 KiB at the largest dimension,
+/// ~0.1 µs each at dim 128); [`crate::ExactIndex::compact`] drains the rest in caller-sized
+/// steps.
+pub const COMPACT_PER_WRITE: usize = 8;
