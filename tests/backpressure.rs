@@ -319,21 +319,32 @@ fn a_client_pipelining_100kb_inline_gets_without_reading_is_bounded_and_sigterm_
     let [a, b] = hogs;
     drop((a.stop(), b.stop()));
     wait_connections(&mut canary, 1, "after the hogs closed");
-    // What closed connections held was freed: the same load again reuses it (one shard, one
-    // heap), so RSS stays near the first round's peak.
-    let hogs = [Hog::start(&server, &one), Hog::start(&server, &ten)];
-    let again = run_hogs(
-        &server,
-        &mut canary,
-        base,
-        &hogs,
-        "100 kB GETs, second round",
-    );
-    eprintln!("100 kB rows: at most {again} KiB in the second round");
-    assert!(
-        again <= max + FRAME_KIB + (16 << 10),
-        "RSS grew from {max} KiB to {again} KiB with the same load on new connections: memory of closed connections was not released"
-    );
+    // What closed connections held is freed: the same load again, twice, on new connections
+    // reuses it (one shard, one heap), so RSS stays near the first round's peak. The peak of a
+    // round varies with timing by up to what a connection may legitimately hold beyond its
+    // typical level (its pending replies move between 16 and 32 MiB plus a reply in flight),
+    // seen up to ~28 MiB for two hogs. Memory that closed connections kept would instead add
+    // the first round's whole growth (`max - base`) per round, so each later round must stay
+    // below half of that above the first peak: a leak of more than half of it fails in round 2,
+    // one of more than a quarter by round 3.
+    let allowed = max + (max - base) / 2;
+    let mut hogs: Option<[Hog; 2]> = None;
+    for round in ["second", "third"] {
+        if let Some([a, b]) = hogs.take() {
+            drop((Hog::stop(a), Hog::stop(b)));
+            wait_connections(&mut canary, 1, "after the hogs closed");
+        }
+        let pair = [Hog::start(&server, &one), Hog::start(&server, &ten)];
+        let what = format!("100 kB GETs, {round} round");
+        let again = run_hogs(&server, &mut canary, base, &pair, &what);
+        eprintln!("100 kB rows: at most {again} KiB in the {round} round (allowed {allowed} KiB)");
+        assert!(
+            again <= allowed,
+            "RSS grew from {max} KiB to {again} KiB in the {round} round with the same load on new connections: memory of closed connections was not released"
+        );
+        hogs = Some(pair);
+    }
+    let hogs = hogs.expect("the loop ran");
     // SIGTERM while both hogs are still connected, their replies unread.
     let [a, b] = hogs;
     let conns = (a.stop(), b.stop());
