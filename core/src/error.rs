@@ -58,6 +58,9 @@ pub enum ErrorKind {
     /// indexes, contexts and models later (tables and streams have their own kinds above).
     /// The server answers it with the protocol code those objects have always had.
     ObjectExists,
+    /// A vector value or `VECTOR(n)` type that breaks the vector rules (dimension, empty,
+    /// NaN/±infinity, f32 overflow, a non-numeric component, not an array).
+    BadVector,
 }
 
 impl ErrorKind {
@@ -86,6 +89,7 @@ impl ErrorKind {
             ErrorKind::FutureEvent => "future_event",
             ErrorKind::UnknownView => "unknown_view",
             ErrorKind::ObjectExists => "object_exists",
+            ErrorKind::BadVector => "bad_vector",
         }
     }
 }
@@ -215,6 +219,18 @@ pub enum CoreError {
         /// The name.
         name: String,
     },
+    /// A vector value that breaks the rules of its `VECTOR(n)` column, or a `VECTOR(n)` type
+    /// out of range; `reason` names the component (0-based) where one is at fault, e.g.
+    /// `row 2, column "emb": vector component 1 is NaN: NaN and infinities are not allowed`.
+    #[error("{}{reason}", at(row, column))]
+    BadVector {
+        /// Row index in the batch (0-based).
+        row: Option<usize>,
+        /// The vector column.
+        column: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
     /// An event that cannot be read; `reason` says why (e.g. `expected a JSON object`,
     /// `field "foo" is not a column of stream "tx"`, `invalid RFC 3339 timestamp "…"`).
     #[error("{}{reason}", at(row, column))]
@@ -276,6 +292,7 @@ impl CoreError {
             CoreError::FutureEvent { .. } => ErrorKind::FutureEvent,
             CoreError::UnknownView(_) => ErrorKind::UnknownView,
             CoreError::ObjectExists { .. } => ErrorKind::ObjectExists,
+            CoreError::BadVector { .. } => ErrorKind::BadVector,
         }
     }
 
@@ -287,6 +304,7 @@ impl CoreError {
             | CoreError::ValueTooLong { row, .. }
             | CoreError::NonFiniteDouble { row, .. }
             | CoreError::BadEvent { row, .. }
+            | CoreError::BadVector { row, .. }
             | CoreError::MissingValue { row, .. }
             | CoreError::FutureEvent { row, .. }
             | CoreError::RowArity { row, .. } => *row,
@@ -302,6 +320,7 @@ impl CoreError {
             | CoreError::ValueTooLong { column, .. }
             | CoreError::NonFiniteDouble { column, .. }
             | CoreError::BadEvent { column, .. }
+            | CoreError::BadVector { column, .. }
             | CoreError::MissingValue { column, .. }
             | CoreError::FutureEvent { column, .. } => column.as_deref(),
             CoreError::UnknownColumn { column, .. }

@@ -28,10 +28,13 @@ pub mod sql;
 pub mod state;
 pub mod timestamp;
 pub mod txn;
+pub mod vector;
 pub mod view;
 
 pub use error::{CoreError, ErrorKind};
-pub use tarn_types::{ColumnType, Value, MAX_VALUE_BYTES};
+pub use tarn_types::{
+    ColumnType, Value, MAX_VALUE_BYTES, MAX_VECTOR_COMPONENTS_PER_ROW, MAX_VECTOR_DIMENSIONS,
+};
 
 /// Longest table or column name, in bytes (after case folding). Names appear in every error
 /// message, `DESCRIBE` output and the catalog file; the bound keeps those small. Raising it only

@@ -205,7 +205,7 @@ pub fn describe_table(t: &TableDef) -> Listing {
             .map(|(i, c)| {
                 vec![
                     text(&c.name),
-                    text(c.ty.sql_name()),
+                    text(&c.ty.sql_name()),
                     Value::Bool(i == t.key_column),
                 ]
             })
@@ -226,7 +226,7 @@ pub fn describe_view(v: &ViewDef, stream: &StreamDef) -> Listing {
             .map(|(i, c)| {
                 vec![
                     Value::Text(c.name),
-                    text(c.ty.sql_name()),
+                    text(&c.ty.sql_name()),
                     Value::Bool(i == 0),
                 ]
             })
@@ -257,7 +257,7 @@ pub fn describe_stream(s: &StreamDef) -> Listing {
             .columns
             .iter()
             .enumerate()
-            .map(|(i, c)| vec![text(&c.name), text(c.ty.sql_name()), text(role(i))])
+            .map(|(i, c)| vec![text(&c.name), text(&c.ty.sql_name()), text(role(i))])
             .collect(),
         message: format!("stream {}", s.name),
     }

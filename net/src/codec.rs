@@ -2,16 +2,17 @@
 //! length against the remaining payload and the limits before allocating, rejects trailing
 //! bytes and never panics.
 
-use tarn_types::{ColumnType, Value};
+use tarn_types::{ColumnType, Value, VECTOR_TAG};
 
 use crate::error::{DecodeError, ErrorCode};
 use crate::frame::{FrameHeader, Opcode, FLAG_RESPONSE, HEADER_LEN, KNOWN_FLAGS};
 use crate::limits::{
     MAX_BATCH_ROWS, MAX_COLUMNS, MAX_FRAME_PAYLOAD_BYTES, MAX_PING_BYTES, MAX_SQL_BYTES,
+    MAX_VECTOR_COMPONENTS,
 };
 use crate::message::*;
 
-/// Value tag for NULL; non-null values use their [`ColumnType`] tag (1..=6).
+/// Value tag for NULL; non-null values use their [`ColumnType`] tag (1..=7).
 pub const VALUE_TAG_NULL: u8 = 0;
 
 /// Wire value of `ErrorReply::row == None`.
@@ -81,6 +82,21 @@ pub fn encode_value(v: &Value, out: &mut Vec<u8>) {
             put_u8(out, ColumnType::Timestamp.tag());
             put_i64(out, *t);
         }
+        Value::Vector(v) => {
+            put_u8(out, VECTOR_TAG);
+            put_count(out, v.len());
+            for x in v.iter() {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Appends one column type: its tag, and for `VECTOR(n)` the dimension as u32.
+pub fn encode_column_type(ty: ColumnType, out: &mut Vec<u8>) {
+    put_u8(out, ty.tag());
+    if let ColumnType::Vector(dim) = ty {
+        put_u32(out, dim);
     }
 }
 
@@ -113,7 +129,7 @@ fn put_columns(out: &mut Vec<u8>, cols: &[Column]) {
     put_count(out, cols.len());
     for c in cols {
         put_str(out, &c.name);
-        put_u8(out, c.ty.tag());
+        encode_column_type(c.ty, out);
     }
 }
 
@@ -483,6 +499,9 @@ impl<'a> Reader<'a> {
         if tag == VALUE_TAG_NULL {
             return Ok(Value::Null);
         }
+        if tag == VECTOR_TAG {
+            return self.vector();
+        }
         let Some(ty) = ColumnType::from_tag(tag) else {
             return Err(self.err(
                 ErrorCode::Malformed,
@@ -513,7 +532,29 @@ impl<'a> Reader<'a> {
                     .to_vec(),
             ),
             ColumnType::Timestamp => Value::Timestamp(self.i64("TIMESTAMP")?),
+            ColumnType::Vector(_) => unreachable!("VECTOR_TAG is decoded above"),
         })
+    }
+
+    /// A vector value after its tag: a u32 count, at most [`MAX_VECTOR_COMPONENTS`]
+    /// (`BAD_VECTOR`, checked before allocating), then that many f32 LE, which the frame must
+    /// hold (`MALFORMED`). The components are carried bit for bit: whether they are finite and
+    /// how many the column wants is checked by core's row validation, which names the row and
+    /// column (see docs/PROTOCOL.md).
+    fn vector(&mut self) -> Result<Value, DecodeError> {
+        let n = self.count(
+            "vector component",
+            4,
+            MAX_VECTOR_COMPONENTS,
+            ErrorCode::BadVector,
+        )?;
+        let bytes = self.take(n * 4, "vector components")?;
+        let v: Box<[f32]> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        debug_assert_eq!(v.len(), n);
+        Ok(Value::Vector(v))
     }
 
     fn row(&mut self) -> Result<Vec<Value>, DecodeError> {
@@ -589,6 +630,12 @@ impl<'a> Reader<'a> {
     fn column_type(&mut self) -> Result<ColumnType, DecodeError> {
         let at = self.pos;
         let tag = self.u8("column type")?;
+        if tag == VECTOR_TAG {
+            let at = self.pos;
+            let dim = self.u32("vector dimension")?;
+            return ColumnType::vector(dim)
+                .map_err(|e| self.err(ErrorCode::BadVector, at, format_args!("{e}")));
+        }
         ColumnType::from_tag(tag).ok_or_else(|| {
             self.err(
                 ErrorCode::Malformed,

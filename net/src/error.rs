@@ -56,13 +56,17 @@ pub enum ErrorCode {
     InvalidArgument = 39,
     Busy = 40,
     ShuttingDown = 41,
+    /// A vector value or type that breaks the vector rules: wrong dimension, empty, a NaN,
+    /// infinite, too large or non-numeric component, more than `MAX_VECTOR_COMPONENTS`
+    /// components in a frame, or a `VECTOR(n)` dimension outside `1..=4096`.
+    BadVector = 42,
     Storage = 50,
     Internal = 60,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order (excluding `Unknown`).
-    pub const ALL: [ErrorCode; 36] = [
+    pub const ALL: [ErrorCode; 37] = [
         ErrorCode::Malformed,
         ErrorCode::UnknownOpcode,
         ErrorCode::FrameTooLarge,
@@ -97,6 +101,7 @@ impl ErrorCode {
         ErrorCode::InvalidArgument,
         ErrorCode::Busy,
         ErrorCode::ShuttingDown,
+        ErrorCode::BadVector,
         ErrorCode::Storage,
         ErrorCode::Internal,
     ];
@@ -171,6 +176,7 @@ impl ErrorCode {
             ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
             ErrorCode::Busy => "BUSY",
             ErrorCode::ShuttingDown => "SHUTTING_DOWN",
+            ErrorCode::BadVector => "BAD_VECTOR",
             ErrorCode::Storage => "STORAGE",
             ErrorCode::Internal => "INTERNAL",
         }

@@ -13,9 +13,9 @@ pub mod limits;
 mod message;
 
 pub use codec::{
-    decode_request, decode_response, encode_get_reply, encode_request, encode_request_payload,
-    encode_response, encode_response_payload, encode_value, negotiate_version, NO_ROW,
-    VALUE_TAG_NULL,
+    decode_request, decode_response, encode_column_type, encode_get_reply, encode_request,
+    encode_request_payload, encode_response, encode_response_payload, encode_value,
+    negotiate_version, NO_ROW, VALUE_TAG_NULL,
 };
 pub use error::{DecodeError, ErrorCode};
 pub use frame::{

@@ -64,3 +64,11 @@ pub const MAX_PING_BYTES: u32 = 64 * 1024;
 /// Why: bounds per-row decode work and the column-lookup tables built per request. Exceeding
 /// it is `MALFORMED` (connection stays open).
 pub const MAX_COLUMNS: u32 = 1024;
+
+/// Most components of one vector value on the wire: `tarn_types::MAX_VECTOR_DIMENSIONS`
+/// (4,096), the largest `VECTOR(n)` a column can have.
+///
+/// Why: the decoder checks the count against this before allocating, so a 4-byte count cannot
+/// make it reserve more than 16 KiB per value (and the frame must hold the bytes). A larger
+/// count is `BAD_VECTOR` (connection stays open). Raising it follows the column limit.
+pub const MAX_VECTOR_COMPONENTS: u32 = tarn_types::MAX_VECTOR_DIMENSIONS;

@@ -251,9 +251,13 @@ fn bad_bool_byte_and_bad_tags_are_malformed() {
     let e = req_with_payload(Opcode::Get, &keys_payload(&[1, 2])).unwrap_err();
     assert_eq!(e.code, ErrorCode::Malformed);
     assert!(e.message.contains("BOOLEAN"), "{e}");
+    let e = req_with_payload(Opcode::Get, &keys_payload(&[8])).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Malformed);
+    assert!(e.message.contains("value tag 8"), "{e}");
+    // Tag 7 is a vector: a bare tag is a truncated count.
     let e = req_with_payload(Opcode::Get, &keys_payload(&[7])).unwrap_err();
     assert_eq!(e.code, ErrorCode::Malformed);
-    assert!(e.message.contains("value tag 7"), "{e}");
+    assert!(e.message.contains("vector component count"), "{e}");
     // Upsert mode other than 0/1.
     let mut p = vec![];
     p.extend_from_slice(&1u32.to_le_bytes());

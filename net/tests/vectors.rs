@@ -29,6 +29,10 @@ fn protocol_vectors_decode_and_reencode() {
         assert!(names.insert(name.to_owned()), "duplicate vector {name}");
         let direction = v["direction"].as_str().expect("direction");
         let bytes = hex::decode(v["hex"].as_str().expect("hex")).expect("valid hex");
+        if direction == "bad_request" {
+            check_bad_request(name, &bytes, &v["error"]);
+            continue;
+        }
         let decoded = &v["decoded"];
         assert!(bytes.len() >= HEADER_LEN, "{name}: shorter than a header");
         let h = FrameHeader::decode(bytes[..HEADER_LEN].try_into().unwrap());
@@ -93,6 +97,22 @@ fn protocol_vectors_decode_and_reencode() {
     }
 }
 
+/// A malformed request vector: the decoder refuses it with the vector's error code.
+fn check_bad_request(name: &str, bytes: &[u8], error: &Json) {
+    let h = FrameHeader::decode(bytes[..HEADER_LEN].try_into().unwrap());
+    let e = decode_request(&h, &bytes[HEADER_LEN..]).expect_err(name);
+    assert_eq!(
+        e.code.as_u16(),
+        error["code"].as_u64().expect("code") as u16,
+        "{name}: {e}"
+    );
+    assert_eq!(
+        e.message,
+        error["message"].as_str().expect("message"),
+        "{name}"
+    );
+}
+
 /// `ErrorCode::ALL` lists every variant: this match has no wildcard, so a new variant does not
 /// compile until it is given the next ordinal here, and then the length check fails until it
 /// is in `ALL` too (and the vector test above until it has a vector).
@@ -136,14 +156,15 @@ fn error_code_all_lists_every_variant() {
             InvalidArgument => 32,
             Busy => 33,
             ShuttingDown => 34,
-            Storage => 35,
-            Internal => 36,
+            BadVector => 35,
+            Storage => 36,
+            Internal => 37,
         }
     }
     let ordinals: BTreeSet<usize> = ErrorCode::ALL.iter().map(|&c| ordinal(c)).collect();
     assert_eq!(
         ordinals,
-        (1..=36).collect::<BTreeSet<usize>>(),
+        (1..=37).collect::<BTreeSet<usize>>(),
         "ErrorCode::ALL must list every variant but Unknown exactly once"
     );
     let numbers: BTreeSet<u16> = ErrorCode::ALL.iter().map(|c| c.as_u16()).collect();
@@ -170,6 +191,17 @@ fn generate() -> Json {
             "direction": "response",
             "hex": hex::encode(response_frame(id, &resp)),
             "decoded": serde_json::to_value(&resp).unwrap(),
+        }));
+    }
+    for (name, frame, code) in sample_bad_frames() {
+        let h = FrameHeader::decode(frame[..HEADER_LEN].try_into().unwrap());
+        let e = decode_request(&h, &frame[HEADER_LEN..]).expect_err(name);
+        assert_eq!(e.code, code, "{name}: {e}");
+        out.push(json!({
+            "name": name,
+            "direction": "bad_request",
+            "hex": hex::encode(&frame),
+            "error": {"code": code.as_u16(), "name": code.to_string(), "message": e.message},
         }));
     }
     Json::Array(out)

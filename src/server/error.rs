@@ -85,6 +85,7 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::MissingKey => ErrorCode::MissingKey,
         ErrorKind::ValueTooLong => ErrorCode::ValueTooLong,
         ErrorKind::NonFiniteDouble => ErrorCode::NonFiniteDouble,
+        ErrorKind::BadVector => ErrorCode::BadVector,
         ErrorKind::BatchEmpty => ErrorCode::BatchEmpty,
         ErrorKind::RowArity => ErrorCode::Malformed,
         ErrorKind::LimitExceeded => ErrorCode::LimitExceeded,

@@ -44,8 +44,13 @@ pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TARNCKPT";
 /// Bumped on any change of the layout or the archived types; the version is read before
 /// anything else, so an old reader rejects a new checkpoint cleanly. (Version 1 was a single
 /// archive of all tables; version 2 had no meta chunk; version 3's meta chunk had no
-/// producers, streams or views, and there were no view chunks.)
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 4;
+/// producers, streams or views, and there were no view chunks; version 4 had no VECTOR
+/// values.)
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 5;
+
+/// Oldest checkpoint format this build reads: version 4 is version 5 without VECTOR values
+/// (the value variant was appended, so the older variants archive identically).
+pub const MIN_CHECKPOINT_FORMAT_VERSION: u32 = 4;
 
 /// Chunk kind of a `CkTable`.
 const CHUNK_TABLE: u8 = 0;
@@ -74,6 +79,9 @@ enum CkValue<'a> {
     Text(#[rkyv(with = InlineAsBox)] &'a str),
     Bytes(#[rkyv(with = InlineAsBox)] &'a [u8]),
     Timestamp(i64),
+    /// Added in version 5, after the others so versions 4 and 5 archive the older variants
+    /// identically (a version-4 checkpoint is a valid version-5 one without vectors).
+    Vector(#[rkyv(with = InlineAsBox)] &'a [f32]),
 }
 
 #[derive(rkyv::Archive, rkyv::Serialize)]
@@ -326,9 +334,10 @@ fn check_header(bytes: &[u8]) -> Result<(), CoreError> {
         return Err(corrupt("bad magic"));
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != CHECKPOINT_FORMAT_VERSION {
+    if !(MIN_CHECKPOINT_FORMAT_VERSION..=CHECKPOINT_FORMAT_VERSION).contains(&version) {
         return Err(corrupt(format_args!(
-            "unsupported format version {version} (this build reads {CHECKPOINT_FORMAT_VERSION})"
+            "unsupported format version {version} (this build reads \
+             {MIN_CHECKPOINT_FORMAT_VERSION}..={CHECKPOINT_FORMAT_VERSION})"
         )));
     }
     Ok(())
@@ -601,6 +610,7 @@ fn ck_value(v: &Value) -> CkValue<'_> {
         Value::Text(s) => CkValue::Text(s),
         Value::Bytes(b) => CkValue::Bytes(b),
         Value::Timestamp(t) => CkValue::Timestamp(*t),
+        Value::Vector(v) => CkValue::Vector(v),
     }
 }
 
@@ -613,6 +623,7 @@ fn value_from(v: &ArchivedCkValue<'_>) -> Value {
         ArchivedCkValue::Text(s) => Value::Text(s.as_ref().to_owned()),
         ArchivedCkValue::Bytes(b) => Value::Bytes(b.as_ref().to_vec()),
         ArchivedCkValue::Timestamp(t) => Value::Timestamp(t.to_native()),
+        ArchivedCkValue::Vector(v) => Value::Vector(v.iter().map(|x| x.to_native()).collect()),
     }
 }
 
