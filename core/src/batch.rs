@@ -8,6 +8,8 @@
 //!   as the column's type, so state and log records only ever hold exactly-typed values.
 //!   No other coercion: TEXT never accepts BYTES, BIGINT never accepts TIMESTAMP or DOUBLE.
 //! - TEXT/BYTES at most [`MAX_VALUE_BYTES`]; DOUBLE finite.
+//! - VECTOR(n): exactly `n` finite components within the vector rules
+//!   ([`crate::vector::check`]), else `BadVector` naming the row, the column and the component.
 
 pub use tarn_types::UpsertMode;
 use tarn_types::{encode_key, shard_for, ColumnType, KeyError, Value, MAX_VALUE_BYTES};
@@ -57,6 +59,11 @@ pub(crate) fn check_value(
         return Ok(None);
     };
     let coerced = match (c.ty, v) {
+        (ColumnType::Vector(dim), Value::Vector(x)) => {
+            return crate::vector::check(x, dim)
+                .map(|()| None)
+                .map_err(|reason| crate::vector::bad(Some(row), Some(&c.name), reason))
+        }
         (ColumnType::Timestamp, Value::Int(i)) => return Ok(Some(Value::Timestamp(*i))),
         (ColumnType::Double, Value::Int(i)) if i.unsigned_abs() <= 1u64 << 53 => {
             return Ok(Some(Value::Double(*i as f64)))

@@ -22,13 +22,13 @@ use crate::CoreError;
 
 /// A component as a front end found it, before conversion to f32.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Component<'a> {
+pub enum Component {
     /// A number (already the nearest f64 to its decimal text).
     Number(f64),
     /// A number whose text did not fit an f64 (e.g. `1e400`): always an overflow.
     Huge,
     /// Something else; the string names what it is (`a string`, `null`, `an array`, …).
-    Other(&'a str),
+    Other(&'static str),
 }
 
 /// [`CoreError::BadVector`] for `reason`, at `row` and `column` when known.
@@ -69,8 +69,8 @@ fn overflow(index: usize, x: f64) -> String {
 
 /// Builds a vector for a `VECTOR(dim)` column from its components, checking every rule; the
 /// first problem wins, in component order.
-pub fn from_components<'a>(
-    components: impl ExactSizeIterator<Item = Component<'a>>,
+pub fn from_components(
+    components: impl ExactSizeIterator<Item = Component>,
     dim: u32,
 ) -> Result<Box<[f32]>, String> {
     let got = components.len();
@@ -117,7 +117,7 @@ pub fn from_json(v: &serde_json::Value, dim: u32) -> Result<Box<[f32]>, String> 
     from_components(items.iter().map(json_component), dim)
 }
 
-fn json_component(v: &serde_json::Value) -> Component<'static> {
+fn json_component(v: &serde_json::Value) -> Component {
     match v {
         serde_json::Value::Number(n) => match n.as_f64() {
             Some(x) if x.is_finite() => Component::Number(x),
@@ -159,7 +159,7 @@ pub fn parse_text(s: &str, dim: u32) -> Result<Box<[f32]>, String> {
     from_components(tokens.iter().map(|tok| text_component(tok)), dim)
 }
 
-fn text_component(tok: &str) -> Component<'static> {
+pub(crate) fn text_component(tok: &str) -> Component {
     match tok.parse::<f64>() {
         // Rust parses `1e400` to infinity: only the spelled-out words are infinities.
         Ok(x) if x.is_infinite() && !tok.to_ascii_lowercase().contains("inf") => Component::Huge,

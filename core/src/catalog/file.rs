@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{Catalog, Object};
 use crate::schema::{StreamDef, TableDef};
 use crate::view::ViewDef;
-use crate::CoreError;
+use crate::{CoreError, MAX_VECTOR_DIMENSIONS};
 
 /// Format version written into the catalog JSON (`format` field). Bumped on any incompatible
 /// change; [`Catalog::from_bytes`] refuses versions it does not know.
@@ -130,6 +130,17 @@ fn check_tables(cat: &Disk, ids: &mut HashSet<u32>) -> Result<(), CoreError> {
         if !t.key_type().can_be_key() {
             return Err(bad("key column type cannot be a key"));
         }
+        if t.columns.iter().any(|c| {
+            c.ty.vector_dim()
+                .is_some_and(|d| d == 0 || d > MAX_VECTOR_DIMENSIONS)
+        }) {
+            return Err(bad("VECTOR dimension out of range"));
+        }
+        if crate::sql::table::check_vector_width(name, &t.columns).is_err() {
+            return Err(bad(
+                "more vector components per row than MAX_VECTOR_COMPONENTS_PER_ROW",
+            ));
+        }
     }
     Ok(())
 }
@@ -153,6 +164,9 @@ fn check_streams(cat: &Disk, ids: &mut HashSet<u32>) -> Result<(), CoreError> {
         }
         if st.partition >= st.columns.len() || !st.columns[st.partition].ty.can_be_key() {
             return Err(bad("partition column out of range or not keyable"));
+        }
+        if st.columns.iter().any(|c| c.ty.vector_dim().is_some()) {
+            return Err(bad("a VECTOR column (streams have none)"));
         }
         if st.retention_us <= 0 || st.max_future_us < 0 {
             return Err(bad("retention or max_future out of range"));

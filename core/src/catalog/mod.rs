@@ -359,8 +359,10 @@ impl Catalog {
             | Statement::ShowStreams
             | Statement::ShowViews
             | Statement::Describe { .. }
-            | Statement::SelectFeatures { .. } => Err(CoreError::Unsupported(
-                "SHOW / DESCRIBE / SELECT do not change the catalog; answer them from it".into(),
+            | Statement::SelectFeatures { .. }
+            | Statement::Insert { .. } => Err(CoreError::Unsupported(
+                "SHOW / DESCRIBE / SELECT / INSERT do not change the catalog; answer them from it"
+                    .into(),
             )),
         }
     }

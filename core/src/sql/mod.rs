@@ -33,6 +33,7 @@ use crate::CoreError;
 
 mod expr;
 mod ident;
+pub mod insert;
 mod literal;
 pub mod select;
 pub mod stream;
@@ -110,6 +111,16 @@ pub enum Statement {
         /// The keys, in order (literals: an integer is `Value::Int` whatever the key type;
         /// never NULL).
         keys: Vec<tarn_types::Value>,
+    },
+    /// `INSERT INTO table [(cols)] VALUES …`: an upsert replacing whole rows. Not DDL.
+    /// [`insert::resolve_insert`] turns it into upsert columns and values against the table.
+    Insert {
+        /// Table name.
+        table: String,
+        /// The listed columns; `None` for all columns in table order.
+        columns: Option<Vec<String>>,
+        /// The rows as written.
+        rows: Vec<Vec<insert::InsertValue>>,
     },
 }
 
@@ -199,6 +210,7 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
         ast::Statement::CreateTable(ct) => table::lower_create_table(ct),
         ast::Statement::CreateView(cv) => view::lower_create_view(cv),
         ast::Statement::Query(q) => select::lower_select(*q),
+        ast::Statement::Insert(ins) => insert::lower_insert(ins),
         ast::Statement::Drop {
             object_type,
             if_exists,
@@ -254,7 +266,7 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
             })
         }
         other => Err(unsupported(format!(
-            "statement `{}` (supported: CREATE/DROP TABLE, CREATE/DROP STREAM, CREATE/DROP MATERIALIZED VIEW, SHOW TABLES, SHOW STREAMS, SHOW VIEWS, DESCRIBE, SELECT from a feature view by key)",
+            "statement `{}` (supported: CREATE/DROP TABLE, CREATE/DROP STREAM, CREATE/DROP MATERIALIZED VIEW, SHOW TABLES, SHOW STREAMS, SHOW VIEWS, DESCRIBE, INSERT INTO a table, SELECT from a table or feature view by key)",
             crate::excerpt(&other.to_string(), 80)
         ))),
     }

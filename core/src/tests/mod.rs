@@ -11,6 +11,7 @@ mod sql;
 mod state;
 mod timestamp;
 mod txn;
+mod vector;
 mod view;
 mod view_state;
 
