@@ -63,6 +63,17 @@ const CHUNK_VIEW: u8 = 2;
 /// [`CheckpointBuilder`] takes its own step size). Bounds the size of one rkyv archive.
 pub const CHECKPOINT_CHUNK_ROWS: usize = 16_384;
 
+/// Most row bytes (keys plus values, approximately as archived) one
+/// [`CheckpointBuilder::step`] archives, whatever its row count: a step ends after the row
+/// that reaches it.
+///
+/// Why: the step's row count alone bounds time and memory only for small rows; a table of
+/// `VECTOR(4096)` columns has rows of 16 KiB and more, so 4,096 rows would archive 64 MiB
+/// (and hold the reactor for it) in one step. 1 MiB is about what 4,096 rows of ~250 bytes
+/// take, the size steps were tuned for. What it costs: more, shorter steps (and chunks) for
+/// states of large rows; one row larger than this is still archived whole.
+pub const CHECKPOINT_STEP_BYTES: usize = 1 << 20;
+
 const CHUNK_HEADER_LEN: usize = 16;
 
 const HEADER_LEN: usize = 16;
@@ -614,6 +625,17 @@ fn ck_value(v: &Value) -> CkValue<'_> {
     }
 }
 
+/// Approximate archived size of a value, for [`CHECKPOINT_STEP_BYTES`].
+fn value_bytes(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => 1,
+        Value::Int(_) | Value::Double(_) | Value::Timestamp(_) => 8,
+        Value::Text(s) => 8 + s.len(),
+        Value::Bytes(b) => 8 + b.len(),
+        Value::Vector(x) => 8 + 4 * x.len(),
+    }
+}
+
 fn value_from(v: &ArchivedCkValue<'_>) -> Value {
     match v {
         ArchivedCkValue::Null => Value::Null,
@@ -644,7 +666,8 @@ impl CheckpointBuilder {
     /// snapshot are skipped). Returns true when every key has been visited.
     pub fn step(&mut self, state: &ShardState, max_rows: usize) -> bool {
         assert!(max_rows > 0, "a step must make progress");
-        let end = self.keys.len().min(self.pos.saturating_add(max_rows));
+        let end = self.step_end(state, max_rows);
+        assert!(end > self.pos || self.pos == self.keys.len());
         let mut i = self.pos;
         while i < end {
             // One chunk per run of keys of the same table.
@@ -691,6 +714,23 @@ impl CheckpointBuilder {
         }
         self.pos = end;
         self.pos == self.keys.len()
+    }
+
+    /// Where the next step ends: after `max_rows` keys or after the key whose row reaches
+    /// [`CHECKPOINT_STEP_BYTES`], whichever comes first.
+    fn step_end(&self, state: &ShardState, max_rows: usize) -> usize {
+        let limit = self.keys.len().min(self.pos.saturating_add(max_rows));
+        let mut bytes = 0usize;
+        let mut end = self.pos;
+        while end < limit && bytes < CHECKPOINT_STEP_BYTES {
+            let (id, key) = &self.keys[end];
+            bytes += key.len();
+            if let Some(row) = state.tables.get(id).and_then(|t| t.rows.get(&**key)) {
+                bytes += row.iter().map(value_bytes).sum::<usize>();
+            }
+            end += 1;
+        }
+        end
     }
 
     /// Rows still to visit.

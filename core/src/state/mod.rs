@@ -25,6 +25,7 @@ mod views;
 
 pub use checkpoint::{
     CheckpointBuilder, CHECKPOINT_CHUNK_ROWS, CHECKPOINT_FORMAT_VERSION, CHECKPOINT_MAGIC,
+    CHECKPOINT_STEP_BYTES, MIN_CHECKPOINT_FORMAT_VERSION,
 };
 pub(crate) use views::ViewState;
 pub use views::{view_specs, window_range, ViewCounters};

@@ -160,7 +160,11 @@ fn checkpoint_written_by_an_earlier_build_decodes_and_re_encodes_identically() {
 }
 
 /// Writes the fixtures with this build: `TARN_WRITE_FIXTURES=1 cargo test -p tarn-core
-/// write_fixtures -- --ignored`. Only ever run on the build whose format the fixtures pin.
+/// write_fixtures -- --ignored`. Only ever run on the build whose format the fixtures pin:
+/// `catalog-v1.json` (catalog format 1 is unchanged by VECTOR). `checkpoint-v4.bin` pins the
+/// format before VECTOR and is no longer written.
+/// `records-v1.bin` was written by commit 791487a (before VECTOR) with the same
+/// `fixture_records` as below.
 #[test]
 #[ignore]
 fn write_fixtures() {
@@ -171,6 +175,170 @@ fn write_fixtures() {
     std::fs::create_dir_all(&dir).unwrap();
     let cat = fixture_catalog();
     std::fs::write(dir.join("catalog-v1.json"), cat.to_bytes()).unwrap();
-    let st = fixture_state(&cat);
-    std::fs::write(dir.join("checkpoint-v4.bin"), &st.to_checkpoint()[..]).unwrap();
+}
+
+/// Log records of every kind and every value type, as the record fixture holds them.
+fn fixture_records(cat: &Catalog) -> Vec<Record> {
+    let cards = cat.table("cards").unwrap();
+    let tx = cat.stream("tx").unwrap();
+    let view = cat.view("card_10m").unwrap();
+    let row = vec![
+        Value::Text("c1".into()),
+        Value::Null,
+        Value::Bool(true),
+        Value::Double(-2.5),
+        Value::Int(i64::MIN),
+        Value::Timestamp(1_790_000_000_000_001),
+        Value::Bytes(vec![0, 1, 255]),
+    ];
+    let upsert = Mutation::Upsert {
+        table_id: cards.id,
+        mode: UpsertMode::Replace,
+        column_idx: (0..7).collect(),
+        rows: vec![(key(&row[0]), row)],
+    };
+    let merge = Mutation::Upsert {
+        table_id: cards.id,
+        mode: UpsertMode::Merge,
+        column_idx: vec![0, 3],
+        rows: vec![(
+            key(&Value::Text("c2".into())),
+            vec![Value::Text("c2".into()), Value::Double(0.1)],
+        )],
+    };
+    let delete = Mutation::Delete {
+        table_id: cards.id,
+        keys: vec![key(&Value::Text("c9".into()))],
+    };
+    let events = Events {
+        stream_id: tx.id,
+        append_time_us: 1_790_000_000_500_000,
+        producer: Some((77, 1)),
+        duplicate: false,
+        routing_version: cat.version,
+        targets: vec![HOME_TARGET, view.id],
+        rows: vec![(
+            0b11,
+            vec![
+                Value::Timestamp(1_790_000_000_000_000),
+                Value::Text("c1".into()),
+                Value::Text("a1".into()),
+                Value::Double(10.0),
+                Value::Int(3),
+                Value::Bool(false),
+                Value::Bytes(vec![0, 255]),
+            ],
+        )],
+    };
+    let txn = TxnPart {
+        coordinator: 1,
+        parts: vec![(0, 1), (1, 1)],
+    };
+    let id = TxnId {
+        coordinator: 1,
+        seq: 1,
+    };
+    vec![
+        Record::Apply(upsert),
+        Record::Apply(merge),
+        Record::Apply(delete.clone()),
+        Record::Apply(Mutation::Events(events)),
+        Record::Prepare {
+            txn,
+            mutation: delete,
+        },
+        Record::Commit(id, 1_790_000_000_600_000),
+        Record::Abort(id),
+    ]
+}
+
+/// Splits a records fixture (u32 LE length + payload, repeated).
+fn split_records(mut b: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let n = u32::from_le_bytes(b[..4].try_into().unwrap()) as usize;
+        out.push(&b[4..4 + n]);
+        b = &b[4 + n..];
+    }
+    out
+}
+
+const RECORDS_V1_FIXTURE: &[u8] = include_bytes!("fixtures/records-v1.bin");
+
+/// `fixtures/records-v1.bin` was written by the build before VECTOR (record format 1, commit
+/// 791487a): every record still decodes to the same record, and today's encoding differs only
+/// in the version byte.
+#[test]
+fn log_records_written_before_vectors_decode_identically() {
+    let expected = fixture_records(&fixture_catalog());
+    let old = split_records(RECORDS_V1_FIXTURE);
+    assert_eq!(old.len(), expected.len());
+    for (bytes, rec) in old.iter().zip(&expected) {
+        assert_eq!(bytes[0], 1, "a version-1 record");
+        assert_eq!(&crate::record::decode_record(bytes).unwrap(), rec);
+        let ours = crate::record::encode_record_to_vec(rec);
+        assert_eq!(ours[0], crate::record::RECORD_FORMAT_VERSION);
+        assert_eq!(&ours[1..], &bytes[1..], "{rec:?}");
+    }
+}
+
+/// A table with a vector column, one row of it in a record and a checkpoint: the fixtures
+/// pinning record format 2 and checkpoint format 5 with vectors.
+fn vector_fixture() -> (Catalog, Record, ShardState) {
+    let cat = catalog_with(&["CREATE TABLE docs (id BIGINT PRIMARY KEY, emb VECTOR(4), t TEXT)"]);
+    let docs = cat.table("docs").unwrap();
+    let row = vec![
+        Value::Int(7),
+        Value::Vector(vec![1.0, -0.0, 0.1, -3.5e-12].into()),
+        Value::Null,
+    ];
+    let rec = Record::Apply(Mutation::Upsert {
+        table_id: docs.id,
+        mode: UpsertMode::Replace,
+        column_idx: vec![0, 1, 2],
+        rows: vec![(key(&row[0]), row)],
+    });
+    let mut st = ShardState::new();
+    st.apply_record(&cat, 0, 1, rec.clone()).unwrap();
+    (cat, rec, st)
+}
+
+const RECORD_V2_VECTOR_FIXTURE: &[u8] = include_bytes!("fixtures/record-v2-vector.bin");
+const CHECKPOINT_V5_VECTOR_FIXTURE: &[u8] = include_bytes!("fixtures/checkpoint-v5-vector.bin");
+
+#[test]
+fn vector_record_and_checkpoint_fixtures_decode_and_re_encode_identically() {
+    let (cat, rec, st) = vector_fixture();
+    assert_eq!(
+        crate::record::decode_record(RECORD_V2_VECTOR_FIXTURE).unwrap(),
+        rec
+    );
+    assert_eq!(
+        crate::record::encode_record_to_vec(&rec),
+        RECORD_V2_VECTOR_FIXTURE
+    );
+    let mut aligned = AlignedVec::<16>::new();
+    aligned.extend_from_slice(CHECKPOINT_V5_VECTOR_FIXTURE);
+    let decoded = ShardState::from_checkpoint(&aligned, &cat).unwrap();
+    assert_eq!(decoded, st);
+    assert_eq!(&st.to_checkpoint()[..], CHECKPOINT_V5_VECTOR_FIXTURE);
+}
+
+/// Writes the vector fixtures: `TARN_WRITE_FIXTURES=1 cargo test -p tarn-core
+/// write_vector_fixtures -- --ignored` (record format 2, checkpoint format 5).
+#[test]
+#[ignore]
+fn write_vector_fixtures() {
+    if std::env::var_os("TARN_WRITE_FIXTURES").is_none() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tests/fixtures");
+    let (_, rec, st) = vector_fixture();
+    let record = crate::record::encode_record_to_vec(&rec);
+    std::fs::write(dir.join("record-v2-vector.bin"), record).unwrap();
+    std::fs::write(
+        dir.join("checkpoint-v5-vector.bin"),
+        &st.to_checkpoint()[..],
+    )
+    .unwrap();
 }

@@ -353,3 +353,38 @@ fn checkpoints_carry_vectors_bit_exactly() {
     // (Rows are chunked in hash-map order, so only the state is compared, not the bytes.)
     assert_eq!(back, st);
 }
+
+#[test]
+fn checkpoint_steps_stay_bounded_in_bytes_with_large_vector_rows() {
+    use crate::state::CHECKPOINT_STEP_BYTES;
+    let cat = catalog_with(&["CREATE TABLE big (id BIGINT PRIMARY KEY, e VECTOR(4096))"]);
+    let def = cat.table("big").unwrap();
+    let cols = vec!["id".to_string(), "e".to_string()];
+    let rows: Vec<Vec<Value>> = (0..200)
+        .map(|i| vec![Value::Int(i), Value::Vector(vec![i as f32; 4096].into())])
+        .collect();
+    let m = validate_upsert(def, UpsertMode::Replace, &cols, rows)
+        .unwrap()
+        .into_mutation();
+    let mut st = ShardState::new();
+    st.apply_record(&cat, 0, 1, Record::Apply(m)).unwrap();
+    let mut b = st.checkpoint_builder();
+    let mut steps = 0;
+    let mut before = b.remaining();
+    while !b.step(&st, 4096) {
+        steps += 1;
+        // Rows of ~16 KiB: a step takes about 1 MiB of them, not all 200 (3.2 MiB).
+        let taken = before - b.remaining();
+        assert!(
+            taken * 16 * 1024 <= CHECKPOINT_STEP_BYTES + 17 * 1024,
+            "{taken} rows"
+        );
+        before = b.remaining();
+    }
+    assert!(steps >= 3, "{steps} steps");
+    let mut ck = rkyv::util::AlignedVec::<16>::new();
+    for part in b.finish() {
+        ck.extend_from_slice(&part);
+    }
+    assert_eq!(ShardState::from_checkpoint(&ck, &cat).unwrap(), st);
+}
