@@ -462,8 +462,30 @@ mod tests {
             (Value::Timestamp(-5), ColumnType::Timestamp),
             (Value::Int(i64::MIN), ColumnType::BigInt),
             (Value::Double(0.1), ColumnType::Double),
+            (
+                Value::Vector(vec![0.1, -2.5, 1e-30].into()),
+                ColumnType::Vector(3),
+            ),
         ] {
             assert_eq!(json_to_value(&value_to_json(&v), ty), Ok(v));
         }
+    }
+
+    #[test]
+    fn vectors_print_whole_in_json_and_abbreviated_in_tables() {
+        let v = Value::Vector(vec![1.0, 2.5, -3.0].into());
+        assert_eq!(format_value(&v), "[1,2.5,-3]");
+        assert_eq!(value_to_json(&v), json!([1.0, 2.5, -3.0]));
+        let long: Vec<f32> = (0..768).map(|i| i as f32 / 10.0).collect();
+        assert_eq!(
+            format_value(&Value::Vector(long.clone().into())),
+            "[0,0.1,0.2,0.3,0.4,0.5,0.6,…] (768 dims)"
+        );
+        let json = value_to_json(&Value::Vector(long.into()));
+        assert_eq!(json.as_array().unwrap().len(), 768);
+        let e = json_to_value(&json!([1, 2]), ColumnType::Vector(3)).unwrap_err();
+        assert!(e.contains("vector has 2 dimensions, expected 3"), "{e}");
+        let e = json_to_value(&json!("x"), ColumnType::Vector(3)).unwrap_err();
+        assert!(e.contains("JSON array of numbers"), "{e}");
     }
 }

@@ -275,6 +275,38 @@ mod tests {
     }
 
     #[test]
+    fn vector_type_has_tag_7_its_dimension_and_no_key() {
+        let t = ColumnType::vector(64).unwrap();
+        assert_eq!(t, ColumnType::Vector(64));
+        assert_eq!(t.tag(), VECTOR_TAG);
+        assert_eq!(ColumnType::from_tag(VECTOR_TAG), None);
+        assert_eq!(t.sql_name(), "VECTOR(64)");
+        assert_eq!(t.to_string(), "VECTOR(64)");
+        assert_eq!(t.vector_dim(), Some(64));
+        assert!(!t.can_be_key() && !t.is_comparable());
+        assert!(ColumnType::Text.is_comparable() && ColumnType::Text.vector_dim().is_none());
+        assert!(ColumnType::vector(0).is_err());
+        assert!(ColumnType::vector(MAX_VECTOR_DIMENSIONS).is_ok());
+        assert!(ColumnType::vector(MAX_VECTOR_DIMENSIONS + 1).is_err());
+        // Fieldless types keep their tags; the catalog JSON spells the dimension.
+        for (tag, ty) in (1..=6).map(|t| (t, ColumnType::from_tag(t).unwrap())) {
+            assert_eq!(ty.tag(), tag);
+        }
+        assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"Vector":64}"#);
+        assert_eq!(
+            serde_json::to_string(&ColumnType::Text).unwrap(),
+            r#""Text""#
+        );
+        let v = Value::Vector(vec![1.0, 2.0].into());
+        assert_eq!(v.column_type(), Some(ColumnType::Vector(2)));
+        let mut out = Vec::new();
+        assert_eq!(
+            encode_key(&v, &mut out),
+            Err(KeyError::Type(ColumnType::Vector(2)))
+        );
+    }
+
+    #[test]
     fn routing_is_stable_and_spreads() {
         // Pinned values: if these change, every existing data directory is mis-routed.
         assert_eq!(shard_for(&key(Value::Text("card-1".into())), 1), 0);

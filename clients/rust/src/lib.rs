@@ -10,6 +10,10 @@
 //! # Ok::<(), tarn_client::ClientError>(())
 //! ```
 //!
+//! `VECTOR(n)` columns carry [`Value::Vector`] (the `n` f32 components, sent bit for bit; the
+//! server checks the dimension and that every component is finite, answering `BAD_VECTOR`):
+//! `Value::Vector(vec![0.5, -1.0, 2.0].into())`.
+//!
 //! Requests can be pipelined: [`Client::send`] / [`Client::recv`] expose the raw request ids,
 //! [`Client::pipeline`] keeps up to the server's `max_in_flight` requests outstanding and returns
 //! results in request order. The simple methods (`sql`, `get`, ...) can be mixed with `send`:
