@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
 use common::*;
 
 const DOCS: &str = "CREATE TABLE docs (id BIGINT PRIMARY KEY, emb VECTOR(3), title TEXT)";
@@ -143,23 +140,30 @@ fn bad_vector_values_over_the_wire_are_refused_whole() {
     assert_serving(&mut c, "type mismatches");
 }
 
-#[test]
-fn a_vector_count_over_the_limit_in_a_frame_is_refused_before_allocating() {
-    let (_server, mut c) = setup();
-    // GET docs with one key: a vector announcing 4,097 components, and only 8 bytes after.
+/// Sends (raw) GET docs with one key: a vector value announcing `count` components followed
+/// by only 8 bytes; returns the ERROR reply.
+fn get_with_vector_count(c: &mut Conn, id: u64, count: u32) -> ErrorReply {
     let mut p = Vec::new();
     put_str(&mut p, b"docs");
     p.extend_from_slice(&1u32.to_le_bytes());
     p.push(7);
-    p.extend_from_slice(&4097u32.to_le_bytes());
+    p.extend_from_slice(&count.to_le_bytes());
     p.extend_from_slice(&[0; 8]);
-    c.send_raw(&raw_frame(p.len() as u32, 0x05, 77, &p))
+    c.send_raw(&raw_frame(p.len() as u32, 0x05, id, &p))
         .unwrap();
-    let (id, resp) = c.recv().unwrap();
-    assert_eq!(id, 77);
-    let Response::Error(e) = resp else {
-        panic!("expected an ERROR, got {resp:?}")
-    };
+    let (rid, resp) = c.recv().unwrap();
+    assert_eq!(rid, id);
+    match resp {
+        Response::Error(e) => e,
+        other => panic!("expected an ERROR, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_vector_count_over_the_limit_in_a_frame_is_refused_before_allocating() {
+    let (_server, mut c) = setup();
+    // GET docs with one key: a vector announcing 4,097 components, and only 8 bytes after.
+    let e = get_with_vector_count(&mut c, 77, 4097);
     assert_eq!(e.code, ErrorCode::BadVector, "{e:?}");
     assert!(
         e.message
@@ -168,19 +172,7 @@ fn a_vector_count_over_the_limit_in_a_frame_is_refused_before_allocating() {
         e.message
     );
     // A count within the limit whose components the frame does not hold: MALFORMED.
-    let mut p = Vec::new();
-    put_str(&mut p, b"docs");
-    p.extend_from_slice(&1u32.to_le_bytes());
-    p.push(7);
-    p.extend_from_slice(&4096u32.to_le_bytes());
-    p.extend_from_slice(&[0; 8]);
-    c.send_raw(&raw_frame(p.len() as u32, 0x05, 78, &p))
-        .unwrap();
-    let (id, resp) = c.recv().unwrap();
-    assert_eq!(id, 78);
-    let Response::Error(e) = resp else {
-        panic!("expected an ERROR, got {resp:?}")
-    };
+    let e = get_with_vector_count(&mut c, 78, 4096);
     assert_eq!(e.code, ErrorCode::Malformed, "{e:?}");
     assert_serving(&mut c, "vector counts in raw frames");
 }
@@ -289,8 +281,9 @@ fn bad_vectors_through_the_cli_fail_clearly() {
             "as a JSON array of numbers, got a string",
         ),
     ] {
-        let (ok, stderr) = tarn(&server.addr_string(), &["upsert", "docs", json]);
-        assert!(!ok, "{json}: tarn upsert succeeded");
+        let out = run_tarn(&server.addr_string(), &["upsert", "docs", json]);
+        let stderr = out.stderr;
+        assert!(!out.status.success(), "{json}: tarn upsert succeeded");
         assert!(
             stderr.contains(needle),
             "{json}: stderr lacks `{needle}`:\n{stderr}"
@@ -299,23 +292,4 @@ fn bad_vectors_through_the_cli_fail_clearly() {
     }
     assert_eq!(c.get("docs", vec![Value::Int(7)]).unwrap().rows, vec![None]);
     assert_serving(&mut c, "CLI errors");
-}
-
-/// Runs `tarn --addr ADDR ARGS…` (bounded): (success, stderr).
-fn tarn(addr: &str, args: &[&str]) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let e = dir.path().join("err");
-    let mut child = Command::new(tarn_bin())
-        .arg("--addr")
-        .arg(addr)
-        .args(args)
-        .env_remove("TARN_ADDR")
-        .env_remove("TARN_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&e).unwrap())
-        .spawn()
-        .expect("spawn tarn");
-    let status = wait_with_deadline(&mut child, Duration::from_secs(60)).expect("tarn finished");
-    (status.success(), std::fs::read_to_string(e).unwrap())
 }

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -36,26 +35,15 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 /// Runs `tarn --addr ADDR ARGS…` (bounded); returns stdout, panics on failure.
 fn tarn_ok(addr: &str, args: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let (o, e) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = Command::new(tarn_bin())
-        .arg("--addr")
-        .arg(addr)
-        .args(args)
-        .env_remove("TARN_ADDR")
-        .env_remove("TARN_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&o).unwrap())
-        .stderr(std::fs::File::create(&e).unwrap())
-        .spawn()
-        .expect("spawn tarn");
-    let status = wait_with_deadline(&mut child, Duration::from_secs(60)).expect("tarn finished");
-    let (out, err) = (
-        std::fs::read_to_string(o).unwrap(),
-        std::fs::read_to_string(e).unwrap(),
+    let out = run_tarn(addr, args);
+    assert!(
+        out.status.success(),
+        "tarn {args:?}: {:?}\n{}\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
     );
-    assert!(status.success(), "tarn {args:?}: {status:?}\n{out}\n{err}");
-    out
+    out.stdout
 }
 
 /// What the table must hold: `(id, vector or NULL)`.

@@ -59,14 +59,8 @@ fn key(v: &Value) -> Vec<u8> {
     k
 }
 
-/// One table with one row of every type, one view key, stream counters, a producer window,
-/// a high-water mark and a part set aside: one entry of each, so the chunk order (hash-map
-/// order otherwise) is fixed and the bytes are deterministic.
-fn fixture_state(cat: &Catalog) -> ShardState {
-    let cards = cat.table("cards").unwrap();
-    let tx = cat.stream("tx").unwrap();
-    let view = cat.view("card_10m").unwrap();
-    let mut st = ShardState::new();
+/// A Replace upsert of one `cards` row with a value of every type.
+fn every_type_upsert(cat: &Catalog) -> Mutation {
     let row = vec![
         Value::Text("c1".into()),
         Value::Null,
@@ -76,13 +70,16 @@ fn fixture_state(cat: &Catalog) -> ShardState {
         Value::Timestamp(1_790_000_000_000_001),
         Value::Bytes(vec![0, 1, 255]),
     ];
-    let upsert = Mutation::Upsert {
-        table_id: cards.id,
+    Mutation::Upsert {
+        table_id: cat.table("cards").unwrap().id,
         mode: UpsertMode::Replace,
         column_idx: (0..7).collect(),
         rows: vec![(key(&row[0]), row)],
-    };
-    st.apply_record(cat, 0, 1, Record::Apply(upsert)).unwrap();
+    }
+}
+
+/// Producer-tagged events of `tx` (one per amount) for the home copy and `card_10m`.
+fn tx_events(cat: &Catalog, amounts: &[f64]) -> Events {
     let event = |amount: f64| {
         vec![
             Value::Timestamp(1_790_000_000_000_000),
@@ -94,26 +91,43 @@ fn fixture_state(cat: &Catalog) -> ShardState {
             Value::Bytes(vec![0, 255]),
         ]
     };
-    let events = Events {
-        stream_id: tx.id,
+    Events {
+        stream_id: cat.stream("tx").unwrap().id,
         append_time_us: 1_790_000_000_500_000,
         producer: Some((77, 1)),
         duplicate: false,
         routing_version: cat.version,
-        targets: vec![HOME_TARGET, view.id],
-        rows: vec![(0b11, event(10.0)), (0b11, event(20.0))],
-    };
+        targets: vec![HOME_TARGET, cat.view("card_10m").unwrap().id],
+        rows: amounts.iter().map(|&a| (0b11, event(a))).collect(),
+    }
+}
+
+fn delete_c9(cat: &Catalog) -> Mutation {
+    Mutation::Delete {
+        table_id: cat.table("cards").unwrap().id,
+        keys: vec![key(&Value::Text("c9".into()))],
+    }
+}
+
+fn two_shard_txn() -> TxnPart {
+    TxnPart {
+        coordinator: 1,
+        parts: vec![(0, 1), (1, 1)],
+    }
+}
+
+/// One table with one row of every type, one view key, stream counters, a producer window,
+/// a high-water mark and a part set aside: one entry of each, so the chunk order (hash-map
+/// order otherwise) is fixed and the bytes are deterministic.
+fn fixture_state(cat: &Catalog) -> ShardState {
+    let mut st = ShardState::new();
+    st.apply_record(cat, 0, 1, Record::Apply(every_type_upsert(cat)))
+        .unwrap();
+    let events = tx_events(cat, &[10.0, 20.0]);
     assert!(st.take_producer_seq(77, 1));
     st.apply_record(cat, 0, 2, Record::Apply(Mutation::Events(events)))
         .unwrap();
-    let part = Mutation::Delete {
-        table_id: cards.id,
-        keys: vec![key(&Value::Text("c9".into()))],
-    };
-    let txn = TxnPart {
-        coordinator: 1,
-        parts: vec![(0, 1), (1, 1)],
-    };
+    let (part, txn) = (delete_c9(cat), two_shard_txn());
     st.apply_record(
         cat,
         0,
@@ -179,26 +193,8 @@ fn write_fixtures() {
 
 /// Log records of every kind and every value type, as the record fixture holds them.
 fn fixture_records(cat: &Catalog) -> Vec<Record> {
-    let cards = cat.table("cards").unwrap();
-    let tx = cat.stream("tx").unwrap();
-    let view = cat.view("card_10m").unwrap();
-    let row = vec![
-        Value::Text("c1".into()),
-        Value::Null,
-        Value::Bool(true),
-        Value::Double(-2.5),
-        Value::Int(i64::MIN),
-        Value::Timestamp(1_790_000_000_000_001),
-        Value::Bytes(vec![0, 1, 255]),
-    ];
-    let upsert = Mutation::Upsert {
-        table_id: cards.id,
-        mode: UpsertMode::Replace,
-        column_idx: (0..7).collect(),
-        rows: vec![(key(&row[0]), row)],
-    };
     let merge = Mutation::Upsert {
-        table_id: cards.id,
+        table_id: cat.table("cards").unwrap().id,
         mode: UpsertMode::Merge,
         column_idx: vec![0, 3],
         rows: vec![(
@@ -206,46 +202,18 @@ fn fixture_records(cat: &Catalog) -> Vec<Record> {
             vec![Value::Text("c2".into()), Value::Double(0.1)],
         )],
     };
-    let delete = Mutation::Delete {
-        table_id: cards.id,
-        keys: vec![key(&Value::Text("c9".into()))],
-    };
-    let events = Events {
-        stream_id: tx.id,
-        append_time_us: 1_790_000_000_500_000,
-        producer: Some((77, 1)),
-        duplicate: false,
-        routing_version: cat.version,
-        targets: vec![HOME_TARGET, view.id],
-        rows: vec![(
-            0b11,
-            vec![
-                Value::Timestamp(1_790_000_000_000_000),
-                Value::Text("c1".into()),
-                Value::Text("a1".into()),
-                Value::Double(10.0),
-                Value::Int(3),
-                Value::Bool(false),
-                Value::Bytes(vec![0, 255]),
-            ],
-        )],
-    };
-    let txn = TxnPart {
-        coordinator: 1,
-        parts: vec![(0, 1), (1, 1)],
-    };
     let id = TxnId {
         coordinator: 1,
         seq: 1,
     };
     vec![
-        Record::Apply(upsert),
+        Record::Apply(every_type_upsert(cat)),
         Record::Apply(merge),
-        Record::Apply(delete.clone()),
-        Record::Apply(Mutation::Events(events)),
+        Record::Apply(delete_c9(cat)),
+        Record::Apply(Mutation::Events(tx_events(cat, &[10.0]))),
         Record::Prepare {
-            txn,
-            mutation: delete,
+            txn: two_shard_txn(),
+            mutation: delete_c9(cat),
         },
         Record::Commit(id, 1_790_000_000_600_000),
         Record::Abort(id),
