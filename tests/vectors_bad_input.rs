@@ -6,6 +6,20 @@ mod common;
 use common::*;
 
 const DOCS: &str = "CREATE TABLE docs (id BIGINT PRIMARY KEY, emb VECTOR(3), title TEXT)";
+const EVENTS: &str =
+    "CREATE STREAM ev (ts TIMESTAMP, k TEXT, emb VECTOR(3)) WITH (event_time = ts)";
+
+/// INGEST of JSON lines into stream `ev`.
+fn ingest_json(c: &mut Conn, data: &str) -> CResult<Response> {
+    c.call(&Request::Ingest(tarn_net::IngestRequest {
+        stream: "ev".into(),
+        producer: None,
+        body: tarn_net::IngestBody::Json {
+            layout: 1,
+            data: data.as_bytes().to_vec(),
+        },
+    }))
+}
 
 fn expect(
     r: CResult<impl std::fmt::Debug>,
@@ -239,7 +253,7 @@ fn bad_vectors_in_sql_are_refused_with_their_reason() {
         ),
         (
             "SELECT * FROM docs WHERE emb = '[0.5,-1,2]'",
-            ErrorCode::TypeMismatch,
+            ErrorCode::Unsupported,
             "column \"emb\" is VECTOR(3): vectors cannot be compared",
         ),
         (
@@ -251,10 +265,56 @@ fn bad_vectors_in_sql_are_refused_with_their_reason() {
         expect(c.sql(sql), code, needle, sql);
         assert_serving(&mut c, sql);
     }
+    c.sql(EVENTS).unwrap();
+    // Feature views read streams, which may carry vectors: never aggregated, never compared.
+    let view = |body: &str| {
+        format!(
+            "CREATE MATERIALIZED VIEW v WITH (window = 'lifetime') AS SELECT k, {body} GROUP BY k"
+        )
+    };
+    for (sql, needle) in [
+        (
+            view("sum(emb) AS s FROM ev"),
+            "sum(emb): column \"emb\" is VECTOR(3); vectors cannot be aggregated",
+        ),
+        (
+            view("count(emb) AS s FROM ev"),
+            "vectors cannot be aggregated",
+        ),
+        (
+            view("count(*) AS n FROM ev WHERE emb = '[1,2,3]'"),
+            "column \"emb\" is VECTOR(3): vectors cannot be compared",
+        ),
+    ] {
+        expect(c.sql(&sql), ErrorCode::Unsupported, needle, &sql);
+        assert_serving(&mut c, &sql);
+    }
+    // INGEST converts JSON arrays by the same rule; a bad one refuses the whole batch.
+    let good = r#"{"ts": 1790000000000000, "k": "a", "emb": [1, 2, 3]}"#;
+    for (event, needle) in [
+        (
+            r#"{"ts": 1790000000000000, "k": "a", "emb": [1, 2]}"#,
+            "row 1, column \"emb\": vector has 2 dimensions, expected 3",
+        ),
+        (
+            r#"{"ts": 1790000000000000, "k": "a", "emb": [1, "x", 3]}"#,
+            "row 1, column \"emb\": vector component 1 is a string, not a number",
+        ),
+    ] {
+        let r = ingest_json(&mut c, &format!("{good}\n{event}"));
+        let e = expect(r, ErrorCode::BadVector, needle, event);
+        assert_eq!(e.row, Some(1));
+    }
+    match ingest_json(&mut c, good).unwrap() {
+        Response::Ingest(r) => assert_eq!(r.events, 1, "the good event alone is appended"),
+        other => panic!("{other:?}"),
+    }
     let r = c.get("docs", vec![Value::Int(5), Value::Int(6)]).unwrap();
     assert_eq!(r.rows, vec![None, None], "no INSERT row applied");
     let shown = c.sql("SHOW TABLES").unwrap();
     assert_eq!(shown.rows.len(), 1, "no table created: {shown:?}");
+    let shown = c.sql("SHOW VIEWS").unwrap();
+    assert_eq!(shown.rows.len(), 0, "no view created: {shown:?}");
 }
 
 /// `tarn upsert` converts JSON per the column type: bad vectors fail with a clear message and

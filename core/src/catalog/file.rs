@@ -145,6 +145,16 @@ fn check_tables(cat: &Disk, ids: &mut HashSet<u32>) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// Every VECTOR dimension in `1..=MAX_VECTOR_DIMENSIONS`, and at most
+/// `MAX_VECTOR_COMPONENTS_PER_ROW` components in all (what CREATE TABLE/STREAM enforce).
+fn vector_columns_ok(name: &str, columns: &[crate::schema::ColumnDef]) -> bool {
+    let dims_ok = columns
+        .iter()
+        .filter_map(|c| c.ty.vector_dim())
+        .all(|d| (1..=MAX_VECTOR_DIMENSIONS).contains(&d));
+    dims_ok && crate::sql::table::check_vector_width(name, columns).is_ok()
+}
+
 fn check_streams(cat: &Disk, ids: &mut HashSet<u32>) -> Result<(), CoreError> {
     for (name, st) in &cat.streams {
         let bad = |why: &str| CoreError::Corrupt(format!("catalog stream \"{name}\": {why}"));
@@ -165,8 +175,8 @@ fn check_streams(cat: &Disk, ids: &mut HashSet<u32>) -> Result<(), CoreError> {
         if st.partition >= st.columns.len() || !st.columns[st.partition].ty.can_be_key() {
             return Err(bad("partition column out of range or not keyable"));
         }
-        if st.columns.iter().any(|c| c.ty.vector_dim().is_some()) {
-            return Err(bad("a VECTOR column (streams have none)"));
+        if !vector_columns_ok(name, &st.columns) {
+            return Err(bad("VECTOR dimensions out of range"));
         }
         if st.retention_us <= 0 || st.max_future_us < 0 {
             return Err(bad("retention or max_future out of range"));

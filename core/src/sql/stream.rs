@@ -62,6 +62,7 @@ pub(crate) fn parse_create_stream(toks: Vec<TokenWithSpan>) -> Result<Statement,
         ));
     }
     let columns = stream_columns(&name, &cols)?;
+    super::table::check_vector_width(&name, &columns)?;
     let opts = StreamOptions::parse(&name, &columns, &options)?;
     let (event_time, partition) = opts.roles(&name, &columns)?;
     Ok(Statement::CreateStream {
@@ -97,13 +98,6 @@ fn stream_columns(name: &str, cols: &[ast::ColumnDef]) -> Result<Vec<ColumnDef>,
             return Err(CoreError::DuplicateColumn { column: cname });
         }
         let ty = column_type(&cname, &c.data_type)?;
-        if let ColumnType::Vector(_) = ty {
-            // Events feed feature-view aggregates, none of which applies to a vector, and
-            // INGEST's JSON reader has no array values: vectors live in tables.
-            return Err(unsupported(format!(
-                "{ty} column \"{cname}\" in a stream (vectors are stored in tables)"
-            )));
-        }
         for opt in &c.options {
             match &opt.option {
                 ColumnOption::Null | ColumnOption::NotNull if opt.name.is_none() => {}

@@ -145,9 +145,11 @@ fn create_table_takes_vector_n_and_refuses_bad_dimensions_and_vector_keys() {
             .contains("VECTOR(3) primary key on column \"e\""),
         "{e}"
     );
-    let e = err("CREATE STREAM s (ts TIMESTAMP, k TEXT, e VECTOR(3)) WITH (event_time = ts)");
+    let e =
+        err("CREATE STREAM s (ts TIMESTAMP, e VECTOR(3)) WITH (event_time = ts, partition = e)");
     assert!(
-        e.to_string().contains("VECTOR(3) column \"e\" in a stream"),
+        e.to_string()
+            .contains("partition column \"e\" is VECTOR(3)"),
         "{e}"
     );
     // 65 columns of 4,096 components: over MAX_VECTOR_COMPONENTS_PER_ROW (64 fit).
@@ -387,4 +389,113 @@ fn checkpoint_steps_stay_bounded_in_bytes_with_large_vector_rows() {
         ck.extend_from_slice(&part);
     }
     assert_eq!(ShardState::from_checkpoint(&ck, &cat).unwrap(), st);
+}
+
+const EVENTS: &str =
+    "CREATE STREAM ev (ts TIMESTAMP, k TEXT, emb VECTOR(3)) WITH (event_time = ts)";
+
+#[test]
+fn ingest_json_arrays_become_vectors_with_the_same_rule() {
+    let cat = catalog_with(&[EVENTS]);
+    let st = cat.stream("ev").unwrap();
+    let parse = |input: &str| {
+        let mut bytes = input.as_bytes().to_vec();
+        crate::ingest::parse_json_events(
+            &st.columns,
+            &st.required(),
+            &mut bytes,
+            crate::ingest::JsonLayout::Lines,
+            100,
+        )
+    };
+    let rows = parse(
+        "{\"ts\": 1, \"k\": \"a\", \"emb\": [1, -2.5, 0.1]}\n\
+         {\"ts\": 2, \"k\": \"b\", \"emb\": null}\n{\"ts\": 3, \"k\": \"c\"}",
+    )
+    .unwrap();
+    assert_eq!(rows[0][2], Value::Vector(vec![1.0, -2.5, 0.1].into()));
+    assert_eq!(rows[1][2], Value::Null);
+    assert_eq!(rows[2][2], Value::Null);
+    for (event, needle) in [
+        (
+            "[1, 2]",
+            "row 1, column \"emb\": vector has 2 dimensions, expected 3",
+        ),
+        ("[]", "row 1, column \"emb\": empty vector"),
+        (
+            "[1, [2], 3]",
+            "vector component 1 is an array, not a number",
+        ),
+        (
+            "[1, {\"a\": [1, 2]}, 3]",
+            "vector component 1 is an object, not a number",
+        ),
+        (
+            "[1, \"x\", 3]",
+            "vector component 1 is a string, not a number",
+        ),
+        (
+            "[1, 2, 1e39]",
+            "vector component 2 is 1e39, which overflows",
+        ),
+    ] {
+        let input = format!(
+            "{{\"ts\": 1, \"k\": \"a\", \"emb\": [0, 0, 0]}}\n{{\"ts\": 1, \"k\": \"a\", \"emb\": {event}}}"
+        );
+        let m = bad_vector(&parse(&input).unwrap_err());
+        assert!(m.contains(needle), "{event}: {m}");
+    }
+    // Nested arrays before the vector field do not shift the fields after them.
+    let e = parse("{\"emb\": [1, [2, 3], 4], \"ts\": 1, \"k\": \"a\"}").unwrap_err();
+    assert!(bad_vector(&e).contains("component 1 is an array"));
+    let e = parse("{\"ts\": 1, \"k\": \"a\", \"emb\": \"[1,2,3]\"}").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TypeMismatch, "{e}");
+}
+
+#[test]
+fn views_neither_aggregate_nor_compare_vectors() {
+    let view_where = |select: &str, cond: &str| {
+        let sql = format!(
+            "CREATE MATERIALIZED VIEW v WITH (window = 'lifetime') AS {select} FROM ev {cond} \
+             GROUP BY k"
+        );
+        let cat = catalog_with(&[EVENTS]);
+        let stmt = parse(&sql).unwrap().remove(0);
+        cat.apply_ddl(&stmt).map(|_| ())
+    };
+    let view = |select: &str| view_where(select, "");
+    for f in ["sum", "count", "min", "max", "avg", "first", "last"] {
+        let e = view(&format!("SELECT k, {f}(emb) AS x")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported, "{f}: {e}");
+        assert!(
+            e.to_string()
+                .contains("column \"emb\" is VECTOR(3); vectors cannot be aggregated"),
+            "{f}: {e}"
+        );
+    }
+    let e = view("SELECT k, count(DISTINCT emb) AS x").unwrap_err();
+    assert!(
+        e.to_string().contains("vectors cannot be aggregated"),
+        "{e}"
+    );
+    for cond in [
+        "emb = '[1,2,3]'",
+        "emb IN (emb)",
+        "emb < emb",
+        "emb BETWEEN 1 AND 2",
+    ] {
+        let e = view_where("SELECT k, count(*) AS n", &format!("WHERE {cond}")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("column \"emb\" is VECTOR(3): vectors cannot be compared"),
+            "{cond}: {e}"
+        );
+    }
+    view_where("SELECT k, count(*) AS n", "WHERE emb IS NOT NULL").unwrap();
+    let sql = "CREATE MATERIALIZED VIEW v WITH (window = 'lifetime') AS \
+               SELECT emb, count(*) AS n FROM ev GROUP BY emb";
+    let e = catalog_with(&[EVENTS])
+        .apply_ddl(&parse(sql).unwrap().remove(0))
+        .unwrap_err();
+    assert!(e.to_string().contains("VECTOR(3)"), "{e}");
 }

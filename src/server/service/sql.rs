@@ -240,7 +240,7 @@ async fn select_table(
         let compared = def.column_index(key_column).map(|i| &def.columns[i]);
         if let Some(c) = compared.filter(|c| !c.ty.is_comparable()) {
             return Err(ServerError {
-                code: ErrorCode::TypeMismatch,
+                code: ErrorCode::Unsupported,
                 message: format!(
                     "column {:?} is {}: vectors cannot be compared (=, <, IN); read rows by the key column {:?}",
                     c.name, c.ty, def.key_name()
