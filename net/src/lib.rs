@@ -7,6 +7,7 @@
 //! vectors checked by this crate's tests.
 
 mod codec;
+mod encode;
 mod error;
 mod frame;
 pub mod limits;
