@@ -149,25 +149,38 @@ fn array_component(e: &ast::Expr) -> Component {
 
 /// The rows of an INSERT as upsert values for `def`: the column list (all columns in table
 /// order when none was given) and one value per listed column. Vector literals become
-/// vectors for VECTOR columns (errors name the 0-based row, the column and the component);
-/// every other check (types, arity, key) is [`crate::batch::validate_upsert`]'s.
+/// vectors for VECTOR columns (errors name the 0-based row, the column and the component).
+/// Unknown columns and rows of the wrong length are refused here (their values cannot be
+/// typed); every other check (types, key) is [`crate::batch::validate_upsert`]'s.
 pub fn resolve_insert(
     def: &TableDef,
     columns: Option<Vec<String>>,
     rows: Vec<Vec<InsertValue>>,
 ) -> Result<(Vec<String>, Vec<Vec<Value>>), CoreError> {
     let columns = columns.unwrap_or_else(|| def.columns.iter().map(|c| c.name.clone()).collect());
-    let types: Vec<Option<ColumnType>> = columns
+    let types = columns
         .iter()
-        .map(|n| def.column_index(n).map(|i| def.columns[i].ty))
-        .collect();
+        .map(|n| {
+            def.column_index(n)
+                .map(|i| def.columns[i].ty)
+                .ok_or_else(|| CoreError::UnknownColumn {
+                    table: def.name.clone(),
+                    column: n.clone(),
+                })
+        })
+        .collect::<Result<Vec<ColumnType>, CoreError>>()?;
     let mut out = Vec::with_capacity(rows.len());
     for (r, row) in rows.into_iter().enumerate() {
+        if row.len() != columns.len() {
+            return Err(CoreError::RowArity {
+                row: Some(r),
+                expected: columns.len(),
+                got: row.len(),
+            });
+        }
         let mut vals = Vec::with_capacity(row.len());
-        for (i, v) in row.into_iter().enumerate() {
-            let ty = types.get(i).copied().flatten();
-            let name = columns.get(i).map(String::as_str);
-            vals.push(insert_cell(r, name, ty, v)?);
+        for ((v, ty), name) in row.into_iter().zip(&types).zip(&columns) {
+            vals.push(insert_cell(r, name, *ty, v)?);
         }
         out.push(vals);
     }
@@ -176,22 +189,22 @@ pub fn resolve_insert(
 
 fn insert_cell(
     row: usize,
-    column: Option<&str>,
-    ty: Option<ColumnType>,
+    column: &str,
+    ty: ColumnType,
     v: InsertValue,
 ) -> Result<Value, CoreError> {
-    let bad = |reason: String| vector::bad(Some(row), column, reason);
+    let bad = |reason: String| vector::bad(Some(row), Some(column), reason);
     match (ty, v) {
-        (Some(ColumnType::Vector(dim)), InsertValue::Literal(Value::Text(s))) => {
+        (ColumnType::Vector(dim), InsertValue::Literal(Value::Text(s))) => {
             Ok(Value::Vector(vector::parse_text(&s, dim).map_err(bad)?))
         }
-        (Some(ColumnType::Vector(dim)), InsertValue::Array(items)) => Ok(Value::Vector(
+        (ColumnType::Vector(dim), InsertValue::Array(items)) => Ok(Value::Vector(
             vector::from_components(items.into_iter(), dim).map_err(bad)?,
         )),
         (ty, InsertValue::Array(items)) => Err(CoreError::TypeMismatch {
             row: Some(row),
-            column: column.map(str::to_string),
-            expected: ty.unwrap_or(ColumnType::Text),
+            column: Some(column.to_string()),
+            expected: ty,
             got: ColumnType::Vector(items.len() as u32),
         }),
         (_, InsertValue::Literal(v)) => Ok(v),

@@ -239,6 +239,13 @@ fn insert_takes_text_and_array_vector_literals() {
     }
     let e = insert("INSERT INTO docs (id, title) VALUES (1, ARRAY[1, 2])").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::TypeMismatch, "{e}");
+    let e = insert("INSERT INTO docs (id, nope) VALUES (1, ARRAY[1, 2])").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::UnknownColumn, "{e}");
+    let e = insert("INSERT INTO docs (id, emb) VALUES (1, '[1,2,3]', ARRAY[1])").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "row 0: has 3 values, expected 2 (one per listed column)"
+    );
 }
 
 #[test]
