@@ -125,6 +125,22 @@ fn write_docs(server: &TarnServer, rng: &mut StdRng) -> Expected {
     .unwrap();
     expected.push((1000, Some(v1)));
     expected.push((1001, Some(v2)));
+    // The Rust client crate (tarn_client) writes and reads vectors too.
+    let mut rc = tarn_client::Client::connect(&a).unwrap();
+    let v4 = vector(rng, DIM);
+    rc.upsert(
+        "docs",
+        &["id", "emb"],
+        vec![vec![Value::Int(3000), Value::Vector(v4.clone().into())]],
+    )
+    .unwrap();
+    let got = rc.get("docs", vec![Value::Int(3000)]).unwrap();
+    assert_eq!(got.columns[1].ty, ColumnType::Vector(DIM));
+    match &got.rows[0].as_ref().unwrap()[1] {
+        Value::Vector(g) => assert_eq!(bits(g), bits(&v4)),
+        other => panic!("tarn_client GET: {other:?}"),
+    }
+    expected.push((3000, Some(v4)));
     let v3 = vector(rng, DIM);
     let json = serde_json::json!({"id": 2000, "emb": tarn_core::vector::to_json(&v3)});
     tarn_ok(&a, &["upsert", "docs", &json.to_string()]);
