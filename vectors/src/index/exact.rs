@@ -350,7 +350,9 @@ impl VectorIndex for ExactIndex {
         filter: &dyn Fn(RowId) -> bool,
         max_rows: usize,
     ) -> Step {
-        let CursorInner::Exact(c) = &mut cursor.inner;
+        let CursorInner::Exact(c) = &mut cursor.inner else {
+            panic!("search cursor stepped on another index than the one that opened it");
+        };
         assert!(
             Rc::ptr_eq(&c.pin, &self.pin),
             "search cursor stepped on another index than the one that opened it"
