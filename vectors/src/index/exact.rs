@@ -407,11 +407,11 @@ impl fmt::Debug for ExactIndex {
     }
 }
 
-/// A heap entry, ordered like the results: `(key, row)`.
+/// A heap entry, ordered like the results: `(key, row)` (also the HNSW cursor's results).
 #[derive(Clone, Copy, Debug)]
-struct Candidate {
-    key: f32,
-    row: RowId,
+pub(super) struct Candidate {
+    pub(super) key: f32,
+    pub(super) row: RowId,
 }
 
 impl Ord for Candidate {

@@ -3,13 +3,14 @@
 //! ends with fewer than `k` rows while unvisited rows remain.
 
 use std::cell::RefCell;
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::rc::Rc;
 
 use super::build::{greedy, Cand, Space};
 use super::store::{Graph, Visited};
+use crate::index::exact::Candidate as Found;
 use crate::index::{Neighbor, RowId};
 use crate::limits::HNSW_POOLED_VISITED_LISTS;
 use crate::metric::Metric;
@@ -17,35 +18,6 @@ use crate::metric::Metric;
 /// Visited lists shared by an index and its cursors (a cursor takes one at its start and
 /// gives it back when dropped). Borrowed only inside a call, never across a yield.
 pub(super) type Pool = Rc<RefCell<Vec<Visited>>>;
-
-/// A result candidate, ordered like the results: `(key, row)`.
-#[derive(Clone, Copy, Debug)]
-struct Found {
-    key: f32,
-    row: RowId,
-}
-
-impl Ord for Found {
-    fn cmp(&self, other: &Found) -> Ordering {
-        self.key
-            .total_cmp(&other.key)
-            .then(self.row.cmp(&other.row))
-    }
-}
-
-impl PartialOrd for Found {
-    fn partial_cmp(&self, other: &Found) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Found {
-    fn eq(&self, other: &Found) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Found {}
 
 /// Where a search is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
