@@ -4,6 +4,7 @@
 
 mod build;
 mod check;
+mod codec;
 mod cursor;
 mod store;
 
@@ -13,6 +14,7 @@ use std::fmt;
 use std::rc::Rc;
 
 use build::Space;
+pub use codec::{unframe, Decoder, Encoder, CHUNK_FRAME_BYTES, HNSW_FORMAT_VERSION, HNSW_MAGIC};
 pub(crate) use cursor::HnswCursor;
 use cursor::{Pool, Start};
 use store::{Graph, ALIVE};
