@@ -21,9 +21,7 @@
 
 use crate::error::VectorError;
 use crate::index::{HnswIndex, Index, Neighbor, RowId, SearchCursor, SearchParams, VectorIndex};
-use crate::limits::{
-    HNSW_EF_SEARCH_MAX, PLANNER_EXACT_ROWS_PER_EF, PLANNER_GRAPH_MIN_PERCENT, PLANNER_SAMPLE_ROWS,
-};
+use crate::limits::{PLANNER_EXACT_ROWS_PER_EF, PLANNER_GRAPH_MIN_PERCENT, PLANNER_SAMPLE_ROWS};
 
 /// How a search runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,15 +56,7 @@ pub fn plan_hnsw(
     filter: &dyn Fn(RowId) -> bool,
     params: &SearchParams,
 ) -> Result<Plan, VectorError> {
-    let ef = params.ef.unwrap_or(index.params().ef_search);
-    crate::index::check_range("ef", ef, 1, HNSW_EF_SEARCH_MAX)?;
-    if k == 0 || k > crate::MAX_K {
-        return Err(VectorError::KOutOfRange {
-            k,
-            max: crate::MAX_K,
-        });
-    }
-    let ef = ef.max(k);
+    let ef = index.search_ef(k, params)?.max(k);
     let mut sample = Vec::with_capacity(PLANNER_SAMPLE_ROWS);
     index.sample_rows(PLANNER_SAMPLE_ROWS, &mut sample);
     if sample.is_empty() {

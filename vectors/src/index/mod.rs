@@ -7,7 +7,6 @@ mod hnsw;
 use std::cmp::Ordering;
 
 pub use exact::ExactIndex;
-pub(crate) use hnsw::check_range;
 pub use hnsw::{
     unframe, Decoder, Encoder, HnswIndex, HnswParams, RebuildStep, CHUNK_FRAME_BYTES,
     HNSW_FORMAT_VERSION, HNSW_MAGIC,
