@@ -61,6 +61,11 @@ pub enum ErrorKind {
     /// A vector value or `VECTOR(n)` type that breaks the vector rules (dimension, empty,
     /// NaN/±infinity, f32 overflow, a non-numeric component, not an array).
     BadVector,
+    /// A vector-index name not in the catalog.
+    UnknownIndex,
+    /// A request value the statement does not accept where no more specific kind applies
+    /// (an unknown vector metric, an index parameter out of range).
+    InvalidArgument,
 }
 
 impl ErrorKind {
@@ -90,6 +95,8 @@ impl ErrorKind {
             ErrorKind::UnknownView => "unknown_view",
             ErrorKind::ObjectExists => "object_exists",
             ErrorKind::BadVector => "bad_vector",
+            ErrorKind::UnknownIndex => "unknown_index",
+            ErrorKind::InvalidArgument => "invalid_argument",
         }
     }
 }
@@ -208,6 +215,34 @@ pub enum CoreError {
     /// Unknown feature-view name.
     #[error("unknown feature view \"{0}\"")]
     UnknownView(String),
+    /// Unknown vector-index name.
+    #[error("unknown index \"{0}\"")]
+    UnknownIndex(String),
+    /// A name that belongs to an object of another kind than the statement needs (`DROP
+    /// INDEX t` of a table, `CREATE INDEX … ON s` of a stream). Its kind is the "unknown" kind
+    /// of the kind wanted (`UnknownIndex`, `UnknownTable`, …).
+    #[error("\"{name}\" is {}, not {}", kind.a_noun(), wanted.a_noun())]
+    WrongKind {
+        /// The name.
+        name: String,
+        /// The kind of the object that has it.
+        kind: ObjectKind,
+        /// The kind the statement needs.
+        wanted: ObjectKind,
+    },
+    /// A value of the wrong kind where no more specific error applies; the message names it.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// `CREATE INDEX` over a column that is not a VECTOR.
+    #[error("column \"{column}\" of table \"{table}\" is {got}: expected VECTOR (a vector index covers a VECTOR column)")]
+    NotAVectorColumn {
+        /// Table name.
+        table: String,
+        /// The column.
+        column: String,
+        /// Its type.
+        got: ColumnType,
+    },
     /// A CREATE of the name of an existing stream.
     #[error("stream \"{0}\" already exists")]
     StreamExists(String),
@@ -293,6 +328,15 @@ impl CoreError {
             CoreError::UnknownView(_) => ErrorKind::UnknownView,
             CoreError::ObjectExists { .. } => ErrorKind::ObjectExists,
             CoreError::BadVector { .. } => ErrorKind::BadVector,
+            CoreError::UnknownIndex(_) => ErrorKind::UnknownIndex,
+            CoreError::WrongKind { wanted, .. } => match wanted {
+                ObjectKind::Table => ErrorKind::UnknownTable,
+                ObjectKind::Stream => ErrorKind::UnknownStream,
+                ObjectKind::View => ErrorKind::UnknownView,
+                ObjectKind::Index => ErrorKind::UnknownIndex,
+            },
+            CoreError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            CoreError::NotAVectorColumn { .. } => ErrorKind::TypeMismatch,
         }
     }
 
@@ -325,7 +369,8 @@ impl CoreError {
             | CoreError::FutureEvent { column, .. } => column.as_deref(),
             CoreError::UnknownColumn { column, .. }
             | CoreError::DuplicateColumn { column }
-            | CoreError::MissingKey { column } => Some(column),
+            | CoreError::MissingKey { column }
+            | CoreError::NotAVectorColumn { column, .. } => Some(column),
             _ => None,
         }
     }

@@ -19,6 +19,7 @@ mod error;
 pub mod events;
 pub mod expr;
 pub mod history;
+pub mod index_def;
 pub mod ingest;
 pub mod listing;
 pub mod producer;

@@ -60,13 +60,16 @@ pub enum ErrorCode {
     /// infinite, too large or non-numeric component, more than `MAX_VECTOR_COMPONENTS`
     /// components in a frame, or a `VECTOR(n)` dimension outside `1..=4096`.
     BadVector = 42,
+    /// A vector-index name not in the catalog (`DROP INDEX`, a kNN request), or the name of
+    /// another kind of object given where an index is needed.
+    UnknownIndex = 43,
     Storage = 50,
     Internal = 60,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order (excluding `Unknown`).
-    pub const ALL: [ErrorCode; 37] = [
+    pub const ALL: [ErrorCode; 38] = [
         ErrorCode::Malformed,
         ErrorCode::UnknownOpcode,
         ErrorCode::FrameTooLarge,
@@ -102,6 +105,7 @@ impl ErrorCode {
         ErrorCode::Busy,
         ErrorCode::ShuttingDown,
         ErrorCode::BadVector,
+        ErrorCode::UnknownIndex,
         ErrorCode::Storage,
         ErrorCode::Internal,
     ];
@@ -177,6 +181,7 @@ impl ErrorCode {
             ErrorCode::Busy => "BUSY",
             ErrorCode::ShuttingDown => "SHUTTING_DOWN",
             ErrorCode::BadVector => "BAD_VECTOR",
+            ErrorCode::UnknownIndex => "UNKNOWN_INDEX",
             ErrorCode::Storage => "STORAGE",
             ErrorCode::Internal => "INTERNAL",
         }

@@ -96,6 +96,8 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::MissingValue => ErrorCode::MissingValue,
         ErrorKind::FutureEvent => ErrorCode::FutureEvent,
         ErrorKind::UnknownView => ErrorCode::UnknownView,
+        ErrorKind::UnknownIndex => ErrorCode::UnknownIndex,
+        ErrorKind::InvalidArgument => ErrorCode::InvalidArgument,
         // A feature view's name (the only other kind yet): the code views have always had.
         ErrorKind::ObjectExists => ErrorCode::StreamExists,
     }

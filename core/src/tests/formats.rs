@@ -38,19 +38,52 @@ const CATALOG_SQL: &[&str] = &[
      SELECT k, count(*) FROM other GROUP BY k",
 ];
 
+/// Catalog format 2 added vector indexes: [`CATALOG_SQL`] plus a table with two VECTOR
+/// columns, indexes with every metric, quoted names, default and explicit parameters, and a
+/// dropped index (a gap in the ids).
+const INDEX_SQL: &[&str] = &[
+    "CREATE TABLE docs (id BIGINT PRIMARY KEY, emb VECTOR(4), \"Title\" TEXT, img VECTOR(2))",
+    "CREATE INDEX docs_emb ON docs USING hnsw (emb)",
+    "CREATE INDEX gone_idx ON docs USING hnsw (img)",
+    "CREATE INDEX \"Img Cos\" ON docs USING hnsw (img vector_cosine_ops) WITH (m = 8, \
+     ef_construction = 100, ef_search = 64)",
+    "DROP INDEX gone_idx",
+    "CREATE INDEX emb_ip ON docs USING hnsw (emb) WITH (metric = 'ip')",
+];
+
 fn fixture_catalog() -> Catalog {
     catalog_with(CATALOG_SQL)
 }
 
-const CATALOG_FIXTURE: &[u8] = include_bytes!("fixtures/catalog-v1.json");
+fn fixture_catalog_v2() -> Catalog {
+    let sql: Vec<&str> = CATALOG_SQL.iter().chain(INDEX_SQL).copied().collect();
+    catalog_with(&sql)
+}
 
+const CATALOG_FIXTURE: &[u8] = include_bytes!("fixtures/catalog-v1.json");
+const CATALOG_V2_FIXTURE: &[u8] = include_bytes!("fixtures/catalog-v2.json");
+
+/// A format-1 file (before indexes) still reads, to the catalog the same statements build
+/// today; it is written back as format 2.
 #[test]
-fn catalog_file_written_by_an_earlier_build_decodes_and_re_encodes_identically() {
+fn catalog_file_written_by_an_earlier_build_decodes() {
     let built = fixture_catalog();
     let decoded = Catalog::from_bytes(CATALOG_FIXTURE).expect("the fixture decodes");
     assert_eq!(decoded, built);
-    assert_eq!(decoded.to_bytes(), CATALOG_FIXTURE);
-    assert_eq!(built.to_bytes(), CATALOG_FIXTURE);
+    assert!(decoded.indexes().next().is_none());
+    let v2 = decoded.to_bytes();
+    assert!(v2.starts_with(b"{\n  \"format\": 2,"));
+    assert_eq!(Catalog::from_bytes(&v2).unwrap(), built);
+}
+
+#[test]
+fn catalog_file_with_indexes_decodes_and_re_encodes_identically() {
+    let built = fixture_catalog_v2();
+    assert_eq!(built.indexes().count(), 3);
+    let decoded = Catalog::from_bytes(CATALOG_V2_FIXTURE).expect("the fixture decodes");
+    assert_eq!(decoded, built);
+    assert_eq!(decoded.to_bytes(), CATALOG_V2_FIXTURE);
+    assert_eq!(built.to_bytes(), CATALOG_V2_FIXTURE);
 }
 
 fn key(v: &Value) -> Vec<u8> {
@@ -175,8 +208,9 @@ fn checkpoint_written_by_an_earlier_build_decodes_and_re_encodes_identically() {
 
 /// Writes the fixtures with this build: `TARN_WRITE_FIXTURES=1 cargo test -p tarn-core
 /// write_fixtures -- --ignored`. Only ever run on the build whose format the fixtures pin:
-/// `catalog-v1.json` (catalog format 1 is unchanged by VECTOR). `checkpoint-v4.bin` pins the
-/// format before VECTOR and is no longer written.
+/// `catalog-v2.json` (catalog format 2, with indexes). `catalog-v1.json` pins format 1 (before
+/// indexes; written by commit 2210249) and `checkpoint-v4.bin` the format before VECTOR; they
+/// are no longer written.
 /// `records-v1.bin` was written by commit 791487a (before VECTOR) with the same
 /// `fixture_records` as below.
 #[test]
@@ -187,8 +221,8 @@ fn write_fixtures() {
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tests/fixtures");
     std::fs::create_dir_all(&dir).unwrap();
-    let cat = fixture_catalog();
-    std::fs::write(dir.join("catalog-v1.json"), cat.to_bytes()).unwrap();
+    let cat = fixture_catalog_v2();
+    std::fs::write(dir.join("catalog-v2.json"), cat.to_bytes()).unwrap();
 }
 
 /// Log records of every kind and every value type, as the record fixture holds them.

@@ -176,7 +176,7 @@ fn catalog_json_spells_the_dimension_and_describe_shows_it() {
     assert!(json.contains("\"Vector\": 3"), "{json}");
     let back = crate::catalog::Catalog::from_bytes(&cat.to_bytes()).unwrap();
     assert_eq!(back, cat);
-    let listing = crate::listing::describe(&cat, "docs").unwrap();
+    let listing = crate::listing::describe(&cat, "docs", &|_| (0, 0)).unwrap();
     assert_eq!(listing.rows[1][1], Value::Text("VECTOR(3)".into()));
     let broken = json.replace("\"Vector\": 3", "\"Vector\": 0");
     let e = crate::catalog::Catalog::from_bytes(broken.as_bytes()).unwrap_err();

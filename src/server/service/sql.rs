@@ -170,8 +170,16 @@ async fn run_statements(
                     tarn_core::listing::show_streams(&catalog, &totals),
                 ));
             }
+            Statement::ShowIndexes => {
+                // TODO(integrator): build progress summed over shards; (0, 0) until wired.
+                messages.push(put(
+                    &mut reply,
+                    tarn_core::listing::show_indexes(&shard.catalog(), &|_| (0, 0)),
+                ));
+            }
             Statement::Describe { table } => {
-                let listing = tarn_core::listing::describe(&shard.catalog(), &table)
+                // The same (0, 0) progress as SHOW INDEXES until the integrator wires it.
+                let listing = tarn_core::listing::describe(&shard.catalog(), &table, &|_| (0, 0))
                     .ok_or_else(|| unknown_table(&table))?;
                 messages.push(put(&mut reply, listing));
             }
