@@ -279,3 +279,38 @@ pub fn by_owner<T>(
     parts.retain(|p| !p.indexes.is_empty());
     parts
 }
+
+/// The rule vector indexes add to a validated upsert of their table: a `cosine` index cannot
+/// hold a zero vector (it has no direction), so a row giving one to a cosine-indexed column
+/// is refused with [`CoreError::BadVector`] naming the row, the column and the index, and
+/// nothing of the batch is applied.
+pub fn check_indexed_vectors(
+    v: &ValidatedUpsert,
+    catalog: &crate::catalog::Catalog,
+    def: &TableDef,
+) -> Result<(), CoreError> {
+    for index in catalog.indexes_of_table(def.id) {
+        if index.metric != tarn_vectors::Metric::Cosine {
+            continue;
+        }
+        let Some(pos) = v.column_idx.iter().position(|&c| c == index.column) else {
+            continue;
+        };
+        for (i, row) in v.rows.iter().enumerate() {
+            if let Some(Value::Vector(x)) = row.get(pos) {
+                if x.iter().all(|&c| c == 0.0) {
+                    let column = &def.columns[usize::from(index.column)].name;
+                    return Err(crate::vector::bad(
+                        Some(i),
+                        Some(column),
+                        format!(
+                            "a zero vector has no direction: cosine index \"{}\" cannot hold it",
+                            index.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -37,8 +37,7 @@ use std::rc::Rc;
 use tarn_types::Value;
 use tarn_vectors::Plan;
 use tarn_vectors::{
-    HnswIndex, HnswParams, Index, Metric, Neighbor, RowId, SearchCursor,
-    VectorIndex,
+    HnswIndex, HnswParams, Index, Metric, Neighbor, RowId, SearchCursor, VectorIndex,
 };
 
 use super::{FastMap, ShardState};
@@ -109,9 +108,7 @@ impl PartialEq for Indexes {
                         && a.column == b.column
                         && a.ids.len() == b.ids.len()
                         && a.ids.iter().all(|(k, &r)| {
-                            b.ids
-                                .get(k)
-                                .is_some_and(|&r2| a.stored(r) == b.stored(r2))
+                            b.ids.get(k).is_some_and(|&r2| a.stored(r) == b.stored(r2))
                         })
                 })
             })
@@ -330,6 +327,18 @@ impl KnnSearch {
     }
 }
 
+/// One row of a search's answer.
+#[derive(Clone, Copy, Debug)]
+pub struct KnnHit<'a> {
+    /// What answers are ordered by with the row ([`Neighbor::key`]): merging shards' answers
+    /// orders by it, never by the rounded distance.
+    pub key: f32,
+    /// The reported distance.
+    pub distance: f32,
+    /// The stored row, in column order.
+    pub row: &'a [Value],
+}
+
 /// Why a finished search has no answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KnnOutcome {
@@ -364,7 +373,10 @@ impl ShardState {
         dim: usize,
         params: HnswParams,
     ) -> Result<(), CoreError> {
-        assert!(!self.indexes.by_id.contains_key(&index_id), "index {index_id} exists");
+        assert!(
+            !self.indexes.by_id.contains_key(&index_id),
+            "index {index_id} exists"
+        );
         let hnsw = HnswIndex::new(metric, dim, params)
             .map_err(|e| CoreError::Corrupt(format!("index {index_id}: {e}")))?;
         let mut ix = IndexState {
@@ -393,7 +405,11 @@ impl ShardState {
         ix.pending = vec![u64::MAX; unbuilt.len().div_ceil(64)];
         ix.unbuilt = Rc::from(unbuilt);
         self.indexes.by_id.insert(index_id, ix);
-        self.indexes.by_table.entry(table_id).or_default().push(index_id);
+        self.indexes
+            .by_table
+            .entry(table_id)
+            .or_default()
+            .push(index_id);
         Ok(())
     }
 
@@ -429,7 +445,10 @@ impl ShardState {
         };
         if ix.build_pos < ix.unbuilt.len() {
             let table = self.tables.get(&ix.table_id);
-            let end = ix.build_pos.saturating_add(max_rows.max(1)).min(ix.unbuilt.len());
+            let end = ix
+                .build_pos
+                .saturating_add(max_rows.max(1))
+                .min(ix.unbuilt.len());
             for i in ix.build_pos..end {
                 let row = ix.unbuilt[i];
                 ix.clear_pending(row);
@@ -437,7 +456,9 @@ impl ShardState {
                     ix.free.push(row); // deleted while pending
                     continue;
                 };
-                let v = table.and_then(|t| t.rows.get(&key)).and_then(|r| row_vector(r, ix.column));
+                let v = table
+                    .and_then(|t| t.rows.get(&key))
+                    .and_then(|r| row_vector(r, ix.column));
                 let v = v.expect("a pending row with a key has its vector in the table");
                 if ix.index.upsert(row, v).is_err() {
                     // Checked at creation; a later write of a zero cosine vector is refused

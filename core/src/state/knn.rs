@@ -1,11 +1,10 @@
 //! kNN search over one shard's index, in bounded steps: the graph (or exact) part through
 //! the planner, and an exact scan of the rows not built into the graph yet.
 
-use tarn_types::Value;
 use tarn_vectors as planner;
 use tarn_vectors::{Neighbor, SearchParams, Step, VectorIndex};
 
-use super::{keep_best, passes, row_vector, IndexState, KnnOutcome, KnnQuery, KnnSearch};
+use super::{keep_best, passes, row_vector, IndexState, KnnHit, KnnOutcome, KnnQuery, KnnSearch};
 use crate::expr::Expr;
 use crate::state::ShardState;
 use crate::CoreError;
@@ -32,7 +31,10 @@ impl ShardState {
     ) -> Result<KnnSearch, CoreError> {
         let ix = self.index_state(q.index_id)?;
         let index = &ix.index;
-        let query = index.metric().prepare(q.vector, index.dim()).map_err(bad_query)?;
+        let query = index
+            .metric()
+            .prepare(q.vector, index.dim())
+            .map_err(bad_query)?;
         let params = SearchParams { ef: q.ef };
         let table = self.tables.get(&ix.table_id);
         let accept = |r: u64| ix.row_passes(table, r, filter);
@@ -83,7 +85,10 @@ impl ShardState {
             let _ = ix.index.search_step(c, &accept, max_rows) == Step::More;
             return s.is_done();
         }
-        let end = s.unbuilt_pos.saturating_add(max_rows.max(1)).min(s.unbuilt.len());
+        let end = s
+            .unbuilt_pos
+            .saturating_add(max_rows.max(1))
+            .min(s.unbuilt.len());
         let metric = ix.index.metric();
         let kernels = tarn_vectors::Kernels::detected();
         for i in s.unbuilt_pos..end {
@@ -107,15 +112,17 @@ impl ShardState {
         s.is_done()
     }
 
-    /// The answer of a done search: up to `k` rows nearest first, each its distance and
-    /// its stored row (borrowed). `Err(Changed)` if the table was written while the search
-    /// yielded (rows it found may have other vectors now): run it again.
-    pub fn knn_finish(
-        &self,
-        s: KnnSearch,
-    ) -> Result<Vec<(f32, &[Value])>, KnnOutcome> {
-        assert!(s.is_done() || self.knn_changed(&s), "finish of a search not done");
-        let ix = self.index_state(s.index_id).map_err(|_| KnnOutcome::Changed)?;
+    /// The answer of a done search: up to `k` rows nearest first, each with its rank key,
+    /// distance and stored row (borrowed). `Err(Changed)` if the table was written while the
+    /// search yielded (rows it found may have other vectors now): run it again.
+    pub fn knn_finish(&self, s: KnnSearch) -> Result<Vec<KnnHit<'_>>, KnnOutcome> {
+        assert!(
+            s.is_done() || self.knn_changed(&s),
+            "finish of a search not done"
+        );
+        let ix = self
+            .index_state(s.index_id)
+            .map_err(|_| KnnOutcome::Changed)?;
         if ix.epoch != s.epoch {
             return Err(KnnOutcome::Changed);
         }
@@ -125,16 +132,23 @@ impl ShardState {
         merged
             .into_iter()
             .map(|n| {
-                let key = ix.keys[n.row as usize].as_ref().ok_or(KnnOutcome::Changed)?;
+                let key = ix.keys[n.row as usize]
+                    .as_ref()
+                    .ok_or(KnnOutcome::Changed)?;
                 let row = table.rows.get(key).ok_or(KnnOutcome::Changed)?;
-                Ok((n.distance, &**row))
+                Ok(KnnHit {
+                    key: n.key,
+                    distance: n.distance,
+                    row,
+                })
             })
             .collect()
     }
 
     /// Whether the table of `s`'s index was written since `s` started (or the index went).
     pub fn knn_changed(&self, s: &KnnSearch) -> bool {
-        self.index_state(s.index_id).map_or(true, |ix| ix.epoch != s.epoch)
+        self.index_state(s.index_id)
+            .map_or(true, |ix| ix.epoch != s.epoch)
     }
 
     /// The vector of the row stored under canonical key `key` of index `index_id`'s table,

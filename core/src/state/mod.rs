@@ -25,7 +25,7 @@ mod tables;
 mod views;
 
 pub use indexes::{
-    IndexProgress, KnnOutcome, KnnQuery, KnnSearch, INDEX_BUILD_STEP_ROWS, KNN_STEP_ROWS,
+    IndexProgress, KnnHit, KnnOutcome, KnnQuery, KnnSearch, INDEX_BUILD_STEP_ROWS, KNN_STEP_ROWS,
 };
 
 pub use checkpoint::{

@@ -33,7 +33,11 @@ fn key(id: i64) -> Vec<u8> {
 fn put(cat: &Catalog, st: &mut ShardState, model: &mut Model, id: i64, v: Vec<f32>, n: i64) {
     let def = cat.table("items").unwrap();
     let cols: Vec<String> = ["id", "emb", "n"].iter().map(|s| s.to_string()).collect();
-    let row = vec![Value::Int(id), Value::Vector(v.clone().into()), Value::Int(n)];
+    let row = vec![
+        Value::Int(id),
+        Value::Vector(v.clone().into()),
+        Value::Int(n),
+    ];
     let m = validate_upsert(def, UpsertMode::Replace, &cols, vec![row])
         .unwrap()
         .into_mutation();
@@ -43,7 +47,13 @@ fn put(cat: &Catalog, st: &mut ShardState, model: &mut Model, id: i64, v: Vec<f3
 
 fn delete(cat: &Catalog, st: &mut ShardState, model: &mut Model, id: i64) {
     let table_id = cat.table("items").unwrap().id;
-    st.apply(cat, &Mutation::Delete { table_id, keys: vec![key(id)] });
+    st.apply(
+        cat,
+        &Mutation::Delete {
+            table_id,
+            keys: vec![key(id)],
+        },
+    );
     model.remove(&id);
 }
 
@@ -100,8 +110,8 @@ fn search(
     let rows = st.knn_finish(s)?;
     let out = rows
         .into_iter()
-        .map(|(d, row)| match row[0] {
-            Value::Int(id) => (id, d),
+        .map(|h| match h.row[0] {
+            Value::Int(id) => (id, h.distance),
             _ => panic!("id column"),
         })
         .collect();
@@ -119,7 +129,14 @@ fn build_steps_between_search_steps_keep_an_exact_search_exact() {
     let mut model = Model::new();
     let mut rng = StdRng::seed_from_u64(7);
     for id in 0..3000 {
-        put(&cat, &mut st, &mut model, id, random_vector(&mut rng), id % 100);
+        put(
+            &cat,
+            &mut st,
+            &mut model,
+            id,
+            random_vector(&mut rng),
+            id % 100,
+        );
     }
     create(&cat, &mut st, Metric::L2);
     let p = st.index_progress(INDEX).unwrap();
@@ -170,7 +187,10 @@ fn writes_during_a_build_are_searched_with_their_new_vectors() {
     for stage in 0..2 {
         for (&id, (v, _)) in &model {
             let (_, got) = search(&mut st, v, 1, None, usize::MAX, |_| {}).unwrap();
-            assert_eq!(got[0].0, id, "stage {stage}: row {id} not found by its own vector");
+            assert_eq!(
+                got[0].0, id,
+                "stage {stage}: row {id} not found by its own vector"
+            );
             assert_eq!(got[0].1, 0.0);
         }
         while st.index_build_step(INDEX, 100) {}
@@ -229,7 +249,10 @@ fn updated_and_deleted_rows_never_come_back_with_old_vectors() {
         for (rid, d) in got {
             assert!(rid % 2 == 1 || rid >= 200, "deleted row {rid} returned");
             let now = Metric::L2.distance(v, &model[&rid].0);
-            assert_eq!(d, now, "row {rid} (query: old vector of {id}) has a stale distance");
+            assert_eq!(
+                d, now,
+                "row {rid} (query: old vector of {id}) has a stale distance"
+            );
         }
     }
 }
@@ -243,9 +266,14 @@ fn zero_vectors_under_cosine_are_left_out_and_nulls_are_not_indexed() {
     put(&cat, &mut st, &mut model, 2, vec![1.0; DIM], 0);
     let def = cat.table("items").unwrap();
     let cols: Vec<String> = ["id", "n"].iter().map(|s| s.to_string()).collect();
-    let m = validate_upsert(def, UpsertMode::Replace, &cols, vec![vec![Value::Int(3), Value::Int(0)]])
-        .unwrap()
-        .into_mutation();
+    let m = validate_upsert(
+        def,
+        UpsertMode::Replace,
+        &cols,
+        vec![vec![Value::Int(3), Value::Int(0)]],
+    )
+    .unwrap()
+    .into_mutation();
     st.apply(&cat, &m);
     create(&cat, &mut st, Metric::Cosine);
     while st.index_build_step(INDEX, 10) {}
@@ -253,9 +281,14 @@ fn zero_vectors_under_cosine_are_left_out_and_nulls_are_not_indexed() {
     assert_eq!((p.indexed, p.skipped), (1, 1));
     // A merge that leaves the vector as it was keeps the row indexed once.
     let cols: Vec<String> = ["id", "n"].iter().map(|s| s.to_string()).collect();
-    let m = validate_upsert(def, UpsertMode::Merge, &cols, vec![vec![Value::Int(2), Value::Int(9)]])
-        .unwrap()
-        .into_mutation();
+    let m = validate_upsert(
+        def,
+        UpsertMode::Merge,
+        &cols,
+        vec![vec![Value::Int(2), Value::Int(9)]],
+    )
+    .unwrap()
+    .into_mutation();
     st.apply(&cat, &m);
     assert_eq!(st.index_progress(INDEX).unwrap().indexed, 1);
     assert_eq!(st.index_progress(INDEX).unwrap().tombstones, 0);

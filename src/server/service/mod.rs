@@ -92,6 +92,7 @@ pub(crate) async fn upsert(
     let catalog = shard.catalog();
     let def = catalog.table(table).ok_or_else(|| unknown_table(table))?;
     let valid = batch::validate_upsert(def, mode, columns, rows).map_err(ServerError::from)?;
+    batch::check_indexed_vectors(&valid, &catalog, def).map_err(ServerError::from)?;
     let parts = batch::split_by_shard(valid, shard.count)
         .into_iter()
         .enumerate()

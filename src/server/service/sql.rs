@@ -171,15 +171,15 @@ async fn run_statements(
                 ));
             }
             Statement::ShowIndexes => {
-                // TODO(integrator): build progress summed over shards; (0, 0) until wired.
+                let progress = progress_of(shard).await?;
                 messages.push(put(
                     &mut reply,
-                    tarn_core::listing::show_indexes(&shard.catalog(), &|_| (0, 0)),
+                    tarn_core::listing::show_indexes(&shard.catalog(), &progress),
                 ));
             }
             Statement::Describe { table } => {
-                // The same (0, 0) progress as SHOW INDEXES until the integrator wires it.
-                let listing = tarn_core::listing::describe(&shard.catalog(), &table, &|_| (0, 0))
+                let progress = progress_of(shard).await?;
+                let listing = tarn_core::listing::describe(&shard.catalog(), &table, &progress)
                     .ok_or_else(|| unknown_table(&table))?;
                 messages.push(put(&mut reply, listing));
             }
@@ -335,4 +335,15 @@ pub(super) fn put(reply: &mut SqlReply, listing: tarn_core::listing::Listing) ->
         .collect();
     reply.rows = listing.rows;
     listing.message
+}
+
+/// Build progress of every index summed over the shards, as the listings take it:
+/// `(rows_indexed, rows_pending)` by index id.
+async fn progress_of(shard: &Rc<Shard>) -> Result<impl Fn(u32) -> (u64, u64), ServerError> {
+    let all = shard.index_progress_all().await?;
+    Ok(move |id: u32| {
+        all.iter()
+            .find(|(i, _)| *i == id)
+            .map_or((0, 0), |(_, p)| (p.indexed, p.pending))
+    })
 }
