@@ -12,6 +12,8 @@ use crate::limits::{
 };
 use crate::message::*;
 
+mod knn;
+
 pub use crate::encode::{encode_column_type, encode_value, VALUE_TAG_NULL};
 use crate::encode::{
     len32, put_bytes, put_count, put_i32, put_i64, put_row, put_str, put_u16, put_u32, put_u64,
@@ -103,6 +105,7 @@ pub fn encode_request_payload(req: &Request, out: &mut Vec<u8>) {
                 put_i64(out, *t);
             }
         }
+        Request::Knn(k) => knn::put_request(out, k),
         Request::Ingest(i) => {
             put_str(out, &i.stream);
             match i.producer {
@@ -176,6 +179,7 @@ pub fn encode_response_payload(resp: &Response, out: &mut Vec<u8>) {
             put_columns(out, &f.columns);
             put_feature_rows(out, &f.rows);
         }
+        Response::Knn(k) => knn::put_reply(out, k),
         Response::Stats(s) => {
             put_count(out, s.shards.len());
             for sh in &s.shards {
@@ -341,6 +345,9 @@ impl<'a> Reader<'a> {
     fn i64(&mut self, what: &str) -> Result<i64, DecodeError> {
         Ok(i64::from_le_bytes(self.array(what)?))
     }
+    fn f32(&mut self, what: &str) -> Result<f32, DecodeError> {
+        Ok(f32::from_le_bytes(self.array(what)?))
+    }
 
     /// A u32 element count, checked against `limit` (error `over`) and against the bytes left
     /// (each element takes at least `min_elem` bytes) before anything is allocated.
@@ -459,6 +466,11 @@ impl<'a> Reader<'a> {
     /// how many the column wants is checked by core's row validation, which names the row and
     /// column (see docs/PROTOCOL.md).
     fn vector(&mut self) -> Result<Value, DecodeError> {
+        Ok(Value::Vector(self.f32s()?))
+    }
+
+    /// A vector body (see [`Reader::vector`]): the components, bit for bit.
+    fn f32s(&mut self) -> Result<Box<[f32]>, DecodeError> {
         let n = self.count(
             "vector component",
             4,
@@ -471,7 +483,7 @@ impl<'a> Reader<'a> {
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         debug_assert_eq!(v.len(), n);
-        Ok(Value::Vector(v))
+        Ok(v)
     }
 
     fn row(&mut self) -> Result<Vec<Value>, DecodeError> {
@@ -784,6 +796,7 @@ pub fn decode_request(h: &FrameHeader, payload: &[u8]) -> Result<Request, Decode
                 body,
             })
         }
+        Opcode::Knn => Request::Knn(r.knn_request()?),
         Opcode::Error => unreachable!("rejected by check_frame"),
     };
     r.finish(req)
@@ -879,6 +892,7 @@ pub fn decode_response(h: &FrameHeader, payload: &[u8]) -> Result<Response, Deco
         Opcode::Delete => Response::Delete(DeleteReply {
             rows_deleted: r.u64("rows_deleted")?,
         }),
+        Opcode::Knn => Response::Knn(r.knn_reply()?),
         Opcode::Stats => {
             // shard (4) + cpu (4) + 3 x u64 (24) + connections (4) + op count (4)
             let n = r.count("shard", 40, u32::MAX, ErrorCode::Malformed)?;

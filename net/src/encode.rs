@@ -39,6 +39,18 @@ pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_bytes(out, s.as_bytes());
 }
 
+pub(crate) fn put_f32(out: &mut Vec<u8>, v: f32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// A vector body (VECTOR value after its tag, KNN query vector): count + f32 LE each.
+pub(crate) fn put_f32s(out: &mut Vec<u8>, v: &[f32]) {
+    put_count(out, v.len());
+    for &x in v {
+        put_f32(out, x);
+    }
+}
+
 /// Appends one Value: u8 tag + body.
 pub fn encode_value(v: &Value, out: &mut Vec<u8>) {
     match v {
@@ -69,10 +81,7 @@ pub fn encode_value(v: &Value, out: &mut Vec<u8>) {
         }
         Value::Vector(v) => {
             put_u8(out, VECTOR_TAG);
-            put_count(out, v.len());
-            for x in v.iter() {
-                out.extend_from_slice(&x.to_le_bytes());
-            }
+            put_f32s(out, v);
         }
     }
 }

@@ -250,7 +250,7 @@ fn bad_flags_and_direction_are_malformed() {
 
 #[test]
 fn unknown_opcodes() {
-    for op in [0u16, 0x0B, 0x42, 0xFE, 0x100, 0xFFFF] {
+    for op in [0u16, 0x0C, 0x42, 0xFE, 0x100, 0xFFFF] {
         let h = FrameHeader {
             payload_len: 0,
             opcode: op,

@@ -76,6 +76,7 @@ fn protocol_vectors_decode_and_reencode() {
         Opcode::Ingest,
         Opcode::Features,
         Opcode::History,
+        Opcode::Knn,
     ] {
         assert!(
             seen.contains(&("request", op)),

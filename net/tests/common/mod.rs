@@ -3,6 +3,9 @@
 
 use tarn_net::*;
 
+mod knn;
+pub use knn::*;
+
 pub fn all_values() -> Vec<Value> {
     vec![
         Value::Null,
@@ -207,6 +210,9 @@ pub fn sample_requests() -> Vec<(&'static str, u64, Request)> {
             }),
         ),
     ]
+    .into_iter()
+    .chain(knn_requests())
+    .collect()
 }
 
 pub fn sample_responses() -> Vec<(&'static str, u64, Response)> {
@@ -541,6 +547,7 @@ pub fn sample_responses() -> Vec<(&'static str, u64, Response)> {
     ]
     .into_iter()
     .chain(error_vectors())
+    .chain(knn_responses())
     .collect()
 }
 
@@ -858,7 +865,9 @@ pub fn sample_bad_frames() -> Vec<(&'static str, Vec<u8>, ErrorCode)> {
     };
     let mut frame = over.encode().to_vec();
     frame.extend_from_slice(&p);
-    vec![("get_vector_count_over_limit", frame, ErrorCode::BadVector)]
+    let mut frames = vec![("get_vector_count_over_limit", frame, ErrorCode::BadVector)];
+    frames.extend(knn_bad_frames());
+    frames
 }
 
 pub fn request_frame(id: u64, req: &Request) -> Vec<u8> {

@@ -76,6 +76,11 @@ pub(crate) async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Respon
                 rows,
             }))
         }
+        // Placeholder until the KNN service is merged (the integrator replaces this arm).
+        Request::Knn(_) => Ok(Response::error(
+            ErrorCode::Unsupported,
+            "KNN is not served yet",
+        )),
         Request::Hello(_) | Request::Ping(_) => unreachable!("answered inline"),
     }
 }
