@@ -182,7 +182,10 @@ fn refused_request_layouts_say_what_and_where() {
     cols.extend_from_slice(&(limits::MAX_KNN_COLUMNS + 1).to_le_bytes());
     let e = decode_knn(&cols).unwrap_err();
     assert_eq!(e.code, ErrorCode::Malformed);
-    assert!(e.message.contains("column count 1025 exceeds limit 1024"), "{e}");
+    assert!(
+        e.message.contains("column count 1025 exceeds limit 1024"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -229,7 +232,10 @@ fn refused_reply_layouts() {
     // More rows than any k allows, refused before allocating.
     let e = decode_knn_reply(&reply_payload(limits::MAX_KNN_K + 1, 1)).unwrap_err();
     assert_eq!(e.code, ErrorCode::Malformed);
-    assert!(e.message.contains("KNN row count 1001 exceeds limit 1000"), "{e}");
+    assert!(
+        e.message.contains("KNN row count 1001 exceeds limit 1000"),
+        "{e}"
+    );
     // A row count the remaining bytes cannot hold.
     let e = decode_knn_reply(&reply_payload(3, 1)).unwrap_err();
     assert!(e.message.contains("needs at least 24 bytes"), "{e}");

@@ -2,6 +2,7 @@
 //! from `conn::session::dispatch` for every request not answered inline; answers with a
 //! `Response` or the error the client sees.
 
+mod knn;
 mod read;
 mod sql;
 mod write;
@@ -76,11 +77,7 @@ pub(crate) async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Respon
                 rows,
             }))
         }
-        // Placeholder until the KNN service is merged (the integrator replaces this arm).
-        Request::Knn(_) => Ok(Response::error(
-            ErrorCode::Unsupported,
-            "KNN is not served yet",
-        )),
+        Request::Knn(req) => Ok(Response::Knn(knn::knn(shard, req).await?)),
         Request::Hello(_) | Request::Ping(_) => unreachable!("answered inline"),
     }
 }
