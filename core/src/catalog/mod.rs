@@ -541,7 +541,10 @@ impl Catalog {
             new.remove(index, ObjectKind::Index);
         }
         debug_assert!(new.indexes_of_table(table.id).next().is_none());
-        Ok((new, format!("{msg} (and its indexes {})", indexes.join(", "))))
+        Ok((
+            new,
+            format!("{msg} (and its indexes {})", indexes.join(", ")),
+        ))
     }
 
     fn create_index(
@@ -583,7 +586,10 @@ impl Catalog {
                 ..spec.params
             },
         };
-        debug_assert!(def.params.validate().is_ok(), "the parser checked the parameters");
+        debug_assert!(
+            def.params.validate().is_ok(),
+            "the parser checked the parameters"
+        );
         let msg = format!("CREATE INDEX {}", def.name);
         new.insert(Object::Index(def));
         Ok((new, msg))

@@ -77,10 +77,16 @@ pub(crate) fn lower_create_index(ci: ast::CreateIndex) -> Result<Statement, Core
 /// options: refused, each by name.
 fn refuse_index_clauses(ci: &ast::CreateIndex) -> Result<(), CoreError> {
     let refused = [
-        (ci.unique, "UNIQUE indexes (a vector index enforces nothing)"),
+        (
+            ci.unique,
+            "UNIQUE indexes (a vector index enforces nothing)",
+        ),
         (ci.r#async, "CREATE INDEX ASYNC"),
         (!ci.include.is_empty(), "INCLUDE columns in an index"),
-        (ci.nulls_distinct.is_some(), "NULLS [NOT] DISTINCT in an index"),
+        (
+            ci.nulls_distinct.is_some(),
+            "NULLS [NOT] DISTINCT in an index",
+        ),
         (
             ci.predicate.is_some(),
             "partial indexes (CREATE INDEX … WHERE); filter at query time instead",
@@ -252,7 +258,9 @@ pub fn parse_condition(text: &str) -> Result<Expr<String>, CoreError> {
         )));
     }
     if let ast::Expr::Subquery(_) | ast::Expr::Exists { .. } = e {
-        return Err(unsupported("a query as a filter condition (write a condition on the table's columns)"));
+        return Err(unsupported(
+            "a query as a filter condition (write a condition on the table's columns)",
+        ));
     }
     super::expr::lower_condition(&e, "filter")
 }

@@ -325,11 +325,9 @@ fn lower_drop(
         ObjectType::Stream => "stream",
         ObjectType::MaterializedView => "materialized view",
         ObjectType::Index => "index",
-        other => {
-            return Err(unsupported(format!(
-                "DROP {other} (supported: DROP TABLE, DROP STREAM, DROP MATERIALIZED VIEW, DROP INDEX)"
-            )))
-        }
+        other => return Err(unsupported(format!(
+            "DROP {other} (supported: DROP TABLE, DROP STREAM, DROP MATERIALIZED VIEW, DROP INDEX)"
+        ))),
     };
     if options {
         return Err(unsupported(
@@ -339,7 +337,11 @@ fn lower_drop(
     if names.len() != 1 {
         return Err(unsupported(format!(
             "dropping several {} in one statement; drop one per statement",
-            if what == "index" { "indexes".to_string() } else { format!("{what}s") }
+            if what == "index" {
+                "indexes".to_string()
+            } else {
+                format!("{what}s")
+            }
         )));
     }
     let name = ident::object_name(&names[0], what)?;

@@ -3,6 +3,7 @@
 mod batch;
 mod catalog;
 mod formats;
+mod index;
 mod ingest;
 mod invariants;
 mod listing;
