@@ -235,6 +235,34 @@ fn wrong_type(key: &str, value: &ast::Expr, expected: &str) -> CoreError {
     ))
 }
 
+/// Statement keywords, unquoted, first in a filter: sqlparser would read `SELECT 1` as the
+/// column `select` followed by junk, so they are named here instead.
+fn refuse_statement(first: &Token) -> Result<(), CoreError> {
+    use sqlparser::keywords::Keyword as K;
+    const STATEMENTS: &[K] = &[
+        K::SELECT,
+        K::INSERT,
+        K::UPDATE,
+        K::DELETE,
+        K::CREATE,
+        K::DROP,
+        K::ALTER,
+        K::WITH,
+        K::SHOW,
+        K::VALUES,
+        K::TABLE,
+    ];
+    match first {
+        Token::Word(w) if w.quote_style.is_none() && STATEMENTS.contains(&w.keyword) => {
+            Err(CoreError::SqlParse(format!(
+                "the filter is a condition on the table's columns, not a statement (it starts with {})",
+                w.value.to_uppercase()
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Parses a standalone boolean condition (a kNN filter such as `in_stock AND price < 20 AND
 /// region IN ('eu','us')`) with the lowering of a view's `WHERE`. Column names are not checked
 /// here: [`crate::expr::check::check_condition`] does that against the table.
@@ -250,6 +278,7 @@ pub fn parse_condition(text: &str) -> Result<Expr<String>, CoreError> {
     let mut parser = Parser::new(&dialect)
         .try_with_sql(text)
         .map_err(parse_error)?;
+    refuse_statement(&parser.peek_token().token)?;
     let e = parser.parse_expr().map_err(parse_error)?;
     let next = parser.peek_token().token;
     if next != Token::EOF {

@@ -325,9 +325,11 @@ fn lower_drop(
         ObjectType::Stream => "stream",
         ObjectType::MaterializedView => "materialized view",
         ObjectType::Index => "index",
-        other => return Err(unsupported(format!(
+        other => {
+            return Err(unsupported(format!(
             "DROP {other} (supported: DROP TABLE, DROP STREAM, DROP MATERIALIZED VIEW, DROP INDEX)"
-        ))),
+        )))
+        }
     };
     if options {
         return Err(unsupported(

@@ -671,6 +671,20 @@ fn parse_condition_refuses_junk() {
         parse_condition("").unwrap_err().to_string(),
         "SQL parse error: empty filter condition"
     );
+    for text in [
+        "SELECT 1",
+        " drop table docs",
+        "WITH x AS (SELECT 1) SELECT 2",
+    ] {
+        let e = parse_condition(text).unwrap_err().to_string();
+        assert!(e.contains("not a statement"), "{text}: {e}");
+    }
+    assert!(parse_condition("a = 1 b")
+        .unwrap_err()
+        .to_string()
+        .contains("unexpected b after the filter condition"));
+    // A quoted column named like a keyword is a column.
+    assert_eq!(cond("\"select\" = 1"), "select = 1");
     let big = vec!["a = 1"; crate::expr::MAX_EXPR_NODES].join(" OR ");
     assert_eq!(
         parse_condition(&big).unwrap_err().kind(),
