@@ -224,8 +224,30 @@ fn count_option(key: &str, value: &ast::Expr) -> Result<usize, CoreError> {
     if !n.bytes().all(|b| b.is_ascii_digit()) {
         return Err(wrong_type(key, value, "an integer"));
     }
-    // Digits only: a parse failure is an overflow, reported as the largest value.
-    Ok(n.parse().unwrap_or(usize::MAX))
+    // Digits only: a parse failure is an overflow, out of every range; the message has the
+    // text and range `VectorError::ParameterOutOfRange` would give.
+    n.parse().map_err(|_| {
+        let (min, max) = param_range(key);
+        CoreError::InvalidArgument(format!(
+            "{key} = {} is out of range: must be {min}..={max}",
+            excerpt(n, 40)
+        ))
+    })
+}
+
+/// The range of an HNSW parameter, as [`HnswParams::validate`] checks it.
+fn param_range(key: &str) -> (usize, usize) {
+    match key {
+        "m" => (tarn_vectors::HNSW_M_MIN, tarn_vectors::HNSW_M_MAX),
+        "ef_construction" => (
+            tarn_vectors::HNSW_EF_CONSTRUCTION_MIN,
+            tarn_vectors::HNSW_EF_CONSTRUCTION_MAX,
+        ),
+        _ => (
+            tarn_vectors::HNSW_EF_SEARCH_MIN,
+            tarn_vectors::HNSW_EF_SEARCH_MAX,
+        ),
+    }
 }
 
 fn wrong_type(key: &str, value: &ast::Expr, expected: &str) -> CoreError {

@@ -196,7 +196,7 @@ fn create_index_option_values_are_checked() {
         ),
         (
             "WITH (ef_search = 99999999999999999999999)",
-            "is out of range: must be 1..=1000",
+            "ef_search = 99999999999999999999999 is out of range: must be 1..=1000",
         ),
         (
             "WITH (m = 64, ef_construction = 32)",
