@@ -371,11 +371,12 @@ impl Catalog {
     /// an equal catalog; ids only grow; every object of `self` keeps its id in the result.
     ///
     /// Errors: `TableExists` / `StreamExists` / `ObjectExists` (the name is taken, the error
-    /// names the existing object's kind), `UnknownTable` / `UnknownStream` / `UnknownView`,
-    /// `UnknownColumn` and the other resolution errors of a view, `LimitExceeded` (too many
-    /// tables, streams or views per stream; ids exhausted), `Unsupported` for non-DDL
-    /// statements (SHOW/DESCRIBE/SELECT are read-only) and for dropping a stream that views
-    /// read.
+    /// names the existing object's kind), `UnknownTable` / `UnknownStream` / `UnknownView` /
+    /// `UnknownIndex`, `WrongKind` (an index over a stream or view, `DROP INDEX` of a table),
+    /// `UnknownColumn` and the other resolution errors of a view, `NotAVectorColumn` (an index
+    /// over a column that is not a VECTOR), `LimitExceeded` (too many tables, streams, views
+    /// per stream or indexes per table; ids exhausted), `Unsupported` for non-DDL statements
+    /// (SHOW/DESCRIBE/SELECT are read-only) and for dropping a stream that views read.
     pub fn apply_ddl(&self, stmt: &Statement) -> Result<(Catalog, String), CoreError> {
         let (new, msg) = self.apply_ddl_inner(stmt)?;
         assert!(

@@ -224,8 +224,30 @@ fn count_option(key: &str, value: &ast::Expr) -> Result<usize, CoreError> {
     if !n.bytes().all(|b| b.is_ascii_digit()) {
         return Err(wrong_type(key, value, "an integer"));
     }
-    // Digits only: a parse failure is an overflow, reported as the largest value.
-    Ok(n.parse().unwrap_or(usize::MAX))
+    // Digits only: a parse failure is an overflow, out of every range; the message has the
+    // text and range `VectorError::ParameterOutOfRange` would give.
+    n.parse().map_err(|_| {
+        let (min, max) = param_range(key);
+        CoreError::InvalidArgument(format!(
+            "{key} = {} is out of range: must be {min}..={max}",
+            excerpt(n, 40)
+        ))
+    })
+}
+
+/// The range of an HNSW parameter, as [`HnswParams::validate`] checks it.
+fn param_range(key: &str) -> (usize, usize) {
+    match key {
+        "m" => (tarn_vectors::HNSW_M_MIN, tarn_vectors::HNSW_M_MAX),
+        "ef_construction" => (
+            tarn_vectors::HNSW_EF_CONSTRUCTION_MIN,
+            tarn_vectors::HNSW_EF_CONSTRUCTION_MAX,
+        ),
+        _ => (
+            tarn_vectors::HNSW_EF_SEARCH_MIN,
+            tarn_vectors::HNSW_EF_SEARCH_MAX,
+        ),
+    }
 }
 
 fn wrong_type(key: &str, value: &ast::Expr, expected: &str) -> CoreError {
@@ -233,6 +255,34 @@ fn wrong_type(key: &str, value: &ast::Expr, expected: &str) -> CoreError {
         "index option {key} = {} must be {expected}",
         excerpt(&value.to_string(), 40)
     ))
+}
+
+/// Statement keywords, unquoted, first in a filter: sqlparser would read `SELECT 1` as the
+/// column `select` followed by junk, so they are named here instead.
+fn refuse_statement(first: &Token) -> Result<(), CoreError> {
+    use sqlparser::keywords::Keyword as K;
+    const STATEMENTS: &[K] = &[
+        K::SELECT,
+        K::INSERT,
+        K::UPDATE,
+        K::DELETE,
+        K::CREATE,
+        K::DROP,
+        K::ALTER,
+        K::WITH,
+        K::SHOW,
+        K::VALUES,
+        K::TABLE,
+    ];
+    match first {
+        Token::Word(w) if w.quote_style.is_none() && STATEMENTS.contains(&w.keyword) => {
+            Err(CoreError::SqlParse(format!(
+                "the filter is a condition on the table's columns, not a statement (it starts with {})",
+                w.value.to_uppercase()
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Parses a standalone boolean condition (a kNN filter such as `in_stock AND price < 20 AND
@@ -250,6 +300,7 @@ pub fn parse_condition(text: &str) -> Result<Expr<String>, CoreError> {
     let mut parser = Parser::new(&dialect)
         .try_with_sql(text)
         .map_err(parse_error)?;
+    refuse_statement(&parser.peek_token().token)?;
     let e = parser.parse_expr().map_err(parse_error)?;
     let next = parser.peek_token().token;
     if next != Token::EOF {

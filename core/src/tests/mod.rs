@@ -3,6 +3,7 @@
 mod batch;
 mod catalog;
 mod formats;
+mod index;
 mod indexes;
 mod ingest;
 mod invariants;

@@ -843,6 +843,11 @@ fn error_vectors() -> Vec<(&'static str, u64, Response)> {
                 .with_row(0),
             ),
         ),
+        (
+            "error_unknown_index",
+            0x24,
+            resp(e(ErrorCode::UnknownIndex, "unknown index \"docs_emb\"")),
+        ),
     ]
 }
 
