@@ -62,7 +62,8 @@ impl ShardState {
         self.indexes
             .by_id
             .get(&index_id)
-            .ok_or_else(|| CoreError::Corrupt(format!("index #{index_id} is not on this shard")))
+            // Only a DROP INDEX between the service's check and this shard's step gets here.
+            .ok_or_else(|| CoreError::UnknownIndex(format!("#{index_id} (dropped)")))
     }
 
     /// Visits up to `max_rows` more rows of `s`. Returns whether the search is done. If the
