@@ -144,7 +144,7 @@ pub enum KnnQuery {
     /// The query vector itself: exactly the index's dimension, finite components.
     Vector(Vec<f32>),
     /// The primary key of a row of the index's table: its indexed vector is the query (the row
-    /// itself is among the results, at distance 0 or its own cosine/ip distance).
+    /// itself is among the results when it matches the filter).
     Like(Value),
 }
 
