@@ -43,8 +43,8 @@ pub(super) struct KnnArgs {
     )]
     pub(super) ef: Option<u32>,
     /// Only rows matching this SQL condition on the table's columns, e.g. "lang = 'en'"
-    #[arg(long, value_name = "CONDITION", default_value = "")]
-    pub(super) filter: String,
+    #[arg(long, value_name = "CONDITION")]
+    pub(super) filter: Option<String>,
     /// Columns to return, comma-separated [default: all, in table order]
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub(super) columns: Vec<String>,
@@ -64,7 +64,7 @@ pub(super) fn cmd_knn(cli: &Cli, a: &KnnArgs) -> Result<()> {
         query,
         k: a.k,
         ef: a.ef,
-        filter: a.filter.clone(),
+        filter: a.filter.clone().unwrap_or_default(),
         columns: a.columns.clone(),
     };
     let reply = client.knn(&req).map_err(client_err)?;

@@ -170,10 +170,10 @@ or RFC 3339 for TIMESTAMP). Keys with no row are listed as 'not found' (exit sta
     /// Nearest rows to a vector in a vector index
     #[command(after_help = "\
 Exactly one query: --vector '[x, y, …]' (the index's dimension, finite numbers) or --like KEY
-(the vector of the row with that primary key, typed by the table's key column; the row
-itself is among the results when it matches the filter). -k is 1..=1000, --ef 1..=1000 (an ef below k searches with k). --filter
-is a SQL condition on the table's columns, applied during the search (fewer than k rows come
-back when fewer match). The distance is the index metric's: l2 = Euclidean distance,
+(the vector of the row with that primary key, typed by the table's key column; the row itself
+is among the results when it matches the filter). -k is 1..=1000, --ef 1..=1000 (an ef below
+k searches with k). --filter is a SQL condition on the table's columns, applied during the
+search (fewer than k rows come back when fewer match). The distance is the index metric's: l2 = Euclidean distance,
 cosine = 1 - cos, ip = -(a·b); smaller is nearer. Prints a table, nearest first, with the
 distance first and a line with the rows and the distances the search computed. --json prints
 an array, nearest first, of objects {distance, column: value, …} (\"_distance\" when the table
@@ -433,11 +433,11 @@ mod tests {
         assert_eq!(a.index, "docs_emb");
         assert_eq!(a.vector.as_deref(), Some("[0.1, -0.2]"));
         assert_eq!((a.k, a.ef), (5, Some(64)));
-        assert_eq!(a.filter, "lang = 'en'");
+        assert_eq!(a.filter.as_deref(), Some("lang = 'en'"));
         assert_eq!(a.columns, ["id", "title"]);
         let a = knn_args(&["i", "--like", "-7", "-k", "1000", "--json"]).unwrap();
         assert_eq!(a.like.as_deref(), Some("-7"));
-        assert_eq!((a.k, a.ef, a.filter.as_str()), (1000, None, ""));
+        assert_eq!((a.k, a.ef, a.filter), (1000, None, None));
         assert!(a.columns.is_empty());
     }
 
