@@ -7,6 +7,11 @@ use common::*;
 use rand::{Rng, SeedableRng};
 use tarn_net::*;
 
+// The wire limits are the search's own: a KNN the decoder lets through and the server's range
+// check accepts is one the vector index can run.
+const _: () = assert!(limits::MAX_KNN_K as usize == tarn_vectors::MAX_K);
+const _: () = assert!(limits::MAX_KNN_EF as usize == tarn_vectors::HNSW_EF_SEARCH_MAX);
+
 fn roundtrip_request(req: &Request) {
     let f = request_frame(9, req);
     let h = header(&f);
