@@ -392,7 +392,11 @@ fn cli_knn_errors(addr: &str, dead: &str) {
     }
     tarn(addr, &["knn", "no_index", "--vector", "[1, 2]", "-k", "3"]).failed("knn --vector");
     tarn(addr, &["knn", "no_index", "--like", "7", "-k", "3"]).failed("knn --like");
-    tarn(addr, &["--json", "knn", "no_index", "--like", "x", "-k", "3"]).failed("knn --json");
+    tarn(
+        addr,
+        &["--json", "knn", "no_index", "--like", "x", "-k", "3"],
+    )
+    .failed("knn --json");
 }
 
 #[test]

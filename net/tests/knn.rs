@@ -187,7 +187,10 @@ fn refused_request_layouts_say_what_and_where() {
     cols.extend_from_slice(&(limits::MAX_KNN_COLUMNS + 1).to_le_bytes());
     let e = decode_knn(&cols).unwrap_err();
     assert_eq!(e.code, ErrorCode::Malformed);
-    assert!(e.message.contains("column count 1025 exceeds limit 1024"), "{e}");
+    assert!(
+        e.message.contains("column count 1025 exceeds limit 1024"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -209,9 +212,8 @@ fn reply_payload(rows: u32, arity_of_first: u32) -> Vec<u8> {
     p.extend_from_slice(&rows.to_le_bytes());
     p.extend_from_slice(&0.5f32.to_le_bytes());
     p.extend_from_slice(&arity_of_first.to_le_bytes());
-    for _ in 0..arity_of_first {
-        p.push(0);
-    }
+    // NULL values (tag 0).
+    p.resize(p.len() + arity_of_first as usize, 0);
     p
 }
 
@@ -234,7 +236,10 @@ fn refused_reply_layouts() {
     // More rows than any k allows, refused before allocating.
     let e = decode_knn_reply(&reply_payload(limits::MAX_KNN_K + 1, 1)).unwrap_err();
     assert_eq!(e.code, ErrorCode::Malformed);
-    assert!(e.message.contains("KNN row count 1001 exceeds limit 1000"), "{e}");
+    assert!(
+        e.message.contains("KNN row count 1001 exceeds limit 1000"),
+        "{e}"
+    );
     // A row count the remaining bytes cannot hold.
     let e = decode_knn_reply(&reply_payload(3, 1)).unwrap_err();
     assert!(e.message.contains("needs at least 24 bytes"), "{e}");

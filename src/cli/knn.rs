@@ -135,10 +135,12 @@ fn index_table(client: &mut Client, index: &str) -> Result<Option<String>> {
     let (Some(name_at), Some(table_at)) = (col(&["index", "name"]), col(&["table"])) else {
         return Ok(None);
     };
-    Ok(r.rows.iter().find_map(|row| match (&row[name_at], &row[table_at]) {
-        (Value::Text(n), Value::Text(t)) if n == index => Some(t.clone()),
-        _ => None,
-    }))
+    Ok(r.rows
+        .iter()
+        .find_map(|row| match (&row[name_at], &row[table_at]) {
+            (Value::Text(n), Value::Text(t)) if n == index => Some(t.clone()),
+            _ => None,
+        }))
 }
 
 /// The key the distance gets in tables and JSON objects: `distance`, or `_distance` when the
@@ -199,7 +201,10 @@ mod tests {
 
     #[test]
     fn query_vectors_parse_or_say_why() {
-        assert_eq!(parse_query_vector("[0.5, -1, 2e3]").unwrap(), [0.5, -1.0, 2000.0]);
+        assert_eq!(
+            parse_query_vector("[0.5, -1, 2e3]").unwrap(),
+            [0.5, -1.0, 2000.0]
+        );
         assert_eq!(parse_query_vector(" [1] ").unwrap(), [1.0]);
         for (bad, why) in [
             ("0.5, 1", "expected a vector as text `[x, y, …]`"),

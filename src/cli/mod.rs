@@ -452,14 +452,35 @@ mod tests {
                 ErrorKind::ArgumentConflict,
             ),
             // k missing, 0, over MAX_KNN_K or not a number; ef out of range.
-            (&["i", "--vector", "[1]"][..], ErrorKind::MissingRequiredArgument),
-            (&["i", "--vector", "[1]", "-k", "0"][..], ErrorKind::ValueValidation),
-            (&["i", "--vector", "[1]", "-k", "1001"][..], ErrorKind::ValueValidation),
-            (&["i", "--vector", "[1]", "-k", "x"][..], ErrorKind::ValueValidation),
-            (&["i", "--like", "7", "-k", "3", "--ef", "0"][..], ErrorKind::ValueValidation),
-            (&["i", "--like", "7", "-k", "3", "--ef", "1001"][..], ErrorKind::ValueValidation),
+            (
+                &["i", "--vector", "[1]"][..],
+                ErrorKind::MissingRequiredArgument,
+            ),
+            (
+                &["i", "--vector", "[1]", "-k", "0"][..],
+                ErrorKind::ValueValidation,
+            ),
+            (
+                &["i", "--vector", "[1]", "-k", "1001"][..],
+                ErrorKind::ValueValidation,
+            ),
+            (
+                &["i", "--vector", "[1]", "-k", "x"][..],
+                ErrorKind::ValueValidation,
+            ),
+            (
+                &["i", "--like", "7", "-k", "3", "--ef", "0"][..],
+                ErrorKind::ValueValidation,
+            ),
+            (
+                &["i", "--like", "7", "-k", "3", "--ef", "1001"][..],
+                ErrorKind::ValueValidation,
+            ),
             // No index.
-            (&["--like", "7", "-k", "3"][..], ErrorKind::MissingRequiredArgument),
+            (
+                &["--like", "7", "-k", "3"][..],
+                ErrorKind::MissingRequiredArgument,
+            ),
         ] {
             let e = knn_args(args).unwrap_err();
             assert_eq!(e.kind(), kind, "{args:?}: {e}");
