@@ -2,7 +2,7 @@
 //! of a row given by its key.
 
 use clap::Args;
-use tarn_client::{Client, ClientError, ErrorCode, KnnQuery, KnnReply, KnnRequest};
+use tarn_client::{Client, ClientError, ErrorCode, KnnQuery, KnnReply, KnnRequest, SqlReply};
 use tarn_net::limits::{MAX_KNN_EF, MAX_KNN_K};
 use tarn_types::Value;
 
@@ -127,20 +127,23 @@ fn index_table(client: &mut Client, index: &str) -> Result<Option<String>> {
         }
         Err(e) => return Err(client_err(e)),
     };
+    Ok(table_of(&r, index))
+}
+
+/// The `table` of the row of a SHOW INDEXES result set whose `index` (or `name`) is `index`.
+pub(super) fn table_of(r: &SqlReply, index: &str) -> Option<String> {
     let col = |names: &[&str]| {
         r.columns
             .iter()
             .position(|c| names.contains(&c.name.as_str()))
     };
-    let (Some(name_at), Some(table_at)) = (col(&["index", "name"]), col(&["table"])) else {
-        return Ok(None);
-    };
-    Ok(r.rows
+    let (name_at, table_at) = (col(&["index", "name"])?, col(&["table"])?);
+    r.rows
         .iter()
         .find_map(|row| match (&row[name_at], &row[table_at]) {
             (Value::Text(n), Value::Text(t)) if n == index => Some(t.clone()),
             _ => None,
-        }))
+        })
 }
 
 /// The key the distance gets in tables and JSON objects: `distance`, or `_distance` when the
@@ -227,6 +230,30 @@ mod tests {
         assert_eq!(untyped_key("-7"), Value::Int(-7));
         assert_eq!(untyped_key("doc-7"), Value::Text("doc-7".into()));
         assert_eq!(untyped_key("1.5"), Value::Text("1.5".into()));
+    }
+
+    #[test]
+    fn show_indexes_names_the_table() {
+        let text = |s: &str| Value::Text(s.into());
+        let col = |name: &str| Column {
+            name: name.into(),
+            ty: ColumnType::Text,
+        };
+        let r = SqlReply {
+            message: "2 index(es)".into(),
+            columns: vec![col("index"), col("table"), col("column")],
+            rows: vec![
+                vec![text("a_emb"), text("a"), text("emb")],
+                vec![text("docs_emb"), text("docs"), text("emb")],
+            ],
+        };
+        assert_eq!(table_of(&r, "docs_emb").as_deref(), Some("docs"));
+        assert_eq!(table_of(&r, "nope"), None);
+        let unusable = SqlReply {
+            columns: vec![col("index"), col("column")],
+            ..r
+        };
+        assert_eq!(table_of(&unusable, "docs_emb"), None);
     }
 
     fn reply(column: &str) -> KnnReply {
