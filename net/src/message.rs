@@ -148,7 +148,8 @@ pub enum KnnQuery {
     Like(Value),
 }
 
-/// The nearest rows, nearest first (ties in an unspecified but deterministic order).
+/// The nearest rows, nearest first (equal distances in a deterministic order, not the key
+/// order).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KnnReply {
     /// The returned columns (the request's `columns`, or every column of the table).
