@@ -367,6 +367,36 @@ fn cli_errors_exit_nonzero() {
     // Usage errors are status 2.
     let out = tarn(&a, &["frobnicate"]);
     assert_eq!(out.status.code(), Some(2), "usage error: {}", out.stderr);
+    cli_knn_errors(&a, &dead);
+}
+
+/// `tarn knn`: argument errors are found before connecting (against a closed port: usage
+/// errors exit 2, a bad vector exits 1 without a connection error); an index the server does
+/// not serve is an `error:` line.
+fn cli_knn_errors(addr: &str, dead: &str) {
+    for args in [
+        &["knn", "i", "-k", "3"][..],
+        &["knn", "i", "--vector", "[1]", "--like", "7", "-k", "3"],
+        &["knn", "i", "--vector", "[1]"],
+        &["knn", "i", "--vector", "[1]", "-k", "0"],
+        &["knn", "i", "--vector", "[1]", "-k", "1001"],
+        &["knn", "i", "--like", "7", "-k", "3", "--ef", "0"],
+    ] {
+        let out = tarn(dead, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
+    }
+    for bad in ["0.5, 1", "[1, x]", "[]", "[NaN]"] {
+        let out = tarn(dead, &["knn", "i", "--vector", bad, "-k", "3"]).failed(bad);
+        assert!(out.stderr.contains("--vector"), "{bad}: {}", out.stderr);
+        assert!(!out.stderr.contains("connect"), "{bad}: {}", out.stderr);
+    }
+    tarn(addr, &["knn", "no_index", "--vector", "[1, 2]", "-k", "3"]).failed("knn --vector");
+    tarn(addr, &["knn", "no_index", "--like", "7", "-k", "3"]).failed("knn --like");
+    tarn(
+        addr,
+        &["--json", "knn", "no_index", "--like", "x", "-k", "3"],
+    )
+    .failed("knn --json");
 }
 
 #[test]

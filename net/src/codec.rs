@@ -395,6 +395,21 @@ impl<'a> Reader<'a> {
         self.take(n as usize, what)
     }
 
+    /// A `u8` presence flag (`what`): 0 = `None`, 1 = the field `read` reads follows, any other
+    /// byte `MALFORMED`.
+    fn optional<T>(
+        &mut self,
+        what: &str,
+        read: impl FnOnce(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Option<T>, DecodeError> {
+        let at = self.pos;
+        match self.u8(what)? {
+            0 => Ok(None),
+            1 => read(self).map(Some),
+            b => Err(self.err(ErrorCode::Malformed, at, format_args!("invalid {what} {b}"))),
+        }
+    }
+
     fn string_limited(
         &mut self,
         what: &str,
@@ -521,18 +536,7 @@ impl<'a> Reader<'a> {
         let mut rows = Vec::with_capacity(n);
         for i in 0..n {
             let as_of_us = r.i64("row as_of")?;
-            let at = r.pos;
-            let newest_event_time_us = match r.u8("newest flag")? {
-                0 => None,
-                1 => Some(r.i64("newest event time")?),
-                b => {
-                    return Err(r.err(
-                        ErrorCode::Malformed,
-                        at,
-                        format_args!("invalid newest flag {b}"),
-                    ))
-                }
-            };
+            let newest_event_time_us = r.optional("newest flag", |r| r.i64("newest event time"))?;
             let values = r.reply_row(i, arity)?;
             rows.push(FeatureRow {
                 as_of_us,
@@ -712,18 +716,7 @@ pub fn decode_request(h: &FrameHeader, payload: &[u8]) -> Result<Request, Decode
             for _ in 0..n {
                 keys.push(r.value()?);
             }
-            let at = r.pos;
-            let as_of_us = match r.u8("as_of flag")? {
-                0 => None,
-                1 => Some(r.i64("as_of")?),
-                b => {
-                    return Err(r.err(
-                        ErrorCode::Malformed,
-                        at,
-                        format_args!("invalid as_of flag {b}"),
-                    ))
-                }
-            };
+            let as_of_us = r.optional("as_of flag", |r| r.i64("as_of"))?;
             Request::Features(FeaturesRequest {
                 view,
                 keys,
@@ -742,21 +735,12 @@ pub fn decode_request(h: &FrameHeader, payload: &[u8]) -> Result<Request, Decode
         }
         Opcode::Ingest => {
             let stream = r.string("stream")?;
-            let at = r.pos;
-            let producer = match r.u8("producer flag")? {
-                0 => None,
-                1 => Some(Producer {
+            let producer = r.optional("producer flag", |r| {
+                Ok(Producer {
                     id: r.u64("producer id")?,
                     seq: r.u64("producer seq")?,
-                }),
-                b => {
-                    return Err(r.err(
-                        ErrorCode::Malformed,
-                        at,
-                        format_args!("invalid producer flag {b}"),
-                    ))
-                }
-            };
+                })
+            })?;
             let at = r.pos;
             let body = match r.u8("body kind")? {
                 INGEST_JSON => {

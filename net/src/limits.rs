@@ -74,8 +74,9 @@ pub const MAX_COLUMNS: u32 = 1024;
 pub const MAX_VECTOR_COMPONENTS: u32 = tarn_types::MAX_VECTOR_DIMENSIONS;
 
 /// Largest `k` of a KNN request: equal to `tarn_vectors::MAX_K` (1,000), the most neighbours
-/// one search keeps. tarn-net does not depend on tarn-vectors, so the equality is asserted
-/// where both are visible (the server).
+/// one search keeps. tarn-net does not depend on tarn-vectors, so the equality (and that of
+/// [`MAX_KNN_EF`]) is asserted at compile time in `net/tests/knn.rs`, where it is a
+/// dev-dependency.
 ///
 /// Why: Tarn answers real-time context requests (k = 10–100 in practice); each shard keeps a
 /// heap of `k` candidates and the accepting shard merges `shards × k` of them, and the reply

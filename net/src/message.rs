@@ -144,11 +144,12 @@ pub enum KnnQuery {
     /// The query vector itself: exactly the index's dimension, finite components.
     Vector(Vec<f32>),
     /// The primary key of a row of the index's table: its indexed vector is the query (the row
-    /// itself is among the results, at distance 0 or its own cosine/ip distance).
+    /// itself is among the results when it matches the filter).
     Like(Value),
 }
 
-/// The nearest rows, nearest first (ties in an unspecified but deterministic order).
+/// The nearest rows, nearest first (equal distances in a deterministic order, not the key
+/// order).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KnnReply {
     /// The returned columns (the request's `columns`, or every column of the table).

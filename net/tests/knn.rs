@@ -7,6 +7,11 @@ use common::*;
 use rand::{Rng, SeedableRng};
 use tarn_net::*;
 
+// The wire limits are the search's own: a KNN the decoder lets through and the server's range
+// check accepts is one the vector index can run.
+const _: () = assert!(limits::MAX_KNN_K as usize == tarn_vectors::MAX_K);
+const _: () = assert!(limits::MAX_KNN_EF as usize == tarn_vectors::HNSW_EF_SEARCH_MAX);
+
 fn roundtrip_request(req: &Request) {
     let f = request_frame(9, req);
     let h = header(&f);
@@ -207,9 +212,8 @@ fn reply_payload(rows: u32, arity_of_first: u32) -> Vec<u8> {
     p.extend_from_slice(&rows.to_le_bytes());
     p.extend_from_slice(&0.5f32.to_le_bytes());
     p.extend_from_slice(&arity_of_first.to_le_bytes());
-    for _ in 0..arity_of_first {
-        p.push(0);
-    }
+    // NULL values (tag 0).
+    p.resize(p.len() + arity_of_first as usize, 0);
     p
 }
 

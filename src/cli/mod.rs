@@ -6,13 +6,15 @@
 //!
 //! This module parses the arguments and dispatches; each command lives in its own file:
 //! `sql.rs` (sql), `load.rs` (upsert, ingest: reading input lines in batches), `features.rs`
-//! (features), `history.rs` (features-history), `get.rs` (get, delete), `stats.rs` (stats,
-//! ping), with `output.rs` for what they print (stdout, progress bars, load summaries).
+//! (features), `history.rs` (features-history), `get.rs` (get, delete), `knn.rs` (knn),
+//! `stats.rs` (stats, ping), with `output.rs` for what they print (stdout, progress bars, load
+//! summaries).
 
 mod features;
 mod get;
 mod history;
 mod ingest;
+mod knn;
 mod load;
 mod output;
 mod schema;
@@ -33,6 +35,7 @@ use tarn_types::Value;
 use features::cmd_features;
 use get::{cmd_delete, cmd_get};
 use history::cmd_features_history;
+use knn::{cmd_knn, KnnArgs};
 use load::{cmd_ingest, cmd_upsert};
 use schema::Schema;
 use sql::cmd_sql;
@@ -164,6 +167,18 @@ Keys are typed by the key column (integer text for BIGINT, \\x<hex> for BYTES, m
 or RFC 3339 for TIMESTAMP). Keys with no row are listed as 'not found' (exit status 0).
 --json prints an array with one entry per key, in order: an object {column: value} or null.")]
     Get(KeysArgs),
+    /// Nearest rows to a vector in a vector index
+    #[command(after_help = "\
+Exactly one query: --vector '[x, y, …]' (the index's dimension, finite numbers) or --like KEY
+(the vector of the row with that primary key, typed by the table's key column; the row itself
+is among the results when it matches the filter). -k is 1..=1000, --ef 1..=1000 (an ef below
+k searches with k). --filter is a SQL condition on the table's columns, applied during the
+search (fewer than k rows come back when fewer match). The distance is the index metric's: l2 = Euclidean distance,
+cosine = 1 - cos, ip = -(a·b); smaller is nearer. Prints a table, nearest first, with the
+distance first and a line with the rows and the distances the search computed. --json prints
+an array, nearest first, of objects {distance, column: value, …} (\"_distance\" when the table
+has a column named distance).")]
+    Knn(KnnArgs),
     /// Delete rows by primary key
     #[command(after_help = "--json prints {\"deleted\": N}.")]
     Delete(KeysArgs),
@@ -346,6 +361,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::FeaturesHistory(a) => cmd_features_history(cli, a),
         Command::Get(a) => cmd_get(cli, a),
         Command::Delete(a) => cmd_delete(cli, a),
+        Command::Knn(a) => cmd_knn(cli, a),
         Command::Stats => cmd_stats(cli),
         Command::Ping(a) => cmd_ping(cli, a),
     }
@@ -388,5 +404,86 @@ mod tests {
         assert!(Cli::try_parse_from(["tarn", "upsert", "t"]).is_err());
         assert!(Cli::try_parse_from(["tarn", "upsert", "t", "-f", "r.jsonl", "--merge"]).is_ok());
         assert!(Cli::try_parse_from(["tarn", "get", "t"]).is_err());
+    }
+
+    fn knn_args(args: &[&str]) -> std::result::Result<KnnArgs, clap::Error> {
+        let argv = ["tarn", "knn"].iter().chain(args);
+        Cli::try_parse_from(argv).map(|c| match c.command {
+            Command::Knn(a) => a,
+            other => panic!("parsed as {other:?}"),
+        })
+    }
+
+    #[test]
+    fn knn_arguments_parse() {
+        let a = knn_args(&[
+            "docs_emb",
+            "--vector",
+            "[0.1, -0.2]",
+            "-k",
+            "5",
+            "--ef",
+            "64",
+            "--filter",
+            "lang = 'en'",
+            "--columns",
+            "id,title",
+        ])
+        .unwrap();
+        assert_eq!(a.index, "docs_emb");
+        assert_eq!(a.vector.as_deref(), Some("[0.1, -0.2]"));
+        assert_eq!((a.k, a.ef), (5, Some(64)));
+        assert_eq!(a.filter.as_deref(), Some("lang = 'en'"));
+        assert_eq!(a.columns, ["id", "title"]);
+        let a = knn_args(&["i", "--like", "-7", "-k", "1000", "--json"]).unwrap();
+        assert_eq!(a.like.as_deref(), Some("-7"));
+        assert_eq!((a.k, a.ef, a.filter), (1000, None, None));
+        assert!(a.columns.is_empty());
+    }
+
+    #[test]
+    fn knn_argument_errors_are_usage_errors() {
+        use clap::error::ErrorKind;
+        for (args, kind) in [
+            // Neither or both queries.
+            (&["i", "-k", "3"][..], ErrorKind::MissingRequiredArgument),
+            (
+                &["i", "--vector", "[1]", "--like", "7", "-k", "3"][..],
+                ErrorKind::ArgumentConflict,
+            ),
+            // k missing, 0, over MAX_KNN_K or not a number; ef out of range.
+            (
+                &["i", "--vector", "[1]"][..],
+                ErrorKind::MissingRequiredArgument,
+            ),
+            (
+                &["i", "--vector", "[1]", "-k", "0"][..],
+                ErrorKind::ValueValidation,
+            ),
+            (
+                &["i", "--vector", "[1]", "-k", "1001"][..],
+                ErrorKind::ValueValidation,
+            ),
+            (
+                &["i", "--vector", "[1]", "-k", "x"][..],
+                ErrorKind::ValueValidation,
+            ),
+            (
+                &["i", "--like", "7", "-k", "3", "--ef", "0"][..],
+                ErrorKind::ValueValidation,
+            ),
+            (
+                &["i", "--like", "7", "-k", "3", "--ef", "1001"][..],
+                ErrorKind::ValueValidation,
+            ),
+            // No index.
+            (
+                &["--like", "7", "-k", "3"][..],
+                ErrorKind::MissingRequiredArgument,
+            ),
+        ] {
+            let e = knn_args(args).unwrap_err();
+            assert_eq!(e.kind(), kind, "{args:?}: {e}");
+        }
     }
 }

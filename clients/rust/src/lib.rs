@@ -14,6 +14,9 @@
 //! server checks the dimension and that every component is finite, answering `BAD_VECTOR`):
 //! `Value::Vector(vec![0.5, -1.0, 2.0].into())`.
 //!
+//! [`Client::knn`] asks a vector index for the rows nearest to a query vector (or to the vector
+//! of a row given by its key), optionally filtered by a SQL condition.
+//!
 //! Requests can be pipelined: [`Client::send`] / [`Client::recv`] expose the raw request ids,
 //! [`Client::pipeline`] keeps up to the server's `max_in_flight` requests outstanding and returns
 //! results in request order. The simple methods (`sql`, `get`, ...) can be mixed with `send`:

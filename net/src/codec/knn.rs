@@ -59,18 +59,7 @@ impl Reader<'_> {
     pub(super) fn knn_request(&mut self) -> Result<KnnRequest, DecodeError> {
         let index = self.string("index")?;
         let k = self.u32("k")?;
-        let at = self.pos;
-        let ef = match self.u8("ef flag")? {
-            0 => None,
-            1 => Some(self.u32("ef")?),
-            b => {
-                return Err(self.err(
-                    ErrorCode::Malformed,
-                    at,
-                    format_args!("invalid ef flag {b}"),
-                ))
-            }
-        };
+        let ef = self.optional("ef flag", |r| r.u32("ef"))?;
         let query = self.knn_query()?;
         let filter = self.string_limited("filter", MAX_FILTER_BYTES, ErrorCode::ValueTooLong)?;
         let n = self.count("column", 4, MAX_KNN_COLUMNS, ErrorCode::Malformed)?;
