@@ -615,3 +615,79 @@ fn bad_knn_requests_get_clear_errors_and_change_nothing() {
     .server();
     assert_eq!(e.code, ErrorCode::UnknownIndex);
 }
+
+#[test]
+fn the_readme_vector_walkthrough_runs_as_written() {
+    let server = TarnServer::start_ok(ServerOpts::shards(2));
+    let a = server.addr_string();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("Vectors and nearest-neighbour search")
+        .expect("the README section");
+    let block = &readme[start..];
+    let block = &block[block.find("```sh\n").unwrap() + 6..];
+    let block = &block[..block.find("```").unwrap()];
+    let mut outputs = Vec::new();
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        let args = shell_words(line.strip_prefix("tarn ").expect("a tarn command"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_tarn(&a, &args);
+        assert!(
+            out.status.success(),
+            "{line}: {}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        outputs.push(out.stdout);
+    }
+    // The nearest by cosine to [0.15, 0.85, 0.05] are 1 and 2; like 1 in stock under 20: 1 only.
+    let first = &outputs[3];
+    let (p1, p2) = (
+        first.find(" 1 ").or(first.find("| 1")),
+        first.find(" 2 ").or(first.find("| 2")),
+    );
+    assert!(
+        p1.is_some() && p2.is_some() && !first.contains(" 3 "),
+        "knn output:\n{first}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(outputs[4].trim()).unwrap_or_else(|e| panic!("{e}: {}", outputs[4]));
+    let rows = json.as_array().expect("a JSON array");
+    assert_eq!(rows.len(), 1, "{json}");
+    assert_eq!(rows[0]["id"], 1);
+    assert_eq!(rows[0]["distance"], 0.0);
+    assert!(outputs[5].contains("products_emb"), "{}", outputs[5]);
+}
+
+/// Splits a README command line like a POSIX shell would for these lines: words separated by
+/// spaces, single- or double-quoted parts kept whole.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quote = None;
+    let mut in_word = false;
+    for ch in line.chars() {
+        match (quote, ch) {
+            (None, '\'' | '"') => {
+                quote = Some(ch);
+                in_word = true;
+            }
+            (Some(q), c) if c == q => quote = None,
+            (None, ' ') => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (_, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    words
+}
