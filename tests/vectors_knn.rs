@@ -173,6 +173,14 @@ fn knn_over_shards_matches_brute_force_with_filters_columns_and_like() {
         .position(|c| c.name == "rows_indexed")
         .unwrap();
     assert_eq!(listed.rows[0][indexed], Value::Int(6000));
+    // STATS: each shard's part of the index, summing to the table.
+    let stats = c.stats().unwrap();
+    let parts: Vec<&tarn_net::IndexStats> = stats.shards.iter().flat_map(|s| &s.indexes).collect();
+    assert_eq!(parts.len(), 2, "{stats:?}");
+    assert!(parts
+        .iter()
+        .all(|p| p.index == "items_emb" && p.rows_pending == 0 && p.memory_bytes > 0));
+    assert_eq!(parts.iter().map(|p| p.rows_indexed).sum::<u64>(), 6000);
 
     let mut total = 0.0;
     for _ in 0..50 {

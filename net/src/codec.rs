@@ -198,6 +198,18 @@ pub fn encode_response_payload(resp: &Response, out: &mut Vec<u8>) {
                     put_u64(out, op.p999_us);
                     put_u64(out, op.max_us);
                 }
+                put_count(out, sh.indexes.len());
+                for ix in &sh.indexes {
+                    put_str(out, &ix.index);
+                    for x in [
+                        ix.rows_indexed,
+                        ix.rows_pending,
+                        ix.tombstones,
+                        ix.memory_bytes,
+                    ] {
+                        put_u64(out, x);
+                    }
+                }
             }
         }
         Response::Error(e) => {
@@ -878,8 +890,8 @@ pub fn decode_response(h: &FrameHeader, payload: &[u8]) -> Result<Response, Deco
         }),
         Opcode::Knn => Response::Knn(r.knn_reply()?),
         Opcode::Stats => {
-            // shard (4) + cpu (4) + 3 x u64 (24) + connections (4) + op count (4)
-            let n = r.count("shard", 40, u32::MAX, ErrorCode::Malformed)?;
+            // shard (4) + cpu (4) + 3 x u64 (24) + connections (4) + op and index counts (8)
+            let n = r.count("shard", 44, u32::MAX, ErrorCode::Malformed)?;
             let mut shards = Vec::with_capacity(n);
             for _ in 0..n {
                 let shard = r.u32("shard")?;
@@ -901,6 +913,18 @@ pub fn decode_response(h: &FrameHeader, payload: &[u8]) -> Result<Response, Deco
                         max_us: r.u64("max_us")?,
                     });
                 }
+                // index (>= 4) + 4 x u64
+                let j = r.count("index", 36, u32::MAX, ErrorCode::Malformed)?;
+                let mut indexes = Vec::with_capacity(j);
+                for _ in 0..j {
+                    indexes.push(IndexStats {
+                        index: r.string("index")?,
+                        rows_indexed: r.u64("rows_indexed")?,
+                        rows_pending: r.u64("rows_pending")?,
+                        tombstones: r.u64("tombstones")?,
+                        memory_bytes: r.u64("memory_bytes")?,
+                    });
+                }
                 shards.push(ShardStats {
                     shard,
                     cpu,
@@ -909,6 +933,7 @@ pub fn decode_response(h: &FrameHeader, payload: &[u8]) -> Result<Response, Deco
                     durable_lsn,
                     connections,
                     ops,
+                    indexes,
                 });
             }
             Response::Stats(StatsReply { shards })

@@ -311,6 +311,23 @@ pub struct ShardStats {
     pub durable_lsn: u64,
     pub connections: u32,
     pub ops: Vec<OpStats>,
+    /// This shard's part of every vector index, in index name order.
+    pub indexes: Vec<IndexStats>,
+}
+
+/// One vector index on one shard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexStats {
+    /// The index's name.
+    pub index: String,
+    /// Rows whose vectors are in the graph.
+    pub rows_indexed: u64,
+    /// Rows still to insert (a build after CREATE INDEX or a start-up); searched exactly.
+    pub rows_pending: u64,
+    /// Graph nodes of updated or deleted rows, until the next rebuild.
+    pub tombstones: u64,
+    /// Heap bytes of the graph and its row map.
+    pub memory_bytes: u64,
 }
 
 /// Latency summary of one operation kind on one shard, in microseconds.

@@ -32,6 +32,13 @@ pub(super) fn cmd_stats(cli: &Cli) -> Result<()> {
                         "p999_us": o.p999_us,
                         "max_us": o.max_us,
                     })).collect::<Vec<_>>(),
+                    "indexes": sh.indexes.iter().map(|x| json!({
+                        "index": x.index,
+                        "rows_indexed": x.rows_indexed,
+                        "rows_pending": x.rows_pending,
+                        "tombstones": x.tombstones,
+                        "memory_bytes": x.memory_bytes,
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -81,7 +88,36 @@ pub(super) fn cmd_stats(cli: &Cli) -> Result<()> {
             ]);
         }
     }
-    emit(&format!("{}\n{}", t.render(), ops.render()))
+    let mut out = format!("{}\n{}", t.render(), ops.render());
+    if s.shards.iter().any(|sh| !sh.indexes.is_empty()) {
+        out.push_str(&format!("\n{}", index_table(&s.shards).render()));
+    }
+    emit(&out)
+}
+
+/// Every shard's part of every vector index: build progress, tombstones, memory.
+fn index_table(shards: &[tarn_client::ShardStats]) -> Table {
+    let mut t = Table::new([
+        "shard",
+        "index",
+        "rows indexed",
+        "rows pending",
+        "tombstones",
+        "memory bytes",
+    ]);
+    for sh in shards {
+        for x in &sh.indexes {
+            t.row(vec![
+                num_cell(sh.shard),
+                text_cell(x.index.clone()),
+                num_cell(x.rows_indexed),
+                num_cell(x.rows_pending),
+                num_cell(x.tombstones),
+                num_cell(x.memory_bytes),
+            ]);
+        }
+    }
+    t
 }
 
 pub(super) fn cmd_ping(cli: &Cli, a: &PingArgs) -> Result<()> {

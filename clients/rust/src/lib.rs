@@ -30,10 +30,10 @@ use std::time::Duration;
 use tarn_net::{decode_response, encode_request, FrameBuffer, CONNECTION_REQUEST_ID};
 pub use tarn_net::{
     limits, Column, ColumnType, DeleteReply, ErrorCode, ErrorReply, FeatureRow, FeaturesReply,
-    FeaturesRequest, GetReply, Hello, HelloReply, HistoryReply, HistoryRequest, IngestBody,
-    IngestReply, IngestRequest, KeysRequest, KnnQuery, KnnReply, KnnRequest, KnnRow, OpStats,
-    Producer, Request, Response, ShardStats, SqlReply, StatsReply, UpsertMode, UpsertReply,
-    UpsertRequest, Value,
+    FeaturesRequest, GetReply, Hello, HelloReply, HistoryReply, HistoryRequest, IndexStats,
+    IngestBody, IngestReply, IngestRequest, KeysRequest, KnnQuery, KnnReply, KnnRequest, KnnRow,
+    OpStats, Producer, Request, Response, ShardStats, SqlReply, StatsReply, UpsertMode,
+    UpsertReply, UpsertRequest, Value,
 };
 
 /// Most request bytes the client keeps unanswered in [`Client::pipeline`] (besides the count

@@ -429,6 +429,13 @@ pub fn sample_responses() -> Vec<(&'static str, u64, Response)> {
                                 max_us: 2000,
                             },
                         ],
+                        indexes: vec![IndexStats {
+                            index: "docs_emb".into(),
+                            rows_indexed: 990,
+                            rows_pending: 10,
+                            tombstones: 4,
+                            memory_bytes: 1 << 20,
+                        }],
                     },
                     ShardStats {
                         shard: 1,
@@ -438,6 +445,7 @@ pub fn sample_responses() -> Vec<(&'static str, u64, Response)> {
                         durable_lsn: 0,
                         connections: 0,
                         ops: vec![],
+                        indexes: vec![],
                     },
                 ],
             }),

@@ -98,6 +98,25 @@ impl Shard {
         out
     }
 
+    /// This shard's part of every index, for STATS, in index name order.
+    pub fn local_index_stats(&self) -> Vec<tarn_net::IndexStats> {
+        let catalog = self.catalog();
+        let state = self.state.borrow();
+        catalog
+            .indexes()
+            .filter_map(|def| {
+                let p = state.index_progress(def.id)?;
+                Some(tarn_net::IndexStats {
+                    index: def.name.clone(),
+                    rows_indexed: p.indexed,
+                    rows_pending: p.pending,
+                    tombstones: p.tombstones,
+                    memory_bytes: p.memory_bytes,
+                })
+            })
+            .collect()
+    }
+
     /// [`Shard::local_index_progress`] of every shard, summed per index.
     pub async fn index_progress_all(
         self: &Rc<Self>,

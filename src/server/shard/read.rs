@@ -74,6 +74,7 @@ impl Shard {
             durable_lsn: self.log.durable_lsn(),
             connections: self.connections.get(),
             ops: self.stats.borrow().snapshot(),
+            indexes: self.local_index_stats(),
         }
     }
 
