@@ -110,24 +110,28 @@ fn brute(
     all.into_iter().take(k).map(|x| x.1).collect()
 }
 
+/// Rows pending in every index (SHOW INDEXES).
+fn pending(c: &mut Conn) -> i64 {
+    let r = c.sql("SHOW INDEXES").unwrap();
+    let pending_col = r
+        .columns
+        .iter()
+        .position(|c| c.name == "rows_pending")
+        .unwrap();
+    r.rows
+        .iter()
+        .map(|row| match row[pending_col] {
+            Value::Int(n) => n,
+            _ => panic!("rows_pending"),
+        })
+        .sum()
+}
+
 /// Waits (bounded) until SHOW INDEXES reports no row pending.
 fn wait_built(c: &mut Conn) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let r = c.sql("SHOW INDEXES").unwrap();
-        let pending_col = r
-            .columns
-            .iter()
-            .position(|c| c.name == "rows_pending")
-            .unwrap();
-        let pending: i64 = r
-            .rows
-            .iter()
-            .map(|row| match row[pending_col] {
-                Value::Int(n) => n,
-                _ => panic!("rows_pending"),
-            })
-            .sum();
+        let pending = pending(c);
         if pending == 0 {
             return;
         }
@@ -267,7 +271,7 @@ fn knn_over_shards_matches_brute_force_with_filters_columns_and_like() {
 
 #[test]
 fn every_live_row_is_found_by_its_own_vector_after_a_build_under_concurrent_writes() {
-    // One shard of 6,000 rows: far above what the planner scans exactly for k = 1 (64 · ef),
+    // One shard of 20,000 rows: far above what the planner scans exactly for k = 1 (64 · ef),
     // so every search below walks the graph (checked through the distances computed).
     let server = TarnServer::start_ok(ServerOpts::shards(1));
     let mut c = server.client();
@@ -276,14 +280,16 @@ fn every_live_row_is_found_by_its_own_vector_after_a_build_under_concurrent_writ
         "CREATE TABLE items (id BIGINT PRIMARY KEY, emb VECTOR({DIM}), grp BIGINT, tag TEXT)"
     ))
     .unwrap();
-    let mut rows = write_rows(&mut c, &mut rng, 0, 6000);
+    let mut rows = write_rows(&mut c, &mut rng, 0, 20_000);
     c.sql("CREATE INDEX items_emb ON items USING hnsw (emb) WITH (m = 8)")
         .unwrap();
     // While the build runs: rewrite, delete and add rows from the same connection order.
     let mut w = server.client();
+    let mut pending_seen = Vec::new();
     for round in 0..10 {
+        pending_seen.push(pending(&mut c));
         let base = round * 400;
-        let fresh = write_rows(&mut w, &mut rng, 6000 + base, 100);
+        let fresh = write_rows(&mut w, &mut rng, 20_000 + base, 100);
         rows.extend(fresh);
         let rewritten = write_rows(&mut w, &mut rng, base, 50);
         rows.extend(rewritten);
@@ -293,6 +299,12 @@ fn every_live_row_is_found_by_its_own_vector_after_a_build_under_concurrent_writ
             rows.remove(&id);
         }
     }
+    // The build really overlapped the writes: rows were still pending after some rounds.
+    let overlapped = pending_seen.iter().filter(|&&p| p > 0).count();
+    assert!(
+        overlapped >= 2,
+        "pending rows between rounds: {pending_seen:?}"
+    );
     wait_built(&mut c);
     let mut missing = Vec::new();
     for (&id, v) in &rows {
