@@ -1,5 +1,6 @@
-//! `SELECT`: the only query is a read of a feature view by key; and the pieces of a SELECT
-//! that view definitions share ([`SelectParts`], [`plain_select`], [`single_from`]).
+//! `SELECT`: reads of a feature view or a table by key, and (dispatched to
+//! [`super::knn_select`] when a distance operator heads an ORDER BY or select item) kNN
+//! queries; and the pieces of a SELECT that view definitions share ([`SelectParts`], [`plain_select`], [`single_from`]).
 //!
 //! # Reading a view
 //!
@@ -175,6 +176,9 @@ const READ_FORM: &str = "reads of views take SELECT * | col, … FROM view WHERE
 /// [`super::parse`]). Rejections are `UNSUPPORTED`, quote the statement and say which
 /// reads are accepted.
 pub(crate) fn lower_select(query: ast::Query) -> Result<Statement, CoreError> {
+    if super::knn_select::is_knn(&query) {
+        return super::knn_select::lower_knn_select(query);
+    }
     let text = excerpt(&query.to_string(), 80);
     lower_select_inner(query).map_err(|e| match e {
         CoreError::Unsupported(m) => unsupported(format!("statement `{text}`: {m}")),
@@ -240,22 +244,7 @@ fn lower_select_inner(query: ast::Query) -> Result<Statement, CoreError> {
 fn read_columns(projection: &[ast::SelectItem]) -> Result<Option<Vec<String>>, CoreError> {
     match projection {
         [ast::SelectItem::Wildcard(opts)] => {
-            let ast::WildcardAdditionalOptions {
-                wildcard_token: _,
-                opt_ilike,
-                opt_exclude,
-                opt_except,
-                opt_replace,
-                opt_rename,
-                opt_alias,
-            } = opts;
-            if opt_ilike.is_some()
-                || opt_exclude.is_some()
-                || opt_except.is_some()
-                || opt_replace.is_some()
-                || opt_rename.is_some()
-                || opt_alias.is_some()
-            {
+            if !plain_wildcard(opts) {
                 return Err(bad("options of *"));
             }
             Ok(None)
@@ -278,6 +267,25 @@ fn read_columns(projection: &[ast::SelectItem]) -> Result<Option<Vec<String>>, C
             Ok(Some(cols))
         }
     }
+}
+
+/// True for a `*` without options (ILIKE, EXCLUDE, EXCEPT, REPLACE, RENAME, AS).
+pub(crate) fn plain_wildcard(opts: &ast::WildcardAdditionalOptions) -> bool {
+    let ast::WildcardAdditionalOptions {
+        wildcard_token: _,
+        opt_ilike,
+        opt_exclude,
+        opt_except,
+        opt_replace,
+        opt_rename,
+        opt_alias,
+    } = opts;
+    opt_ilike.is_none()
+        && opt_exclude.is_none()
+        && opt_except.is_none()
+        && opt_replace.is_none()
+        && opt_rename.is_none()
+        && opt_alias.is_none()
 }
 
 /// The WHERE of a read: `key = literal` (either way round) or `key IN (literal, …)`.
