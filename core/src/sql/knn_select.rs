@@ -18,7 +18,7 @@ use tarn_vectors::Metric;
 
 use super::ident::ident;
 use super::insert::array_component;
-use super::select::{select_parts, single_from, SelectParts};
+use super::select::{query_parts, read_parts, single_from, QueryParts, ReadParts};
 use super::{unsupported, Statement};
 use crate::catalog::Catalog;
 use crate::expr::Expr;
@@ -166,30 +166,21 @@ pub(crate) fn lower_knn_select(query: ast::Query) -> Result<Statement, CoreError
 }
 
 fn lower_inner(query: ast::Query) -> Result<KnnSelect, CoreError> {
-    let ast::Query {
+    let QueryParts {
         with,
         body,
         order_by,
         limit_clause,
         fetch,
-        locks,
-        for_clause,
-        settings,
-        format_clause,
-        pipe_operators,
-    } = query;
-    if with.is_some() {
+        other,
+    } = query_parts(query);
+    if with {
         return Err(bad("WITH (common table expressions)"));
     }
-    if fetch.is_some() {
+    if fetch {
         return Err(bad("FETCH (write LIMIT k)"));
     }
-    if !locks.is_empty()
-        || for_clause.is_some()
-        || settings.is_some()
-        || format_clause.is_some()
-        || !pipe_operators.is_empty()
-    {
+    if other {
         return Err(bad("query clauses"));
     }
     let ast::SetExpr::Select(select) = *body else {
@@ -200,7 +191,37 @@ fn lower_inner(query: ast::Query) -> Result<KnnSelect, CoreError> {
     };
     let order = order_distance(order_by)?;
     let limit = limit_k(limit_clause)?;
-    let (table, items, filter) = select_clauses(*select, &order)?;
+    select_clauses(*select, order, limit)
+}
+
+/// The query from its FROM, select list and WHERE (every other clause is refused), `order`
+/// and `limit`.
+fn select_clauses(
+    select: ast::Select,
+    order: Distance,
+    limit: u64,
+) -> Result<KnnSelect, CoreError> {
+    let ReadParts {
+        projection,
+        from,
+        selection,
+    } = read_parts(
+        select,
+        &|m| bad(m),
+        "SELECT, FROM, WHERE, ORDER BY and LIMIT",
+    )?;
+    let table = single_from(from, "a kNN SELECT").map_err(|e| match e {
+        CoreError::Unsupported(m) => unsupported(format!("{m}; {KNN_FORM}")),
+        other => other,
+    })?;
+    let items = projection
+        .iter()
+        .map(|item| select_item(item, &order))
+        .collect::<Result<Vec<_>, _>>()?;
+    let filter = selection
+        .as_ref()
+        .map(|c| super::expr::lower_condition(c, "WHERE"))
+        .transpose()?;
     Ok(KnnSelect {
         table,
         items,
@@ -208,50 +229,6 @@ fn lower_inner(query: ast::Query) -> Result<KnnSelect, CoreError> {
         filter,
         limit,
     })
-}
-
-/// The FROM, select list and WHERE of a kNN query; every other clause is refused.
-fn select_clauses(
-    select: ast::Select,
-    order: &Distance,
-) -> Result<(String, Vec<KnnItem>, Option<Expr<String>>), CoreError> {
-    let SelectParts {
-        distinct,
-        projection,
-        from,
-        selection,
-        group_by,
-        having,
-        window,
-        qualify,
-        other,
-    } = select_parts(select);
-    if distinct {
-        return Err(bad("DISTINCT"));
-    }
-    if !matches!(&group_by, ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
-        || having
-    {
-        return Err(bad("GROUP BY/HAVING"));
-    }
-    if other || window || qualify {
-        return Err(bad(
-            "clauses other than SELECT, FROM, WHERE, ORDER BY and LIMIT",
-        ));
-    }
-    let table = single_from(from, "a kNN SELECT").map_err(|e| match e {
-        CoreError::Unsupported(m) => unsupported(format!("{m}; {KNN_FORM}")),
-        other => other,
-    })?;
-    let items = projection
-        .iter()
-        .map(|item| select_item(item, order))
-        .collect::<Result<Vec<_>, _>>()?;
-    let filter = selection
-        .as_ref()
-        .map(|c| super::expr::lower_condition(c, "WHERE"))
-        .transpose()?;
-    Ok((table, items, filter))
 }
 
 /// `ORDER BY col <op> vector`, exactly one item, ascending.

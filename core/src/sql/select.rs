@@ -92,8 +92,20 @@ pub(crate) fn select_parts(select: ast::Select) -> SelectParts {
     }
 }
 
-/// The `SELECT` of a query that has nothing else (no CTE, ORDER BY, LIMIT, set operation…).
-pub(crate) fn plain_select(query: ast::Query, what: &str) -> Result<ast::Select, CoreError> {
+/// The parts of a query, and which other clauses it has. Destructured exhaustively, as
+/// [`select_parts`] does.
+pub(crate) struct QueryParts {
+    pub(crate) with: bool,
+    pub(crate) body: Box<ast::SetExpr>,
+    pub(crate) order_by: Option<ast::OrderBy>,
+    pub(crate) limit_clause: Option<ast::LimitClause>,
+    pub(crate) fetch: bool,
+    /// Locks, FOR, SETTINGS, FORMAT or pipe operators.
+    pub(crate) other: bool,
+}
+
+/// Takes a query apart.
+pub(crate) fn query_parts(query: ast::Query) -> QueryParts {
     let ast::Query {
         with,
         body,
@@ -106,22 +118,41 @@ pub(crate) fn plain_select(query: ast::Query, what: &str) -> Result<ast::Select,
         format_clause,
         pipe_operators,
     } = query;
+    QueryParts {
+        with: with.is_some(),
+        body,
+        order_by,
+        limit_clause,
+        fetch: fetch.is_some(),
+        other: !locks.is_empty()
+            || for_clause.is_some()
+            || settings.is_some()
+            || format_clause.is_some()
+            || !pipe_operators.is_empty(),
+    }
+}
+
+/// The `SELECT` of a query that has nothing else (no CTE, ORDER BY, LIMIT, set operation…).
+pub(crate) fn plain_select(query: ast::Query, what: &str) -> Result<ast::Select, CoreError> {
+    let QueryParts {
+        with,
+        body,
+        order_by,
+        limit_clause,
+        fetch,
+        other,
+    } = query_parts(query);
     let clause = |c: &str| unsupported(format!("{c} in {what}"));
-    if with.is_some() {
+    if with {
         return Err(clause("WITH (common table expressions)"));
     }
     if order_by.is_some() {
         return Err(clause("ORDER BY"));
     }
-    if limit_clause.is_some() || fetch.is_some() {
+    if limit_clause.is_some() || fetch {
         return Err(clause("LIMIT/OFFSET/FETCH"));
     }
-    if !locks.is_empty()
-        || for_clause.is_some()
-        || settings.is_some()
-        || format_clause.is_some()
-        || !pipe_operators.is_empty()
-    {
+    if other {
         return Err(clause("query clauses"));
     }
     match *body {
@@ -186,18 +217,20 @@ pub(crate) fn lower_select(query: ast::Query) -> Result<Statement, CoreError> {
     })
 }
 
-/// `{m} in a SELECT; {READ_FORM}`.
-fn bad(m: &str) -> CoreError {
-    unsupported(format!("{m} in a SELECT; {READ_FORM}"))
+/// The select list, FROM and WHERE of a query that reads (by key, or kNN).
+pub(crate) struct ReadParts {
+    pub(crate) projection: Vec<ast::SelectItem>,
+    pub(crate) from: Vec<ast::TableWithJoins>,
+    pub(crate) selection: Option<ast::Expr>,
 }
 
-fn lower_select_inner(query: ast::Query) -> Result<Statement, CoreError> {
-    let what = "a SELECT";
-    let with_form = |e: CoreError| match e {
-        CoreError::Unsupported(m) => unsupported(format!("{m}; {READ_FORM}")),
-        other => other,
-    };
-    let select = plain_select(query, what).map_err(with_form)?;
+/// Takes a reading SELECT apart: DISTINCT, GROUP BY/HAVING and every clause but `allowed`
+/// (named in the message) are refused with `bad`.
+pub(crate) fn read_parts(
+    select: ast::Select,
+    bad: &dyn Fn(&str) -> CoreError,
+    allowed: &str,
+) -> Result<ReadParts, CoreError> {
     let SelectParts {
         distinct,
         projection,
@@ -218,8 +251,32 @@ fn lower_select_inner(query: ast::Query) -> Result<Statement, CoreError> {
         return Err(bad("GROUP BY/HAVING"));
     }
     if other || window || qualify {
-        return Err(bad("clauses other than SELECT, FROM and WHERE"));
+        return Err(bad(&format!("clauses other than {allowed}")));
     }
+    Ok(ReadParts {
+        projection,
+        from,
+        selection,
+    })
+}
+
+/// `{m} in a SELECT; {READ_FORM}`.
+fn bad(m: &str) -> CoreError {
+    unsupported(format!("{m} in a SELECT; {READ_FORM}"))
+}
+
+fn lower_select_inner(query: ast::Query) -> Result<Statement, CoreError> {
+    let what = "a SELECT";
+    let with_form = |e: CoreError| match e {
+        CoreError::Unsupported(m) => unsupported(format!("{m}; {READ_FORM}")),
+        other => other,
+    };
+    let select = plain_select(query, what).map_err(with_form)?;
+    let ReadParts {
+        projection,
+        from,
+        selection,
+    } = read_parts(select, &bad, "SELECT, FROM and WHERE")?;
     let view = single_from(from, what).map_err(with_form)?;
     let columns = read_columns(&projection)?;
     let Some(cond) = selection.as_ref() else {
