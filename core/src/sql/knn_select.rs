@@ -20,7 +20,7 @@ use super::ident::ident;
 use super::insert::array_component;
 use super::select::{query_parts, read_parts, single_from, QueryParts, ReadParts};
 use super::{unsupported, Statement};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Object, ObjectKind};
 use crate::expr::Expr;
 use crate::index_def::IndexDef;
 use crate::schema::TableDef;
@@ -136,7 +136,7 @@ pub(crate) fn is_knn(query: &ast::Query) -> bool {
 
 /// The metric of a distance expression `a <op> b`, if `e` is one.
 fn metric_of(e: &ast::Expr) -> Option<Metric> {
-    let ast::Expr::BinaryOp { op, .. } = e else {
+    let ast::Expr::BinaryOp { op, .. } = unnest(e) else {
         return None;
     };
     match op {
@@ -145,6 +145,14 @@ fn metric_of(e: &ast::Expr) -> Option<Metric> {
         ast::BinaryOperator::Custom(s) if s == "<#>" => Some(Metric::InnerProduct),
         _ => None,
     }
+}
+
+/// `e` without its enclosing parentheses.
+fn unnest(mut e: &ast::Expr) -> &ast::Expr {
+    while let ast::Expr::Nested(inner) = e {
+        e = inner;
+    }
+    e
 }
 
 /// `{m}` in a kNN query, with the accepted form.
@@ -276,10 +284,10 @@ fn distance(e: &ast::Expr) -> Result<Option<Distance>, CoreError> {
     let Some(metric) = metric_of(e) else {
         return Ok(None);
     };
-    let ast::Expr::BinaryOp { left, right, .. } = e else {
+    let ast::Expr::BinaryOp { left, right, .. } = unnest(e) else {
         unreachable!("metric_of matched a binary operator");
     };
-    let (id, value) = match (&**left, &**right) {
+    let (id, value) = match (unnest(left), unnest(right)) {
         (ast::Expr::Identifier(id), v) | (v, ast::Expr::Identifier(id)) => (id, v),
         _ => {
             return Err(bad(format!(
@@ -437,9 +445,17 @@ impl KnnSelect {
     /// bad vector (`BAD_VECTOR`, naming the column); a column listed twice, or the distance
     /// named like a listed column (`DUPLICATE_COLUMN`).
     pub fn plan<'c>(&self, catalog: &'c Catalog) -> Result<KnnPlan<'c>, CoreError> {
-        let table = catalog
-            .table(&self.table)
-            .ok_or_else(|| CoreError::UnknownTable(self.table.clone()))?;
+        let table = match catalog.object(&self.table) {
+            None => return Err(CoreError::UnknownTable(self.table.clone())),
+            Some(Object::Table(t)) => t,
+            Some(other) => {
+                return Err(CoreError::WrongKind {
+                    name: self.table.clone(),
+                    kind: other.kind(),
+                    wanted: ObjectKind::Table,
+                })
+            }
+        };
         let index = choose_index(catalog, table, &self.order)?;
         let vector = query_vector(&self.order, index, &self.order.column)?;
         let (columns, outputs) = outputs(table, &self.items)?;

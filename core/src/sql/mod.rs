@@ -302,7 +302,7 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
             })
         }
         other => Err(unsupported(format!(
-            "statement `{}` (supported: CREATE/DROP TABLE, CREATE/DROP STREAM, CREATE/DROP MATERIALIZED VIEW, CREATE/DROP INDEX, SHOW TABLES, SHOW STREAMS, SHOW VIEWS, SHOW INDEXES, DESCRIBE, INSERT INTO a table, SELECT from a table or feature view by key)",
+            "statement `{}` (supported: CREATE/DROP TABLE, CREATE/DROP STREAM, CREATE/DROP MATERIALIZED VIEW, CREATE/DROP INDEX, SHOW TABLES, SHOW STREAMS, SHOW VIEWS, SHOW INDEXES, DESCRIBE, INSERT INTO a table, SELECT from a table or feature view by key, kNN SELECT … ORDER BY col <-> | <=> | <#> vector LIMIT k)",
             crate::excerpt(&other.to_string(), 80)
         ))),
     }

@@ -84,6 +84,11 @@ fn vector_literals_casts_and_sides() {
     // The vector on the left: every metric is symmetric.
     let left = knn("SELECT * FROM t ORDER BY '[1,2]' <-> emb ASC LIMIT 1");
     assert_eq!(left.order.column, "emb");
+    // Parentheses around the distance or its sides change nothing.
+    let nested = knn("SELECT * FROM t ORDER BY ((emb) <=> ('[1,2]')) LIMIT 1");
+    assert_eq!(nested.order.column, "emb");
+    assert_eq!(nested.order.metric, Metric::Cosine);
+    assert_eq!(nested.order.vector, VectorLiteral::Text("[1,2]".into()));
 }
 
 #[test]
@@ -372,6 +377,19 @@ fn plan_refusals() {
     }
     let e = plan_err("SELECT id FROM items ORDER BY emb <-> '[1,2]' LIMIT 1");
     assert_eq!(e.column(), Some("emb"));
+    // A stream's name is not a table's.
+    let with_stream = catalog_with(&[
+        ITEMS,
+        "CREATE STREAM ev (ts TIMESTAMP, k TEXT, emb VECTOR(3)) WITH (event_time = 'ts')",
+    ]);
+    let e = knn("SELECT * FROM ev ORDER BY emb <-> '[1,2,3]' LIMIT 1")
+        .plan(&with_stream)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::UnknownTable, "{e}");
+    assert!(
+        e.to_string().contains("\"ev\" is a stream, not a table"),
+        "{e}"
+    );
 }
 
 #[test]
