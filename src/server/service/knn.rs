@@ -56,10 +56,13 @@ pub(crate) enum KnnFilter<'a> {
 
 /// A kNN search as asked, before its checks.
 pub(crate) struct KnnArgs<'a> {
+    /// The vector, or the row whose vector it is.
     pub(crate) query: KnnQuery,
     /// Checked to be in `1..=MAX_KNN_K` (wide, so that a SQL `LIMIT` is checked here too).
     pub(crate) k: u64,
+    /// The search's candidate list (`None`: the index's own `ef_search`).
     pub(crate) ef: Option<u32>,
+    /// Rows that fail it are skipped by the search, never counted against `k`.
     pub(crate) filter: KnnFilter<'a>,
     /// The columns to return, each once; `None` for every column.
     pub(crate) columns: Option<&'a [String]>,
