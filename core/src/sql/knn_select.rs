@@ -458,6 +458,7 @@ impl KnnSelect {
         };
         let index = choose_index(catalog, table, &self.order)?;
         let vector = query_vector(&self.order, index, &self.order.column)?;
+        assert_eq!(vector.len(), index.dim as usize, "the index's dimension");
         let (columns, outputs) = outputs(table, &self.items)?;
         Ok(KnnPlan {
             table,
