@@ -417,6 +417,7 @@ impl Catalog {
             | Statement::ShowViews
             | Statement::Describe { .. }
             | Statement::SelectFeatures { .. }
+            | Statement::SelectKnn(_)
             | Statement::Insert { .. } => Err(CoreError::Unsupported(
                 "SHOW / DESCRIBE / SELECT / INSERT do not change the catalog; answer them from it"
                     .into(),

@@ -120,7 +120,7 @@ fn insert_value(e: &ast::Expr) -> Result<InsertValue, CoreError> {
 }
 
 /// One `ARRAY[…]` element: a numeric literal (optionally signed), or what it is instead.
-fn array_component(e: &ast::Expr) -> Component {
+pub(super) fn array_component(e: &ast::Expr) -> Component {
     let (negative, inner) = match e {
         ast::Expr::UnaryOp {
             op: ast::UnaryOperator::Minus,

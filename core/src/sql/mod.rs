@@ -10,7 +10,8 @@
 //!   minute'])`, `DROP STREAM [IF EXISTS] s`.
 //! - [`view`]: `CREATE MATERIALIZED VIEW [IF NOT EXISTS] v WITH (window = …, bucket = …) AS
 //!   SELECT …`, `DROP MATERIALIZED VIEW [IF EXISTS] v`; [`select`]: reads of a view by key
-//!   (`SELECT * | cols FROM v WHERE key = literal | key IN (literals)`).
+//!   (`SELECT * | cols FROM v WHERE key = literal | key IN (literals)`); [`knn_select`]: kNN
+//!   queries (`SELECT … FROM t [WHERE …] ORDER BY col <-> | <=> | <#> vector LIMIT k`).
 //! - [`index`]: `CREATE INDEX [CONCURRENTLY] [IF NOT EXISTS] i ON t USING hnsw (col [opclass])
 //!   [WITH (metric = …, m = …, ef_construction = …, ef_search = …)]`, `DROP INDEX [IF EXISTS]
 //!   i`; [`parse_condition`] for the filters of kNN requests.
@@ -40,6 +41,7 @@ mod expr;
 mod ident;
 pub mod index;
 pub mod insert;
+pub mod knn_select;
 mod literal;
 pub mod select;
 pub mod stream;
@@ -135,6 +137,9 @@ pub enum Statement {
         /// never NULL).
         keys: Vec<tarn_types::Value>,
     },
+    /// `SELECT … FROM table [WHERE …] ORDER BY col <op> <vector> LIMIT k`: a kNN query
+    /// served by a vector index ([`knn_select::KnnSelect::plan`] resolves it). Not DDL.
+    SelectKnn(Box<knn_select::KnnSelect>),
     /// `INSERT INTO table [(cols)] VALUES …`: an upsert replacing whole rows. Not DDL.
     /// [`insert::resolve_insert`] turns it into upsert columns and values against the table.
     Insert {
@@ -297,7 +302,7 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
             })
         }
         other => Err(unsupported(format!(
-            "statement `{}` (supported: CREATE/DROP TABLE, CREATE/DROP STREAM, CREATE/DROP MATERIALIZED VIEW, CREATE/DROP INDEX, SHOW TABLES, SHOW STREAMS, SHOW VIEWS, SHOW INDEXES, DESCRIBE, INSERT INTO a table, SELECT from a table or feature view by key)",
+            "statement `{}` (supported: CREATE/DROP TABLE, CREATE/DROP STREAM, CREATE/DROP MATERIALIZED VIEW, CREATE/DROP INDEX, SHOW TABLES, SHOW STREAMS, SHOW VIEWS, SHOW INDEXES, DESCRIBE, INSERT INTO a table, SELECT from a table or feature view by key, kNN SELECT … ORDER BY col <-> | <=> | <#> vector LIMIT k)",
             crate::excerpt(&other.to_string(), 80)
         ))),
     }

@@ -1,5 +1,6 @@
-//! `SELECT`: the only query is a read of a feature view by key; and the pieces of a SELECT
-//! that view definitions share ([`SelectParts`], [`plain_select`], [`single_from`]).
+//! `SELECT`: reads of a feature view or a table by key, and (dispatched to
+//! [`super::knn_select`] when a distance operator heads an ORDER BY or select item) kNN
+//! queries; and the pieces of a SELECT that view definitions share ([`SelectParts`], [`plain_select`], [`single_from`]).
 //!
 //! # Reading a view
 //!
@@ -91,8 +92,20 @@ pub(crate) fn select_parts(select: ast::Select) -> SelectParts {
     }
 }
 
-/// The `SELECT` of a query that has nothing else (no CTE, ORDER BY, LIMIT, set operation…).
-pub(crate) fn plain_select(query: ast::Query, what: &str) -> Result<ast::Select, CoreError> {
+/// The parts of a query, and which other clauses it has. Destructured exhaustively, as
+/// [`select_parts`] does.
+pub(crate) struct QueryParts {
+    pub(crate) with: bool,
+    pub(crate) body: Box<ast::SetExpr>,
+    pub(crate) order_by: Option<ast::OrderBy>,
+    pub(crate) limit_clause: Option<ast::LimitClause>,
+    pub(crate) fetch: bool,
+    /// Locks, FOR, SETTINGS, FORMAT or pipe operators.
+    pub(crate) other: bool,
+}
+
+/// Takes a query apart.
+pub(crate) fn query_parts(query: ast::Query) -> QueryParts {
     let ast::Query {
         with,
         body,
@@ -105,22 +118,41 @@ pub(crate) fn plain_select(query: ast::Query, what: &str) -> Result<ast::Select,
         format_clause,
         pipe_operators,
     } = query;
+    QueryParts {
+        with: with.is_some(),
+        body,
+        order_by,
+        limit_clause,
+        fetch: fetch.is_some(),
+        other: !locks.is_empty()
+            || for_clause.is_some()
+            || settings.is_some()
+            || format_clause.is_some()
+            || !pipe_operators.is_empty(),
+    }
+}
+
+/// The `SELECT` of a query that has nothing else (no CTE, ORDER BY, LIMIT, set operation…).
+pub(crate) fn plain_select(query: ast::Query, what: &str) -> Result<ast::Select, CoreError> {
+    let QueryParts {
+        with,
+        body,
+        order_by,
+        limit_clause,
+        fetch,
+        other,
+    } = query_parts(query);
     let clause = |c: &str| unsupported(format!("{c} in {what}"));
-    if with.is_some() {
+    if with {
         return Err(clause("WITH (common table expressions)"));
     }
     if order_by.is_some() {
         return Err(clause("ORDER BY"));
     }
-    if limit_clause.is_some() || fetch.is_some() {
+    if limit_clause.is_some() || fetch {
         return Err(clause("LIMIT/OFFSET/FETCH"));
     }
-    if !locks.is_empty()
-        || for_clause.is_some()
-        || settings.is_some()
-        || format_clause.is_some()
-        || !pipe_operators.is_empty()
-    {
+    if other {
         return Err(clause("query clauses"));
     }
     match *body {
@@ -175,6 +207,9 @@ const READ_FORM: &str = "reads of views take SELECT * | col, … FROM view WHERE
 /// [`super::parse`]). Rejections are `UNSUPPORTED`, quote the statement and say which
 /// reads are accepted.
 pub(crate) fn lower_select(query: ast::Query) -> Result<Statement, CoreError> {
+    if super::knn_select::is_knn(&query) {
+        return super::knn_select::lower_knn_select(query);
+    }
     let text = excerpt(&query.to_string(), 80);
     lower_select_inner(query).map_err(|e| match e {
         CoreError::Unsupported(m) => unsupported(format!("statement `{text}`: {m}")),
@@ -182,18 +217,20 @@ pub(crate) fn lower_select(query: ast::Query) -> Result<Statement, CoreError> {
     })
 }
 
-/// `{m} in a SELECT; {READ_FORM}`.
-fn bad(m: &str) -> CoreError {
-    unsupported(format!("{m} in a SELECT; {READ_FORM}"))
+/// The select list, FROM and WHERE of a query that reads (by key, or kNN).
+pub(crate) struct ReadParts {
+    pub(crate) projection: Vec<ast::SelectItem>,
+    pub(crate) from: Vec<ast::TableWithJoins>,
+    pub(crate) selection: Option<ast::Expr>,
 }
 
-fn lower_select_inner(query: ast::Query) -> Result<Statement, CoreError> {
-    let what = "a SELECT";
-    let with_form = |e: CoreError| match e {
-        CoreError::Unsupported(m) => unsupported(format!("{m}; {READ_FORM}")),
-        other => other,
-    };
-    let select = plain_select(query, what).map_err(with_form)?;
+/// Takes a reading SELECT apart: DISTINCT, GROUP BY/HAVING and every clause but `allowed`
+/// (named in the message) are refused with `bad`.
+pub(crate) fn read_parts(
+    select: ast::Select,
+    bad: &dyn Fn(&str) -> CoreError,
+    allowed: &str,
+) -> Result<ReadParts, CoreError> {
     let SelectParts {
         distinct,
         projection,
@@ -214,8 +251,32 @@ fn lower_select_inner(query: ast::Query) -> Result<Statement, CoreError> {
         return Err(bad("GROUP BY/HAVING"));
     }
     if other || window || qualify {
-        return Err(bad("clauses other than SELECT, FROM and WHERE"));
+        return Err(bad(&format!("clauses other than {allowed}")));
     }
+    Ok(ReadParts {
+        projection,
+        from,
+        selection,
+    })
+}
+
+/// `{m} in a SELECT; {READ_FORM}`.
+fn bad(m: &str) -> CoreError {
+    unsupported(format!("{m} in a SELECT; {READ_FORM}"))
+}
+
+fn lower_select_inner(query: ast::Query) -> Result<Statement, CoreError> {
+    let what = "a SELECT";
+    let with_form = |e: CoreError| match e {
+        CoreError::Unsupported(m) => unsupported(format!("{m}; {READ_FORM}")),
+        other => other,
+    };
+    let select = plain_select(query, what).map_err(with_form)?;
+    let ReadParts {
+        projection,
+        from,
+        selection,
+    } = read_parts(select, &bad, "SELECT, FROM and WHERE")?;
     let view = single_from(from, what).map_err(with_form)?;
     let columns = read_columns(&projection)?;
     let Some(cond) = selection.as_ref() else {
@@ -240,22 +301,7 @@ fn lower_select_inner(query: ast::Query) -> Result<Statement, CoreError> {
 fn read_columns(projection: &[ast::SelectItem]) -> Result<Option<Vec<String>>, CoreError> {
     match projection {
         [ast::SelectItem::Wildcard(opts)] => {
-            let ast::WildcardAdditionalOptions {
-                wildcard_token: _,
-                opt_ilike,
-                opt_exclude,
-                opt_except,
-                opt_replace,
-                opt_rename,
-                opt_alias,
-            } = opts;
-            if opt_ilike.is_some()
-                || opt_exclude.is_some()
-                || opt_except.is_some()
-                || opt_replace.is_some()
-                || opt_rename.is_some()
-                || opt_alias.is_some()
-            {
+            if !plain_wildcard(opts) {
                 return Err(bad("options of *"));
             }
             Ok(None)
@@ -278,6 +324,25 @@ fn read_columns(projection: &[ast::SelectItem]) -> Result<Option<Vec<String>>, C
             Ok(Some(cols))
         }
     }
+}
+
+/// True for a `*` without options (ILIKE, EXCLUDE, EXCEPT, REPLACE, RENAME, AS).
+pub(crate) fn plain_wildcard(opts: &ast::WildcardAdditionalOptions) -> bool {
+    let ast::WildcardAdditionalOptions {
+        wildcard_token: _,
+        opt_ilike,
+        opt_exclude,
+        opt_except,
+        opt_replace,
+        opt_rename,
+        opt_alias,
+    } = opts;
+    opt_ilike.is_none()
+        && opt_exclude.is_none()
+        && opt_except.is_none()
+        && opt_replace.is_none()
+        && opt_rename.is_none()
+        && opt_alias.is_none()
 }
 
 /// The WHERE of a read: `key = literal` (either way round) or `key IN (literal, …)`.

@@ -8,9 +8,10 @@ use std::rc::Rc;
 use tarn_core::expr::check::{check_condition, Scope};
 use tarn_core::expr::Expr;
 use tarn_core::schema::{IndexDef, TableDef};
+use tarn_core::sql::knn_select::{KnnOutput, KnnPlan, KnnSelect};
 use tarn_net::limits::{MAX_FILTER_BYTES, MAX_KNN_EF, MAX_KNN_K};
 use tarn_net::{Column, ErrorCode, KnnQuery, KnnReply, KnnRequest, KnnRow};
-use tarn_types::shard_for;
+use tarn_types::{shard_for, ColumnType, Value};
 
 use crate::server::error::ServerError;
 use crate::server::fanout;
@@ -35,10 +36,55 @@ pub(crate) async fn knn(shard: &Rc<Shard>, req: KnnRequest) -> Result<KnnReply, 
     let table = catalog
         .table_by_id(index.table_id)
         .expect("an index's table exists while the index does");
-    let (k, ef) = check_k_ef(req.k, req.ef)?;
-    let filter = filter_of(table, &req.filter)?;
-    let (columns, positions) = columns_of(table, &req.columns)?;
-    let vector = query_vector(shard, index, table, req.query).await?;
+    let ask = KnnArgs {
+        query: req.query,
+        k: u64::from(req.k),
+        ef: req.ef,
+        filter: KnnFilter::Text(&req.filter),
+        columns: (!req.columns.is_empty()).then_some(&req.columns[..]),
+    };
+    knn_checked(shard, index, table, ask).await
+}
+
+/// The filter of a kNN search, before it is checked against the table.
+pub(crate) enum KnnFilter<'a> {
+    /// The KNN opcode's text (empty for none), at most `MAX_FILTER_BYTES`.
+    Text(&'a str),
+    /// A SQL `WHERE`, already lowered.
+    Lowered(Option<&'a Expr<String>>),
+}
+
+/// A kNN search as asked, before its checks.
+pub(crate) struct KnnArgs<'a> {
+    /// The vector, or the row whose vector it is.
+    pub(crate) query: KnnQuery,
+    /// Checked to be in `1..=MAX_KNN_K` (wide, so that a SQL `LIMIT` is checked here too).
+    pub(crate) k: u64,
+    /// The search's candidate list (`None`: the index's own `ef_search`).
+    pub(crate) ef: Option<u32>,
+    /// Rows that fail it are skipped by the search, never counted against `k`.
+    pub(crate) filter: KnnFilter<'a>,
+    /// The columns to return, each once; `None` for every column.
+    pub(crate) columns: Option<&'a [String]>,
+}
+
+/// The one kNN path (the KNN opcode and SQL `ORDER BY … <-> … LIMIT k`): `ask` checked
+/// completely against `index` over `table` (k and ef, then the filter, the columns, the
+/// vector), then fanned out to every shard and merged.
+pub(crate) async fn knn_checked(
+    shard: &Rc<Shard>,
+    index: &IndexDef,
+    table: &TableDef,
+    ask: KnnArgs<'_>,
+) -> Result<KnnReply, ServerError> {
+    assert_eq!(index.table_id, table.id, "the index's own table");
+    let (k, ef) = check_k_ef(ask.k, ask.ef)?;
+    let filter = match ask.filter {
+        KnnFilter::Text(text) => filter_of(table, text)?,
+        KnnFilter::Lowered(parsed) => parsed.map(|p| check_filter(table, p)).transpose()?,
+    };
+    let (columns, positions) = columns_of(table, ask.columns)?;
+    let vector = query_vector(shard, index, table, ask.query).await?;
     let ask = KnnAsk {
         index_id: index.id,
         vector,
@@ -53,15 +99,17 @@ pub(crate) async fn knn(shard: &Rc<Shard>, req: KnnRequest) -> Result<KnnReply, 
         async move { shard.knn(target, ask).await }
     })
     .await?;
-    Ok(merge(answers, k, columns))
+    let reply = merge(answers, k, columns);
+    assert!(reply.rows.len() <= k, "at most k rows");
+    Ok(reply)
 }
 
 /// `k` in `1..=MAX_KNN_K`, `ef` (when given) in the HNSW range.
-fn check_k_ef(k: u32, ef: Option<u32>) -> Result<(usize, Option<usize>), ServerError> {
+fn check_k_ef(k: u64, ef: Option<u32>) -> Result<(usize, Option<usize>), ServerError> {
     if k == 0 {
         return Err(invalid("k must be at least 1".into()));
     }
-    if k > MAX_KNN_K {
+    if k > u64::from(MAX_KNN_K) {
         return Err(ServerError::new(
             ErrorCode::LimitExceeded,
             format!("k is {k}, the limit is {MAX_KNN_K}"),
@@ -92,19 +140,21 @@ fn filter_of(table: &TableDef, text: &str) -> Result<Option<Expr<usize>>, Server
         return Ok(None);
     }
     let parsed = tarn_core::sql::parse_condition(text).map_err(ServerError::from)?;
+    check_filter(table, &parsed).map(Some)
+}
+
+/// A parsed filter checked against the table's columns (the expression checker's rules).
+fn check_filter(table: &TableDef, parsed: &Expr<String>) -> Result<Expr<usize>, ServerError> {
     let scope = Scope::new(&table.name, &table.columns);
-    let checked = check_condition(&parsed, &scope, "kNN filter").map_err(ServerError::from)?;
-    Ok(Some(checked))
+    check_condition(parsed, &scope, "kNN filter").map_err(ServerError::from)
 }
 
 /// The reply columns and their positions: the listed ones (each once), or every column.
 fn columns_of(
     table: &TableDef,
-    names: &[String],
+    names: Option<&[String]>,
 ) -> Result<(Vec<Column>, Vec<usize>), ServerError> {
-    let positions: Vec<usize> = if names.is_empty() {
-        (0..table.columns.len()).collect()
-    } else {
+    let positions: Vec<usize> = if let Some(names) = names {
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             let i = table.column_index(name).ok_or_else(|| {
@@ -121,6 +171,8 @@ fn columns_of(
             out.push(i);
         }
         out
+    } else {
+        (0..table.columns.len()).collect()
     };
     let columns = positions
         .iter()
@@ -191,4 +243,57 @@ fn merge(answers: Vec<KnnHits>, k: usize, columns: Vec<Column>) -> KnnReply {
             .collect(),
         distances,
     }
+}
+
+/// `SELECT … ORDER BY col <op> <vector> LIMIT k`: the query planned against the catalog (its
+/// index chosen by the column and the operator's metric), searched by [`knn_checked`] with the
+/// index's own `ef_search`, and the rows laid out in select-list order (a distance is a DOUBLE
+/// holding the f32 exactly).
+pub(super) async fn select_knn(
+    shard: &Rc<Shard>,
+    query: &KnnSelect,
+) -> Result<(Vec<Column>, Vec<Vec<Value>>), ServerError> {
+    let catalog = shard.catalog();
+    let KnnPlan {
+        table,
+        index,
+        vector,
+        filter,
+        columns,
+        outputs,
+        k,
+    } = query.plan(&catalog).map_err(ServerError::from)?;
+    let ask = KnnArgs {
+        query: KnnQuery::Vector(vector),
+        k,
+        ef: None,
+        filter: KnnFilter::Lowered(filter.as_ref()),
+        columns: Some(&columns),
+    };
+    let reply = knn_checked(shard, index, table, ask).await?;
+    assert_eq!(reply.columns.len(), columns.len(), "the columns asked for");
+    let result_columns = outputs
+        .iter()
+        .map(|o| match o {
+            KnnOutput::Column(i) => reply.columns[*i].clone(),
+            KnnOutput::Distance(name) => Column {
+                name: name.clone(),
+                ty: ColumnType::Double,
+            },
+        })
+        .collect();
+    let rows = reply
+        .rows
+        .into_iter()
+        .map(|row| {
+            outputs
+                .iter()
+                .map(|o| match o {
+                    KnnOutput::Column(i) => row.values[*i].clone(),
+                    KnnOutput::Distance(_) => Value::Double(f64::from(row.distance)),
+                })
+                .collect()
+        })
+        .collect();
+    Ok((result_columns, rows))
 }

@@ -136,6 +136,11 @@ async fn run_statements(
                     tarn_core::ingest::format_rfc3339_us(as_of)
                 ));
             }
+            Statement::SelectKnn(query) => {
+                let (cols, rows) = super::knn::select_knn(shard, &query).await?;
+                (reply.columns, reply.rows) = (cols, rows);
+                messages.push(format!("{} row(s)", reply.rows.len()));
+            }
             Statement::ShowViews => {
                 let catalog = shard.catalog();
                 let mut totals = std::collections::BTreeMap::new();
