@@ -281,7 +281,7 @@ fn every_live_row_is_found_by_its_own_vector_after_a_build_under_concurrent_writ
     ))
     .unwrap();
     let mut rows = write_rows(&mut c, &mut rng, 0, 20_000);
-    c.sql("CREATE INDEX items_emb ON items USING hnsw (emb) WITH (m = 8)")
+    c.sql("CREATE INDEX items_emb ON items USING hnsw (emb)")
         .unwrap();
     // While the build runs: rewrite, delete and add rows from the same connection order.
     let mut w = server.client();
