@@ -2,6 +2,7 @@
 # Tarn benchmark suites: Tarn and its peers measured in the same run on the same machine.
 #
 #   bench/run.sh floors|get|throughput|durable|features|all
+#   bench/run.sh ann [ann options]   (vector search: Tarn HNSW next to hnswlib and faiss; see bench/src/bin/ann.rs)
 #
 # Writes bench/results/<suite>-<date>.md (raw logs and JSONL under bench/results/raw/).
 # Every daemon started here is stopped on exit (trap). See bench/README.md.
@@ -37,12 +38,19 @@ set -euo pipefail
 
 SUITE="${1:-}"
 case "$SUITE" in
-    floors | get | throughput | durable | features | all) ;;
-    *) echo "usage: $0 floors|get|throughput|durable|features|all" >&2; exit 2 ;;
+    floors | get | throughput | durable | features | all | ann) ;;
+    *) echo "usage: $0 floors|get|throughput|durable|features|all|ann" >&2; exit 2 ;;
 esac
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
+if [[ "$SUITE" == ann ]]; then
+    # In-process on both sides, one thread each, the same CPU one after the other.
+    shift
+    cd "$ROOT"
+    cargo build --release -p tarn-bench --bin ann >&2
+    exec "$ROOT/target/release/ann" --cpu "${SERVER_CPU:-0}" --peer-cpu "${SERVER_CPU:-0}" "$@"
+fi
 SECS="${BENCH_SECONDS:-10}"
 WARM="${BENCH_WARMUP:-2}"
 KEYS="${BENCH_KEYS:-1000000}"

@@ -23,4 +23,5 @@ pub mod suites;
 pub mod sys;
 pub mod target;
 pub mod tarn;
+pub mod vecdata;
 pub mod workload;
