@@ -213,6 +213,13 @@ fn run_hogs(server: &TarnServer, canary: &mut Conn, base: u64, hogs: &[Hog], wha
     max
 }
 
+/// Closes both hogs and waits until STATS counts only the canary.
+fn close_hogs(hogs: [Hog; 2], canary: &mut Conn, what: &str) {
+    let [a, b] = hogs;
+    drop((a.stop(), b.stop()));
+    wait_connections(canary, 1, what);
+}
+
 /// Waits (bounded) until STATS counts `want` connections.
 fn wait_connections(canary: &mut Conn, want: u32, what: &str) {
     let deadline = Instant::now() + RELEASE_DEADLINE;
@@ -310,30 +317,37 @@ fn a_client_pipelining_100kb_inline_gets_without_reading_is_bounded_and_sigterm_
         table: "big".into(),
         keys: (0..ROWS).map(Value::Int).collect(),
     });
-    let hogs = [Hog::start(&server, &one), Hog::start(&server, &ten)];
+    let pair = || [Hog::start(&server, &one), Hog::start(&server, &ten)];
+    let hogs = pair();
     let max = run_hogs(&server, &mut canary, base, &hogs, "100 kB GETs");
     eprintln!(
         "100 kB rows: RSS {base} KiB before, at most {max} KiB with two hogs (bound {} KiB)",
         base + 2 * RSS_GROWTH_BOUND_KIB
     );
-    let [a, b] = hogs;
-    drop((a.stop(), b.stop()));
-    wait_connections(&mut canary, 1, "after the hogs closed");
-    // What closed connections held was freed: the same load again reuses it (one shard, one
-    // heap), so RSS stays near the first round's peak.
-    let hogs = [Hog::start(&server, &one), Hog::start(&server, &ten)];
-    let again = run_hogs(
-        &server,
-        &mut canary,
-        base,
-        &hogs,
-        "100 kB GETs, second round",
-    );
-    eprintln!("100 kB rows: at most {again} KiB in the second round");
-    assert!(
-        again <= max + FRAME_KIB + (16 << 10),
-        "RSS grew from {max} KiB to {again} KiB with the same load on new connections: memory of closed connections was not released"
-    );
+    close_hogs(hogs, &mut canary, "after the hogs closed");
+    // What closed connections held is freed: the same load again, twice, on new connections
+    // reuses it (one shard, one heap), so RSS stays near the first round's peak. The peak of a
+    // round varies with timing by up to what a connection may legitimately hold beyond its
+    // typical level (its pending replies move between 16 and 32 MiB plus a reply in flight),
+    // seen up to ~30 MiB for two hogs. Memory that closed connections kept would instead add
+    // the first round's whole growth (`max - base`) per round, so each later round must stay
+    // below half of that above the first peak: a leak of more than half of it fails in round 2,
+    // one of more than a quarter by round 3.
+    let allowed = max + (max - base) / 2;
+    let mut hogs = pair();
+    for (i, round) in ["second", "third"].into_iter().enumerate() {
+        if i > 0 {
+            close_hogs(hogs, &mut canary, "after the hogs closed");
+            hogs = pair();
+        }
+        let what = format!("100 kB GETs, {round} round");
+        let again = run_hogs(&server, &mut canary, base, &hogs, &what);
+        eprintln!("100 kB rows: at most {again} KiB in the {round} round (allowed {allowed} KiB)");
+        assert!(
+            again <= allowed,
+            "RSS grew from {max} KiB to {again} KiB in the {round} round with the same load on new connections: memory of closed connections was not released"
+        );
+    }
     // SIGTERM while both hogs are still connected, their replies unread.
     let [a, b] = hogs;
     let conns = (a.stop(), b.stop());
@@ -357,9 +371,7 @@ fn two_clients_pipelining_small_gets_without_reading_then_closing_are_released()
     let max = run_hogs(&server, &mut canary, base, &hogs, "3 kB GETs");
     eprintln!("3 kB rows: RSS {base} KiB before, at most {max} KiB with two hogs");
     assert_eq!(connections(&mut canary), 3);
-    let [a, b] = hogs;
-    drop((a.stop(), b.stop()));
-    wait_connections(&mut canary, 1, "after both hogs closed");
+    close_hogs(hogs, &mut canary, "after both hogs closed");
     canary_round(&mut canary, "after both hogs closed");
     stop_with_checkpoint(&mut server, 2, "3 kB GETs");
 }

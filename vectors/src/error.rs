@@ -44,6 +44,20 @@ pub enum VectorError {
     )]
     UnknownMetric(String),
 
+    /// An index parameter (`m`, `ef_construction`, `ef_search`, a query's `ef`) outside its
+    /// range.
+    #[error("{name} = {value} is out of range: must be {min}..={max}")]
+    ParameterOutOfRange {
+        name: &'static str,
+        value: usize,
+        min: usize,
+        max: usize,
+    },
+
+    /// `ef_construction` smaller than `m`: an insert could not find `m` neighbours to link.
+    #[error("ef_construction = {ef_construction} is smaller than m = {m}: it must be at least m")]
+    EfConstructionBelowM { ef_construction: usize, m: usize },
+
     /// `k` of a search outside `1..=MAX_K`.
     #[error("k = {k} is out of range: must be 1..={max}")]
     KOutOfRange { k: usize, max: usize },

@@ -56,12 +56,41 @@
 //!
 //! [`VectorIndex`] is the trait every index implements (upsert, delete, search with a row
 //! filter, stepwise search, length, memory); [`Index`] is the enum the shard holds and that
-//! dispatches to an implementation. Today there is one:
+//! dispatches to an implementation (Qdrant-style trait + enum):
 //!
 //! - [`ExactIndex`]: vectors stored contiguously in blocks of [`BLOCK_BYTES`] (row ids and a
 //!   slot map beside them; delete by swap-remove in O(dim)), brute-force top-k with a bounded
 //!   max-heap. The filter is called once per row, before its distance is computed, so a search
 //!   returns exactly `min(k, rows the filter accepts)` rows, the nearest ones.
+//! - [`HnswIndex`]: a hierarchical navigable small-world graph after hnswlib's algorithm
+//!   (levels `⌊−ln u / ln m⌋` drawn from the seed and the node number, so the same writes give
+//!   the same graph; a greedy descent, an `ef_construction` beam, hnswlib's heuristic neighbour
+//!   selection for new links and for pruning). Parameters [`HnswParams`] with pgvector's names,
+//!   ranges and defaults (`m` 16, `ef_construction` 64, `ef_search` 40). Storage is flat:
+//!   vectors and layer-0 lists (`2·m` u32 slots) in fixed-stride blocks, upper layers only for
+//!   the ~1/m nodes that have them. An update tombstones the row's node and inserts a new one,
+//!   a delete tombstones it; tombstones route searches but are never returned, and
+//!   [`HnswIndex::rebuild_step`] rebuilds from the live rows in bounded steps once
+//!   [`HnswIndex::needs_rebuild`] (over [`HNSW_REBUILD_TOMBSTONE_PERCENT`] % tombstones).
+//!   Every node has a *parent* whose link to it is never pruned, so no node becomes
+//!   unreachable ([`HnswIndex::unreachable_rows`], [`HnswIndex::check_invariants`]). For `ip`
+//!   the graph is linked by the L2 distance of the MIPS-to-nearest-neighbour reduction (the
+//!   `build` module says why and what was measured). The filter runs inside the traversal:
+//!   rejected rows route but never enter the results, a beam with fewer than `ef` accepted
+//!   rows keeps going, and one that ends with fewer than `k` finishes with an exact scan of
+//!   the rows it did not visit, so a search returns `min(k, accepted rows)` rows.
+//!
+//! Why our own HNSW and not `hnsw_rs` (the design's first choice): its main line has no
+//! delete (a `mark_deleted` PR is unmerged); `search_filter` applies the filter only when a
+//! candidate enters the result heap; `parallel_insert` uses rayon, which may not run on the
+//! pinned cores; every edge is an `Arc` (more memory per vector than flat arrays); dumps are
+//! whole and the loaded index borrows its loader; and it has open reports of points not found
+//! by a search for their own vector (hnswlib-rs #32) and back-links on the wrong layer (#37),
+//! the two defect classes `tests/hnsw.rs` checks here.
+//!
+//! **The planner** ([`plan`], [`start_planned`], [`search_planned`]) chooses an exact scan or
+//! a graph search from the share of [`PLANNER_SAMPLE_ROWS`] sampled rows the filter accepts;
+//! the rule is in the `planner` module.
 //!
 //! **Stepwise search and snapshots.** [`VectorIndex::start_search`] opens a [`SearchCursor`];
 //! [`VectorIndex::search_step`] visits a bounded number of rows ([`rows_per_step`] gives a
@@ -74,19 +103,19 @@
 //! tombstones, [`COMPACT_PER_WRITE`] at a time, and [`ExactIndex::compact`] removes them in
 //! caller-sized steps. A cursor dropped without finishing releases its snapshot; one held
 //! open indefinitely keeps every tombstone and every replaced vector alive (memory grows with
-//! the writes meanwhile), so a shard drops a cursor with its request. The one-call
+//! the writes meanwhile), so a shard drops a cursor with its request. [`HnswIndex`] never
+//! overwrites or removes a node at all (writes tombstone and append; a rebuild is swapped in
+//! only when no cursor is open), so its cursors keep the same rule; links may change between
+//! steps, which changes only the route. Its step bound counts distance computations plus
+//! filter calls. The one-call
 //! [`VectorIndex::search`] is the same search without yielding.
 //!
 //! Writes ([`VectorIndex::upsert`]) check the vector completely before changing anything.
 //!
 //! # Not built yet
 //!
-//! - **HNSW**: the graph index (and the choice between the `hnsw_rs` crate and an own
-//!   implementation) is the next step; it will be another [`Index`] variant behind the same
-//!   trait, with [`SearchParams::ef`] as its `ef_search`.
-//! - **The filtered-search planner**: estimating a filter's selectivity and choosing exact
-//!   scan vs. graph search; today the caller chooses the index.
-//! - **Persistence**: indexes are in memory only; no dump, load or rebuild-from-rows here.
+//! - **Persistence**: indexes are in memory only; no dump or load here (a shard rebuilds an
+//!   index from its rows).
 //! - **SQL, catalog and wire**: `VECTOR(n)` columns, `CREATE INDEX … USING hnsw`, the KNN
 //!   opcode and the fan-out live in `core`, `net` and the server, none of which uses this
 //!   crate yet.
@@ -96,17 +125,22 @@ mod error;
 mod index;
 mod limits;
 mod metric;
+mod planner;
 mod validate;
 
 pub use distance::{dot, l2_squared, norm, Kernels, ACCUMULATORS, LANES};
 pub use error::VectorError;
 pub use index::{
-    merge_neighbors, ExactIndex, Index, Neighbor, RowId, SearchCursor, SearchParams, Step,
-    VectorIndex,
+    merge_neighbors, ExactIndex, HnswIndex, HnswParams, Index, Neighbor, RebuildStep, RowId,
+    SearchCursor, SearchParams, Step, VectorIndex,
 };
 pub use limits::{
-    rows_per_step, BLOCK_BYTES, COMPACT_PER_WRITE, MAX_COMPONENT_MAGNITUDE, MAX_DIMENSIONS, MAX_K,
-    SEARCH_STEP_COMPONENTS,
+    rows_per_step, BLOCK_BYTES, COMPACT_PER_WRITE, HNSW_EF_CONSTRUCTION_MAX,
+    HNSW_EF_CONSTRUCTION_MIN, HNSW_EF_SEARCH_MAX, HNSW_EF_SEARCH_MIN, HNSW_MAX_LEVEL, HNSW_M_MAX,
+    HNSW_M_MIN, HNSW_POOLED_VISITED_LISTS, HNSW_REBUILD_TOMBSTONE_PERCENT, MAX_COMPONENT_MAGNITUDE,
+    MAX_DIMENSIONS, MAX_K, PLANNER_EXACT_ROWS_PER_EF, PLANNER_GRAPH_MIN_PERCENT,
+    PLANNER_SAMPLE_ROWS, SEARCH_STEP_COMPONENTS,
 };
 pub use metric::Metric;
+pub use planner::{plan, plan_hnsw, search_planned, start_planned, Plan};
 pub use validate::{check_dimensions, check_vector};

@@ -79,3 +79,87 @@ pub const fn rows_per_step(dim: usize) -> usize {
 /// ~0.1 µs each at dim 128); [`crate::ExactIndex::compact`] drains the rest in caller-sized
 /// steps.
 pub const COMPACT_PER_WRITE: usize = 8;
+
+/// Smallest and largest `m` of an HNSW index (links per node on the upper layers; `2·m` on
+/// layer 0).
+///
+/// Why 2..=100: one link cannot make a navigable graph (hnswlib also refuses `m < 2` in
+/// effect), and past ~64 links recall stops improving while memory (`8·m` bytes per node on
+/// layer 0) and insert time (each insert prunes up to `m` lists of `2·m`) keep growing;
+/// pgvector allows 2..=100. What it costs: at the top, 800 bytes of links per vector.
+pub const HNSW_M_MIN: usize = 2;
+/// See [`HNSW_M_MIN`].
+pub const HNSW_M_MAX: usize = 100;
+
+/// Smallest and largest `ef_construction` (candidate-list size while inserting); it must also
+/// be at least `m`, so an insert can find `m` neighbours to link.
+///
+/// Why 4..=1,000 (pgvector's range): below 4 the graph is poor at any `m`; an insert costs
+/// about `ef_construction · 2·m` distances, so 1,000 already makes one insert at dim 1,536 cost
+/// ~10 ms of CPU, which the shard spreads over steps. What it costs: insert time grows about
+/// linearly with it.
+pub const HNSW_EF_CONSTRUCTION_MIN: usize = 4;
+/// See [`HNSW_EF_CONSTRUCTION_MIN`].
+pub const HNSW_EF_CONSTRUCTION_MAX: usize = 1_000;
+
+/// Smallest and largest `ef_search` (candidate-list size of a query), the index default and
+/// the per-query `ef`.
+///
+/// Why up to 1,000: equal to [`MAX_K`] (a search needs `ef ≥ k`) and to pgvector's cap; beyond
+/// it a graph search costs about as much as an exact scan of a few hundred thousand rows.
+/// What it costs: a query keeps up to `ef` results and visits roughly `ef · 2·m` nodes.
+pub const HNSW_EF_SEARCH_MIN: usize = 1;
+/// See [`HNSW_EF_SEARCH_MIN`].
+pub const HNSW_EF_SEARCH_MAX: usize = 1_000;
+
+/// Highest layer of an HNSW node (layers `0..=HNSW_MAX_LEVEL`).
+///
+/// Why 16: levels are drawn with `P(level ≥ l) = m^−l`, so at `m = 2` a level above 16 has
+/// probability 2⁻¹⁷ per node (at `m = 16`, 16⁻¹⁷): capping it changes nothing measurable and
+/// bounds the greedy descent of every search and the upper-layer memory of one node. What it
+/// costs: nothing at the supported sizes.
+pub const HNSW_MAX_LEVEL: usize = 16;
+
+/// Share of tombstoned nodes (deleted or replaced rows, in percent of all nodes) above which
+/// [`crate::HnswIndex::needs_rebuild`] says the graph should be rebuilt.
+///
+/// Why 20 %: tombstones still route searches (so recall holds) but cost their memory and a
+/// distance each time a search passes through them; at 20 % a search does up to ~25 % more
+/// work. A rebuild inserts every live row again (about the cost of the original build). What
+/// it costs: lower means more frequent rebuilds, higher means more memory and slower searches.
+pub const HNSW_REBUILD_TOMBSTONE_PERCENT: usize = 20;
+
+/// Visited lists an HNSW index keeps for reuse by later searches.
+///
+/// Why 4: a search needs one stamp per node (2 bytes); a shard runs few searches at once
+/// (one per in-flight KNN request that yields), and keeping a few avoids allocating
+/// `2 · nodes` bytes per query. What it costs: up to 4 × 2 bytes per node (8 MiB at a million
+/// nodes) held while idle.
+pub const HNSW_POOLED_VISITED_LISTS: usize = 4;
+
+/// Rows the filtered-search planner passes through the filter to estimate its selectivity.
+///
+/// Why 512: the share of matching rows is then known to about ±2.2 percentage points (one
+/// standard error at 50 %), enough to tell "most rows match" from "few rows match" from
+/// "almost none"; a filter call costs tens of nanoseconds, so the estimate costs ~10–30 µs.
+/// What it costs: that time on every filtered query.
+pub const PLANNER_SAMPLE_ROWS: usize = 512;
+
+/// The planner scans exactly when the estimated matching rows are at most this many times
+/// `max(ef, k)`.
+///
+/// Why 64: a graph search at `ef` computes about `ef · m` (~16·ef to 32·ef) distances and
+/// its filter rejects most of what it visits when few rows match, so the search grows as the
+/// filter gets more selective; a scan computes one distance per *matching* row (the filter
+/// runs first). Below ~64·ef matching rows the scan does no more distance work than the graph
+/// and is exact. What it costs: a scan calls the filter on every row of the shard.
+pub const PLANNER_EXACT_ROWS_PER_EF: usize = 64;
+
+/// Share of matching rows (percent) at or above which the planner searches the graph with
+/// the query's own `ef`.
+///
+/// Why 50 %: when at least half the rows match, an `ef`-bounded beam that keeps only matching
+/// rows fills its result list about as fast as without a filter; below that, `ef` is grown by
+/// `1/share` so the beam keeps about `ef` matching candidates. What it costs: nothing — it
+/// only chooses between two ways of the same search.
+pub const PLANNER_GRAPH_MIN_PERCENT: usize = 50;

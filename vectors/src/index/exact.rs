@@ -350,7 +350,9 @@ impl VectorIndex for ExactIndex {
         filter: &dyn Fn(RowId) -> bool,
         max_rows: usize,
     ) -> Step {
-        let CursorInner::Exact(c) = &mut cursor.inner;
+        let CursorInner::Exact(c) = &mut cursor.inner else {
+            panic!("search cursor stepped on another index than the one that opened it");
+        };
         assert!(
             Rc::ptr_eq(&c.pin, &self.pin),
             "search cursor stepped on another index than the one that opened it"
@@ -405,11 +407,11 @@ impl fmt::Debug for ExactIndex {
     }
 }
 
-/// A heap entry, ordered like the results: `(key, row)`.
+/// A heap entry, ordered like the results: `(key, row)` (also the HNSW cursor's results).
 #[derive(Clone, Copy, Debug)]
-struct Candidate {
-    key: f32,
-    row: RowId,
+pub(super) struct Candidate {
+    pub(super) key: f32,
+    pub(super) row: RowId,
 }
 
 impl Ord for Candidate {

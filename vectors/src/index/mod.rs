@@ -2,10 +2,13 @@
 //! its implementations (Qdrant-style), and the types of a search.
 
 mod exact;
+mod hnsw;
 
 use std::cmp::Ordering;
 
 pub use exact::ExactIndex;
+pub(crate) use hnsw::check_range;
+pub use hnsw::{HnswIndex, HnswParams, RebuildStep};
 
 use crate::error::VectorError;
 use crate::metric::Metric;
@@ -72,6 +75,7 @@ pub struct SearchCursor {
 #[derive(Debug)]
 enum CursorInner {
     Exact(exact::ExactCursor),
+    Hnsw(hnsw::HnswCursor),
 }
 
 impl SearchCursor {
@@ -79,6 +83,7 @@ impl SearchCursor {
     pub fn is_done(&self) -> bool {
         match &self.inner {
             CursorInner::Exact(c) => c.is_done(),
+            CursorInner::Hnsw(c) => c.is_done(),
         }
     }
 
@@ -86,6 +91,7 @@ impl SearchCursor {
     pub fn rows_visited(&self) -> usize {
         match &self.inner {
             CursorInner::Exact(c) => c.rows_visited(),
+            CursorInner::Hnsw(c) => c.rows_visited(),
         }
     }
 
@@ -93,6 +99,15 @@ impl SearchCursor {
     pub fn rows_matched(&self) -> usize {
         match &self.inner {
             CursorInner::Exact(c) => c.rows_matched(),
+            CursorInner::Hnsw(c) => c.rows_matched(),
+        }
+    }
+
+    /// Distances computed so far (the drift-free measure of a search's work).
+    pub fn distances(&self) -> usize {
+        match &self.inner {
+            CursorInner::Exact(c) => c.rows_matched(),
+            CursorInner::Hnsw(c) => c.distances(),
         }
     }
 
@@ -101,6 +116,7 @@ impl SearchCursor {
     pub fn finish(self) -> Vec<Neighbor> {
         match self.inner {
             CursorInner::Exact(c) => c.finish(),
+            CursorInner::Hnsw(c) => c.finish(),
         }
     }
 }
@@ -175,58 +191,70 @@ pub trait VectorIndex {
     }
 }
 
-/// Every index kind, dispatching to its implementation. HNSW comes next.
+/// Every index kind, dispatching to its implementation.
+// One value per index per shard, long-lived: the size difference costs nothing, and a box
+// would add an indirection to every search step.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Index {
     Exact(ExactIndex),
+    Hnsw(HnswIndex),
 }
 
 impl VectorIndex for Index {
     fn metric(&self) -> Metric {
         match self {
             Index::Exact(i) => i.metric(),
+            Index::Hnsw(i) => i.metric(),
         }
     }
 
     fn dim(&self) -> usize {
         match self {
             Index::Exact(i) => i.dim(),
+            Index::Hnsw(i) => i.dim(),
         }
     }
 
     fn len(&self) -> usize {
         match self {
             Index::Exact(i) => i.len(),
+            Index::Hnsw(i) => i.len(),
         }
     }
 
     fn memory_bytes(&self) -> usize {
         match self {
             Index::Exact(i) => i.memory_bytes(),
+            Index::Hnsw(i) => i.memory_bytes(),
         }
     }
 
     fn contains(&self, row: RowId) -> bool {
         match self {
             Index::Exact(i) => i.contains(row),
+            Index::Hnsw(i) => i.contains(row),
         }
     }
 
     fn vector(&self, row: RowId) -> Option<&[f32]> {
         match self {
             Index::Exact(i) => i.vector(row),
+            Index::Hnsw(i) => i.vector(row),
         }
     }
 
     fn upsert(&mut self, row: RowId, vector: &[f32]) -> Result<bool, VectorError> {
         match self {
             Index::Exact(i) => i.upsert(row, vector),
+            Index::Hnsw(i) => i.upsert(row, vector),
         }
     }
 
     fn delete(&mut self, row: RowId) -> bool {
         match self {
             Index::Exact(i) => i.delete(row),
+            Index::Hnsw(i) => i.delete(row),
         }
     }
 
@@ -238,6 +266,7 @@ impl VectorIndex for Index {
     ) -> Result<SearchCursor, VectorError> {
         match self {
             Index::Exact(i) => i.start_search(query, k, params),
+            Index::Hnsw(i) => i.start_search(query, k, params),
         }
     }
 
@@ -249,6 +278,7 @@ impl VectorIndex for Index {
     ) -> Step {
         match self {
             Index::Exact(i) => i.search_step(cursor, filter, max_rows),
+            Index::Hnsw(i) => i.search_step(cursor, filter, max_rows),
         }
     }
 }
@@ -256,5 +286,11 @@ impl VectorIndex for Index {
 impl From<ExactIndex> for Index {
     fn from(i: ExactIndex) -> Index {
         Index::Exact(i)
+    }
+}
+
+impl From<HnswIndex> for Index {
+    fn from(i: HnswIndex) -> Index {
+        Index::Hnsw(i)
     }
 }

@@ -1,0 +1,115 @@
+//! The filtered-search planner: exact scan or graph search, chosen from the estimated number
+//! of rows the filter accepts (Qdrant's rule, with our constants).
+//!
+//! 1. An exact index is always scanned ([`Plan::Exact`]).
+//! 2. Otherwise the filter is called on up to [`PLANNER_SAMPLE_ROWS`] live rows spread evenly
+//!    over the graph; `share` = accepted / sampled, estimated matching rows = `share · len`.
+//! 3. If the estimate is at most [`PLANNER_EXACT_ROWS_PER_EF`] · `max(ef, k)` rows: an exact
+//!    scan of the graph's nodes (the filter first, a distance only for accepted rows), which
+//!    returns the true nearest `min(k, accepted)` rows.
+//! 4. Else if `share ≥` [`PLANNER_GRAPH_MIN_PERCENT`] %: the graph with the query's `ef`
+//!    ([`Plan::Graph`]).
+//! 5. Else the graph with `ef` grown to `⌈ef / share⌉`, at most [`HNSW_EF_SEARCH_MAX`]
+//!    ([`Plan::FilteredGraph`]), so the beam keeps about `ef` accepted candidates.
+//!
+//! In both graph plans the filter runs inside the traversal (rejected rows route but never
+//! enter the results) and a beam that ends with fewer than `k` rows while rows remain
+//! unvisited finishes with an exact scan of the rest, so every plan returns
+//! `min(k, accepted rows)` rows: a wrong estimate costs time, never rows.
+
+use crate::error::VectorError;
+use crate::index::{HnswIndex, Index, Neighbor, RowId, SearchCursor, SearchParams, VectorIndex};
+use crate::limits::{
+    HNSW_EF_SEARCH_MAX, PLANNER_EXACT_ROWS_PER_EF, PLANNER_GRAPH_MIN_PERCENT, PLANNER_SAMPLE_ROWS,
+};
+
+/// How a search runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Every row the filter accepts gets its distance computed.
+    Exact,
+    /// Graph search with the query's `ef`.
+    Graph { ef: usize },
+    /// Graph search with `ef` grown for a selective filter.
+    FilteredGraph { ef: usize },
+}
+
+/// The plan for a search of `k` rows through `filter` on `index`. `filter` is called on up
+/// to [`PLANNER_SAMPLE_ROWS`] rows. Errors: `k` or `ef` out of range.
+pub fn plan(
+    index: &Index,
+    k: usize,
+    filter: &dyn Fn(RowId) -> bool,
+    params: &SearchParams,
+) -> Result<Plan, VectorError> {
+    match index {
+        Index::Exact(_) => Ok(Plan::Exact),
+        Index::Hnsw(h) => plan_hnsw(h, k, filter, params),
+    }
+}
+
+/// [`plan`] for an HNSW index.
+pub fn plan_hnsw(
+    index: &HnswIndex,
+    k: usize,
+    filter: &dyn Fn(RowId) -> bool,
+    params: &SearchParams,
+) -> Result<Plan, VectorError> {
+    let ef = params.ef.unwrap_or(index.params().ef_search);
+    crate::index::check_range("ef", ef, 1, HNSW_EF_SEARCH_MAX)?;
+    if k == 0 || k > crate::MAX_K {
+        return Err(VectorError::KOutOfRange {
+            k,
+            max: crate::MAX_K,
+        });
+    }
+    let ef = ef.max(k);
+    let mut sample = Vec::with_capacity(PLANNER_SAMPLE_ROWS);
+    index.sample_rows(PLANNER_SAMPLE_ROWS, &mut sample);
+    if sample.is_empty() {
+        return Ok(Plan::Exact);
+    }
+    let accepted = sample.iter().filter(|&&r| filter(r)).count();
+    let estimated = accepted * index.len() / sample.len();
+    if estimated <= PLANNER_EXACT_ROWS_PER_EF * ef {
+        return Ok(Plan::Exact);
+    }
+    if accepted * 100 >= PLANNER_GRAPH_MIN_PERCENT * sample.len() {
+        return Ok(Plan::Graph { ef });
+    }
+    let grown = (ef * sample.len()).div_ceil(accepted);
+    Ok(Plan::FilteredGraph {
+        ef: grown.min(HNSW_EF_SEARCH_MAX),
+    })
+}
+
+/// Opens the cursor for `plan` (from [`plan`] on the same index).
+pub fn start_planned(
+    index: &Index,
+    query: &[f32],
+    k: usize,
+    plan: Plan,
+) -> Result<SearchCursor, VectorError> {
+    match (index, plan) {
+        (Index::Exact(e), _) => e.start_search(query, k, &SearchParams::default()),
+        (Index::Hnsw(h), Plan::Exact) => h.start_exact_search(query, k),
+        (Index::Hnsw(h), Plan::Graph { ef } | Plan::FilteredGraph { ef }) => {
+            h.start_search(query, k, &SearchParams { ef: Some(ef) })
+        }
+    }
+}
+
+/// Plans and runs a whole search without yielding: the `k` nearest rows `filter` accepts.
+/// On a shard, use [`plan`], [`start_planned`] and bounded steps instead.
+pub fn search_planned(
+    index: &Index,
+    query: &[f32],
+    k: usize,
+    filter: &dyn Fn(RowId) -> bool,
+    params: &SearchParams,
+) -> Result<(Plan, Vec<Neighbor>), VectorError> {
+    let plan = plan(index, k, filter, params)?;
+    let mut cursor = start_planned(index, query, k, plan)?;
+    while index.search_step(&mut cursor, filter, usize::MAX) == crate::Step::More {}
+    Ok((plan, cursor.finish()))
+}
