@@ -32,8 +32,8 @@ use serde_json::Value as Json;
 use tarn_bench::machine;
 use tarn_bench::vecdata::{write_fvecs, write_ivecs, Data, Rng};
 use tarn_vectors::{
-    search_planned, ExactIndex, HnswIndex, HnswParams, Metric, Neighbor, RowId, SearchParams,
-    VectorIndex,
+    search_planned, ExactIndex, HnswIndex, HnswParams, Index, Metric, Neighbor, RowId,
+    SearchParams, VectorIndex,
 };
 
 #[derive(Parser)]
@@ -215,6 +215,7 @@ fn run_tarn(cli: &Cli, metric: Metric, b: &Bench, efs: &[usize]) -> (Vec<Row>, f
     let build_s = t.elapsed().as_secs_f64();
     let bytes_per_vector = idx.memory_bytes() as f64 / b.base.len() as f64;
     eprintln!("tarn: built in {build_s:.1} s, {bytes_per_vector:.0} B/vector");
+    let idx = Index::from(idx);
     let mut rows = Vec::new();
     for (c, case) in CASES.iter().enumerate() {
         let filter = |row: RowId| case.bound.is_none_or(|x| b.attr[row as usize] < x);
@@ -222,7 +223,7 @@ fn run_tarn(cli: &Cli, metric: Metric, b: &Bench, efs: &[usize]) -> (Vec<Row>, f
         for ef in case_efs {
             let sp = SearchParams { ef: Some(ef) };
             let row = measure("tarn", c, ef, b, cli.k, |q| {
-                search_planned(&idx, q, cli.k, &filter, &sp).expect("valid query")
+                search_planned(&idx, q, cli.k, &filter, &sp).expect("valid query").1
             });
             eprintln!("{row:?}");
             rows.push(row);
