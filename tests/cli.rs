@@ -4,8 +4,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::Duration;
+use std::process::ExitStatus;
 
 use common::*;
 use serde_json::{json, Value as Json};
@@ -55,31 +54,15 @@ impl Out {
 
 /// Runs `tarn --addr ADDR ARGS...` with a deadline.
 fn tarn(addr: &str, args: &[&str]) -> Out {
-    let dir = tempfile::tempdir().unwrap();
-    let (o, e) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = Command::new(tarn_bin())
-        .arg("--addr")
-        .arg(addr)
-        .args(args)
-        .env_remove("TARN_ADDR")
-        .env_remove("TARN_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&o).unwrap())
-        .stderr(std::fs::File::create(&e).unwrap())
-        .spawn()
-        .expect("spawn tarn");
-    let status = match wait_with_deadline(&mut child, Duration::from_secs(60)) {
-        Some(s) => s,
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tarn {args:?} did not finish within 60 s");
-        }
-    };
+    let CliOut {
+        status,
+        stdout,
+        stderr,
+    } = run_tarn(addr, args);
     Out {
         status,
-        stdout: std::fs::read_to_string(o).unwrap(),
-        stderr: std::fs::read_to_string(e).unwrap(),
+        stdout,
+        stderr,
     }
 }
 

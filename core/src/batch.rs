@@ -8,6 +8,8 @@
 //!   as the column's type, so state and log records only ever hold exactly-typed values.
 //!   No other coercion: TEXT never accepts BYTES, BIGINT never accepts TIMESTAMP or DOUBLE.
 //! - TEXT/BYTES at most [`MAX_VALUE_BYTES`]; DOUBLE finite.
+//! - VECTOR(n): exactly `n` finite components within the vector rules
+//!   ([`crate::vector::check`]), else `BadVector` naming the row, the column and the component.
 
 pub use tarn_types::UpsertMode;
 use tarn_types::{encode_key, shard_for, ColumnType, KeyError, Value, MAX_VALUE_BYTES};
@@ -57,6 +59,11 @@ pub(crate) fn check_value(
         return Ok(None);
     };
     let coerced = match (c.ty, v) {
+        (ColumnType::Vector(dim), Value::Vector(x)) => {
+            return crate::vector::check(x, dim)
+                .map(|()| None)
+                .map_err(|reason| crate::vector::bad(Some(row), Some(&c.name), reason))
+        }
         (ColumnType::Timestamp, Value::Int(i)) => return Ok(Some(Value::Timestamp(*i))),
         (ColumnType::Double, Value::Int(i)) if i.unsigned_abs() <= 1u64 << 53 => {
             return Ok(Some(Value::Double(*i as f64)))
@@ -271,4 +278,39 @@ pub fn by_owner<T>(
     }
     parts.retain(|p| !p.indexes.is_empty());
     parts
+}
+
+/// The rule vector indexes add to a validated upsert of their table: a `cosine` index cannot
+/// hold a zero vector (it has no direction), so a row giving one to a cosine-indexed column
+/// is refused with [`CoreError::BadVector`] naming the row, the column and the index, and
+/// nothing of the batch is applied.
+pub fn check_indexed_vectors(
+    v: &ValidatedUpsert,
+    catalog: &crate::catalog::Catalog,
+    def: &TableDef,
+) -> Result<(), CoreError> {
+    for index in catalog.indexes_of_table(def.id) {
+        if index.metric != tarn_vectors::Metric::Cosine {
+            continue;
+        }
+        let Some(pos) = v.column_idx.iter().position(|&c| c == index.column) else {
+            continue;
+        };
+        for (i, row) in v.rows.iter().enumerate() {
+            if let Some(Value::Vector(x)) = row.get(pos) {
+                if x.iter().all(|&c| c == 0.0) {
+                    let column = &def.columns[usize::from(index.column)].name;
+                    return Err(crate::vector::bad(
+                        Some(i),
+                        Some(column),
+                        format!(
+                            "a zero vector has no direction: cosine index \"{}\" cannot hold it",
+                            index.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }

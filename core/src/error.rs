@@ -58,6 +58,14 @@ pub enum ErrorKind {
     /// indexes, contexts and models later (tables and streams have their own kinds above).
     /// The server answers it with the protocol code those objects have always had.
     ObjectExists,
+    /// A vector value or `VECTOR(n)` type that breaks the vector rules (dimension, empty,
+    /// NaN/±infinity, f32 overflow, a non-numeric component, not an array).
+    BadVector,
+    /// A vector-index name not in the catalog.
+    UnknownIndex,
+    /// A request value the statement does not accept where no more specific kind applies
+    /// (an unknown vector metric, an index parameter out of range).
+    InvalidArgument,
 }
 
 impl ErrorKind {
@@ -86,6 +94,9 @@ impl ErrorKind {
             ErrorKind::FutureEvent => "future_event",
             ErrorKind::UnknownView => "unknown_view",
             ErrorKind::ObjectExists => "object_exists",
+            ErrorKind::BadVector => "bad_vector",
+            ErrorKind::UnknownIndex => "unknown_index",
+            ErrorKind::InvalidArgument => "invalid_argument",
         }
     }
 }
@@ -204,6 +215,34 @@ pub enum CoreError {
     /// Unknown feature-view name.
     #[error("unknown feature view \"{0}\"")]
     UnknownView(String),
+    /// Unknown vector-index name.
+    #[error("unknown index \"{0}\"")]
+    UnknownIndex(String),
+    /// A name that belongs to an object of another kind than the statement needs (`DROP
+    /// INDEX t` of a table, `CREATE INDEX … ON s` of a stream). Its kind is the "unknown" kind
+    /// of the kind wanted (`UnknownIndex`, `UnknownTable`, …).
+    #[error("\"{name}\" is {}, not {}", kind.a_noun(), wanted.a_noun())]
+    WrongKind {
+        /// The name.
+        name: String,
+        /// The kind of the object that has it.
+        kind: ObjectKind,
+        /// The kind the statement needs.
+        wanted: ObjectKind,
+    },
+    /// A value of the wrong kind where no more specific error applies; the message names it.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// `CREATE INDEX` over a column that is not a VECTOR.
+    #[error("column \"{column}\" of table \"{table}\" is {got}: expected VECTOR (a vector index covers a VECTOR column)")]
+    NotAVectorColumn {
+        /// Table name.
+        table: String,
+        /// The column.
+        column: String,
+        /// Its type.
+        got: ColumnType,
+    },
     /// A CREATE of the name of an existing stream.
     #[error("stream \"{0}\" already exists")]
     StreamExists(String),
@@ -214,6 +253,18 @@ pub enum CoreError {
         kind: ObjectKind,
         /// The name.
         name: String,
+    },
+    /// A vector value that breaks the rules of its `VECTOR(n)` column, or a `VECTOR(n)` type
+    /// out of range; `reason` names the component (0-based) where one is at fault, e.g.
+    /// `row 2, column "emb": vector component 1 is NaN: NaN and infinities are not allowed`.
+    #[error("{}{reason}", at(row, column))]
+    BadVector {
+        /// Row index in the batch (0-based).
+        row: Option<usize>,
+        /// The vector column.
+        column: Option<String>,
+        /// What is wrong.
+        reason: String,
     },
     /// An event that cannot be read; `reason` says why (e.g. `expected a JSON object`,
     /// `field "foo" is not a column of stream "tx"`, `invalid RFC 3339 timestamp "…"`).
@@ -276,6 +327,16 @@ impl CoreError {
             CoreError::FutureEvent { .. } => ErrorKind::FutureEvent,
             CoreError::UnknownView(_) => ErrorKind::UnknownView,
             CoreError::ObjectExists { .. } => ErrorKind::ObjectExists,
+            CoreError::BadVector { .. } => ErrorKind::BadVector,
+            CoreError::UnknownIndex(_) => ErrorKind::UnknownIndex,
+            CoreError::WrongKind { wanted, .. } => match wanted {
+                ObjectKind::Table => ErrorKind::UnknownTable,
+                ObjectKind::Stream => ErrorKind::UnknownStream,
+                ObjectKind::View => ErrorKind::UnknownView,
+                ObjectKind::Index => ErrorKind::UnknownIndex,
+            },
+            CoreError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            CoreError::NotAVectorColumn { .. } => ErrorKind::TypeMismatch,
         }
     }
 
@@ -287,6 +348,7 @@ impl CoreError {
             | CoreError::ValueTooLong { row, .. }
             | CoreError::NonFiniteDouble { row, .. }
             | CoreError::BadEvent { row, .. }
+            | CoreError::BadVector { row, .. }
             | CoreError::MissingValue { row, .. }
             | CoreError::FutureEvent { row, .. }
             | CoreError::RowArity { row, .. } => *row,
@@ -302,11 +364,13 @@ impl CoreError {
             | CoreError::ValueTooLong { column, .. }
             | CoreError::NonFiniteDouble { column, .. }
             | CoreError::BadEvent { column, .. }
+            | CoreError::BadVector { column, .. }
             | CoreError::MissingValue { column, .. }
             | CoreError::FutureEvent { column, .. } => column.as_deref(),
             CoreError::UnknownColumn { column, .. }
             | CoreError::DuplicateColumn { column }
-            | CoreError::MissingKey { column } => Some(column),
+            | CoreError::MissingKey { column }
+            | CoreError::NotAVectorColumn { column, .. } => Some(column),
             _ => None,
         }
     }

@@ -77,6 +77,8 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 use simd_json::{Buffers, Node, StaticNode, Tape};
+
+use crate::vector::Component;
 use tarn_types::{ColumnType, Value, MAX_VALUE_BYTES};
 
 use crate::schema::ColumnDef;
@@ -376,7 +378,9 @@ impl<'c> EventParser<'c> {
                 return Err(malformed());
             };
             i += 2;
+            let mut children: &[Node<'_>] = &[];
             if let Node::Object { count, .. } | Node::Array { count, .. } = value {
+                children = nodes.get(i..i + count).ok_or_else(malformed)?;
                 i += count;
             }
             let Some(col) = self.lookup.get(key) else {
@@ -389,7 +393,12 @@ impl<'c> EventParser<'c> {
                 return Err(bad_event(Some(row), self.column(col), reason));
             }
             self.seen[col] = stamp;
-            values[col] = self.convert(row, col, value)?;
+            values[col] = match (self.columns[col].ty, value) {
+                (ColumnType::Vector(dim), Node::Array { len, .. }) => {
+                    self.vector(row, col, dim, *len, children)?
+                }
+                _ => self.convert(row, col, value)?,
+            };
         }
         for col in 0..self.columns.len() {
             if self.seen[col] != stamp && self.required(col) {
@@ -400,6 +409,43 @@ impl<'c> EventParser<'c> {
             }
         }
         Ok(values)
+    }
+
+    /// A JSON array (`len` elements, its tape nodes `children`) for a `VECTOR(dim)` column,
+    /// by the rule of [`crate::vector`].
+    fn vector(
+        &self,
+        row: usize,
+        col: usize,
+        dim: u32,
+        len: usize,
+        children: &[Node<'_>],
+    ) -> Result<Value, CoreError> {
+        let mut items = Vec::with_capacity(len.min(children.len()));
+        let mut i = 0;
+        while let Some(node) = children.get(i) {
+            items.push(match *node {
+                Node::Static(StaticNode::I64(x)) => Component::Number(x as f64),
+                Node::Static(StaticNode::U64(x)) => Component::Number(x as f64),
+                Node::Static(StaticNode::F64(x)) => Component::Number(x),
+                Node::Static(StaticNode::Null) => Component::Other("null"),
+                Node::Static(StaticNode::Bool(_)) => Component::Other("a boolean"),
+                Node::String(_) => Component::Other("a string"),
+                Node::Array { .. } => Component::Other("an array"),
+                Node::Object { .. } => Component::Other("an object"),
+                #[allow(unreachable_patterns)]
+                Node::Static(_) => Component::Other("an unsupported JSON number"),
+            });
+            // A nested array or object: skip its own nodes.
+            if let Node::Object { count, .. } | Node::Array { count, .. } = node {
+                i += count;
+            }
+            i += 1;
+        }
+        debug_assert_eq!(items.len(), len);
+        crate::vector::from_components(items.into_iter(), dim)
+            .map(Value::Vector)
+            .map_err(|reason| crate::vector::bad(Some(row), Some(&self.columns[col].name), reason))
     }
 
     fn mismatch(&self, row: usize, col: usize, got: ColumnType) -> CoreError {

@@ -19,6 +19,7 @@ mod error;
 pub mod events;
 pub mod expr;
 pub mod history;
+pub mod index_def;
 pub mod ingest;
 pub mod listing;
 pub mod producer;
@@ -28,10 +29,13 @@ pub mod sql;
 pub mod state;
 pub mod timestamp;
 pub mod txn;
+pub mod vector;
 pub mod view;
 
 pub use error::{CoreError, ErrorKind};
-pub use tarn_types::{ColumnType, Value, MAX_VALUE_BYTES};
+pub use tarn_types::{
+    ColumnType, Value, MAX_VALUE_BYTES, MAX_VECTOR_COMPONENTS_PER_ROW, MAX_VECTOR_DIMENSIONS,
+};
 
 /// Longest table or column name, in bytes (after case folding). Names appear in every error
 /// message, `DESCRIBE` output and the catalog file; the bound keeps those small. Raising it only

@@ -1,6 +1,7 @@
-//! Catalog introspection result sets: `SHOW TABLES`, `SHOW STREAMS`, `SHOW VIEWS` and
-//! `DESCRIBE` (a table, a stream or a feature view), as pure functions of the catalog and, for
-//! the counters, of totals the caller already gathered (the server sums them over shards).
+//! Catalog introspection result sets: `SHOW TABLES`, `SHOW STREAMS`, `SHOW VIEWS`, `SHOW
+//! INDEXES` and `DESCRIBE` (a table, a stream, a feature view or an index), as pure functions
+//! of the catalog and, for the counters, of totals the caller already gathered (the server
+//! sums them over shards).
 //!
 //! Every function returns a [`Listing`]: the result set's columns, its rows (one value per
 //! column, rows in name order) and the statement's message. The schemas are part of the
@@ -12,6 +13,7 @@ use tarn_types::{ColumnType, Value};
 
 use crate::catalog::Catalog;
 use crate::duration::format_duration_us;
+use crate::index_def::{IndexDef, INDEX_METHOD};
 use crate::schema::{ColumnDef, StreamDef, TableDef};
 use crate::view::{ViewDef, WindowSpec};
 
@@ -170,9 +172,87 @@ pub fn show_views(catalog: &Catalog, totals: &BTreeMap<u32, ViewTotals>) -> List
     }
 }
 
-/// `DESCRIBE name`: the columns of the table, stream or feature view called `name`; `None` if
-/// there is none (the server answers `UNKNOWN_TABLE`).
-pub fn describe(catalog: &Catalog, name: &str) -> Option<Listing> {
+/// Build progress of one index, summed over the shards: `(rows_indexed, rows_pending)` by
+/// index id. Only the server knows it.
+pub type IndexProgress<'a> = &'a dyn Fn(u32) -> (u64, u64);
+
+/// The columns of `SHOW INDEXES` and `DESCRIBE index`: `name`, `table`, `column`, `method`,
+/// `metric` (TEXT), `dim`, `m`, `ef_construction`, `ef_search`, `rows_indexed`,
+/// `rows_pending` (BIGINT).
+fn index_columns() -> Vec<ColumnDef> {
+    let t = |n: &str| col(n, ColumnType::Text);
+    let i = |n: &str| col(n, ColumnType::BigInt);
+    vec![
+        t("name"),
+        t("table"),
+        t("column"),
+        t("method"),
+        t("metric"),
+        i("dim"),
+        i("m"),
+        i("ef_construction"),
+        i("ef_search"),
+        i("rows_indexed"),
+        i("rows_pending"),
+    ]
+}
+
+/// One index's row of [`index_columns`].
+fn index_row(catalog: &Catalog, i: &IndexDef, progress: IndexProgress<'_>) -> Vec<Value> {
+    let table = catalog
+        .table_by_id(i.table_id)
+        .expect("an index's table exists");
+    let (indexed, pending) = progress(i.id);
+    let int = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
+    vec![
+        text(&i.name),
+        text(&table.name),
+        text(&table.columns[usize::from(i.column)].name),
+        text(INDEX_METHOD),
+        text(i.metric.name()),
+        int(u64::from(i.dim)),
+        int(i.params.m as u64),
+        int(i.params.ef_construction as u64),
+        int(i.params.ef_search as u64),
+        int(indexed),
+        int(pending),
+    ]
+}
+
+/// `SHOW INDEXES`: one row per vector index ([`index_columns`]), in name order; the build
+/// counters come from `progress`.
+pub fn show_indexes(catalog: &Catalog, progress: IndexProgress<'_>) -> Listing {
+    let rows: Vec<Vec<Value>> = catalog
+        .indexes()
+        .map(|i| index_row(catalog, i, progress))
+        .collect();
+    Listing {
+        columns: index_columns(),
+        message: format!("{} index(es)", rows.len()),
+        rows,
+    }
+}
+
+/// `DESCRIBE index`: the `SHOW INDEXES` row of that one index; the message is the `CREATE
+/// INDEX` statement that re-creates it.
+pub fn describe_index(catalog: &Catalog, i: &IndexDef, progress: IndexProgress<'_>) -> Listing {
+    let table = catalog
+        .table_by_id(i.table_id)
+        .expect("an index's table exists");
+    Listing {
+        columns: index_columns(),
+        rows: vec![index_row(catalog, i, progress)],
+        message: i.create_sql(table),
+    }
+}
+
+/// `DESCRIBE name`: the columns of the table, stream or feature view called `name`, or the
+/// row of the index called `name` (its build counters from `progress`); `None` if there is
+/// none (the server answers `UNKNOWN_TABLE`).
+pub fn describe(catalog: &Catalog, name: &str, progress: IndexProgress<'_>) -> Option<Listing> {
+    if let Some(i) = catalog.index(name) {
+        return Some(describe_index(catalog, i, progress));
+    }
     if let Some(v) = catalog.view(name) {
         let stream = catalog
             .stream_by_id(v.stream_id)
@@ -205,7 +285,7 @@ pub fn describe_table(t: &TableDef) -> Listing {
             .map(|(i, c)| {
                 vec![
                     text(&c.name),
-                    text(c.ty.sql_name()),
+                    text(&c.ty.sql_name()),
                     Value::Bool(i == t.key_column),
                 ]
             })
@@ -226,7 +306,7 @@ pub fn describe_view(v: &ViewDef, stream: &StreamDef) -> Listing {
             .map(|(i, c)| {
                 vec![
                     Value::Text(c.name),
-                    text(c.ty.sql_name()),
+                    text(&c.ty.sql_name()),
                     Value::Bool(i == 0),
                 ]
             })
@@ -257,7 +337,7 @@ pub fn describe_stream(s: &StreamDef) -> Listing {
             .columns
             .iter()
             .enumerate()
-            .map(|(i, c)| vec![text(&c.name), text(c.ty.sql_name()), text(role(i))])
+            .map(|(i, c)| vec![text(&c.name), text(&c.ty.sql_name()), text(role(i))])
             .collect(),
         message: format!("stream {}", s.name),
     }

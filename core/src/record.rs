@@ -2,7 +2,7 @@
 //!
 //! Layout (all integers little-endian):
 //! ```text
-//! u8  RECORD_FORMAT_VERSION (= 1)
+//! u8  RECORD_FORMAT_VERSION (= 2; version 1, without VECTOR values, is still read)
 //! u8  kind: 1 = Upsert, 2 = Delete, 3 = Prepare, 4 = Commit, 5 = Abort, 6 = Events
 //!     (7.. reserved: feature-view updates)
 //! Upsert: u32 table_id, u8 mode (0 Replace, 1 Merge), u16 ncols, ncols × u16 column index,
@@ -21,19 +21,24 @@
 //! Abort:  u32 coordinator, u64 seq
 //! value:  u8 tag (0 = NULL, else the ColumnType tag) then
 //!         BOOLEAN u8 (0/1) | BIGINT i64 | DOUBLE f64 bits | TEXT u32 len + UTF-8 |
-//!         BYTES u32 len + bytes | TIMESTAMP i64
+//!         BYTES u32 len + bytes | TIMESTAMP i64 |
+//!         VECTOR (tag 7, version 2 only) u32 count (1..=MAX_VECTOR_DIMENSIONS) + count × f32
 //! ```
 //! The payload must be consumed exactly: trailing bytes are corruption. Storage adds framing and
 //! the CRC; this layer still never panics and never over-allocates on hostile bytes.
 
-use tarn_types::{ColumnType, Value};
+use tarn_types::{ColumnType, Value, MAX_VECTOR_DIMENSIONS, VECTOR_TAG};
 
 use crate::batch::UpsertMode;
 use crate::CoreError;
 
 /// First byte of every record payload. Bumped on any incompatible layout change; older versions
-/// stay decodable for as long as logs written by them may exist.
-pub const RECORD_FORMAT_VERSION: u8 = 1;
+/// stay decodable for as long as logs written by them may exist. Version 2 added VECTOR values
+/// (tag 7); version 1 is the same layout without them.
+pub const RECORD_FORMAT_VERSION: u8 = 2;
+
+/// Oldest record format this build reads (see [`RECORD_FORMAT_VERSION`]).
+pub const MIN_RECORD_FORMAT_VERSION: u8 = 1;
 
 /// Record kind byte for [`Mutation::Upsert`].
 pub const KIND_UPSERT: u8 = 1;
@@ -272,6 +277,13 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
             out.push(ColumnType::Timestamp.tag());
             out.extend_from_slice(&t.to_le_bytes());
         }
+        Value::Vector(v) => {
+            out.push(VECTOR_TAG);
+            put_len(out, v.len());
+            for x in v.iter() {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        }
     }
 }
 
@@ -439,6 +451,8 @@ fn corrupt(what: impl std::fmt::Display) -> CoreError {
 struct Reader<'a> {
     b: &'a [u8],
     pos: usize,
+    /// The record's format version: VECTOR values exist from version 2 on.
+    version: u8,
 }
 
 impl<'a> Reader<'a> {
@@ -500,6 +514,9 @@ impl<'a> Reader<'a> {
             return Ok(Value::Null);
         }
         let at = self.pos - 1;
+        if tag == VECTOR_TAG && self.version >= 2 {
+            return self.vector(at);
+        }
         let ty = ColumnType::from_tag(tag)
             .ok_or_else(|| corrupt(format_args!("unknown value tag {tag} at byte {at}")))?;
         Ok(match ty {
@@ -518,7 +535,25 @@ impl<'a> Reader<'a> {
                 Value::Text(s.to_owned())
             }
             ColumnType::Bytes => Value::Bytes(self.bytes("BYTES")?.to_vec()),
+            ColumnType::Vector(_) => unreachable!("from_tag never returns VECTOR"),
         })
+    }
+    /// A VECTOR value after its tag (at byte `at`): the count is bounded by the column limit
+    /// and by the bytes left before anything is allocated. Components are taken bit for bit:
+    /// they were validated before they were logged.
+    fn vector(&mut self, at: usize) -> Result<Value, CoreError> {
+        let n = self.count(4, "VECTOR count")?;
+        if n == 0 || n > MAX_VECTOR_DIMENSIONS as usize {
+            return Err(corrupt(format_args!(
+                "VECTOR of {n} components at byte {at}"
+            )));
+        }
+        let b = self.take(n * 4, "VECTOR")?;
+        let v: Box<[f32]> = b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(Value::Vector(v))
     }
 }
 
@@ -534,13 +569,19 @@ pub fn decode(bytes: &[u8]) -> Result<Mutation, CoreError> {
 
 /// Decodes any record payload. Malformed bytes are [`CoreError::Corrupt`]; never panics.
 pub fn decode_record(bytes: &[u8]) -> Result<Record, CoreError> {
-    let mut r = Reader { b: bytes, pos: 0 };
+    let mut r = Reader {
+        b: bytes,
+        pos: 0,
+        version: 0,
+    };
     let version = r.u8("format version")?;
-    if version != RECORD_FORMAT_VERSION {
+    if !(MIN_RECORD_FORMAT_VERSION..=RECORD_FORMAT_VERSION).contains(&version) {
         return Err(corrupt(format_args!(
-            "unsupported format version {version} (this build reads {RECORD_FORMAT_VERSION})"
+            "unsupported format version {version} (this build reads \
+             {MIN_RECORD_FORMAT_VERSION}..={RECORD_FORMAT_VERSION})"
         )));
     }
+    r.version = version;
     let kind = r.u8("record kind")?;
     let rec = match kind {
         KIND_UPSERT | KIND_DELETE | KIND_EVENTS => Record::Apply(mutation_body(&mut r, kind)?),

@@ -1,7 +1,9 @@
-//! Table definitions.
+//! Table, stream and (re-exported from [`crate::index_def`]) vector index definitions.
 
 use serde::{Deserialize, Serialize};
 use tarn_types::ColumnType;
+
+pub use crate::index_def::{IndexDef, IndexSpec, MAX_INDEXES_PER_TABLE};
 
 /// One column: its (case-folded unless quoted) name and type.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

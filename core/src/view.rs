@@ -112,6 +112,7 @@ impl AggFunc {
     pub fn result_type(self, input: Option<ColumnType>) -> Option<ColumnType> {
         use ColumnType::*;
         match (self, input) {
+            (_, Some(Vector(_))) => None,
             (AggFunc::CountStar, None) => Some(BigInt),
             (AggFunc::CountStar, Some(_)) | (_, None) => None,
             (AggFunc::Count | AggFunc::CountDistinct, Some(_)) => Some(BigInt),
@@ -355,6 +356,12 @@ impl ViewAgg<String> {
     fn resolve(&self, scope: &Scope<'_>) -> Result<ViewAgg, CoreError> {
         let input = self.input.as_deref().map(|c| scope.index(c)).transpose()?;
         let in_ty = input.map(|i| scope.columns[i].ty);
+        if let (Some(c), Some(t @ ColumnType::Vector(_))) = (self.input.as_deref(), in_ty) {
+            return Err(unsupported(format!(
+                "{}: column \"{c}\" is {t}; vectors cannot be aggregated",
+                self.func.call_sql(Some(&quote_ident(c)))
+            )));
+        }
         if self.func.result_type(in_ty).is_none() {
             return Err(match (self.input.as_deref(), in_ty) {
                 (Some(c), Some(t)) => unsupported(format!(

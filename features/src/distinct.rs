@@ -29,7 +29,7 @@ pub(crate) const HLL_MAX_RANK: u8 = (64 - HLL_PRECISION + 1) as u8;
 /// with the value's type tag (so `1` as BIGINT and as TIMESTAMP differ). Payloads: BOOLEAN one
 /// byte 0/1; BIGINT and TIMESTAMP 8 bytes little-endian; DOUBLE the 8 bytes little-endian of its
 /// bits after mapping −0.0 to +0.0 and every NaN to the canonical quiet NaN (SQL equality:
-/// `0.0 = -0.0`, all NaNs one value); TEXT its UTF-8 bytes; BYTES the bytes. NULL has no hash.
+/// `0.0 = -0.0`, all NaNs one value); TEXT its UTF-8 bytes; BYTES the bytes; VECTOR its components' bits. NULL has no hash.
 ///
 /// Two distinct values whose hashes collide count once; with 64-bit hashes the chance is about
 /// n² / 2^65 (≈ 3·10⁻⁸ for a million distinct values) and is ignored.
@@ -51,6 +51,12 @@ pub fn distinct_hash(v: &Value) -> Option<u64> {
         Value::Text(s) => xxh3_64_with_seed(s.as_bytes(), 4),
         Value::Bytes(b) => xxh3_64_with_seed(b, 5),
         Value::Timestamp(t) => xxh3_64_with_seed(&t.to_le_bytes(), 6),
+        // Core refuses aggregates over VECTOR columns; the hash stays total anyway (component
+        // bits little-endian) so this function never panics on a value it is handed.
+        Value::Vector(v) => {
+            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect();
+            xxh3_64_with_seed(&bytes, 7)
+        }
     };
     Some(h)
 }

@@ -2,94 +2,29 @@
 //! length against the remaining payload and the limits before allocating, rejects trailing
 //! bytes and never panics.
 
-use tarn_types::{ColumnType, Value};
+use tarn_types::{ColumnType, Value, VECTOR_TAG};
 
 use crate::error::{DecodeError, ErrorCode};
 use crate::frame::{FrameHeader, Opcode, FLAG_RESPONSE, HEADER_LEN, KNOWN_FLAGS};
 use crate::limits::{
     MAX_BATCH_ROWS, MAX_COLUMNS, MAX_FRAME_PAYLOAD_BYTES, MAX_PING_BYTES, MAX_SQL_BYTES,
+    MAX_VECTOR_COMPONENTS,
 };
 use crate::message::*;
 
-/// Value tag for NULL; non-null values use their [`ColumnType`] tag (1..=6).
-pub const VALUE_TAG_NULL: u8 = 0;
+mod knn;
+
+pub use crate::encode::{encode_column_type, encode_value, VALUE_TAG_NULL};
+use crate::encode::{
+    len32, put_bytes, put_count, put_i32, put_i64, put_row, put_str, put_u16, put_u32, put_u64,
+    put_u8,
+};
 
 /// Wire value of `ErrorReply::row == None`.
 pub const NO_ROW: u32 = u32::MAX;
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
-
-fn len32(n: usize) -> u32 {
-    u32::try_from(n).expect("length exceeds u32::MAX and cannot be encoded")
-}
-
-fn put_u8(out: &mut Vec<u8>, v: u8) {
-    out.push(v);
-}
-fn put_u16(out: &mut Vec<u8>, v: u16) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-fn put_u32(out: &mut Vec<u8>, v: u32) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-fn put_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-fn put_i32(out: &mut Vec<u8>, v: i32) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-fn put_i64(out: &mut Vec<u8>, v: i64) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-fn put_count(out: &mut Vec<u8>, n: usize) {
-    put_u32(out, len32(n));
-}
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    put_count(out, b.len());
-    out.extend_from_slice(b);
-}
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_bytes(out, s.as_bytes());
-}
-
-/// Appends one Value: u8 tag + body.
-pub fn encode_value(v: &Value, out: &mut Vec<u8>) {
-    match v {
-        Value::Null => put_u8(out, VALUE_TAG_NULL),
-        Value::Bool(b) => {
-            put_u8(out, ColumnType::Boolean.tag());
-            put_u8(out, u8::from(*b));
-        }
-        Value::Int(i) => {
-            put_u8(out, ColumnType::BigInt.tag());
-            put_i64(out, *i);
-        }
-        Value::Double(d) => {
-            put_u8(out, ColumnType::Double.tag());
-            put_u64(out, d.to_bits());
-        }
-        Value::Text(s) => {
-            put_u8(out, ColumnType::Text.tag());
-            put_str(out, s);
-        }
-        Value::Bytes(b) => {
-            put_u8(out, ColumnType::Bytes.tag());
-            put_bytes(out, b);
-        }
-        Value::Timestamp(t) => {
-            put_u8(out, ColumnType::Timestamp.tag());
-            put_i64(out, *t);
-        }
-    }
-}
-
-fn put_row(out: &mut Vec<u8>, row: &[Value]) {
-    put_count(out, row.len());
-    for v in row {
-        encode_value(v, out);
-    }
-}
 
 fn put_get_reply<'a>(
     out: &mut Vec<u8>,
@@ -113,7 +48,7 @@ fn put_columns(out: &mut Vec<u8>, cols: &[Column]) {
     put_count(out, cols.len());
     for c in cols {
         put_str(out, &c.name);
-        put_u8(out, c.ty.tag());
+        encode_column_type(c.ty, out);
     }
 }
 
@@ -170,6 +105,7 @@ pub fn encode_request_payload(req: &Request, out: &mut Vec<u8>) {
                 put_i64(out, *t);
             }
         }
+        Request::Knn(k) => knn::put_request(out, k),
         Request::Ingest(i) => {
             put_str(out, &i.stream);
             match i.producer {
@@ -243,6 +179,7 @@ pub fn encode_response_payload(resp: &Response, out: &mut Vec<u8>) {
             put_columns(out, &f.columns);
             put_feature_rows(out, &f.rows);
         }
+        Response::Knn(k) => knn::put_reply(out, k),
         Response::Stats(s) => {
             put_count(out, s.shards.len());
             for sh in &s.shards {
@@ -408,6 +345,9 @@ impl<'a> Reader<'a> {
     fn i64(&mut self, what: &str) -> Result<i64, DecodeError> {
         Ok(i64::from_le_bytes(self.array(what)?))
     }
+    fn f32(&mut self, what: &str) -> Result<f32, DecodeError> {
+        Ok(f32::from_le_bytes(self.array(what)?))
+    }
 
     /// A u32 element count, checked against `limit` (error `over`) and against the bytes left
     /// (each element takes at least `min_elem` bytes) before anything is allocated.
@@ -483,6 +423,9 @@ impl<'a> Reader<'a> {
         if tag == VALUE_TAG_NULL {
             return Ok(Value::Null);
         }
+        if tag == VECTOR_TAG {
+            return self.vector();
+        }
         let Some(ty) = ColumnType::from_tag(tag) else {
             return Err(self.err(
                 ErrorCode::Malformed,
@@ -513,7 +456,34 @@ impl<'a> Reader<'a> {
                     .to_vec(),
             ),
             ColumnType::Timestamp => Value::Timestamp(self.i64("TIMESTAMP")?),
+            ColumnType::Vector(_) => unreachable!("VECTOR_TAG is decoded above"),
         })
+    }
+
+    /// A vector value after its tag: a u32 count, at most [`MAX_VECTOR_COMPONENTS`]
+    /// (`BAD_VECTOR`, checked before allocating), then that many f32 LE, which the frame must
+    /// hold (`MALFORMED`). The components are carried bit for bit: whether they are finite and
+    /// how many the column wants is checked by core's row validation, which names the row and
+    /// column (see docs/PROTOCOL.md).
+    fn vector(&mut self) -> Result<Value, DecodeError> {
+        Ok(Value::Vector(self.f32s()?))
+    }
+
+    /// A vector body (see [`Reader::vector`]): the components, bit for bit.
+    fn f32s(&mut self) -> Result<Box<[f32]>, DecodeError> {
+        let n = self.count(
+            "vector component",
+            4,
+            MAX_VECTOR_COMPONENTS,
+            ErrorCode::BadVector,
+        )?;
+        let bytes = self.take(n * 4, "vector components")?;
+        let v: Box<[f32]> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        debug_assert_eq!(v.len(), n);
+        Ok(v)
     }
 
     fn row(&mut self) -> Result<Vec<Value>, DecodeError> {
@@ -589,6 +559,12 @@ impl<'a> Reader<'a> {
     fn column_type(&mut self) -> Result<ColumnType, DecodeError> {
         let at = self.pos;
         let tag = self.u8("column type")?;
+        if tag == VECTOR_TAG {
+            let at = self.pos;
+            let dim = self.u32("vector dimension")?;
+            return ColumnType::vector(dim)
+                .map_err(|e| self.err(ErrorCode::BadVector, at, format_args!("{e}")));
+        }
         ColumnType::from_tag(tag).ok_or_else(|| {
             self.err(
                 ErrorCode::Malformed,
@@ -820,6 +796,7 @@ pub fn decode_request(h: &FrameHeader, payload: &[u8]) -> Result<Request, Decode
                 body,
             })
         }
+        Opcode::Knn => Request::Knn(r.knn_request()?),
         Opcode::Error => unreachable!("rejected by check_frame"),
     };
     r.finish(req)
@@ -915,6 +892,7 @@ pub fn decode_response(h: &FrameHeader, payload: &[u8]) -> Result<Response, Deco
         Opcode::Delete => Response::Delete(DeleteReply {
             rows_deleted: r.u64("rows_deleted")?,
         }),
+        Opcode::Knn => Response::Knn(r.knn_reply()?),
         Opcode::Stats => {
             // shard (4) + cpu (4) + 3 x u64 (24) + connections (4) + op count (4)
             let n = r.count("shard", 40, u32::MAX, ErrorCode::Malformed)?;

@@ -56,13 +56,20 @@ pub enum ErrorCode {
     InvalidArgument = 39,
     Busy = 40,
     ShuttingDown = 41,
+    /// A vector value or type that breaks the vector rules: wrong dimension, empty, a NaN,
+    /// infinite, too large or non-numeric component, more than `MAX_VECTOR_COMPONENTS`
+    /// components in a frame, or a `VECTOR(n)` dimension outside `1..=4096`.
+    BadVector = 42,
+    /// A vector-index name not in the catalog (`DROP INDEX`, a kNN request), or the name of
+    /// another kind of object given where an index is needed.
+    UnknownIndex = 43,
     Storage = 50,
     Internal = 60,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order (excluding `Unknown`).
-    pub const ALL: [ErrorCode; 36] = [
+    pub const ALL: [ErrorCode; 38] = [
         ErrorCode::Malformed,
         ErrorCode::UnknownOpcode,
         ErrorCode::FrameTooLarge,
@@ -97,6 +104,8 @@ impl ErrorCode {
         ErrorCode::InvalidArgument,
         ErrorCode::Busy,
         ErrorCode::ShuttingDown,
+        ErrorCode::BadVector,
+        ErrorCode::UnknownIndex,
         ErrorCode::Storage,
         ErrorCode::Internal,
     ];
@@ -171,6 +180,8 @@ impl ErrorCode {
             ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
             ErrorCode::Busy => "BUSY",
             ErrorCode::ShuttingDown => "SHUTTING_DOWN",
+            ErrorCode::BadVector => "BAD_VECTOR",
+            ErrorCode::UnknownIndex => "UNKNOWN_INDEX",
             ErrorCode::Storage => "STORAGE",
             ErrorCode::Internal => "INTERNAL",
         }

@@ -31,6 +31,8 @@ pub enum Opcode {
     Ingest = 0x08,
     Features = 0x09,
     History = 0x0A,
+    /// Nearest neighbours of a query vector in a vector index (`KnnRequest` / `KnnReply`).
+    Knn = 0x0B,
     /// Response-only: the request failed; the payload is an [`crate::ErrorReply`].
     Error = 0xFF,
 }
@@ -48,6 +50,7 @@ impl Opcode {
             0x08 => Opcode::Ingest,
             0x09 => Opcode::Features,
             0x0A => Opcode::History,
+            0x0B => Opcode::Knn,
             0xFF => Opcode::Error,
             _ => return None,
         })
@@ -70,6 +73,7 @@ impl Opcode {
             Opcode::Ingest => "INGEST",
             Opcode::Features => "FEATURES",
             Opcode::History => "HISTORY",
+            Opcode::Knn => "KNN",
             Opcode::Error => "ERROR",
         }
     }

@@ -7,15 +7,16 @@
 //! vectors checked by this crate's tests.
 
 mod codec;
+mod encode;
 mod error;
 mod frame;
 pub mod limits;
 mod message;
 
 pub use codec::{
-    decode_request, decode_response, encode_get_reply, encode_request, encode_request_payload,
-    encode_response, encode_response_payload, encode_value, negotiate_version, NO_ROW,
-    VALUE_TAG_NULL,
+    decode_request, decode_response, encode_column_type, encode_get_reply, encode_request,
+    encode_request_payload, encode_response, encode_response_payload, encode_value,
+    negotiate_version, NO_ROW, VALUE_TAG_NULL,
 };
 pub use error::{DecodeError, ErrorCode};
 pub use frame::{
@@ -25,7 +26,7 @@ pub use frame::{
 pub use message::{
     Column, DeleteReply, ErrorReply, FeatureRow, FeaturesReply, FeaturesRequest, GetReply, Hello,
     HelloReply, HistoryReply, HistoryRequest, IngestBody, IngestReply, IngestRequest, KeysRequest,
-    OpStats, Producer, Request, Response, ShardStats, SqlReply, StatsReply, UpsertMode,
-    UpsertReply, UpsertRequest,
+    KnnQuery, KnnReply, KnnRequest, KnnRow, OpStats, Producer, Request, Response, ShardStats,
+    SqlReply, StatsReply, UpsertMode, UpsertReply, UpsertRequest,
 };
 pub use tarn_types::{ColumnType, Value};

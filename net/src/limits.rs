@@ -64,3 +64,45 @@ pub const MAX_PING_BYTES: u32 = 64 * 1024;
 /// Why: bounds per-row decode work and the column-lookup tables built per request. Exceeding
 /// it is `MALFORMED` (connection stays open).
 pub const MAX_COLUMNS: u32 = 1024;
+
+/// Most components of one vector value on the wire: `tarn_types::MAX_VECTOR_DIMENSIONS`
+/// (4,096), the largest `VECTOR(n)` a column can have.
+///
+/// Why: the decoder checks the count against this before allocating, so a 4-byte count cannot
+/// make it reserve more than 16 KiB per value (and the frame must hold the bytes). A larger
+/// count is `BAD_VECTOR` (connection stays open). Raising it follows the column limit.
+pub const MAX_VECTOR_COMPONENTS: u32 = tarn_types::MAX_VECTOR_DIMENSIONS;
+
+/// Largest `k` of a KNN request: equal to `tarn_vectors::MAX_K` (1,000), the most neighbours
+/// one search keeps. tarn-net does not depend on tarn-vectors, so the equality is asserted
+/// where both are visible (the server).
+///
+/// Why: Tarn answers real-time context requests (k = 10–100 in practice); each shard keeps a
+/// heap of `k` candidates and the accepting shard merges `shards × k` of them, and the reply
+/// holds `k` rows. Checked by the server, not the decoder, so that `k` = 0 is
+/// `INVALID_ARGUMENT` and a larger `k` `LIMIT_EXCEEDED`, each naming the value. Raising it
+/// lets one request occupy every shard longer and fill a frame.
+pub const MAX_KNN_K: u32 = 1_000;
+
+/// Largest `ef` (candidate-list size of the graph search) of a KNN request: equal to
+/// `tarn_vectors::HNSW_EF_SEARCH_MAX`.
+///
+/// Why: a search visits roughly `ef · 2·m` graph nodes; beyond 1,000 a graph search costs about
+/// what an exact scan of a few hundred thousand rows does. Checked by the server (`ef` = 0 or
+/// above this is `INVALID_ARGUMENT`, naming the value).
+pub const MAX_KNN_EF: u32 = 1_000;
+
+/// Longest filter condition of a KNN request, in bytes.
+///
+/// Why: the filter is parsed and type-checked on every request (it is not prepared), so this
+/// bounds the parser's work per request; 4 KiB is far more than a condition on a few columns
+/// needs (the expression-node limit of the SQL layer applies as well). The decoder refuses a
+/// longer filter with `VALUE_TOO_LONG` before copying it (connection stays open).
+pub const MAX_FILTER_BYTES: u32 = 4 * 1024;
+
+/// Most names in the column list of a KNN request: the table column limit ([`MAX_COLUMNS`]),
+/// since a list naming more columns than a table can have is wrong anyway.
+///
+/// Why: bounds the names the decoder copies and the server looks up per request. Exceeding it
+/// is `MALFORMED`, like every other decoder list limit (connection stays open).
+pub const MAX_KNN_COLUMNS: u32 = MAX_COLUMNS;

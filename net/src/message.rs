@@ -22,6 +22,7 @@ pub enum Request {
     Ingest(IngestRequest),
     Features(FeaturesRequest),
     History(HistoryRequest),
+    Knn(KnnRequest),
 }
 
 impl Request {
@@ -37,6 +38,7 @@ impl Request {
             Request::Ingest(_) => Opcode::Ingest,
             Request::Features(_) => Opcode::Features,
             Request::History(_) => Opcode::History,
+            Request::Knn(_) => Opcode::Knn,
         }
     }
 }
@@ -116,6 +118,57 @@ pub struct HistoryReply {
     pub rows: Vec<FeatureRow>,
 }
 
+/// The `k` rows of an index's table nearest to a query vector, among the rows matching
+/// `filter`. Only the layout is checked by the decoder; `k`, `ef` and the names are checked by
+/// the server (docs/PROTOCOL.md, KNN), so those errors carry the offending value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KnnRequest {
+    /// The vector index (`CREATE INDEX … USING hnsw`) to search; it names its table.
+    pub index: String,
+    pub query: KnnQuery,
+    /// Rows wanted, `1..=MAX_KNN_K`.
+    pub k: u32,
+    /// Candidate-list size of the graph search, `1..=MAX_KNN_EF`; `None` = the index's
+    /// `ef_search`. An `ef` below `k` searches with `k`.
+    pub ef: Option<u32>,
+    /// A SQL condition on the table's columns (the text after `WHERE`); empty = every row.
+    /// At most `MAX_FILTER_BYTES`.
+    pub filter: String,
+    /// Columns to return, in this order; empty = every column, in table order.
+    pub columns: Vec<String>,
+}
+
+/// What a KNN request searches near.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum KnnQuery {
+    /// The query vector itself: exactly the index's dimension, finite components.
+    Vector(Vec<f32>),
+    /// The primary key of a row of the index's table: its indexed vector is the query (the row
+    /// itself is among the results, at distance 0 or its own cosine/ip distance).
+    Like(Value),
+}
+
+/// The nearest rows, nearest first (ties in an unspecified but deterministic order).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KnnReply {
+    /// The returned columns (the request's `columns`, or every column of the table).
+    pub columns: Vec<Column>,
+    /// At most `k` rows; fewer when fewer rows have a vector and match the filter. Every row
+    /// has exactly `columns.len()` values.
+    pub rows: Vec<KnnRow>,
+    /// Distances computed by the search on all shards: a measure of its work that does not
+    /// depend on the machine (graph searches compute a few hundred, exact scans one per row).
+    pub distances: u64,
+}
+
+/// One result row: its distance to the query under the index's metric (l2: Euclidean
+/// distance; cosine: 1 − cos; ip: −a·b) and its values, one per reply column.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KnnRow {
+    pub distance: f32,
+    pub values: Vec<Value>,
+}
+
 /// GET or DELETE by primary key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KeysRequest {
@@ -137,6 +190,7 @@ pub enum Response {
     Ingest(IngestReply),
     Features(FeaturesReply),
     History(HistoryReply),
+    Knn(KnnReply),
     Error(ErrorReply),
 }
 
@@ -153,6 +207,7 @@ impl Response {
             Response::Ingest(_) => Opcode::Ingest,
             Response::Features(_) => Opcode::Features,
             Response::History(_) => Opcode::History,
+            Response::Knn(_) => Opcode::Knn,
             Response::Error(_) => Opcode::Error,
         }
     }

@@ -66,6 +66,77 @@ fn every_value_roundtrips_including_nan_bits() {
 }
 
 #[test]
+fn vectors_roundtrip_bit_exactly_and_counts_are_checked_first() {
+    let nan = f32::from_bits(0x7fc0_0abc);
+    let v: Vec<f32> = vec![-0.0, f32::from_bits(1), nan, f32::INFINITY, 1.5];
+    let req = Request::Get(KeysRequest {
+        table: "t".into(),
+        keys: vec![Value::Vector(v.clone().into()), Value::Vector(Box::new([]))],
+    });
+    let frame = request_frame(1, &req);
+    let Request::Get(k) = decode_req_frame(&frame).unwrap() else {
+        panic!()
+    };
+    let Value::Vector(got) = &k.keys[0] else {
+        panic!("{:?}", k.keys[0])
+    };
+    let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(got),
+        bits(&v),
+        "the codec carries bits; core validates"
+    );
+    assert_eq!(k.keys[1], Value::Vector(Box::new([])));
+    // Tag 7, count, components.
+    let mut value = vec![7u8];
+    value.extend_from_slice(&2u32.to_le_bytes());
+    value.extend_from_slice(&1.0f32.to_le_bytes());
+    value.extend_from_slice(&(-2.0f32).to_le_bytes());
+    let Request::Get(k) = req_with_payload(Opcode::Get, &keys_payload(&value)).unwrap() else {
+        panic!()
+    };
+    assert_eq!(k.keys, vec![Value::Vector(vec![1.0, -2.0].into())]);
+    // Over the limit: BAD_VECTOR before looking at the bytes; within it but short: MALFORMED.
+    for (count, code) in [
+        (limits::MAX_VECTOR_COMPONENTS + 1, ErrorCode::BadVector),
+        (u32::MAX, ErrorCode::BadVector),
+        (limits::MAX_VECTOR_COMPONENTS, ErrorCode::Malformed),
+        (3, ErrorCode::Malformed),
+    ] {
+        let mut value = vec![7u8];
+        value.extend_from_slice(&count.to_le_bytes());
+        value.extend_from_slice(&[0; 8]);
+        let e = req_with_payload(Opcode::Get, &keys_payload(&value)).unwrap_err();
+        assert_eq!(e.code, code, "count {count}: {e}");
+    }
+}
+
+#[test]
+fn vector_column_types_carry_their_dimension() {
+    let resp = Response::Get(GetReply {
+        columns: vec![Column {
+            name: "e".into(),
+            ty: ColumnType::Vector(4096),
+        }],
+        rows: vec![None],
+    });
+    let frame = response_frame(3, &resp);
+    assert_eq!(decode_resp_frame(&frame).unwrap(), resp);
+    // The dimension is the u32 after tag 7: make it 0, then 4097.
+    let at = frame
+        .windows(5)
+        .position(|w| w == [7, 0, 16, 0, 0])
+        .unwrap();
+    for dim in [0u32, 4097] {
+        let mut bad = frame.clone();
+        bad[at + 1..at + 5].copy_from_slice(&dim.to_le_bytes());
+        let e = decode_resp_frame(&bad).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadVector, "{e}");
+        assert!(e.message.contains("vector dimension"), "{e}");
+    }
+}
+
+#[test]
 fn every_truncated_prefix_is_an_error() {
     for (name, id, req) in sample_requests() {
         let f = request_frame(id, &req);
@@ -179,7 +250,7 @@ fn bad_flags_and_direction_are_malformed() {
 
 #[test]
 fn unknown_opcodes() {
-    for op in [0u16, 0x0B, 0x42, 0xFE, 0x100, 0xFFFF] {
+    for op in [0u16, 0x0C, 0x42, 0xFE, 0x100, 0xFFFF] {
         let h = FrameHeader {
             payload_len: 0,
             opcode: op,
@@ -251,9 +322,13 @@ fn bad_bool_byte_and_bad_tags_are_malformed() {
     let e = req_with_payload(Opcode::Get, &keys_payload(&[1, 2])).unwrap_err();
     assert_eq!(e.code, ErrorCode::Malformed);
     assert!(e.message.contains("BOOLEAN"), "{e}");
+    let e = req_with_payload(Opcode::Get, &keys_payload(&[8])).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Malformed);
+    assert!(e.message.contains("value tag 8"), "{e}");
+    // Tag 7 is a vector: a bare tag is a truncated count.
     let e = req_with_payload(Opcode::Get, &keys_payload(&[7])).unwrap_err();
     assert_eq!(e.code, ErrorCode::Malformed);
-    assert!(e.message.contains("value tag 7"), "{e}");
+    assert!(e.message.contains("vector component count"), "{e}");
     // Upsert mode other than 0/1.
     let mut p = vec![];
     p.extend_from_slice(&1u32.to_le_bytes());

@@ -29,6 +29,10 @@ fn protocol_vectors_decode_and_reencode() {
         assert!(names.insert(name.to_owned()), "duplicate vector {name}");
         let direction = v["direction"].as_str().expect("direction");
         let bytes = hex::decode(v["hex"].as_str().expect("hex")).expect("valid hex");
+        if direction == "bad_request" {
+            check_bad_request(name, &bytes, &v["error"]);
+            continue;
+        }
         let decoded = &v["decoded"];
         assert!(bytes.len() >= HEADER_LEN, "{name}: shorter than a header");
         let h = FrameHeader::decode(bytes[..HEADER_LEN].try_into().unwrap());
@@ -72,6 +76,7 @@ fn protocol_vectors_decode_and_reencode() {
         Opcode::Ingest,
         Opcode::Features,
         Opcode::History,
+        Opcode::Knn,
     ] {
         assert!(
             seen.contains(&("request", op)),
@@ -91,6 +96,22 @@ fn protocol_vectors_decode_and_reencode() {
             c.as_u16()
         );
     }
+}
+
+/// A malformed request vector: the decoder refuses it with the vector's error code.
+fn check_bad_request(name: &str, bytes: &[u8], error: &Json) {
+    let h = FrameHeader::decode(bytes[..HEADER_LEN].try_into().unwrap());
+    let e = decode_request(&h, &bytes[HEADER_LEN..]).expect_err(name);
+    assert_eq!(
+        e.code.as_u16(),
+        error["code"].as_u64().expect("code") as u16,
+        "{name}: {e}"
+    );
+    assert_eq!(
+        e.message,
+        error["message"].as_str().expect("message"),
+        "{name}"
+    );
 }
 
 /// `ErrorCode::ALL` lists every variant: this match has no wildcard, so a new variant does not
@@ -136,14 +157,16 @@ fn error_code_all_lists_every_variant() {
             InvalidArgument => 32,
             Busy => 33,
             ShuttingDown => 34,
-            Storage => 35,
-            Internal => 36,
+            BadVector => 35,
+            UnknownIndex => 36,
+            Storage => 37,
+            Internal => 38,
         }
     }
     let ordinals: BTreeSet<usize> = ErrorCode::ALL.iter().map(|&c| ordinal(c)).collect();
     assert_eq!(
         ordinals,
-        (1..=36).collect::<BTreeSet<usize>>(),
+        (1..=38).collect::<BTreeSet<usize>>(),
         "ErrorCode::ALL must list every variant but Unknown exactly once"
     );
     let numbers: BTreeSet<u16> = ErrorCode::ALL.iter().map(|c| c.as_u16()).collect();
@@ -170,6 +193,17 @@ fn generate() -> Json {
             "direction": "response",
             "hex": hex::encode(response_frame(id, &resp)),
             "decoded": serde_json::to_value(&resp).unwrap(),
+        }));
+    }
+    for (name, frame, code) in sample_bad_frames() {
+        let h = FrameHeader::decode(frame[..HEADER_LEN].try_into().unwrap());
+        let e = decode_request(&h, &frame[HEADER_LEN..]).expect_err(name);
+        assert_eq!(e.code, code, "{name}: {e}");
+        out.push(json!({
+            "name": name,
+            "direction": "bad_request",
+            "hex": hex::encode(&frame),
+            "error": {"code": code.as_u16(), "name": code.to_string(), "message": e.message},
         }));
     }
     Json::Array(out)

@@ -11,7 +11,7 @@ use tarn_types::{ColumnType, Value};
 #[derive(Clone, Debug, PartialEq)]
 pub struct SchemaColumn {
     pub name: String,
-    /// `Err(spelling)` for a type the CLI cannot read or write (e.g. `VECTOR(64)`).
+    /// `Err(spelling)` for a type the CLI cannot read or write (e.g. `GEOMETRY`).
     pub ty: Result<ColumnType, String>,
     pub key: bool,
 }
@@ -138,13 +138,29 @@ pub fn parse_type(upper: &str) -> Option<ColumnType> {
         "TEXT" | "VARCHAR" | "STRING" | "CHAR" => ColumnType::Text,
         "BYTES" | "BYTEA" | "BLOB" => ColumnType::Bytes,
         "TIMESTAMP" | "TIMESTAMPTZ" => ColumnType::Timestamp,
+        "VECTOR" => return vector_dim(&upper.trim()[word.len()..]).map(ColumnType::Vector),
         _ => return None,
     })
+}
+
+/// The `(n)` after `VECTOR`.
+fn vector_dim(rest: &str) -> Option<u32> {
+    let inner = rest.trim_start().strip_prefix('(')?;
+    let (n, _) = inner.split_once(')')?;
+    n.trim().parse().ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vector_types_keep_their_dimension() {
+        assert_eq!(parse_type("VECTOR(64)"), Some(ColumnType::Vector(64)));
+        assert_eq!(parse_type(" VECTOR( 3 ) "), Some(ColumnType::Vector(3)));
+        assert_eq!(parse_type("VECTOR"), None);
+        assert_eq!(parse_type("VECTOR(x)"), None);
+    }
 
     fn t(s: &str) -> Value {
         Value::Text(s.into())
@@ -161,7 +177,7 @@ mod tests {
         let s = Schema::from_describe("t", &headers, &rows).unwrap();
         assert_eq!(s.columns.len(), 3);
         assert_eq!(s.columns[0].ty, Ok(ColumnType::BigInt));
-        assert_eq!(s.columns[2].ty, Err("VECTOR(4)".into()));
+        assert_eq!(s.columns[2].ty, Ok(ColumnType::Vector(4)));
         assert_eq!(s.key_column(), Ok((0, ColumnType::BigInt)));
         assert_eq!(s.index_of("name"), Some(1));
         assert_eq!(s.names(), "id, name, emb");

@@ -105,6 +105,7 @@ pub fn value_wire_size(v: &Value) -> usize {
         Value::Int(_) | Value::Double(_) | Value::Timestamp(_) => 9,
         Value::Text(s) => 5 + s.len(),
         Value::Bytes(b) => 5 + b.len(),
+        Value::Vector(v) => 5 + 4 * v.len(),
     }
 }
 

@@ -111,6 +111,7 @@ pub fn json_to_value(v: &serde_json::Value, ty: ColumnType) -> Result<Value, Str
     let mismatch = || format!("expected {} but got {}", expected(ty), json_kind(v));
     Ok(match (ty, v) {
         (_, J::Null) => Value::Null,
+        (ColumnType::Vector(dim), v) => Value::Vector(tarn_core::vector::from_json(v, dim)?),
         (ColumnType::Boolean, J::Bool(b)) => Value::Bool(*b),
         (ColumnType::BigInt, J::Number(n)) => match n.as_i64() {
             Some(i) => Value::Int(i),
@@ -132,7 +133,10 @@ pub fn json_to_value(v: &serde_json::Value, ty: ColumnType) -> Result<Value, Str
     })
 }
 
-fn expected(ty: ColumnType) -> &'static str {
+fn expected(ty: ColumnType) -> String {
+    if let ColumnType::Vector(d) = ty {
+        return format!("VECTOR({d}) (an array of {d} numbers)");
+    }
     match ty {
         ColumnType::Boolean => "BOOLEAN (true or false)",
         ColumnType::BigInt => "BIGINT (an integer)",
@@ -142,7 +146,9 @@ fn expected(ty: ColumnType) -> &'static str {
         ColumnType::Timestamp => {
             "TIMESTAMP (integer microseconds since the epoch or an RFC 3339 string)"
         }
+        ColumnType::Vector(_) => unreachable!("handled above"),
     }
+    .to_string()
 }
 
 /// Parses a key given on the command line as a value of column type `ty`.
@@ -168,6 +174,9 @@ pub fn parse_text_value(s: &str, ty: ColumnType) -> Result<Value, String> {
             Ok(us) => us,
             Err(_) => parse_timestamp(s)?,
         }),
+        ColumnType::Vector(dim) => Value::Vector(
+            tarn_core::vector::parse_text(s, dim).map_err(|e| format!("{}: {e}", what()))?,
+        ),
     })
 }
 
@@ -196,7 +205,29 @@ pub fn format_value(v: &Value) -> String {
         }
         Value::Bytes(b) => format_bytes(b),
         Value::Timestamp(t) => format_timestamp(*t),
+        Value::Vector(v) => format_vector_cell(v),
     }
+}
+
+/// Components a table cell shows of a vector: longer vectors are cut to their first
+/// `TABLE_VECTOR_COMPONENTS - 1` components, `…` and the dimension, e.g.
+/// `[0.1,0.2,0.3,0.4,0.5,0.6,0.7,…] (768 dims)`, so a row stays readable; `--json` output and
+/// `tarn get` JSON print every component.
+pub const TABLE_VECTOR_COMPONENTS: usize = 8;
+
+/// The table spelling of a vector: every component up to [`TABLE_VECTOR_COMPONENTS`], else
+/// abbreviated (see there).
+pub fn format_vector_cell(v: &[f32]) -> String {
+    if v.len() <= TABLE_VECTOR_COMPONENTS {
+        return tarn_core::vector::to_text(v);
+    }
+    let mut out = String::from("[");
+    for &x in &v[..TABLE_VECTOR_COMPONENTS - 1] {
+        tarn_core::vector::write_component(&mut out, x);
+        out.push(',');
+    }
+    out.push_str(&format!("…] ({} dims)", v.len()));
+    out
 }
 
 /// Shortest round-trip spelling, always with a decimal point or exponent (`1.0`, `1.5`,
@@ -227,6 +258,7 @@ pub fn value_to_json(v: &Value) -> serde_json::Value {
         Value::Text(s) => J::String(s.clone()),
         Value::Bytes(b) => J::String(format_bytes(b)),
         Value::Timestamp(t) => J::from(*t),
+        Value::Vector(v) => tarn_core::vector::to_json(v),
     }
 }
 
@@ -430,8 +462,30 @@ mod tests {
             (Value::Timestamp(-5), ColumnType::Timestamp),
             (Value::Int(i64::MIN), ColumnType::BigInt),
             (Value::Double(0.1), ColumnType::Double),
+            (
+                Value::Vector(vec![0.1, -2.5, 1e-30].into()),
+                ColumnType::Vector(3),
+            ),
         ] {
             assert_eq!(json_to_value(&value_to_json(&v), ty), Ok(v));
         }
+    }
+
+    #[test]
+    fn vectors_print_whole_in_json_and_abbreviated_in_tables() {
+        let v = Value::Vector(vec![1.0, 2.5, -3.0].into());
+        assert_eq!(format_value(&v), "[1,2.5,-3]");
+        assert_eq!(value_to_json(&v), json!([1.0, 2.5, -3.0]));
+        let long: Vec<f32> = (0..768).map(|i| i as f32 / 10.0).collect();
+        assert_eq!(
+            format_value(&Value::Vector(long.clone().into())),
+            "[0,0.1,0.2,0.3,0.4,0.5,0.6,…] (768 dims)"
+        );
+        let json = value_to_json(&Value::Vector(long.into()));
+        assert_eq!(json.as_array().unwrap().len(), 768);
+        let e = json_to_value(&json!([1, 2]), ColumnType::Vector(3)).unwrap_err();
+        assert!(e.contains("vector has 2 dimensions, expected 3"), "{e}");
+        let e = json_to_value(&json!("x"), ColumnType::Vector(3)).unwrap_err();
+        assert!(e.contains("JSON array of numbers"), "{e}");
     }
 }

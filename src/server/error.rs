@@ -85,6 +85,7 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::MissingKey => ErrorCode::MissingKey,
         ErrorKind::ValueTooLong => ErrorCode::ValueTooLong,
         ErrorKind::NonFiniteDouble => ErrorCode::NonFiniteDouble,
+        ErrorKind::BadVector => ErrorCode::BadVector,
         ErrorKind::BatchEmpty => ErrorCode::BatchEmpty,
         ErrorKind::RowArity => ErrorCode::Malformed,
         ErrorKind::LimitExceeded => ErrorCode::LimitExceeded,
@@ -95,7 +96,9 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::MissingValue => ErrorCode::MissingValue,
         ErrorKind::FutureEvent => ErrorCode::FutureEvent,
         ErrorKind::UnknownView => ErrorCode::UnknownView,
-        // A feature view's name (the only other kind yet): the code views have always had.
+        ErrorKind::UnknownIndex => ErrorCode::UnknownIndex,
+        ErrorKind::InvalidArgument => ErrorCode::InvalidArgument,
+        // A feature view's or an index's name: the code views have always had.
         ErrorKind::ObjectExists => ErrorCode::StreamExists,
     }
 }

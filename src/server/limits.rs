@@ -1,6 +1,19 @@
 //! Server-side limits that are not part of the wire protocol (those live in `tarn_net::limits`).
 //! Each is a named constant with why it exists and what raising it costs.
 
+/// Attempts a shard makes at a kNN search that yields between steps before it runs the search
+/// in one go: a write to the table while a search yields makes it start again (the rows it
+/// found may have other vectors by then). Under a steady write load on the table most
+/// searches finish in their first step anyway (`tarn_core::state::KNN_STEP_ROWS` rows);
+/// the last attempt cannot be disturbed but holds the shard for its whole length (at most one
+/// scan of the shard's rows). Cost of raising it: more wasted work under heavy writes.
+pub const KNN_ATTEMPTS: u32 = 3;
+
+/// How often a shard's index maintenance task looks for work (a new index to build, a
+/// graph past its tombstone share) while it has none. Cost: one wake-up per period per
+/// shard; lower values start builds and rebuilds sooner.
+pub const INDEX_IDLE_POLL_MS: u64 = 20;
+
 /// Capacity of each bounded cross-shard channel (one per ordered pair of shards, created at
 /// start-up). A full channel makes the sender wait, which is the back-pressure that keeps one
 /// hot shard from queueing unbounded work for another. Cost: memory for `capacity` messages per

@@ -76,6 +76,13 @@ pub enum MsgBody {
     ViewCounters { view_id: u32 },
     /// Report this shard's counters of stream `stream_id` (events it is the home of).
     StreamCounters { stream_id: u32 },
+    /// Search this shard's part of a vector index; reply `KnnHits`.
+    Knn(Box<super::shard::KnnAsk>),
+    /// The vector of the row under `key` (owned here) of index `index_id`'s table; reply
+    /// `RowVector`.
+    RowVector { index_id: u32, key: Vec<u8> },
+    /// Report the build progress of this shard's indexes; reply `IndexProgress`.
+    IndexProgress,
 }
 
 pub struct ShardReply {
@@ -97,6 +104,9 @@ pub enum ReplyBody {
     ViewCounters([u64; 4]),
     /// Per key: the as-of time, the aggregates' values and the newest event time held.
     Features(Vec<(i64, Vec<Value>, Option<i64>)>),
+    KnnHits(super::shard::KnnHits),
+    RowVector(Option<Vec<f32>>),
+    IndexProgress(Vec<(u32, tarn_core::state::IndexProgress)>),
     Error(ServerError),
 }
 
@@ -124,6 +134,9 @@ impl ReplyBody {
             ReplyBody::StreamCounters(_) => "StreamCounters",
             ReplyBody::ViewCounters(_) => "ViewCounters",
             ReplyBody::Features(_) => "Features",
+            ReplyBody::KnnHits(_) => "KnnHits",
+            ReplyBody::RowVector(_) => "RowVector",
+            ReplyBody::IndexProgress(_) => "IndexProgress",
             ReplyBody::Error(..) => "Error",
         }
     }
@@ -149,6 +162,9 @@ impl MsgBody {
             MsgBody::Backfill { .. } => "Backfill",
             MsgBody::ViewCounters { .. } => "ViewCounters",
             MsgBody::StreamCounters { .. } => "StreamCounters",
+            MsgBody::Knn(_) => "Knn",
+            MsgBody::RowVector { .. } => "RowVector",
+            MsgBody::IndexProgress => "IndexProgress",
         }
     }
 }
@@ -224,6 +240,12 @@ pub fn check_arrival(
             if let Some(s) = not_owned(&mut keys.iter()) {
                 return bad(format!("carries a key owned by shard {s}"));
             }
+        }
+        MsgBody::RowVector { key, .. } if tarn_types::shard_for(key, count) != me => {
+            return bad(format!(
+                "carries a key owned by shard {}",
+                tarn_types::shard_for(key, count)
+            ));
         }
         MsgBody::History { queries, .. } => {
             if let Some(s) = not_owned(&mut queries.iter().map(|(k, _)| k)) {

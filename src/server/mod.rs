@@ -258,6 +258,8 @@ async fn shard_main(
         .detach();
     }
 
+    glommio::spawn_local(shard.clone().maintain_indexes()).detach();
+
     // Signal watcher: closes the shutdown semaphore, waking every connection.
     {
         let shard = shard.clone();

@@ -6,7 +6,7 @@ use tarn_net::{OpStats, Opcode};
 use super::limits::MAX_RECORDED_LATENCY_US;
 
 /// Request opcodes we keep statistics for, in display order.
-const OPS: [Opcode; 10] = [
+const OPS: [Opcode; 11] = [
     Opcode::Hello,
     Opcode::Ping,
     Opcode::Sql,
@@ -17,6 +17,7 @@ const OPS: [Opcode; 10] = [
     Opcode::Ingest,
     Opcode::Features,
     Opcode::History,
+    Opcode::Knn,
 ];
 
 pub struct OpHistograms {

@@ -44,12 +44,16 @@ pub const BIG_VALUE_BYTES: usize = 256 * 1024;
 
 /// Names the fuzz traffic must never drop or write: the canary's checks and the restart
 /// comparison depend on them. DDL seeds only create and drop `fz_tmp*` objects.
-pub const PROTECTED: [&str; 9] = [
-    T_ALL, S_EV, V_LIFE, V_WIN, T_CANARY, T_BIG, "fz_txt", "fz_bkey", "fz_tkey",
+pub const PROTECTED: [&str; 10] = [
+    T_ALL, S_EV, V_LIFE, V_WIN, T_CANARY, T_BIG, "fz_txt", "fz_bkey", "fz_tkey", T_VEC,
 ];
 
+/// A table with a VECTOR(4) column: vector values, good and bad, over the wire.
+pub const T_VEC: &str = "fz_vec";
+
 /// Statements run once at start (with the harness client) before any fuzz traffic.
-pub const SCHEMA: [&str; 9] = [
+pub const SCHEMA: [&str; 10] = [
+    "CREATE TABLE fz_vec (id BIGINT PRIMARY KEY, emb VECTOR(4), note TEXT)",
     "CREATE TABLE fz_all (id BIGINT PRIMARY KEY, name TEXT, score DOUBLE, ok BOOLEAN, data BYTES, at TIMESTAMP)",
     "CREATE TABLE fz_txt (k TEXT PRIMARY KEY, v BIGINT, note TEXT)",
     "CREATE TABLE fz_bkey (k BYTES PRIMARY KEY, v DOUBLE, flag BOOLEAN)",
@@ -172,6 +176,71 @@ fn keys(op: Opcode, table: &str, keys: Vec<Value>) -> Request {
     } else {
         Request::Delete(k)
     }
+}
+
+/// Vector values for [`T_VEC`]: valid rows, every validator error (dimension, empty, NaN,
+/// infinities, over the magnitude limit), SQL INSERT literals, and a raw count over the limit.
+fn vector_value_seeds() -> Vec<Seed> {
+    let v = |x: &[f32]| Value::Vector(x.to_vec().into());
+    let row = |id: i64, e: Value| vec![Value::Int(id), e, Value::Text(format!("v{id}"))];
+    let cols = ["id", "emb", "note"];
+    let mut s = Vec::new();
+    let good: Vec<Vec<Value>> = (0..8)
+        .map(|i| row(i, v(&[i as f32, -0.0, 1e-30, -1e16])))
+        .collect();
+    s.push(seed(
+        "UPSERT vectors",
+        6,
+        &upsert(T_VEC, UpsertMode::Replace, &cols, good),
+    ));
+    for (name, bad) in [
+        ("UPSERT vector short", v(&[1.0, 2.0])),
+        ("UPSERT vector empty", v(&[])),
+        ("UPSERT vector NaN", v(&[1.0, f32::NAN, 0.0, 0.0])),
+        ("UPSERT vector +inf", v(&[f32::INFINITY, 0.0, 0.0, 0.0])),
+        ("UPSERT vector -inf", v(&[0.0, 0.0, 0.0, f32::NEG_INFINITY])),
+        ("UPSERT vector huge", v(&[0.0, 1e17, 0.0, 0.0])),
+        ("UPSERT vector as text", Value::Text("[1,2,3,4]".into())),
+    ] {
+        let rows = vec![row(100, v(&[1.0; 4])), row(101, bad)];
+        s.push(seed(
+            name,
+            1,
+            &upsert(T_VEC, UpsertMode::Replace, &cols, rows),
+        ));
+    }
+    s.push(seed(
+        "GET vectors",
+        4,
+        &keys(Opcode::Get, T_VEC, (0..9).map(Value::Int).collect()),
+    ));
+    s.push(seed(
+        "GET vector key",
+        1,
+        &keys(Opcode::Get, T_VEC, vec![v(&[1.0; 4])]),
+    ));
+    for (name, sql) in [
+        ("SQL INSERT vectors", "INSERT INTO fz_vec VALUES (20, '[1, 2.5, -3, 0]', 'a'), (21, ARRAY[0.5, -1, 2, 3], NULL)"),
+        ("SQL INSERT bad vector", "INSERT INTO fz_vec (id, emb) VALUES (22, '[1, NaN, 3, 4]')"),
+        ("SQL SELECT vectors", "SELECT id, emb FROM fz_vec WHERE id IN (1, 20, 21)"),
+        ("SQL compare vector", "SELECT * FROM fz_vec WHERE emb = '[1,2,3,4]'"),
+    ] {
+        s.push(seed(name, 1, &Request::Sql(sql.into())));
+    }
+    let mut p = Vec::new();
+    p.extend_from_slice(&(T_VEC.len() as u32).to_le_bytes());
+    p.extend_from_slice(T_VEC.as_bytes());
+    p.extend_from_slice(&1u32.to_le_bytes());
+    p.push(7);
+    p.extend_from_slice(&(tarn_net::limits::MAX_VECTOR_COMPONENTS + 1).to_le_bytes());
+    s.push(raw_seed(
+        "GET vector count over limit",
+        "raw",
+        1,
+        Opcode::Get.as_u16(),
+        &p,
+    ));
+    s
 }
 
 fn ev_row(ts: i64, k: &str, n: i64) -> Vec<Value> {
@@ -777,6 +846,7 @@ pub fn corpus(now: i64, producer: u64, suppress: bool) -> Vec<Seed> {
         s.push(raw_seed("zero-length payload", "raw", 1, op, &[]));
     }
     s.push(raw_seed("unknown opcode", "raw", 1, 0x42, b"abc"));
+    s.extend(vector_value_seeds());
 
     s.extend(vector_seeds());
     s

@@ -183,6 +183,44 @@ fn spawn_tarnd(
 }
 
 /// Waits for `child` to exit, at most `limit`. `None` on timeout.
+/// What one `tarn` CLI run gave.
+pub struct CliOut {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `tarn --addr ADDR ARGS...` (no TARN_ADDR/TARN_TOKEN from the environment, stdin
+/// closed) with a 60 s deadline.
+pub fn run_tarn(addr: &str, args: &[&str]) -> CliOut {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, e) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = Command::new(tarn_bin())
+        .arg("--addr")
+        .arg(addr)
+        .args(args)
+        .env_remove("TARN_ADDR")
+        .env_remove("TARN_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap())
+        .spawn()
+        .expect("spawn tarn");
+    let status = match wait_with_deadline(&mut child, Duration::from_secs(60)) {
+        Some(s) => s,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tarn {args:?} did not finish within 60 s");
+        }
+    };
+    CliOut {
+        status,
+        stdout: std::fs::read_to_string(o).unwrap(),
+        stderr: std::fs::read_to_string(e).unwrap(),
+    }
+}
+
 pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {

@@ -16,20 +16,41 @@ pub const ROUTING_HASH: &str = "xxh3-64-seed0-mod";
 /// row well inside a frame; raising it costs memory per row and per in-flight batch.
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
 
-/// Column types. The numeric tags are part of the wire and log formats: never renumber.
+/// Largest dimension of a `VECTOR(n)` column: tarn-vectors' limit, so every stored vector can
+/// be indexed (see [`tarn_vectors::MAX_DIMENSIONS`] for why 4,096 and what it costs).
+pub const MAX_VECTOR_DIMENSIONS: u32 = tarn_vectors::MAX_DIMENSIONS as u32;
+
+/// Most vector components one row may hold, over all its vector columns (1 MiB of f32).
+///
+/// Why: a row can hold several `VECTOR(4096)` columns; this bounds one row's vector bytes so a
+/// row stays well inside a frame, a log record and a checkpoint step (64 columns of the largest
+/// dimension). What it costs: a table whose vector columns add up to more components is refused
+/// at `CREATE TABLE`; raising it raises the memory one row, one record and one checkpoint step
+/// can take.
+pub const MAX_VECTOR_COMPONENTS_PER_ROW: u32 = 262_144;
+
+/// Column types. The numeric tags are part of the wire and log formats: never renumber. A
+/// vector type is tag [`VECTOR_TAG`] followed by its dimension (u32 little-endian) in both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[repr(u8)]
 pub enum ColumnType {
-    Boolean = 1,
-    BigInt = 2,
-    Double = 3,
-    Text = 4,
-    Bytes = 5,
+    Boolean,
+    BigInt,
+    Double,
+    Text,
+    Bytes,
     /// Microseconds since the Unix epoch, UTC.
-    Timestamp = 6,
+    Timestamp,
+    /// `VECTOR(n)`: exactly `n` f32 components, `1 <= n <= MAX_VECTOR_DIMENSIONS`, each finite.
+    /// The catalog JSON spells it `{"Vector": n}`.
+    Vector(u32),
 }
 
+/// Wire and log tag of `VECTOR(n)`; the dimension follows as u32 little-endian.
+pub const VECTOR_TAG: u8 = 7;
+
 impl ColumnType {
+    /// The fieldless type of `tag`; `None` for unknown tags and for [`VECTOR_TAG`], whose
+    /// dimension the caller reads next and passes to [`ColumnType::vector`].
     pub fn from_tag(tag: u8) -> Option<ColumnType> {
         Some(match tag {
             1 => ColumnType::Boolean,
@@ -42,31 +63,62 @@ impl ColumnType {
         })
     }
 
-    pub fn tag(self) -> u8 {
-        self as u8
+    /// `VECTOR(dim)`, or the reason `dim` is outside `1..=MAX_VECTOR_DIMENSIONS`.
+    pub fn vector(dim: u32) -> Result<ColumnType, tarn_vectors::VectorError> {
+        tarn_vectors::check_dimensions(dim as usize)?;
+        Ok(ColumnType::Vector(dim))
     }
 
-    /// The SQL spelling, as `CREATE TABLE` accepts it and `DESCRIBE`/errors print it.
-    pub fn sql_name(self) -> &'static str {
+    pub fn tag(self) -> u8 {
         match self {
+            ColumnType::Boolean => 1,
+            ColumnType::BigInt => 2,
+            ColumnType::Double => 3,
+            ColumnType::Text => 4,
+            ColumnType::Bytes => 5,
+            ColumnType::Timestamp => 6,
+            ColumnType::Vector(_) => VECTOR_TAG,
+        }
+    }
+
+    /// The dimension of a vector type; `None` for the others.
+    pub fn vector_dim(self) -> Option<u32> {
+        match self {
+            ColumnType::Vector(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The SQL spelling, as `CREATE TABLE` accepts it and `DESCRIBE`/errors print it
+    /// (`VECTOR(64)` with its dimension).
+    pub fn sql_name(self) -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed(match self {
             ColumnType::Boolean => "BOOLEAN",
             ColumnType::BigInt => "BIGINT",
             ColumnType::Double => "DOUBLE",
             ColumnType::Text => "TEXT",
             ColumnType::Bytes => "BYTES",
             ColumnType::Timestamp => "TIMESTAMP",
-        }
+            ColumnType::Vector(d) => return std::borrow::Cow::Owned(format!("VECTOR({d})")),
+        })
     }
 
-    /// Types allowed as a primary key. DOUBLE is excluded: NaN and -0.0 make equality ambiguous.
+    /// Types allowed as a primary key. DOUBLE is excluded: NaN and -0.0 make equality
+    /// ambiguous; VECTOR has no equality or order at all.
     pub fn can_be_key(self) -> bool {
-        !matches!(self, ColumnType::Double)
+        !matches!(self, ColumnType::Double | ColumnType::Vector(_))
+    }
+
+    /// Types with equality and order (`=`, `<`, `MIN`, `GROUP BY`): all but VECTOR, whose
+    /// components are compared by distance, never by value.
+    pub fn is_comparable(self) -> bool {
+        !matches!(self, ColumnType::Vector(_))
     }
 }
 
 impl std::fmt::Display for ColumnType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.sql_name())
+        f.write_str(&self.sql_name())
     }
 }
 
@@ -104,6 +156,8 @@ pub enum Value {
     Bytes(Vec<u8>),
     /// Microseconds since the Unix epoch, UTC.
     Timestamp(i64),
+    /// A `VECTOR(n)` cell: its `n` components.
+    Vector(Box<[f32]>),
 }
 
 impl Value {
@@ -117,6 +171,7 @@ impl Value {
             Value::Text(_) => ColumnType::Text,
             Value::Bytes(_) => ColumnType::Bytes,
             Value::Timestamp(_) => ColumnType::Timestamp,
+            Value::Vector(v) => ColumnType::Vector(v.len() as u32),
         })
     }
 
@@ -143,6 +198,7 @@ pub fn encode_key(value: &Value, out: &mut Vec<u8>) -> Result<(), KeyError> {
     match value {
         Value::Null => return Err(KeyError::Null),
         Value::Double(_) => return Err(KeyError::Type(ColumnType::Double)),
+        Value::Vector(v) => return Err(KeyError::Type(ColumnType::Vector(v.len() as u32))),
         Value::Bool(b) => {
             out.push(ColumnType::Boolean.tag());
             out.push(u8::from(*b));
@@ -215,6 +271,38 @@ mod tests {
         assert_eq!(
             encode_key(&Value::Double(1.0), &mut out),
             Err(KeyError::Type(ColumnType::Double))
+        );
+    }
+
+    #[test]
+    fn vector_type_has_tag_7_its_dimension_and_no_key() {
+        let t = ColumnType::vector(64).unwrap();
+        assert_eq!(t, ColumnType::Vector(64));
+        assert_eq!(t.tag(), VECTOR_TAG);
+        assert_eq!(ColumnType::from_tag(VECTOR_TAG), None);
+        assert_eq!(t.sql_name(), "VECTOR(64)");
+        assert_eq!(t.to_string(), "VECTOR(64)");
+        assert_eq!(t.vector_dim(), Some(64));
+        assert!(!t.can_be_key() && !t.is_comparable());
+        assert!(ColumnType::Text.is_comparable() && ColumnType::Text.vector_dim().is_none());
+        assert!(ColumnType::vector(0).is_err());
+        assert!(ColumnType::vector(MAX_VECTOR_DIMENSIONS).is_ok());
+        assert!(ColumnType::vector(MAX_VECTOR_DIMENSIONS + 1).is_err());
+        // Fieldless types keep their tags; the catalog JSON spells the dimension.
+        for (tag, ty) in (1..=6).map(|t| (t, ColumnType::from_tag(t).unwrap())) {
+            assert_eq!(ty.tag(), tag);
+        }
+        assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"Vector":64}"#);
+        assert_eq!(
+            serde_json::to_string(&ColumnType::Text).unwrap(),
+            r#""Text""#
+        );
+        let v = Value::Vector(vec![1.0, 2.0].into());
+        assert_eq!(v.column_type(), Some(ColumnType::Vector(2)));
+        let mut out = Vec::new();
+        assert_eq!(
+            encode_key(&v, &mut out),
+            Err(KeyError::Type(ColumnType::Vector(2)))
         );
     }
 

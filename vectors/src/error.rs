@@ -58,6 +58,12 @@ pub enum VectorError {
     #[error("ef_construction = {ef_construction} is smaller than m = {m}: it must be at least m")]
     EfConstructionBelowM { ef_construction: usize, m: usize },
 
+    /// A serialized index that is damaged or not an index (bad magic, version, checksum,
+    /// length, value out of range, broken graph): what was wrong. Distinct from every
+    /// other error: the bytes, not the request, are at fault.
+    #[error("corrupt vector index: {0}")]
+    Corrupt(String),
+
     /// `k` of a search outside `1..=MAX_K`.
     #[error("k = {k} is out of range: must be 1..={max}")]
     KOutOfRange { k: usize, max: usize },

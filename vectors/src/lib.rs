@@ -114,8 +114,9 @@
 //!
 //! # Not built yet
 //!
-//! - **Persistence**: indexes are in memory only; no dump or load here (a shard rebuilds an
-//!   index from its rows).
+//! - **Persistence on a shard**: [`HnswIndex::encode`] and [`Decoder`] write and read an
+//!   index in bounded, checksummed chunks (`vectors/FORMAT.md`); no shard writes or reads
+//!   them yet.
 //! - **SQL, catalog and wire**: `VECTOR(n)` columns, `CREATE INDEX … USING hnsw`, the KNN
 //!   opcode and the fan-out live in `core`, `net` and the server, none of which uses this
 //!   crate yet.
@@ -131,8 +132,9 @@ mod validate;
 pub use distance::{dot, l2_squared, norm, Kernels, ACCUMULATORS, LANES};
 pub use error::VectorError;
 pub use index::{
-    merge_neighbors, ExactIndex, HnswIndex, HnswParams, Index, Neighbor, RebuildStep, RowId,
-    SearchCursor, SearchParams, Step, VectorIndex,
+    merge_neighbors, unframe, Decoder, Encoder, ExactIndex, HnswIndex, HnswParams, Index, Neighbor,
+    RebuildStep, RowId, SearchCursor, SearchParams, Step, VectorIndex, CHUNK_FRAME_BYTES,
+    HNSW_FORMAT_VERSION, HNSW_MAGIC,
 };
 pub use limits::{
     rows_per_step, BLOCK_BYTES, COMPACT_PER_WRITE, HNSW_EF_CONSTRUCTION_MAX,

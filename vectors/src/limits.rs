@@ -159,7 +159,8 @@ pub const PLANNER_EXACT_ROWS_PER_EF: usize = 64;
 /// the query's own `ef`.
 ///
 /// Why 50 %: when at least half the rows match, an `ef`-bounded beam that keeps only matching
-/// rows fills its result list about as fast as without a filter; below that, `ef` is grown by
-/// `1/share` so the beam keeps about `ef` matching candidates. What it costs: nothing — it
+/// rows fills its result list about as fast as without a filter; below that the plan is
+/// reported as a filtered graph search (same `ef`; the beam runs until it holds `ef` accepted
+/// rows). What it costs: nothing — it
 /// only chooses between two ways of the same search.
 pub const PLANNER_GRAPH_MIN_PERCENT: usize = 50;

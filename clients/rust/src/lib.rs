@@ -10,6 +10,10 @@
 //! # Ok::<(), tarn_client::ClientError>(())
 //! ```
 //!
+//! `VECTOR(n)` columns carry [`Value::Vector`] (the `n` f32 components, sent bit for bit; the
+//! server checks the dimension and that every component is finite, answering `BAD_VECTOR`):
+//! `Value::Vector(vec![0.5, -1.0, 2.0].into())`.
+//!
 //! Requests can be pipelined: [`Client::send`] / [`Client::recv`] expose the raw request ids,
 //! [`Client::pipeline`] keeps up to the server's `max_in_flight` requests outstanding and returns
 //! results in request order. The simple methods (`sql`, `get`, ...) can be mixed with `send`:
@@ -24,8 +28,9 @@ use tarn_net::{decode_response, encode_request, FrameBuffer, CONNECTION_REQUEST_
 pub use tarn_net::{
     limits, Column, ColumnType, DeleteReply, ErrorCode, ErrorReply, FeatureRow, FeaturesReply,
     FeaturesRequest, GetReply, Hello, HelloReply, HistoryReply, HistoryRequest, IngestBody,
-    IngestReply, IngestRequest, KeysRequest, OpStats, Producer, Request, Response, ShardStats,
-    SqlReply, StatsReply, UpsertMode, UpsertReply, UpsertRequest, Value,
+    IngestReply, IngestRequest, KeysRequest, KnnQuery, KnnReply, KnnRequest, KnnRow, OpStats,
+    Producer, Request, Response, ShardStats, SqlReply, StatsReply, UpsertMode, UpsertReply,
+    UpsertRequest, Value,
 };
 
 /// Most request bytes the client keeps unanswered in [`Client::pipeline`] (besides the count
@@ -378,6 +383,37 @@ impl Client {
         match self.call(&req)? {
             Response::History(r) => Ok(r),
             other => Err(unexpected("HISTORY", &other)),
+        }
+    }
+
+    /// The `req.k` rows of the index's table nearest to `req.query` (a vector, or the vector of
+    /// the row with a given key), among the rows matching `req.filter`, nearest first, each
+    /// with its distance under the index's metric (l2: Euclidean; cosine: 1 − cos; ip: −a·b).
+    ///
+    /// ```no_run
+    /// # use tarn_client::{Client, KnnQuery, KnnRequest};
+    /// # let mut c = Client::connect("127.0.0.1:7070")?;
+    /// let reply = c.knn(&KnnRequest {
+    ///     index: "docs_emb".into(),
+    ///     query: KnnQuery::Vector(vec![0.1, 0.2, 0.3]),
+    ///     k: 10,
+    ///     ef: None,
+    ///     filter: "lang = 'en'".into(),
+    ///     columns: vec!["id".into(), "title".into()],
+    /// })?;
+    /// for row in &reply.rows {
+    ///     println!("{} {:?}", row.distance, row.values);
+    /// }
+    /// # Ok::<(), tarn_client::ClientError>(())
+    /// ```
+    ///
+    /// Bad arguments are the server's to refuse (`k` = 0 or an `ef` out of range:
+    /// `INVALID_ARGUMENT`; `k` over `limits::MAX_KNN_K`: `LIMIT_EXCEEDED`; a query vector of the
+    /// wrong dimension: `BAD_VECTOR`; see docs/PROTOCOL.md, KNN).
+    pub fn knn(&mut self, req: &KnnRequest) -> Result<KnnReply, ClientError> {
+        match self.call(&Request::Knn(req.clone()))? {
+            Response::Knn(r) => Ok(r),
+            other => Err(unexpected("KNN", &other)),
         }
     }
 

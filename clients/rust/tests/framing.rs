@@ -68,6 +68,7 @@ fn answer(req: Request) -> Response {
                 })
                 .collect(),
         }),
+        Request::Knn(q) => knn_answer(q),
         Request::Ingest(i) => Response::Ingest(tarn_client::IngestReply {
             events: match i.body {
                 tarn_client::IngestBody::Rows { rows, .. } => rows.len() as u64,
@@ -76,6 +77,35 @@ fn answer(req: Request) -> Response {
             duplicate: false,
         }),
     }
+}
+
+/// KNN: `k` rows at distances 0, 1, …, each holding the filter text and the query as the
+/// server decoded it (so the test sees exactly what the client wrote); `distances` = the
+/// query vector's length (0 for `Like`).
+fn knn_answer(q: KnnRequest) -> Response {
+    let (query, dim) = match q.query {
+        KnnQuery::Vector(v) => (Value::Vector(v.clone().into()), v.len() as u64),
+        KnnQuery::Like(key) => (key, 0),
+    };
+    Response::Knn(KnnReply {
+        columns: vec![
+            Column {
+                name: "filter".into(),
+                ty: ColumnType::Text,
+            },
+            Column {
+                name: q.columns.join(","),
+                ty: ColumnType::Text,
+            },
+        ],
+        rows: (0..q.k)
+            .map(|i| KnnRow {
+                distance: i as f32,
+                values: vec![Value::Text(q.filter.clone()), query.clone()],
+            })
+            .collect(),
+        distances: dim + u64::from(q.ef.unwrap_or(0)),
+    })
 }
 
 /// What the fake server does after the handshake.
@@ -182,6 +212,40 @@ fn opts() -> ClientOptions {
         auth_token: Some("tok".into()),
         ..ClientOptions::default()
     }
+}
+
+#[test]
+fn knn_writes_the_request_and_returns_the_reply() {
+    let (addr, server) = spawn_server(Mode::Reverse);
+    let mut c = Client::connect_with(&addr, opts()).unwrap();
+    let mut req = KnnRequest {
+        index: "docs_emb".into(),
+        query: KnnQuery::Vector(vec![0.5, -1.0, 2.0]),
+        k: 2,
+        ef: Some(40),
+        filter: "lang = 'en'".into(),
+        columns: vec!["id".into(), "title".into()],
+    };
+    let r = c.knn(&req).unwrap();
+    assert_eq!(r.distances, 43);
+    assert_eq!(r.columns[1].name, "id,title");
+    let distances: Vec<f32> = r.rows.iter().map(|row| row.distance).collect();
+    assert_eq!(distances, [0.0, 1.0]);
+    assert_eq!(
+        r.rows[1].values,
+        [
+            Value::Text("lang = 'en'".into()),
+            Value::Vector(vec![0.5, -1.0, 2.0].into())
+        ]
+    );
+    req.query = KnnQuery::Like(Value::Text("doc-7".into()));
+    req.k = 1;
+    req.ef = None;
+    let r = c.knn(&req).unwrap();
+    assert_eq!(r.distances, 0);
+    assert_eq!(r.rows[0].values[1], Value::Text("doc-7".into()));
+    drop(c);
+    assert_eq!(server.join().unwrap(), 2);
 }
 
 #[test]

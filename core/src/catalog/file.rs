@@ -1,20 +1,56 @@
 //! The catalog file: JSON with a `format` field and one map per object kind, by name
-//! (`{"format": 1, "version": …, "next_table_id": …, "tables": {…}, "streams": {…}, "views":
-//! {…}}`, pretty-printed). The layout predates the single namespace and is kept byte for byte;
-//! `core/src/tests/fixtures/catalog-v1.json` pins it.
+//! (`{"format": 2, "version": …, "next_table_id": …, "tables": {…}, "streams": {…}, "views":
+//! {…}, "indexes": {…}}`, pretty-printed). The layout predates the single namespace and is kept
+//! byte for byte. Format 2 added `indexes` (vector indexes); format 1 files (no indexes) are
+//! still read. `core/src/tests/fixtures/catalog-v1.json` and `catalog-v2.json` pin both.
 
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::{Catalog, Object};
+use crate::index_def::{IndexDef, MAX_INDEXES_PER_TABLE};
 use crate::schema::{StreamDef, TableDef};
 use crate::view::ViewDef;
-use crate::CoreError;
+use crate::{CoreError, MAX_VECTOR_DIMENSIONS};
 
 /// Format version written into the catalog JSON (`format` field). Bumped on any incompatible
-/// change; [`Catalog::from_bytes`] refuses versions it does not know.
-pub const CATALOG_FORMAT_VERSION: u32 = 1;
+/// change; [`Catalog::from_bytes`] refuses versions it does not know. 2 added `indexes`.
+pub const CATALOG_FORMAT_VERSION: u32 = 2;
+
+/// The oldest format [`Catalog::from_bytes`] still reads: 1, which had no vector indexes.
+pub const OLDEST_CATALOG_FORMAT_VERSION: u32 = 1;
+
+/// A vector index as the file holds it: the metric by its short name, the parameters flat
+/// (the seed is the id, so it is not written).
+#[derive(Serialize, Deserialize)]
+struct IndexDisk {
+    id: u32,
+    name: String,
+    table_id: u32,
+    column: u16,
+    dim: u32,
+    metric: String,
+    m: usize,
+    ef_construction: usize,
+    ef_search: usize,
+}
+
+impl IndexDisk {
+    fn of(i: &IndexDef) -> IndexDisk {
+        IndexDisk {
+            id: i.id,
+            name: i.name.clone(),
+            table_id: i.table_id,
+            column: i.column,
+            dim: i.dim,
+            metric: i.metric.name().to_string(),
+            m: i.params.m,
+            ef_construction: i.params.ef_construction,
+            ef_search: i.params.ef_search,
+        }
+    }
+}
 
 /// The catalog as written: fields in file order, borrowed.
 #[derive(Serialize)]
@@ -24,6 +60,7 @@ struct DiskRef<'a> {
     tables: BTreeMap<&'a str, &'a TableDef>,
     streams: BTreeMap<&'a str, &'a StreamDef>,
     views: BTreeMap<&'a str, &'a ViewDef>,
+    indexes: BTreeMap<&'a str, IndexDisk>,
 }
 
 #[derive(Serialize)]
@@ -43,6 +80,8 @@ struct Disk {
     streams: BTreeMap<String, StreamDef>,
     #[serde(default)]
     views: BTreeMap<String, ViewDef>,
+    #[serde(default)]
+    indexes: BTreeMap<String, IndexDisk>,
 }
 
 #[derive(Deserialize)]
@@ -61,12 +100,14 @@ impl Catalog {
             tables: BTreeMap::new(),
             streams: BTreeMap::new(),
             views: BTreeMap::new(),
+            indexes: BTreeMap::new(),
         };
         for o in self.objects() {
             match o {
                 Object::Table(t) => disk.tables.insert(&t.name, t).is_none(),
                 Object::Stream(s) => disk.streams.insert(&s.name, s).is_none(),
                 Object::View(v) => disk.views.insert(&v.name, v).is_none(),
+                Object::Index(i) => disk.indexes.insert(&i.name, IndexDisk::of(i)).is_none(),
             };
         }
         serde_json::to_vec_pretty(&CatalogFileRef {
@@ -83,17 +124,23 @@ impl Catalog {
     pub fn from_bytes(b: &[u8]) -> Result<Catalog, CoreError> {
         let file: CatalogFile = serde_json::from_slice(b)
             .map_err(|e| CoreError::Corrupt(format!("catalog JSON: {e}")))?;
-        if file.format != CATALOG_FORMAT_VERSION {
+        if !(OLDEST_CATALOG_FORMAT_VERSION..=CATALOG_FORMAT_VERSION).contains(&file.format) {
             return Err(CoreError::Corrupt(format!(
-                "unsupported catalog format {} (this build reads {CATALOG_FORMAT_VERSION})",
+                "unsupported catalog format {} (this build reads {OLDEST_CATALOG_FORMAT_VERSION}..={CATALOG_FORMAT_VERSION})",
                 file.format
             )));
         }
         let disk = file.catalog;
+        if file.format < 2 && !disk.indexes.is_empty() {
+            return Err(CoreError::Corrupt(
+                "catalog format 1 has no indexes, yet the file lists some".into(),
+            ));
+        }
         let mut ids = HashSet::new();
         check_tables(&disk, &mut ids)?;
         check_streams(&disk, &mut ids)?;
         check_views(&disk, &mut ids)?;
+        let indexes = check_indexes(&disk, &mut ids)?;
         let mut cat = Catalog {
             version: disk.version,
             next_table_id: disk.next_table_id,
@@ -102,7 +149,8 @@ impl Catalog {
         // Checked above: names unique across kinds, ids unique, non-zero, below the next id.
         let objects = (disk.tables.into_values().map(Object::Table))
             .chain(disk.streams.into_values().map(Object::Stream))
-            .chain(disk.views.into_values().map(Object::View));
+            .chain(disk.views.into_values().map(Object::View))
+            .chain(indexes.into_iter().map(Object::Index));
         for o in objects {
             cat.insert(o);
         }
@@ -130,8 +178,29 @@ fn check_tables(cat: &Disk, ids: &mut HashSet<u32>) -> Result<(), CoreError> {
         if !t.key_type().can_be_key() {
             return Err(bad("key column type cannot be a key"));
         }
+        if t.columns.iter().any(|c| {
+            c.ty.vector_dim()
+                .is_some_and(|d| d == 0 || d > MAX_VECTOR_DIMENSIONS)
+        }) {
+            return Err(bad("VECTOR dimension out of range"));
+        }
+        if crate::sql::table::check_vector_width(name, &t.columns).is_err() {
+            return Err(bad(
+                "more vector components per row than MAX_VECTOR_COMPONENTS_PER_ROW",
+            ));
+        }
     }
     Ok(())
+}
+
+/// Every VECTOR dimension in `1..=MAX_VECTOR_DIMENSIONS`, and at most
+/// `MAX_VECTOR_COMPONENTS_PER_ROW` components in all (what CREATE TABLE/STREAM enforce).
+fn vector_columns_ok(name: &str, columns: &[crate::schema::ColumnDef]) -> bool {
+    let dims_ok = columns
+        .iter()
+        .filter_map(|c| c.ty.vector_dim())
+        .all(|d| (1..=MAX_VECTOR_DIMENSIONS).contains(&d));
+    dims_ok && crate::sql::table::check_vector_width(name, columns).is_ok()
 }
 
 fn check_streams(cat: &Disk, ids: &mut HashSet<u32>) -> Result<(), CoreError> {
@@ -153,6 +222,9 @@ fn check_streams(cat: &Disk, ids: &mut HashSet<u32>) -> Result<(), CoreError> {
         }
         if st.partition >= st.columns.len() || !st.columns[st.partition].ty.can_be_key() {
             return Err(bad("partition column out of range or not keyable"));
+        }
+        if !vector_columns_ok(name, &st.columns) {
+            return Err(bad("VECTOR dimensions out of range"));
         }
         if st.retention_us <= 0 || st.max_future_us < 0 {
             return Err(bad("retention or max_future out of range"));
@@ -179,4 +251,60 @@ fn check_views(cat: &Disk, ids: &mut HashSet<u32>) -> Result<(), CoreError> {
         v.check(st).map_err(|e| bad(&e))?;
     }
     Ok(())
+}
+
+/// Checks every index against its table and returns the definitions: name unique across
+/// kinds, fresh id, the table exists, the column is a VECTOR of the recorded dimension, the
+/// metric is known, the parameters are in range, at most [`MAX_INDEXES_PER_TABLE`] per table.
+fn check_indexes(cat: &Disk, ids: &mut HashSet<u32>) -> Result<Vec<IndexDef>, CoreError> {
+    let mut per_table: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut out = Vec::with_capacity(cat.indexes.len());
+    for (name, i) in &cat.indexes {
+        let bad = |why: &str| CoreError::Corrupt(format!("catalog index \"{name}\": {why}"));
+        if *name != i.name {
+            return Err(bad("name does not match its entry"));
+        }
+        let taken = cat.tables.contains_key(name)
+            || cat.streams.contains_key(name)
+            || cat.views.contains_key(name);
+        if taken {
+            return Err(bad("a table, stream or view has the same name"));
+        }
+        if !fresh_id(i.id, cat.next_table_id, ids) {
+            return Err(bad("invalid or duplicate id"));
+        }
+        let Some(t) = cat.tables.values().find(|t| t.id == i.table_id) else {
+            return Err(bad("its table does not exist"));
+        };
+        let ty = t.columns.get(usize::from(i.column)).map(|c| c.ty);
+        if ty != Some(tarn_types::ColumnType::Vector(i.dim)) {
+            return Err(bad("its column is not a VECTOR of the recorded dimension"));
+        }
+        let count = per_table.entry(i.table_id).or_default();
+        *count += 1;
+        if *count > MAX_INDEXES_PER_TABLE {
+            return Err(bad("its table has more than MAX_INDEXES_PER_TABLE indexes"));
+        }
+        let metric = tarn_vectors::Metric::ALL
+            .into_iter()
+            .find(|m| m.name() == i.metric)
+            .ok_or_else(|| bad("unknown metric"))?;
+        let params = tarn_vectors::HnswParams {
+            m: i.m,
+            ef_construction: i.ef_construction,
+            ef_search: i.ef_search,
+            seed: u64::from(i.id),
+        };
+        params.validate().map_err(|e| bad(&e.to_string()))?;
+        out.push(IndexDef {
+            id: i.id,
+            name: i.name.clone(),
+            table_id: i.table_id,
+            column: i.column,
+            dim: i.dim,
+            metric,
+            params,
+        });
+    }
+    Ok(out)
 }

@@ -3,13 +3,14 @@
 //! **One namespace.** Every object kind shares one map from name to object, so a name is
 //! checked against every kind at once ([`Catalog::check_name_free`]): creating a table named
 //! like an existing view is refused naming the view. Ids come from one counter too and are
-//! never reused, so a log record's table, stream or view id is unambiguous forever. New kinds
-//! (vector indexes, contexts, models) join [`ObjectKind`] and [`Object`].
+//! never reused, so a log record's table, stream, view or index id is unambiguous forever. New
+//! kinds (contexts, models) join [`ObjectKind`] and [`Object`].
 //!
 //! The catalog file's JSON layout (one map per kind) is the business of [`file`].
 
 use std::collections::BTreeMap;
 
+use crate::index_def::{IndexDef, IndexSpec, MAX_INDEXES_PER_TABLE};
 use crate::schema::{StreamDef, TableDef};
 use crate::sql::Statement;
 use crate::view::ViewDef;
@@ -32,6 +33,8 @@ pub enum ObjectKind {
     Stream,
     /// A feature view (`CREATE MATERIALIZED VIEW`).
     View,
+    /// A vector index (`CREATE INDEX … USING hnsw`).
+    Index,
 }
 
 impl ObjectKind {
@@ -41,6 +44,17 @@ impl ObjectKind {
             ObjectKind::Table => "table",
             ObjectKind::Stream => "stream",
             ObjectKind::View => "feature view",
+            ObjectKind::Index => "index",
+        }
+    }
+
+    /// The noun with its article: `a table`, `an index`.
+    pub fn a_noun(self) -> &'static str {
+        match self {
+            ObjectKind::Table => "a table",
+            ObjectKind::Stream => "a stream",
+            ObjectKind::View => "a feature view",
+            ObjectKind::Index => "an index",
         }
     }
 
@@ -50,6 +64,7 @@ impl ObjectKind {
             ObjectKind::Table => "table",
             ObjectKind::Stream => "stream",
             ObjectKind::View => "view",
+            ObjectKind::Index => "index",
         }
     }
 }
@@ -63,6 +78,8 @@ pub enum Object {
     Stream(StreamDef),
     /// A feature view.
     View(ViewDef),
+    /// A vector index.
+    Index(IndexDef),
 }
 
 impl Object {
@@ -72,6 +89,7 @@ impl Object {
             Object::Table(_) => ObjectKind::Table,
             Object::Stream(_) => ObjectKind::Stream,
             Object::View(_) => ObjectKind::View,
+            Object::Index(_) => ObjectKind::Index,
         }
     }
 
@@ -81,6 +99,7 @@ impl Object {
             Object::Table(t) => &t.name,
             Object::Stream(s) => &s.name,
             Object::View(v) => &v.name,
+            Object::Index(i) => &i.name,
         }
     }
 
@@ -90,6 +109,7 @@ impl Object {
             Object::Table(t) => t.id,
             Object::Stream(s) => s.id,
             Object::View(v) => v.id,
+            Object::Index(i) => i.id,
         }
     }
 }
@@ -165,6 +185,38 @@ impl Catalog {
     pub fn views(&self) -> impl Iterator<Item = &ViewDef> + '_ {
         self.objects().filter_map(|o| match o {
             Object::View(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// Every vector index, in name order.
+    pub fn indexes(&self) -> impl Iterator<Item = &IndexDef> + '_ {
+        self.objects().filter_map(|o| match o {
+            Object::Index(i) => Some(i),
+            _ => None,
+        })
+    }
+
+    /// The vector index named `name` (already case-folded).
+    pub fn index(&self, name: &str) -> Option<&IndexDef> {
+        match self.object(name)? {
+            Object::Index(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The vector index with id `id`.
+    pub fn index_by_id(&self, id: u32) -> Option<&IndexDef> {
+        match self.objects.get(&id)? {
+            Object::Index(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The vector indexes over table `table_id`, in id order (the order they were created).
+    pub fn indexes_of_table(&self, table_id: u32) -> impl Iterator<Item = &IndexDef> + '_ {
+        self.objects.values().filter_map(move |o| match o {
+            Object::Index(i) if i.table_id == table_id => Some(i),
             _ => None,
         })
     }
@@ -319,11 +371,12 @@ impl Catalog {
     /// an equal catalog; ids only grow; every object of `self` keeps its id in the result.
     ///
     /// Errors: `TableExists` / `StreamExists` / `ObjectExists` (the name is taken, the error
-    /// names the existing object's kind), `UnknownTable` / `UnknownStream` / `UnknownView`,
-    /// `UnknownColumn` and the other resolution errors of a view, `LimitExceeded` (too many
-    /// tables, streams or views per stream; ids exhausted), `Unsupported` for non-DDL
-    /// statements (SHOW/DESCRIBE/SELECT are read-only) and for dropping a stream that views
-    /// read.
+    /// names the existing object's kind), `UnknownTable` / `UnknownStream` / `UnknownView` /
+    /// `UnknownIndex`, `WrongKind` (an index over a stream or view, `DROP INDEX` of a table),
+    /// `UnknownColumn` and the other resolution errors of a view, `NotAVectorColumn` (an index
+    /// over a column that is not a VECTOR), `LimitExceeded` (too many tables, streams, views
+    /// per stream or indexes per table; ids exhausted), `Unsupported` for non-DDL statements
+    /// (SHOW/DESCRIBE/SELECT are read-only) and for dropping a stream that views read.
     pub fn apply_ddl(&self, stmt: &Statement) -> Result<(Catalog, String), CoreError> {
         let (new, msg) = self.apply_ddl_inner(stmt)?;
         assert!(
@@ -348,19 +401,25 @@ impl Catalog {
                 spec,
                 if_not_exists,
             } => self.create_view(spec, *if_not_exists),
-            Statement::DropTable { name, if_exists } => {
-                self.drop(name, ObjectKind::Table, *if_exists)
-            }
+            Statement::DropTable { name, if_exists } => self.drop_table(name, *if_exists),
             Statement::DropStream { name, if_exists } => self.drop_stream(name, *if_exists),
             Statement::DropView { name, if_exists } => {
                 self.drop(name, ObjectKind::View, *if_exists)
             }
+            Statement::CreateIndex {
+                spec,
+                if_not_exists,
+            } => self.create_index(spec, *if_not_exists),
+            Statement::DropIndex { name, if_exists } => self.drop_index(name, *if_exists),
             Statement::ShowTables
+            | Statement::ShowIndexes
             | Statement::ShowStreams
             | Statement::ShowViews
             | Statement::Describe { .. }
-            | Statement::SelectFeatures { .. } => Err(CoreError::Unsupported(
-                "SHOW / DESCRIBE / SELECT do not change the catalog; answer them from it".into(),
+            | Statement::SelectFeatures { .. }
+            | Statement::Insert { .. } => Err(CoreError::Unsupported(
+                "SHOW / DESCRIBE / SELECT / INSERT do not change the catalog; answer them from it"
+                    .into(),
             )),
         }
     }
@@ -453,14 +512,101 @@ impl Catalog {
                 ObjectKind::Table => CoreError::UnknownTable(name.to_string()),
                 ObjectKind::Stream => CoreError::UnknownStream(name.to_string()),
                 ObjectKind::View => CoreError::UnknownView(name.to_string()),
+                ObjectKind::Index => CoreError::UnknownIndex(name.to_string()),
             });
         }
         let msg = match kind {
             ObjectKind::Table => format!("DROP TABLE {name}"),
             ObjectKind::Stream => format!("DROP STREAM {name}"),
             ObjectKind::View => format!("DROP MATERIALIZED VIEW {name}"),
+            ObjectKind::Index => format!("DROP INDEX {name}"),
         };
         Ok((self.without(name, kind), msg))
+    }
+
+    /// `DROP TABLE`: its vector indexes go with it (as in PostgreSQL), in the same catalog
+    /// version; the message names them.
+    fn drop_table(&self, name: &str, if_exists: bool) -> Result<(Catalog, String), CoreError> {
+        let (mut new, msg) = self.drop(name, ObjectKind::Table, if_exists)?;
+        let Some(table) = self.table(name) else {
+            return Ok((new, msg));
+        };
+        let indexes: Vec<String> = self
+            .indexes_of_table(table.id)
+            .map(|i| i.name.clone())
+            .collect();
+        if indexes.is_empty() {
+            return Ok((new, msg));
+        }
+        for index in &indexes {
+            new.remove(index, ObjectKind::Index);
+        }
+        debug_assert!(new.indexes_of_table(table.id).next().is_none());
+        Ok((
+            new,
+            format!("{msg} (and its indexes {})", indexes.join(", ")),
+        ))
+    }
+
+    fn create_index(
+        &self,
+        spec: &IndexSpec,
+        if_not_exists: bool,
+    ) -> Result<(Catalog, String), CoreError> {
+        if let Some(skipped) = self.check_name_free(&spec.name, ObjectKind::Index, if_not_exists)? {
+            return Ok((self.clone(), skipped));
+        }
+        let table = match self.object(&spec.table) {
+            None => return Err(CoreError::UnknownTable(spec.table.clone())),
+            Some(Object::Table(t)) => t,
+            Some(other) => {
+                return Err(CoreError::WrongKind {
+                    name: spec.table.clone(),
+                    kind: other.kind(),
+                    wanted: ObjectKind::Table,
+                })
+            }
+        };
+        let (column, dim) = index_column(table, &spec.column)?;
+        if self.indexes_of_table(table.id).count() >= MAX_INDEXES_PER_TABLE {
+            return Err(CoreError::LimitExceeded(format!(
+                "table {} already has {MAX_INDEXES_PER_TABLE} indexes",
+                table.name
+            )));
+        }
+        let (mut new, id) = self.take_id()?;
+        let def = IndexDef {
+            id,
+            name: spec.name.clone(),
+            table_id: table.id,
+            column,
+            dim,
+            metric: spec.metric,
+            params: tarn_vectors::HnswParams {
+                seed: u64::from(id),
+                ..spec.params
+            },
+        };
+        debug_assert!(
+            def.params.validate().is_ok(),
+            "the parser checked the parameters"
+        );
+        let msg = format!("CREATE INDEX {}", def.name);
+        new.insert(Object::Index(def));
+        Ok((new, msg))
+    }
+
+    /// `DROP INDEX`: the name of another kind of object is refused naming its kind (without
+    /// `IF EXISTS`; with it, the statement is skipped like any absent index).
+    fn drop_index(&self, name: &str, if_exists: bool) -> Result<(Catalog, String), CoreError> {
+        match self.object(name) {
+            Some(o) if o.kind() != ObjectKind::Index && !if_exists => Err(CoreError::WrongKind {
+                name: name.to_string(),
+                kind: o.kind(),
+                wanted: ObjectKind::Index,
+            }),
+            _ => self.drop(name, ObjectKind::Index, if_exists),
+        }
     }
 
     /// `DROP STREAM`: refused while feature views read the stream.
@@ -480,4 +626,24 @@ impl Catalog {
         }
         self.drop(name, ObjectKind::Stream, if_exists)
     }
+}
+
+/// The position and dimension of the VECTOR column `column` of `table`.
+fn index_column(table: &TableDef, column: &str) -> Result<(u16, u32), CoreError> {
+    let idx = table
+        .column_index(column)
+        .ok_or_else(|| CoreError::UnknownColumn {
+            table: table.name.clone(),
+            column: column.to_string(),
+        })?;
+    let ty = table.columns[idx].ty;
+    let Some(dim) = ty.vector_dim() else {
+        return Err(CoreError::NotAVectorColumn {
+            table: table.name.clone(),
+            column: column.to_string(),
+            got: ty,
+        });
+    };
+    let pos = u16::try_from(idx).expect("MAX_COLUMNS fits a u16");
+    Ok((pos, dim))
 }

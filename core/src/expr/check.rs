@@ -248,6 +248,20 @@ impl Checker<'_, '_> {
     /// comparable and turns integer literals compared with a TIMESTAMP into TIMESTAMP literals.
     fn unify(&self, e: &Expr<String>, ops: &mut [Typed]) -> Result<(), CoreError> {
         use ColumnType::*;
+        if let Some((x, t)) = ops
+            .iter()
+            .find(|(_, t)| t.is_some_and(|t| !t.is_comparable()))
+        {
+            let what = match x {
+                Expr::Column(c) => format!("column \"{}\"", self.scope.name(*c)),
+                _ => "a value".to_string(),
+            };
+            return Err(unsupported(format!(
+                "{what} is {}: vectors cannot be compared (=, <, IN, BETWEEN) in `{}`",
+                t.expect("typed"),
+                self.show(e)
+            )));
+        }
         let anchor = ops
             .iter()
             .position(|(_, t)| *t == Some(Timestamp))

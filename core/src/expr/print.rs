@@ -136,6 +136,12 @@ fn write_literal(out: &mut String, v: &Value) {
             let _ = write!(out, "{d:?}");
         }
         Value::Double(_) => out.push_str("NULL"),
+        // Expressions never hold vectors (they cannot be compared); printed as the ARRAY
+        // literal the SQL front end reads back.
+        Value::Vector(v) => {
+            out.push_str("ARRAY");
+            out.push_str(&crate::vector::to_text(v));
+        }
         Value::Text(s) => {
             out.push('\'');
             out.push_str(&s.replace('\'', "''"));

@@ -11,8 +11,12 @@
 //! - [`view`]: `CREATE MATERIALIZED VIEW [IF NOT EXISTS] v WITH (window = …, bucket = …) AS
 //!   SELECT …`, `DROP MATERIALIZED VIEW [IF EXISTS] v`; [`select`]: reads of a view by key
 //!   (`SELECT * | cols FROM v WHERE key = literal | key IN (literals)`).
-//! - `SHOW TABLES`, `SHOW STREAMS`, `SHOW [MATERIALIZED] VIEWS`, `DESCRIBE t` / `DESC t` (a
-//!   table, a stream or a view), answered from the catalog by [`crate::listing`].
+//! - [`index`]: `CREATE INDEX [CONCURRENTLY] [IF NOT EXISTS] i ON t USING hnsw (col [opclass])
+//!   [WITH (metric = …, m = …, ef_construction = …, ef_search = …)]`, `DROP INDEX [IF EXISTS]
+//!   i`; [`parse_condition`] for the filters of kNN requests.
+//! - `SHOW TABLES`, `SHOW STREAMS`, `SHOW [MATERIALIZED] VIEWS`, `SHOW INDEXES`, `DESCRIBE t` /
+//!   `DESC t` (a table, a stream, a view or an index), answered from the catalog by
+//!   [`crate::listing`].
 //!
 //! Types: BOOLEAN/BOOL, BIGINT/INT8/INTEGER/INT, DOUBLE/DOUBLE PRECISION/FLOAT8,
 //! TEXT/VARCHAR/STRING, BYTES/BYTEA, TIMESTAMP (µs since the epoch, UTC; also spelled
@@ -27,18 +31,22 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
+use crate::index_def::IndexSpec;
 use crate::schema::{StreamDef, TableDef};
 use crate::view::ViewSpec;
 use crate::CoreError;
 
 mod expr;
 mod ident;
+pub mod index;
+pub mod insert;
 mod literal;
 pub mod select;
 pub mod stream;
 pub mod table;
 pub mod view;
 
+pub use index::parse_condition;
 pub use stream::{DEFAULT_MAX_FUTURE_US, DEFAULT_RETENTION_US};
 
 /// A parsed, supported statement.
@@ -78,6 +86,22 @@ pub enum Statement {
     ShowStreams,
     /// `SHOW VIEWS` (feature views, with per-view counters).
     ShowViews,
+    /// `SHOW INDEXES` (vector indexes, with their build progress).
+    ShowIndexes,
+    /// `CREATE INDEX … USING hnsw`: checked against its table when the catalog applies it.
+    CreateIndex {
+        /// The parsed index.
+        spec: IndexSpec,
+        /// `IF NOT EXISTS` was given.
+        if_not_exists: bool,
+    },
+    /// `DROP INDEX`.
+    DropIndex {
+        /// Index name.
+        name: String,
+        /// `IF EXISTS` was given.
+        if_exists: bool,
+    },
     /// `DESCRIBE t`.
     Describe {
         /// Table name (case-folded unless quoted).
@@ -111,6 +135,16 @@ pub enum Statement {
         /// never NULL).
         keys: Vec<tarn_types::Value>,
     },
+    /// `INSERT INTO table [(cols)] VALUES …`: an upsert replacing whole rows. Not DDL.
+    /// [`insert::resolve_insert`] turns it into upsert columns and values against the table.
+    Insert {
+        /// Table name.
+        table: String,
+        /// The listed columns; `None` for all columns in table order.
+        columns: Option<Vec<String>>,
+        /// The rows as written.
+        rows: Vec<Vec<insert::InsertValue>>,
+    },
 }
 
 impl Statement {
@@ -124,6 +158,8 @@ impl Statement {
                 | Statement::DropStream { .. }
                 | Statement::CreateView { .. }
                 | Statement::DropView { .. }
+                | Statement::CreateIndex { .. }
+                | Statement::DropIndex { .. }
         )
     }
 }
@@ -198,7 +234,9 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
     match stmt {
         ast::Statement::CreateTable(ct) => table::lower_create_table(ct),
         ast::Statement::CreateView(cv) => view::lower_create_view(cv),
+        ast::Statement::CreateIndex(ci) => index::lower_create_index(ci),
         ast::Statement::Query(q) => select::lower_select(*q),
+        ast::Statement::Insert(ins) => insert::lower_insert(ins),
         ast::Statement::Drop {
             object_type,
             if_exists,
@@ -233,6 +271,11 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
         {
             Ok(Statement::ShowStreams)
         }
+        ast::Statement::ShowVariable { variable }
+            if variable.len() == 1 && variable[0].value.eq_ignore_ascii_case("indexes") =>
+        {
+            Ok(Statement::ShowIndexes)
+        }
         ast::Statement::ShowViews {
             terse: false,
             show_options,
@@ -254,7 +297,7 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
             })
         }
         other => Err(unsupported(format!(
-            "statement `{}` (supported: CREATE/DROP TABLE, CREATE/DROP STREAM, CREATE/DROP MATERIALIZED VIEW, SHOW TABLES, SHOW STREAMS, SHOW VIEWS, DESCRIBE, SELECT from a feature view by key)",
+            "statement `{}` (supported: CREATE/DROP TABLE, CREATE/DROP STREAM, CREATE/DROP MATERIALIZED VIEW, CREATE/DROP INDEX, SHOW TABLES, SHOW STREAMS, SHOW VIEWS, SHOW INDEXES, DESCRIBE, INSERT INTO a table, SELECT from a table or feature view by key)",
             crate::excerpt(&other.to_string(), 80)
         ))),
     }
@@ -269,7 +312,7 @@ fn has_show_options(o: &ast::ShowStatementOptions) -> bool {
         || o.filter_position.is_some()
 }
 
-/// `DROP TABLE | STREAM | MATERIALIZED VIEW [IF EXISTS] name`; `options`: CASCADE, RESTRICT,
+/// `DROP TABLE | STREAM | MATERIALIZED VIEW | INDEX [IF EXISTS] name`; `options`: CASCADE, RESTRICT,
 /// PURGE, TEMPORARY or ON was given (refused).
 fn lower_drop(
     object_type: ObjectType,
@@ -281,10 +324,11 @@ fn lower_drop(
         ObjectType::Table => "table",
         ObjectType::Stream => "stream",
         ObjectType::MaterializedView => "materialized view",
+        ObjectType::Index => "index",
         other => {
             return Err(unsupported(format!(
-                "DROP {other} (supported: DROP TABLE, DROP STREAM, DROP MATERIALIZED VIEW)"
-            )))
+            "DROP {other} (supported: DROP TABLE, DROP STREAM, DROP MATERIALIZED VIEW, DROP INDEX)"
+        )))
         }
     };
     if options {
@@ -294,13 +338,19 @@ fn lower_drop(
     }
     if names.len() != 1 {
         return Err(unsupported(format!(
-            "dropping several {what}s in one statement; drop one per statement"
+            "dropping several {} in one statement; drop one per statement",
+            if what == "index" {
+                "indexes".to_string()
+            } else {
+                format!("{what}s")
+            }
         )));
     }
     let name = ident::object_name(&names[0], what)?;
     Ok(match object_type {
         ObjectType::Table => Statement::DropTable { name, if_exists },
         ObjectType::Stream => Statement::DropStream { name, if_exists },
+        ObjectType::Index => Statement::DropIndex { name, if_exists },
         _ => Statement::DropView { name, if_exists },
     })
 }

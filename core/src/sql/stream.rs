@@ -62,6 +62,7 @@ pub(crate) fn parse_create_stream(toks: Vec<TokenWithSpan>) -> Result<Statement,
         ));
     }
     let columns = stream_columns(&name, &cols)?;
+    super::table::check_vector_width(&name, &columns)?;
     let opts = StreamOptions::parse(&name, &columns, &options)?;
     let (event_time, partition) = opts.roles(&name, &columns)?;
     Ok(Statement::CreateStream {

@@ -6,7 +6,7 @@ use tarn_types::ColumnType;
 use super::ident::{ident, object_name};
 use super::{unsupported, Statement};
 use crate::schema::{ColumnDef, TableDef};
-use crate::{excerpt, CoreError, MAX_COLUMNS};
+use crate::{excerpt, CoreError, MAX_COLUMNS, MAX_VECTOR_COMPONENTS_PER_ROW};
 
 /// The column type `dt` names (for column `col`, in messages). Modifiers are refused.
 pub(crate) fn column_type(col: &str, dt: &DataType) -> Result<ColumnType, CoreError> {
@@ -55,12 +55,60 @@ pub(crate) fn column_type(col: &str, dt: &DataType) -> Result<ColumnType, CoreEr
                 }
             }
         }
+        DataType::Custom(name, mods)
+            if name.0.len() == 1 && name.to_string().eq_ignore_ascii_case("vector") =>
+        {
+            vector_type(col, mods)?
+        }
         other => {
             return Err(unsupported(format!(
-                "type `{other}` for column \"{col}\" (supported: BOOLEAN, BIGINT, DOUBLE, TEXT, BYTES, TIMESTAMP)"
+                "type `{other}` for column \"{col}\" (supported: BOOLEAN, BIGINT, DOUBLE, TEXT, BYTES, TIMESTAMP, VECTOR(n))"
             )))
         }
     })
+}
+
+/// `VECTOR(n)`: exactly one integer modifier, `1 <= n <= MAX_VECTOR_DIMENSIONS`.
+fn vector_type(col: &str, mods: &[ast::TypeModifier]) -> Result<ColumnType, CoreError> {
+    let bad = |reason: String| crate::vector::bad(None, Some(col), reason);
+    let [ast::TypeModifier::Number(n, false)] = mods else {
+        return Err(bad(format!(
+            "VECTOR needs its dimension as one integer, e.g. VECTOR(384), got VECTOR({})",
+            excerpt(
+                &mods
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                40
+            )
+        )));
+    };
+    let dim = n.parse::<u32>().unwrap_or(u32::MAX);
+    ColumnType::vector(dim).map_err(|_| {
+        bad(format!(
+            "vector dimension {} is out of range: must be 1..={}",
+            excerpt(n, 20),
+            crate::MAX_VECTOR_DIMENSIONS
+        ))
+    })
+}
+
+/// Refuses a table whose vector columns hold more than [`MAX_VECTOR_COMPONENTS_PER_ROW`]
+/// components together.
+pub(crate) fn check_vector_width(table: &str, columns: &[ColumnDef]) -> Result<(), CoreError> {
+    let total: u64 = columns
+        .iter()
+        .filter_map(|c| c.ty.vector_dim())
+        .map(u64::from)
+        .sum();
+    if total > u64::from(MAX_VECTOR_COMPONENTS_PER_ROW) {
+        return Err(CoreError::LimitExceeded(format!(
+            "table \"{table}\" has {total} vector components per row, the limit is \
+             {MAX_VECTOR_COMPONENTS_PER_ROW} (MAX_VECTOR_COMPONENTS_PER_ROW)"
+        )));
+    }
+    Ok(())
 }
 
 /// Lowers `CREATE TABLE` (called by [`super::parse`]).
@@ -84,6 +132,7 @@ pub(crate) fn lower_create_table(ct: CreateTable) -> Result<Statement, CoreError
         cols.constraint(&name, tc)?;
     }
     let key_column = cols.key_column(&name)?;
+    check_vector_width(&name, &cols.columns)?;
     Ok(Statement::CreateTable {
         def: TableDef {
             id: 0,
@@ -269,6 +318,12 @@ impl TableColumns {
             )));
         }
         let key_ty = columns[key_column].ty;
+        if let ColumnType::Vector(_) = key_ty {
+            return Err(unsupported(format!(
+                "{key_ty} primary key on column \"{}\" (vectors have no equality: key the table by an id and store the vector beside it)",
+                columns[key_column].name
+            )));
+        }
         if !key_ty.can_be_key() {
             return Err(unsupported(format!(
                 "{key_ty} primary key on column \"{}\" (NaN and -0.0 make DOUBLE equality ambiguous)",

@@ -44,8 +44,13 @@ pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TARNCKPT";
 /// Bumped on any change of the layout or the archived types; the version is read before
 /// anything else, so an old reader rejects a new checkpoint cleanly. (Version 1 was a single
 /// archive of all tables; version 2 had no meta chunk; version 3's meta chunk had no
-/// producers, streams or views, and there were no view chunks.)
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 4;
+/// producers, streams or views, and there were no view chunks; version 4 had no VECTOR
+/// values.)
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 5;
+
+/// Oldest checkpoint format this build reads: version 4 is version 5 without VECTOR values
+/// (the value variant was appended, so the older variants archive identically).
+pub const MIN_CHECKPOINT_FORMAT_VERSION: u32 = 4;
 
 /// Chunk kind of a `CkTable`.
 const CHUNK_TABLE: u8 = 0;
@@ -57,6 +62,17 @@ const CHUNK_VIEW: u8 = 2;
 /// Rows per checkpoint chunk in [`ShardState::to_checkpoint`] (the incremental
 /// [`CheckpointBuilder`] takes its own step size). Bounds the size of one rkyv archive.
 pub const CHECKPOINT_CHUNK_ROWS: usize = 16_384;
+
+/// Most row bytes (keys plus values, approximately as archived) one
+/// [`CheckpointBuilder::step`] archives, whatever its row count: a step ends after the row
+/// that reaches it.
+///
+/// Why: the step's row count alone bounds time and memory only for small rows; a table of
+/// `VECTOR(4096)` columns has rows of 16 KiB and more, so 4,096 rows would archive 64 MiB
+/// (and hold the reactor for it) in one step. 1 MiB is about what 4,096 rows of ~250 bytes
+/// take, the size steps were tuned for. What it costs: more, shorter steps (and chunks) for
+/// states of large rows; one row larger than this is still archived whole.
+pub const CHECKPOINT_STEP_BYTES: usize = 1 << 20;
 
 const CHUNK_HEADER_LEN: usize = 16;
 
@@ -74,6 +90,9 @@ enum CkValue<'a> {
     Text(#[rkyv(with = InlineAsBox)] &'a str),
     Bytes(#[rkyv(with = InlineAsBox)] &'a [u8]),
     Timestamp(i64),
+    /// Added in version 5, after the others so versions 4 and 5 archive the older variants
+    /// identically (a version-4 checkpoint is a valid version-5 one without vectors).
+    Vector(#[rkyv(with = InlineAsBox)] &'a [f32]),
 }
 
 #[derive(rkyv::Archive, rkyv::Serialize)]
@@ -326,9 +345,10 @@ fn check_header(bytes: &[u8]) -> Result<(), CoreError> {
         return Err(corrupt("bad magic"));
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != CHECKPOINT_FORMAT_VERSION {
+    if !(MIN_CHECKPOINT_FORMAT_VERSION..=CHECKPOINT_FORMAT_VERSION).contains(&version) {
         return Err(corrupt(format_args!(
-            "unsupported format version {version} (this build reads {CHECKPOINT_FORMAT_VERSION})"
+            "unsupported format version {version} (this build reads \
+             {MIN_CHECKPOINT_FORMAT_VERSION}..={CHECKPOINT_FORMAT_VERSION})"
         )));
     }
     Ok(())
@@ -601,6 +621,18 @@ fn ck_value(v: &Value) -> CkValue<'_> {
         Value::Text(s) => CkValue::Text(s),
         Value::Bytes(b) => CkValue::Bytes(b),
         Value::Timestamp(t) => CkValue::Timestamp(*t),
+        Value::Vector(v) => CkValue::Vector(v),
+    }
+}
+
+/// Approximate archived size of a value, for [`CHECKPOINT_STEP_BYTES`].
+fn value_bytes(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => 1,
+        Value::Int(_) | Value::Double(_) | Value::Timestamp(_) => 8,
+        Value::Text(s) => 8 + s.len(),
+        Value::Bytes(b) => 8 + b.len(),
+        Value::Vector(x) => 8 + 4 * x.len(),
     }
 }
 
@@ -613,6 +645,7 @@ fn value_from(v: &ArchivedCkValue<'_>) -> Value {
         ArchivedCkValue::Text(s) => Value::Text(s.as_ref().to_owned()),
         ArchivedCkValue::Bytes(b) => Value::Bytes(b.as_ref().to_vec()),
         ArchivedCkValue::Timestamp(t) => Value::Timestamp(t.to_native()),
+        ArchivedCkValue::Vector(v) => Value::Vector(v.iter().map(|x| x.to_native()).collect()),
     }
 }
 
@@ -633,7 +666,8 @@ impl CheckpointBuilder {
     /// snapshot are skipped). Returns true when every key has been visited.
     pub fn step(&mut self, state: &ShardState, max_rows: usize) -> bool {
         assert!(max_rows > 0, "a step must make progress");
-        let end = self.keys.len().min(self.pos.saturating_add(max_rows));
+        let end = self.step_end(state, max_rows);
+        assert!(end > self.pos || self.pos == self.keys.len());
         let mut i = self.pos;
         while i < end {
             // One chunk per run of keys of the same table.
@@ -680,6 +714,23 @@ impl CheckpointBuilder {
         }
         self.pos = end;
         self.pos == self.keys.len()
+    }
+
+    /// Where the next step ends: after `max_rows` keys or after the key whose row reaches
+    /// [`CHECKPOINT_STEP_BYTES`], whichever comes first.
+    fn step_end(&self, state: &ShardState, max_rows: usize) -> usize {
+        let limit = self.keys.len().min(self.pos.saturating_add(max_rows));
+        let mut bytes = 0usize;
+        let mut end = self.pos;
+        while end < limit && bytes < CHECKPOINT_STEP_BYTES {
+            let (id, key) = &self.keys[end];
+            bytes += key.len();
+            if let Some(row) = state.tables.get(id).and_then(|t| t.rows.get(&**key)) {
+                bytes += row.iter().map(value_bytes).sum::<usize>();
+            }
+            end += 1;
+        }
+        end
     }
 
     /// Rows still to visit.

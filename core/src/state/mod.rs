@@ -20,11 +20,17 @@ fn txn_corrupt(what: String) -> CoreError {
 use tables::KeyRef;
 
 mod checkpoint;
+mod indexes;
 mod tables;
 mod views;
 
+pub use indexes::{
+    IndexProgress, KnnHit, KnnOutcome, KnnQuery, KnnSearch, INDEX_BUILD_STEP_ROWS, KNN_STEP_ROWS,
+};
+
 pub use checkpoint::{
     CheckpointBuilder, CHECKPOINT_CHUNK_ROWS, CHECKPOINT_FORMAT_VERSION, CHECKPOINT_MAGIC,
+    CHECKPOINT_STEP_BYTES, MIN_CHECKPOINT_FORMAT_VERSION,
 };
 pub(crate) use views::ViewState;
 pub use views::{view_specs, window_range, ViewCounters};
@@ -32,10 +38,12 @@ pub use views::{view_specs, window_range, ViewCounters};
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Everything one shard owns: for each table id, its rows keyed by canonical key bytes.
-/// Single-threaded; no interior mutability. Equality compares contents.
+/// Single-threaded; no interior mutability. Equality compares contents (of indexes: which
+/// rows they hold with which vectors, not their graphs).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ShardState {
     tables: FastMap<u32, tables::Table>,
+    indexes: indexes::Indexes,
     txns: TxnState,
     producers: ProducerTable,
     streams: FastMap<u32, StreamCounters>,

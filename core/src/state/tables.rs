@@ -30,12 +30,6 @@ impl KeyRef<'_> {
             KeyRef::Owned(k) => k,
         }
     }
-    fn into_owned(self) -> Vec<u8> {
-        match self {
-            KeyRef::Borrowed(k) => k.clone(),
-            KeyRef::Owned(k) => k,
-        }
-    }
 }
 
 impl ShardState {
@@ -52,6 +46,11 @@ impl ShardState {
         };
         let width = def.columns.len();
         let n = rows.len() as u64;
+        // Indexes see a row again only when its vector may have changed; a merge of other
+        // columns just marks the table changed for searches in flight.
+        let indexed = !self.indexes.of_table(table_id).is_empty();
+        let vectors = indexed
+            && (mode == UpsertMode::Replace || self.indexes.touches_vectors(table_id, column_idx));
         let table = self.tables.entry(table_id).or_default();
         for (key, values) in rows {
             let put = |row: &mut [Value], values: V| {
@@ -61,18 +60,33 @@ impl ShardState {
                     }
                 }
             };
-            match (mode, table.rows.get_mut(key.as_slice())) {
-                (UpsertMode::Merge, Some(row)) => put(row, values),
+            let is_new = match (mode, table.rows.get_mut(key.as_slice())) {
+                (UpsertMode::Merge, Some(row)) => {
+                    put(row, values);
+                    false
+                }
                 (UpsertMode::Replace, Some(row)) => {
                     row.fill(Value::Null);
                     put(row, values);
+                    false
                 }
                 (_, None) => {
                     let mut row = vec![Value::Null; width].into_boxed_slice();
                     put(&mut row, values);
-                    table.rows.insert(Rc::from(key.into_owned()), row);
+                    table.rows.insert(Rc::from(key.as_slice()), row);
+                    true
                 }
+            };
+            if vectors || (indexed && is_new) {
+                let (rc, row) = table
+                    .rows
+                    .get_key_value(key.as_slice())
+                    .expect("just written");
+                self.indexes.on_write(table_id, rc, Some(row));
             }
+        }
+        if indexed && !vectors {
+            self.indexes.touch(table_id);
         }
         n
     }
@@ -84,9 +98,14 @@ impl ShardState {
         let Some(table) = self.tables.get_mut(&table_id) else {
             return 0;
         };
-        keys.iter()
-            .filter(|k| table.rows.remove(k.as_slice()).is_some())
-            .count() as u64
+        let mut n = 0;
+        for k in keys {
+            if let Some((rc, _)) = table.rows.remove_entry(k.as_slice()) {
+                self.indexes.on_write(table_id, &rc, None);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// The full row (in column order) stored under canonical key `key`, borrowed.
@@ -97,6 +116,9 @@ impl ShardState {
     /// Forgets every row of a table (on DROP TABLE).
     pub fn drop_table(&mut self, table_id: u32) {
         self.tables.remove(&table_id);
+        for id in self.indexes.of_table(table_id).to_vec() {
+            self.drop_index(id);
+        }
     }
 
     /// Rows of one table on this shard.

@@ -92,7 +92,8 @@ fn serde_roundtrip_and_corruption() {
         &b""[..],
         b"{",
         b"[]",
-        b"{\"format\":2,\"version\":0,\"next_table_id\":1,\"tables\":{}}",
+        b"{\"format\":3,\"version\":0,\"next_table_id\":1,\"tables\":{}}",
+        b"{\"format\":0,\"version\":0,\"next_table_id\":1,\"tables\":{}}",
     ] {
         assert_eq!(
             Catalog::from_bytes(bad).unwrap_err().kind(),
@@ -163,7 +164,8 @@ fn streams_share_names_and_ids_with_tables() {
 #[test]
 fn one_namespace_for_every_kind() {
     use crate::catalog::ObjectKind::{self, *};
-    // An existing object of each kind named `x` (the view reads stream `src`).
+    // An existing object of each kind named `x` (the view reads stream `src`, the index
+    // table `vt`).
     let existing = |kind: ObjectKind| {
         let create = match kind {
             Table => "CREATE TABLE x (k TEXT PRIMARY KEY)",
@@ -172,9 +174,11 @@ fn one_namespace_for_every_kind() {
                 "CREATE MATERIALIZED VIEW x WITH (window = 'lifetime') AS \
                  SELECT k, count(*) FROM src GROUP BY k"
             }
+            Index => "CREATE INDEX x ON vt USING hnsw (e)",
         };
         catalog_with(&[
             "CREATE STREAM src (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts')",
+            "CREATE TABLE vt (k BIGINT PRIMARY KEY, e VECTOR(2), f VECTOR(2))",
             create,
         ])
     };
@@ -189,11 +193,12 @@ fn one_namespace_for_every_kind() {
                 "CREATE MATERIALIZED VIEW {ine}x WITH (window = 'lifetime') AS \
                  SELECT ts, count(*) AS n FROM src GROUP BY ts"
             ),
+            Index => format!("CREATE INDEX {ine}x ON vt USING hnsw (f)"),
         }
     };
-    for have in [Table, Stream, View] {
+    for have in [Table, Stream, View, Index] {
         let cat = existing(have);
-        for make in [Table, Stream, View] {
+        for make in [Table, Stream, View, Index] {
             for if_not_exists in [false, true] {
                 let sql = create(make, if_not_exists);
                 let got = run(&cat, &sql);
@@ -214,7 +219,7 @@ fn one_namespace_for_every_kind() {
                 let kind = match have {
                     Table => ErrorKind::TableExists,
                     Stream => ErrorKind::StreamExists,
-                    View => ErrorKind::ObjectExists,
+                    View | Index => ErrorKind::ObjectExists,
                 };
                 assert_eq!(e.kind(), kind, "{sql}");
             }
@@ -224,6 +229,7 @@ fn one_namespace_for_every_kind() {
         assert_eq!(cat.table("x").is_some(), have == Table);
         assert_eq!(cat.stream("x").is_some(), have == Stream);
         assert_eq!(cat.view("x").is_some(), have == View);
+        assert_eq!(cat.index("x").is_some(), have == Index);
     }
 }
 

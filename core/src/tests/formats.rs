@@ -38,19 +38,52 @@ const CATALOG_SQL: &[&str] = &[
      SELECT k, count(*) FROM other GROUP BY k",
 ];
 
+/// Catalog format 2 added vector indexes: [`CATALOG_SQL`] plus a table with two VECTOR
+/// columns, indexes with every metric, quoted names, default and explicit parameters, and a
+/// dropped index (a gap in the ids).
+const INDEX_SQL: &[&str] = &[
+    "CREATE TABLE docs (id BIGINT PRIMARY KEY, emb VECTOR(4), \"Title\" TEXT, img VECTOR(2))",
+    "CREATE INDEX docs_emb ON docs USING hnsw (emb)",
+    "CREATE INDEX gone_idx ON docs USING hnsw (img)",
+    "CREATE INDEX \"Img Cos\" ON docs USING hnsw (img vector_cosine_ops) WITH (m = 8, \
+     ef_construction = 100, ef_search = 64)",
+    "DROP INDEX gone_idx",
+    "CREATE INDEX emb_ip ON docs USING hnsw (emb) WITH (metric = 'ip')",
+];
+
 fn fixture_catalog() -> Catalog {
     catalog_with(CATALOG_SQL)
 }
 
-const CATALOG_FIXTURE: &[u8] = include_bytes!("fixtures/catalog-v1.json");
+fn fixture_catalog_v2() -> Catalog {
+    let sql: Vec<&str> = CATALOG_SQL.iter().chain(INDEX_SQL).copied().collect();
+    catalog_with(&sql)
+}
 
+const CATALOG_FIXTURE: &[u8] = include_bytes!("fixtures/catalog-v1.json");
+const CATALOG_V2_FIXTURE: &[u8] = include_bytes!("fixtures/catalog-v2.json");
+
+/// A format-1 file (before indexes) still reads, to the catalog the same statements build
+/// today; it is written back as format 2.
 #[test]
-fn catalog_file_written_by_an_earlier_build_decodes_and_re_encodes_identically() {
+fn catalog_file_written_by_an_earlier_build_decodes() {
     let built = fixture_catalog();
     let decoded = Catalog::from_bytes(CATALOG_FIXTURE).expect("the fixture decodes");
     assert_eq!(decoded, built);
-    assert_eq!(decoded.to_bytes(), CATALOG_FIXTURE);
-    assert_eq!(built.to_bytes(), CATALOG_FIXTURE);
+    assert!(decoded.indexes().next().is_none());
+    let v2 = decoded.to_bytes();
+    assert!(v2.starts_with(b"{\n  \"format\": 2,"));
+    assert_eq!(Catalog::from_bytes(&v2).unwrap(), built);
+}
+
+#[test]
+fn catalog_file_with_indexes_decodes_and_re_encodes_identically() {
+    let built = fixture_catalog_v2();
+    assert_eq!(built.indexes().count(), 3);
+    let decoded = Catalog::from_bytes(CATALOG_V2_FIXTURE).expect("the fixture decodes");
+    assert_eq!(decoded, built);
+    assert_eq!(decoded.to_bytes(), CATALOG_V2_FIXTURE);
+    assert_eq!(built.to_bytes(), CATALOG_V2_FIXTURE);
 }
 
 fn key(v: &Value) -> Vec<u8> {
@@ -59,14 +92,8 @@ fn key(v: &Value) -> Vec<u8> {
     k
 }
 
-/// One table with one row of every type, one view key, stream counters, a producer window,
-/// a high-water mark and a part set aside: one entry of each, so the chunk order (hash-map
-/// order otherwise) is fixed and the bytes are deterministic.
-fn fixture_state(cat: &Catalog) -> ShardState {
-    let cards = cat.table("cards").unwrap();
-    let tx = cat.stream("tx").unwrap();
-    let view = cat.view("card_10m").unwrap();
-    let mut st = ShardState::new();
+/// A Replace upsert of one `cards` row with a value of every type.
+fn every_type_upsert(cat: &Catalog) -> Mutation {
     let row = vec![
         Value::Text("c1".into()),
         Value::Null,
@@ -76,13 +103,16 @@ fn fixture_state(cat: &Catalog) -> ShardState {
         Value::Timestamp(1_790_000_000_000_001),
         Value::Bytes(vec![0, 1, 255]),
     ];
-    let upsert = Mutation::Upsert {
-        table_id: cards.id,
+    Mutation::Upsert {
+        table_id: cat.table("cards").unwrap().id,
         mode: UpsertMode::Replace,
         column_idx: (0..7).collect(),
         rows: vec![(key(&row[0]), row)],
-    };
-    st.apply_record(cat, 0, 1, Record::Apply(upsert)).unwrap();
+    }
+}
+
+/// Producer-tagged events of `tx` (one per amount) for the home copy and `card_10m`.
+fn tx_events(cat: &Catalog, amounts: &[f64]) -> Events {
     let event = |amount: f64| {
         vec![
             Value::Timestamp(1_790_000_000_000_000),
@@ -94,26 +124,43 @@ fn fixture_state(cat: &Catalog) -> ShardState {
             Value::Bytes(vec![0, 255]),
         ]
     };
-    let events = Events {
-        stream_id: tx.id,
+    Events {
+        stream_id: cat.stream("tx").unwrap().id,
         append_time_us: 1_790_000_000_500_000,
         producer: Some((77, 1)),
         duplicate: false,
         routing_version: cat.version,
-        targets: vec![HOME_TARGET, view.id],
-        rows: vec![(0b11, event(10.0)), (0b11, event(20.0))],
-    };
+        targets: vec![HOME_TARGET, cat.view("card_10m").unwrap().id],
+        rows: amounts.iter().map(|&a| (0b11, event(a))).collect(),
+    }
+}
+
+fn delete_c9(cat: &Catalog) -> Mutation {
+    Mutation::Delete {
+        table_id: cat.table("cards").unwrap().id,
+        keys: vec![key(&Value::Text("c9".into()))],
+    }
+}
+
+fn two_shard_txn() -> TxnPart {
+    TxnPart {
+        coordinator: 1,
+        parts: vec![(0, 1), (1, 1)],
+    }
+}
+
+/// One table with one row of every type, one view key, stream counters, a producer window,
+/// a high-water mark and a part set aside: one entry of each, so the chunk order (hash-map
+/// order otherwise) is fixed and the bytes are deterministic.
+fn fixture_state(cat: &Catalog) -> ShardState {
+    let mut st = ShardState::new();
+    st.apply_record(cat, 0, 1, Record::Apply(every_type_upsert(cat)))
+        .unwrap();
+    let events = tx_events(cat, &[10.0, 20.0]);
     assert!(st.take_producer_seq(77, 1));
     st.apply_record(cat, 0, 2, Record::Apply(Mutation::Events(events)))
         .unwrap();
-    let part = Mutation::Delete {
-        table_id: cards.id,
-        keys: vec![key(&Value::Text("c9".into()))],
-    };
-    let txn = TxnPart {
-        coordinator: 1,
-        parts: vec![(0, 1), (1, 1)],
-    };
+    let (part, txn) = (delete_c9(cat), two_shard_txn());
     st.apply_record(
         cat,
         0,
@@ -146,13 +193,26 @@ fn checkpoint_written_by_an_earlier_build_decodes_and_re_encodes_identically() {
     // A restored window remembers it came from a checkpoint (replay skips records it holds),
     // so compare with the restore of today's checkpoint of the same state.
     let ours = built.to_checkpoint();
-    assert_eq!(&ours[..], CHECKPOINT_FIXTURE);
+    // Version 5 archives every pre-vector value exactly as version 4 did: only the header's
+    // version (byte 8: 5, was 4) and the version byte of the prepared part's log record (byte
+    // 96: record format 2, was 1) differ.
+    let diff: Vec<(usize, u8, u8)> = (0..ours.len())
+        .filter(|&i| ours[i] != CHECKPOINT_FIXTURE[i])
+        .map(|i| (i, ours[i], CHECKPOINT_FIXTURE[i]))
+        .collect();
+    assert_eq!(ours.len(), CHECKPOINT_FIXTURE.len());
+    assert_eq!(diff, vec![(8, 5, 4), (96, 2, 1)]);
     assert_eq!(decoded, ShardState::from_checkpoint(&ours, &cat).unwrap());
-    assert_eq!(&decoded.to_checkpoint()[..], CHECKPOINT_FIXTURE);
+    assert_eq!(&decoded.to_checkpoint()[..], &ours[..]);
 }
 
 /// Writes the fixtures with this build: `TARN_WRITE_FIXTURES=1 cargo test -p tarn-core
-/// write_fixtures -- --ignored`. Only ever run on the build whose format the fixtures pin.
+/// write_fixtures -- --ignored`. Only ever run on the build whose format the fixtures pin:
+/// `catalog-v2.json` (catalog format 2, with indexes). `catalog-v1.json` pins format 1 (before
+/// indexes; written by commit 2210249) and `checkpoint-v4.bin` the format before VECTOR; they
+/// are no longer written.
+/// `records-v1.bin` was written by commit 791487a (before VECTOR) with the same
+/// `fixture_records` as below.
 #[test]
 #[ignore]
 fn write_fixtures() {
@@ -161,8 +221,126 @@ fn write_fixtures() {
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tests/fixtures");
     std::fs::create_dir_all(&dir).unwrap();
-    let cat = fixture_catalog();
-    std::fs::write(dir.join("catalog-v1.json"), cat.to_bytes()).unwrap();
-    let st = fixture_state(&cat);
-    std::fs::write(dir.join("checkpoint-v4.bin"), &st.to_checkpoint()[..]).unwrap();
+    let cat = fixture_catalog_v2();
+    std::fs::write(dir.join("catalog-v2.json"), cat.to_bytes()).unwrap();
+}
+
+/// Log records of every kind and every value type, as the record fixture holds them.
+fn fixture_records(cat: &Catalog) -> Vec<Record> {
+    let merge = Mutation::Upsert {
+        table_id: cat.table("cards").unwrap().id,
+        mode: UpsertMode::Merge,
+        column_idx: vec![0, 3],
+        rows: vec![(
+            key(&Value::Text("c2".into())),
+            vec![Value::Text("c2".into()), Value::Double(0.1)],
+        )],
+    };
+    let id = TxnId {
+        coordinator: 1,
+        seq: 1,
+    };
+    vec![
+        Record::Apply(every_type_upsert(cat)),
+        Record::Apply(merge),
+        Record::Apply(delete_c9(cat)),
+        Record::Apply(Mutation::Events(tx_events(cat, &[10.0]))),
+        Record::Prepare {
+            txn: two_shard_txn(),
+            mutation: delete_c9(cat),
+        },
+        Record::Commit(id, 1_790_000_000_600_000),
+        Record::Abort(id),
+    ]
+}
+
+/// Splits a records fixture (u32 LE length + payload, repeated).
+fn split_records(mut b: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let n = u32::from_le_bytes(b[..4].try_into().unwrap()) as usize;
+        out.push(&b[4..4 + n]);
+        b = &b[4 + n..];
+    }
+    out
+}
+
+const RECORDS_V1_FIXTURE: &[u8] = include_bytes!("fixtures/records-v1.bin");
+
+/// `fixtures/records-v1.bin` was written by the build before VECTOR (record format 1, commit
+/// 791487a): every record still decodes to the same record, and today's encoding differs only
+/// in the version byte.
+#[test]
+fn log_records_written_before_vectors_decode_identically() {
+    let expected = fixture_records(&fixture_catalog());
+    let old = split_records(RECORDS_V1_FIXTURE);
+    assert_eq!(old.len(), expected.len());
+    for (bytes, rec) in old.iter().zip(&expected) {
+        assert_eq!(bytes[0], 1, "a version-1 record");
+        assert_eq!(&crate::record::decode_record(bytes).unwrap(), rec);
+        let ours = crate::record::encode_record_to_vec(rec);
+        assert_eq!(ours[0], crate::record::RECORD_FORMAT_VERSION);
+        assert_eq!(&ours[1..], &bytes[1..], "{rec:?}");
+    }
+}
+
+/// A table with a vector column, one row of it in a record and a checkpoint: the fixtures
+/// pinning record format 2 and checkpoint format 5 with vectors.
+fn vector_fixture() -> (Catalog, Record, ShardState) {
+    let cat = catalog_with(&["CREATE TABLE docs (id BIGINT PRIMARY KEY, emb VECTOR(4), t TEXT)"]);
+    let docs = cat.table("docs").unwrap();
+    let row = vec![
+        Value::Int(7),
+        Value::Vector(vec![1.0, -0.0, 0.1, -3.5e-12].into()),
+        Value::Null,
+    ];
+    let rec = Record::Apply(Mutation::Upsert {
+        table_id: docs.id,
+        mode: UpsertMode::Replace,
+        column_idx: vec![0, 1, 2],
+        rows: vec![(key(&row[0]), row)],
+    });
+    let mut st = ShardState::new();
+    st.apply_record(&cat, 0, 1, rec.clone()).unwrap();
+    (cat, rec, st)
+}
+
+const RECORD_V2_VECTOR_FIXTURE: &[u8] = include_bytes!("fixtures/record-v2-vector.bin");
+const CHECKPOINT_V5_VECTOR_FIXTURE: &[u8] = include_bytes!("fixtures/checkpoint-v5-vector.bin");
+
+#[test]
+fn vector_record_and_checkpoint_fixtures_decode_and_re_encode_identically() {
+    let (cat, rec, st) = vector_fixture();
+    assert_eq!(
+        crate::record::decode_record(RECORD_V2_VECTOR_FIXTURE).unwrap(),
+        rec
+    );
+    assert_eq!(
+        crate::record::encode_record_to_vec(&rec),
+        RECORD_V2_VECTOR_FIXTURE
+    );
+    let mut aligned = AlignedVec::<16>::new();
+    aligned.extend_from_slice(CHECKPOINT_V5_VECTOR_FIXTURE);
+    let decoded = ShardState::from_checkpoint(&aligned, &cat).unwrap();
+    assert_eq!(decoded, st);
+    assert_eq!(&st.to_checkpoint()[..], CHECKPOINT_V5_VECTOR_FIXTURE);
+}
+
+/// Writes the vector fixtures: `TARN_WRITE_FIXTURES=1 cargo test -p tarn-core
+/// write_vector_fixtures -- --ignored` (record format 2, checkpoint format 5).
+#[test]
+#[ignore]
+fn write_vector_fixtures() {
+    if std::env::var_os("TARN_WRITE_FIXTURES").is_none() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tests/fixtures");
+    let (_, rec, st) = vector_fixture();
+    let record = crate::record::encode_record_to_vec(&rec);
+    std::fs::write(dir.join("record-v2-vector.bin"), record).unwrap();
+    std::fs::write(
+        dir.join("checkpoint-v5-vector.bin"),
+        &st.to_checkpoint()[..],
+    )
+    .unwrap();
 }

@@ -154,7 +154,7 @@ fn describe_each_kind() {
     use ColumnType::*;
     let keyed = [("column", Text), ("type", Text), ("key", Boolean)];
 
-    let t = listing::describe(&cat, "accounts").unwrap();
+    let t = listing::describe(&cat, "accounts", &|_| (0, 0)).unwrap();
     assert_eq!(schema(&t), keyed);
     assert_eq!(
         t.rows,
@@ -166,7 +166,7 @@ fn describe_each_kind() {
     );
     assert_eq!(t.message, "table accounts");
 
-    let s = listing::describe(&cat, "tx").unwrap();
+    let s = listing::describe(&cat, "tx", &|_| (0, 0)).unwrap();
     assert_eq!(
         schema(&s),
         [("column", Text), ("type", Text), ("role", Text)]
@@ -181,7 +181,7 @@ fn describe_each_kind() {
     );
     assert_eq!(s.message, "stream tx");
 
-    let v = listing::describe(&cat, "w").unwrap();
+    let v = listing::describe(&cat, "w", &|_| (0, 0)).unwrap();
     assert_eq!(schema(&v), keyed);
     assert_eq!(
         v.rows,
@@ -197,5 +197,5 @@ fn describe_each_kind() {
          SELECT card AS c, count(*) AS n, sum(amount) AS sum_amount FROM tx GROUP BY card"
     );
 
-    assert_eq!(listing::describe(&cat, "nope"), None);
+    assert_eq!(listing::describe(&cat, "nope", &|_| (0, 0)), None);
 }

@@ -3,6 +3,8 @@
 mod batch;
 mod catalog;
 mod formats;
+mod index;
+mod indexes;
 mod ingest;
 mod invariants;
 mod listing;
@@ -11,6 +13,7 @@ mod sql;
 mod state;
 mod timestamp;
 mod txn;
+mod vector;
 mod view;
 mod view_state;
 

@@ -151,7 +151,11 @@ fn parse_errors() {
 #[test]
 fn unsupported_constructs_have_specific_messages() {
     unsupported("SELECT 1", "statement `SELECT 1`");
-    unsupported("INSERT INTO t VALUES (1)", "statement `INSERT");
+    unsupported(
+        "INSERT INTO t VALUES (1) RETURNING *",
+        "INSERT clauses (supported: INSERT INTO t",
+    );
+    unsupported("INSERT INTO t SELECT 1", "INSERT source `SELECT 1`");
     unsupported("CREATE TABLE t (a TEXT, b TEXT)", "without a PRIMARY KEY");
     unsupported(
         "CREATE TABLE t (a TEXT, b TEXT, PRIMARY KEY (a, b))",
@@ -203,8 +207,8 @@ fn unsupported_constructs_have_specific_messages() {
     );
     unsupported("CREATE TABLE t (a TEXT PRIMARY KEY, b REAL)", "type `REAL`");
     unsupported(
-        "CREATE TABLE t (a TEXT PRIMARY KEY, b VECTOR(3))",
-        "type `VECTOR(3)`",
+        "CREATE TABLE t (a TEXT PRIMARY KEY, b VECTORS(3))",
+        "type `VECTORS(3)`",
     );
     unsupported(
         "CREATE TABLE t (a TEXT PRIMARY KEY, b VARCHAR(10))",

@@ -218,6 +218,9 @@ fn random_state(rng: &mut StdRng, cat: &Catalog, n: usize) -> (ShardState, Vec<M
                                     (0..rng.random_range(0..9)).map(|_| rng.random()).collect(),
                                 ),
                                 ColumnType::Timestamp => Value::Timestamp(rng.random()),
+                                ColumnType::Vector(d) => Value::Vector(
+                                    (0..d).map(|_| rng.random_range(-1.0..1.0)).collect(),
+                                ),
                             }
                         })
                         .collect()

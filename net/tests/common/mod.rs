@@ -3,6 +3,9 @@
 
 use tarn_net::*;
 
+mod knn;
+pub use knn::*;
+
 pub fn all_values() -> Vec<Value> {
     vec![
         Value::Null,
@@ -193,7 +196,23 @@ pub fn sample_requests() -> Vec<(&'static str, u64, Request)> {
                 keys: all_values(),
             }),
         ),
+        (
+            "upsert_vector_column",
+            0x21,
+            Request::Upsert(UpsertRequest {
+                table: "docs".into(),
+                mode: UpsertMode::Replace,
+                columns: vec!["id".into(), "emb".into()],
+                rows: vec![
+                    vec![Value::Int(1), Value::Vector(vec![1.0, -2.5, 0.1].into())],
+                    vec![Value::Int(2), Value::Null],
+                ],
+            }),
+        ),
     ]
+    .into_iter()
+    .chain(knn_requests())
+    .collect()
 }
 
 pub fn sample_responses() -> Vec<(&'static str, u64, Response)> {
@@ -528,6 +547,7 @@ pub fn sample_responses() -> Vec<(&'static str, u64, Response)> {
     ]
     .into_iter()
     .chain(error_vectors())
+    .chain(knn_responses())
     .collect()
 }
 
@@ -789,7 +809,70 @@ fn error_vectors() -> Vec<(&'static str, u64, Response)> {
             19,
             resp(e(ErrorCode::Internal, "shard 1 dropped the request")),
         ),
+        (
+            "get_reply_vector_column",
+            0x22,
+            Response::Get(GetReply {
+                columns: vec![
+                    Column {
+                        name: "id".into(),
+                        ty: ColumnType::BigInt,
+                    },
+                    Column {
+                        name: "emb".into(),
+                        ty: ColumnType::Vector(3),
+                    },
+                ],
+                rows: vec![
+                    Some(vec![
+                        Value::Int(1),
+                        Value::Vector(vec![1.0, -2.5, 0.1].into()),
+                    ]),
+                    None,
+                ],
+            }),
+        ),
+        (
+            "error_bad_vector",
+            0x23,
+            resp(
+                e(
+                    ErrorCode::BadVector,
+                    "row 0, column \"emb\": vector has 2 dimensions, expected 3",
+                )
+                .with_row(0),
+            ),
+        ),
+        (
+            "error_unknown_index",
+            0x24,
+            resp(e(ErrorCode::UnknownIndex, "unknown index \"docs_emb\"")),
+        ),
     ]
+}
+
+/// Frames the decoder must refuse, with the error code it must give: `(name, frame, code)`.
+pub fn sample_bad_frames() -> Vec<(&'static str, Vec<u8>, ErrorCode)> {
+    // GET of table "docs" with one key: a vector value announcing 4,097 components (one over
+    // MAX_VECTOR_COMPONENTS), refused before anything is allocated or read.
+    let mut p = Vec::new();
+    p.extend_from_slice(&4u32.to_le_bytes());
+    p.extend_from_slice(b"docs");
+    p.extend_from_slice(&1u32.to_le_bytes());
+    p.push(7);
+    p.extend_from_slice(&(limits::MAX_VECTOR_COMPONENTS + 1).to_le_bytes());
+    p.extend_from_slice(&[0; 8]);
+    let over = FrameHeader {
+        opcode: Opcode::Get.as_u16(),
+        flags: 0,
+        request_id: 0x24,
+        payload_len: p.len() as u32,
+    };
+    let mut frame = over.encode().to_vec();
+    frame.extend_from_slice(&p);
+    let mut frames = vec![("get_vector_count_over_limit", frame, ErrorCode::BadVector)];
+    frames.extend(knn_bad_frames());
+    frames
 }
 
 pub fn request_frame(id: u64, req: &Request) -> Vec<u8> {

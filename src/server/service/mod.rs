@@ -2,6 +2,7 @@
 //! from `conn::session::dispatch` for every request not answered inline; answers with a
 //! `Response` or the error the client sees.
 
+mod knn;
 mod read;
 mod sql;
 mod write;
@@ -25,28 +26,11 @@ pub(crate) async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Respon
     match request {
         Request::Sql(sql) => sql_request(shard, &sql).await,
         Request::Upsert(up) => {
-            let catalog = shard.catalog();
-            let def = catalog
-                .table(&up.table)
-                .ok_or_else(|| unknown_table(&up.table))?;
-            let valid = batch::validate_upsert(def, up.mode, &up.columns, up.rows)
-                .map_err(ServerError::from)?;
-            let parts = batch::split_by_shard(valid, shard.count)
-                .into_iter()
-                .enumerate()
-                .filter_map(|(s, part)| part.map(|p| (s as u32, p.into_mutation())))
-                .collect();
-            let rows = run_parts(shard, parts, None).await?;
+            let rows = upsert(shard, &up.table, up.mode, &up.columns, up.rows).await?;
             Ok(Response::Upsert(UpsertReply { rows_applied: rows }))
         }
         Request::Get(req) => {
-            let catalog = shard.catalog();
-            let def = catalog
-                .table(&req.table)
-                .ok_or_else(|| unknown_table(&req.table))?;
-            let keys = batch::validate_keys(def, &req.keys).map_err(ServerError::from)?;
-            let columns = shard.reply_columns(def).to_vec();
-            let rows = get_rows(shard, def.id, keys).await?;
+            let (columns, rows) = get(shard, &req.table, &req.keys).await?;
             Ok(Response::Get(GetReply { columns, rows }))
         }
         Request::Delete(req) => {
@@ -93,8 +77,45 @@ pub(crate) async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Respon
                 rows,
             }))
         }
+        Request::Knn(req) => Ok(Response::Knn(knn::knn(shard, req).await?)),
         Request::Hello(_) | Request::Ping(_) => unreachable!("answered inline"),
     }
+}
+
+/// Validates an upsert of `table` completely, splits it by owner and writes it (atomically
+/// across shards): UPSERT and SQL INSERT. Returns the rows applied.
+pub(crate) async fn upsert(
+    shard: &Rc<Shard>,
+    table: &str,
+    mode: tarn_types::UpsertMode,
+    columns: &[String],
+    rows: Vec<Vec<tarn_types::Value>>,
+) -> Result<u64, ServerError> {
+    let catalog = shard.catalog();
+    let def = catalog.table(table).ok_or_else(|| unknown_table(table))?;
+    let valid = batch::validate_upsert(def, mode, columns, rows).map_err(ServerError::from)?;
+    batch::check_indexed_vectors(&valid, &catalog, def).map_err(ServerError::from)?;
+    let parts = batch::split_by_shard(valid, shard.count)
+        .into_iter()
+        .enumerate()
+        .filter_map(|(s, part)| part.map(|p| (s as u32, p.into_mutation())))
+        .collect();
+    run_parts(shard, parts, None).await
+}
+
+/// The rows of `keys` in `table` (request order, `None` where absent) and the reply columns:
+/// GET and SQL SELECT from a table.
+pub(crate) async fn get(
+    shard: &Rc<Shard>,
+    table: &str,
+    keys: &[tarn_types::Value],
+) -> Result<(Vec<tarn_net::Column>, Vec<Option<Vec<tarn_types::Value>>>), ServerError> {
+    let catalog = shard.catalog();
+    let def = catalog.table(table).ok_or_else(|| unknown_table(table))?;
+    let keys = batch::validate_keys(def, keys).map_err(ServerError::from)?;
+    let columns = shard.reply_columns(def).to_vec();
+    let rows = get_rows(shard, def.id, keys).await?;
+    Ok((columns, rows))
 }
 
 pub(crate) fn unknown_table(name: &str) -> ServerError {

@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use crate::server::error::ServerError;
 use tarn_core::sql::Statement;
+use tarn_net::limits::MAX_BATCH_ROWS;
 use tarn_net::{Column, ErrorCode, Response, SqlReply};
 use tarn_types::Value;
 
@@ -75,6 +76,27 @@ async fn run_statements(
                     tarn_core::listing::show_tables(&shard.catalog()),
                 ));
             }
+            Statement::Insert {
+                table,
+                columns,
+                rows,
+            } => {
+                let n = insert(shard, &table, columns, rows).await?;
+                messages.push(format!("INSERT {n}"));
+            }
+            Statement::SelectFeatures {
+                view,
+                columns,
+                key_column,
+                keys,
+            } if shard.catalog().view(&view).is_none()
+                && shard.catalog().table(&view).is_some() =>
+            {
+                let table = view;
+                let (cols, rows) = select_table(shard, &table, columns, &key_column, &keys).await?;
+                (reply.columns, reply.rows) = (cols, rows);
+                messages.push(format!("{} row(s)", reply.rows.len()));
+            }
             Statement::SelectFeatures {
                 view,
                 columns,
@@ -98,23 +120,11 @@ async fn run_statements(
                     ));
                 }
                 let (as_of, all_cols, rows) = read_features(shard, &view, &keys, None).await?;
-                let pick: Vec<usize> = match &columns {
-                    None => (0..all_cols.len()).collect(),
-                    Some(names) => names
-                        .iter()
-                        .map(|n| {
-                            all_cols
-                                .iter()
-                                .position(|c| &c.name == n)
-                                .ok_or_else(|| ServerError {
-                                    code: ErrorCode::UnknownColumn,
-                                    message: format!("feature view {view} has no column {n:?}"),
-                                    row: None,
-                                    column: Some(n.clone()),
-                                })
-                        })
-                        .collect::<Result<_, _>>()?,
-                };
+                let pick = pick_columns(
+                    &all_cols,
+                    columns.as_deref(),
+                    &format!("feature view {view}"),
+                )?;
                 reply.columns = pick.iter().map(|&i| all_cols[i].clone()).collect();
                 reply.rows = rows
                     .into_iter()
@@ -160,8 +170,16 @@ async fn run_statements(
                     tarn_core::listing::show_streams(&catalog, &totals),
                 ));
             }
+            Statement::ShowIndexes => {
+                let progress = progress_of(shard).await?;
+                messages.push(put(
+                    &mut reply,
+                    tarn_core::listing::show_indexes(&shard.catalog(), &progress),
+                ));
+            }
             Statement::Describe { table } => {
-                let listing = tarn_core::listing::describe(&shard.catalog(), &table)
+                let progress = progress_of(shard).await?;
+                let listing = tarn_core::listing::describe(&shard.catalog(), &table, &progress)
                     .ok_or_else(|| unknown_table(&table))?;
                 messages.push(put(&mut reply, listing));
             }
@@ -181,6 +199,108 @@ async fn run_statements(
     }
     reply.message = messages.join("\n");
     Ok(Response::Sql(reply))
+}
+
+/// `INSERT INTO table …`: the rows resolved against the table (vector literals become
+/// vectors) and written as an upsert replacing whole rows. Returns the rows applied.
+async fn insert(
+    shard: &Rc<Shard>,
+    table: &str,
+    columns: Option<Vec<String>>,
+    rows: Vec<Vec<tarn_core::sql::insert::InsertValue>>,
+) -> Result<u64, ServerError> {
+    if rows.len() > MAX_BATCH_ROWS as usize {
+        return Err(ServerError::new(
+            ErrorCode::BatchTooLarge,
+            format!(
+                "INSERT of {} rows; the limit is {MAX_BATCH_ROWS}",
+                rows.len()
+            ),
+        ));
+    }
+    let (columns, rows) = {
+        let catalog = shard.catalog();
+        let def = catalog.table(table).ok_or_else(|| unknown_table(table))?;
+        tarn_core::sql::insert::resolve_insert(def, columns, rows).map_err(ServerError::from)?
+    };
+    super::upsert(
+        shard,
+        table,
+        tarn_types::UpsertMode::Replace,
+        &columns,
+        rows,
+    )
+    .await
+}
+
+/// `SELECT * | cols FROM table WHERE key = … | IN (…)`: the rows found, in key order (absent
+/// keys give no row). The WHERE must name the key column; a VECTOR column cannot be compared.
+async fn select_table(
+    shard: &Rc<Shard>,
+    table: &str,
+    columns: Option<Vec<String>>,
+    key_column: &str,
+    keys: &[Value],
+) -> Result<(Vec<Column>, Vec<Vec<Value>>), ServerError> {
+    {
+        let catalog = shard.catalog();
+        let def = catalog.table(table).ok_or_else(|| unknown_table(table))?;
+        let compared = def.column_index(key_column).map(|i| &def.columns[i]);
+        if let Some(c) = compared.filter(|c| !c.ty.is_comparable()) {
+            return Err(ServerError {
+                code: ErrorCode::Unsupported,
+                message: format!(
+                    "column {:?} is {}: vectors cannot be compared (=, <, IN); read rows by the key column {:?}",
+                    c.name, c.ty, def.key_name()
+                ),
+                row: None,
+                column: Some(c.name.clone()),
+            });
+        }
+        if key_column != def.key_name() {
+            return Err(ServerError::new(
+                ErrorCode::Unsupported,
+                format!(
+                    "table {table} is read by its key column {}: WHERE {} = ... or IN (...)",
+                    def.key_name(),
+                    def.key_name()
+                ),
+            ));
+        }
+    }
+    let (all_cols, rows) = super::get(shard, table, keys).await?;
+    let pick = pick_columns(&all_cols, columns.as_deref(), table)?;
+    let cols = pick.iter().map(|&i| all_cols[i].clone()).collect();
+    let rows = rows
+        .into_iter()
+        .flatten()
+        .map(|r| pick.iter().map(|&i| r[i].clone()).collect())
+        .collect();
+    Ok((cols, rows))
+}
+
+/// Indexes of the listed columns in `all` (every column for `None`).
+fn pick_columns(
+    all: &[Column],
+    names: Option<&[String]>,
+    object: &str,
+) -> Result<Vec<usize>, ServerError> {
+    let Some(names) = names else {
+        return Ok((0..all.len()).collect());
+    };
+    names
+        .iter()
+        .map(|n| {
+            all.iter()
+                .position(|c| &c.name == n)
+                .ok_or_else(|| ServerError {
+                    code: ErrorCode::UnknownColumn,
+                    message: format!("{object} has no column {n:?}"),
+                    row: None,
+                    column: Some(n.clone()),
+                })
+        })
+        .collect()
 }
 
 /// CREATE MATERIALIZED VIEW's result set: one row, the view and the events back-filled into
@@ -215,4 +335,15 @@ pub(super) fn put(reply: &mut SqlReply, listing: tarn_core::listing::Listing) ->
         .collect();
     reply.rows = listing.rows;
     listing.message
+}
+
+/// Build progress of every index summed over the shards, as the listings take it:
+/// `(rows_indexed, rows_pending)` by index id.
+async fn progress_of(shard: &Rc<Shard>) -> Result<impl Fn(u32) -> (u64, u64), ServerError> {
+    let all = shard.index_progress_all().await?;
+    Ok(move |id: u32| {
+        all.iter()
+            .find(|(i, _)| *i == id)
+            .map_or((0, 0), |(_, p)| (p.indexed, p.pending))
+    })
 }

@@ -77,6 +77,7 @@ impl Shard {
                     state.drop_view(def.id);
                 }
             }
+            super::knn::sync_indexes(&mut state, &next);
         }
         *self.catalog.borrow_mut() = Rc::new(next);
         self.columns_cache.borrow_mut().clear();

@@ -15,6 +15,7 @@ mod apply;
 mod backfill;
 mod checkpoint;
 mod ddl;
+mod knn;
 mod peer;
 mod producers;
 mod read;
@@ -28,6 +29,8 @@ use checkpoint::Checkpointer;
 use peer::Peers;
 use producers::Undecided;
 use txn::{LinkIn, Links};
+
+pub use knn::{KnnAsk, KnnHits};
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -97,7 +100,7 @@ impl Shard {
         cfg: Rc<Config>,
         data_dir: PathBuf,
         catalog: Catalog,
-        state: ShardState,
+        mut state: ShardState,
         log: Rc<Log>,
         checkpoint_lsn: u64,
         link_next: Vec<u64>,
@@ -111,6 +114,9 @@ impl Shard {
             "recovery decides every prepared part before serving"
         );
         let last_stamp_us = state.max_append_time_us();
+        // Indexes are not in checkpoints: each is built again from the recovered rows, in
+        // steps, by the maintenance task (searches meanwhile scan the rows not built yet).
+        knn::sync_indexes(&mut state, &catalog);
         let link_in = (0..count)
             .map(|c| LinkIn {
                 expected: state.txns().hwm(c) + 1,

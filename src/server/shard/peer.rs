@@ -160,6 +160,18 @@ answer_variant!(
     /// Answer of a feature read or history: one row per key (query), in the request's order.
     FeatureRows => Features
 );
+answer_variant!(
+    /// Answer of a kNN search of one shard's part of an index.
+    super::KnnHits => KnnHits
+);
+answer_variant!(
+    /// Answer of a row-vector lookup (None: no such row, or a NULL vector).
+    Option<Vec<f32>> => RowVector
+);
+answer_variant!(
+    /// Build progress of a shard's indexes.
+    Vec<(u32, tarn_core::state::IndexProgress)> => IndexProgress
+);
 
 /// Answer of a Prepare: the part is durable and set aside.
 pub(super) struct Prepared;
@@ -247,6 +259,11 @@ impl Shard {
             MsgBody::StreamCounters { stream_id } => {
                 answer(Ok(self.state.borrow().stream_counters(stream_id)))
             }
+            MsgBody::Knn(ask) => answer(self.knn_local(&ask).await),
+            MsgBody::RowVector { index_id, key } => {
+                answer(Ok(self.local_row_vector(index_id, &key)))
+            }
+            MsgBody::IndexProgress => answer(Ok(self.local_index_progress())),
         };
         let reply = ShardReply {
             corr: msg.corr,

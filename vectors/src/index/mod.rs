@@ -7,8 +7,10 @@ mod hnsw;
 use std::cmp::Ordering;
 
 pub use exact::ExactIndex;
-pub(crate) use hnsw::check_range;
-pub use hnsw::{HnswIndex, HnswParams, RebuildStep};
+pub use hnsw::{
+    unframe, Decoder, Encoder, HnswIndex, HnswParams, RebuildStep, CHUNK_FRAME_BYTES,
+    HNSW_FORMAT_VERSION, HNSW_MAGIC,
+};
 
 use crate::error::VectorError;
 use crate::metric::Metric;

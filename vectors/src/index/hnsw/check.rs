@@ -51,7 +51,7 @@ impl HnswIndex {
                 if Some(node) != self.entry {
                     return Err(format!("node {node} has no parent"));
                 }
-            } else if !g.links(p, 0).contains(&node) {
+            } else if p as usize >= n || !g.links(p, 0).contains(&node) {
                 return Err(format!("node {node}: its parent {p} does not link to it"));
             }
         }

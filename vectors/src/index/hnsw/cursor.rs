@@ -19,6 +19,18 @@ use crate::metric::Metric;
 /// gives it back when dropped). Borrowed only inside a call, never across a yield.
 pub(super) type Pool = Rc<RefCell<Vec<Visited>>>;
 
+/// Adds `f` to the max-heap `best` of at most `cap` results if it is better than the worst.
+#[inline]
+fn keep_best(best: &mut BinaryHeap<Found>, f: Found, cap: usize) {
+    if best.len() < cap {
+        best.push(f);
+    } else if let Some(mut top) = best.peek_mut() {
+        if f < *top {
+            *top = f;
+        }
+    }
+}
+
 /// Where a search is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -140,14 +152,7 @@ impl HnswCursor {
             return 1;
         }
         self.matched += 1;
-        let f = Found { key, row };
-        if self.results.len() < self.ef {
-            self.results.push(f);
-        } else if let Some(mut top) = self.results.peek_mut() {
-            if f < *top {
-                *top = f;
-            }
-        }
+        keep_best(&mut self.results, Found { key, row }, self.ef);
         1
     }
 
@@ -264,14 +269,7 @@ impl HnswCursor {
                     let key = space.key(&self.query, g.vector(n));
                     self.distances += 1;
                     work += 1;
-                    let f = Found { key, row };
-                    if self.results.len() < self.k {
-                        self.results.push(f);
-                    } else if let Some(mut top) = self.results.peek_mut() {
-                        if f < *top {
-                            *top = f;
-                        }
-                    }
+                    keep_best(&mut self.results, Found { key, row }, self.k);
                 }
             }
             n += 1;

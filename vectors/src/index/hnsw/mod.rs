@@ -4,6 +4,7 @@
 
 mod build;
 mod check;
+mod codec;
 mod cursor;
 mod store;
 
@@ -13,6 +14,7 @@ use std::fmt;
 use std::rc::Rc;
 
 use build::Space;
+pub use codec::{unframe, Decoder, Encoder, CHUNK_FRAME_BYTES, HNSW_FORMAT_VERSION, HNSW_MAGIC};
 pub(crate) use cursor::HnswCursor;
 use cursor::{Pool, Start};
 use store::{Graph, ALIVE};
@@ -53,7 +55,7 @@ impl Default for HnswParams {
 }
 
 /// `Ok` if `value` of parameter `name` is in `min..=max`.
-pub(crate) fn check_range(
+fn check_range(
     name: &'static str,
     value: usize,
     min: usize,
@@ -273,6 +275,17 @@ impl HnswIndex {
         self.open_cursor(query, k, &SearchParams::default(), true)
     }
 
+    /// The `ef` of a search of `k` rows with `params` (the index default if none), after
+    /// checking `k` and `ef` against their ranges.
+    pub fn search_ef(&self, k: usize, params: &SearchParams) -> Result<usize, VectorError> {
+        if k == 0 || k > MAX_K {
+            return Err(VectorError::k_out_of_range(k));
+        }
+        let ef = params.ef.unwrap_or(self.params.ef_search);
+        check_range("ef", ef, HNSW_EF_SEARCH_MIN, HNSW_EF_SEARCH_MAX)?;
+        Ok(ef)
+    }
+
     fn open_cursor(
         &self,
         query: &[f32],
@@ -280,11 +293,7 @@ impl HnswIndex {
         params: &SearchParams,
         exact: bool,
     ) -> Result<SearchCursor, VectorError> {
-        if k == 0 || k > MAX_K {
-            return Err(VectorError::k_out_of_range(k));
-        }
-        let ef = params.ef.unwrap_or(self.params.ef_search);
-        check_range("ef", ef, HNSW_EF_SEARCH_MIN, HNSW_EF_SEARCH_MAX)?;
+        let ef = self.search_ef(k, params)?;
         let query = self.metric.prepare(query, self.dim)?;
         let start = Start {
             graph: &self.graph,

@@ -1,0 +1,194 @@
+//! kNN search over one shard's index, in bounded steps: the graph (or exact) part through
+//! the planner, and an exact scan of the rows not built into the graph yet.
+
+use tarn_vectors as planner;
+use tarn_vectors::{Neighbor, SearchParams, Step, VectorIndex};
+
+use super::{keep_best, passes, row_vector, IndexState, KnnHit, KnnOutcome, KnnQuery, KnnSearch};
+use crate::expr::Expr;
+use crate::state::ShardState;
+use crate::CoreError;
+
+fn bad_query(e: tarn_vectors::VectorError) -> CoreError {
+    use tarn_vectors::VectorError as V;
+    match e {
+        V::KOutOfRange { .. } | V::ParameterOutOfRange { .. } => {
+            CoreError::LimitExceeded(e.to_string())
+        }
+        _ => crate::vector::bad(None, None, format!("query vector: {e}")),
+    }
+}
+
+impl ShardState {
+    /// Opens a search: checks the query against the index, plans it (the planner samples
+    /// `filter` on a few rows) and visits nothing yet. Errors: no such index here
+    /// (`UnknownIndex`), a query of the wrong dimension, non-finite or a zero vector under
+    /// cosine (`BadVector`), `k` or `ef` out of range (`LimitExceeded`; the server checks both first).
+    pub fn knn_start(
+        &self,
+        q: &KnnQuery<'_>,
+        filter: Option<&Expr<usize>>,
+    ) -> Result<KnnSearch, CoreError> {
+        let ix = self.index_state(q.index_id)?;
+        let index = &ix.index;
+        let query = index
+            .metric()
+            .prepare(q.vector, index.dim())
+            .map_err(bad_query)?;
+        let params = SearchParams { ef: q.ef };
+        let table = self.tables.get(&ix.table_id);
+        let accept = |r: u64| ix.row_passes(table, r, filter);
+        let plan = planner::plan(index, q.k, &accept, &params).map_err(bad_query)?;
+        let cursor = if index.is_empty() {
+            None
+        } else {
+            Some(planner::start_planned(index, &query, q.k, plan).map_err(bad_query)?)
+        };
+        Ok(KnnSearch {
+            index_id: q.index_id,
+            epoch: ix.epoch,
+            k: q.k,
+            query,
+            plan,
+            cursor,
+            unbuilt: ix.unbuilt.clone(),
+            unbuilt_pos: ix.build_pos,
+            unbuilt_best: Vec::new(),
+            unbuilt_distances: 0,
+        })
+    }
+
+    fn index_state(&self, index_id: u32) -> Result<&IndexState, CoreError> {
+        self.indexes
+            .by_id
+            .get(&index_id)
+            .ok_or_else(|| CoreError::Corrupt(format!("index #{index_id} is not on this shard")))
+    }
+
+    /// Visits up to `max_rows` more rows of `s`. Returns whether the search is done. If the
+    /// table changed since the search started, stops at once (the finish says `Changed`).
+    pub fn knn_step(
+        &self,
+        s: &mut KnnSearch,
+        filter: Option<&Expr<usize>>,
+        max_rows: usize,
+    ) -> bool {
+        let Ok(ix) = self.index_state(s.index_id) else {
+            return true;
+        };
+        if ix.epoch != s.epoch {
+            return true;
+        }
+        let table = self.tables.get(&ix.table_id);
+        if let Some(c) = s.cursor.as_mut().filter(|c| !c.is_done()) {
+            let accept = |r: u64| ix.row_passes(table, r, filter);
+            let _ = ix.index.search_step(c, &accept, max_rows) == Step::More;
+            return s.is_done();
+        }
+        let end = s
+            .unbuilt_pos
+            .saturating_add(max_rows.max(1))
+            .min(s.unbuilt.len());
+        let metric = ix.index.metric();
+        let kernels = tarn_vectors::Kernels::detected();
+        for i in s.unbuilt_pos..end {
+            let row = s.unbuilt[i];
+            let Some(v) = ix.pending_vector(table, row, filter) else {
+                continue;
+            };
+            let Ok(p) = metric.prepare(v, ix.index.dim()) else {
+                continue;
+            };
+            let key = metric.key(kernels, &s.query, &p);
+            s.unbuilt_distances += 1;
+            let n = Neighbor {
+                row,
+                distance: metric.distance_from_key(key),
+                key,
+            };
+            keep_best(&mut s.unbuilt_best, n, s.k);
+        }
+        s.unbuilt_pos = end;
+        s.is_done()
+    }
+
+    /// The answer of a done search: up to `k` rows nearest first, each with its rank key,
+    /// distance and stored row (borrowed). `Err(Changed)` if the table was written while the
+    /// search yielded (rows it found may have other vectors now): run it again.
+    pub fn knn_finish(&self, s: KnnSearch) -> Result<Vec<KnnHit<'_>>, KnnOutcome> {
+        assert!(
+            s.is_done() || self.knn_changed(&s),
+            "finish of a search not done"
+        );
+        let ix = self
+            .index_state(s.index_id)
+            .map_err(|_| KnnOutcome::Changed)?;
+        if ix.epoch != s.epoch {
+            return Err(KnnOutcome::Changed);
+        }
+        let graph = s.cursor.map(|c| c.finish()).unwrap_or_default();
+        let merged = tarn_vectors::merge_neighbors([graph, s.unbuilt_best], s.k);
+        let table = self.tables.get(&ix.table_id).ok_or(KnnOutcome::Changed)?;
+        merged
+            .into_iter()
+            .map(|n| {
+                let key = ix.keys[n.row as usize]
+                    .as_ref()
+                    .ok_or(KnnOutcome::Changed)?;
+                let row = table.rows.get(key).ok_or(KnnOutcome::Changed)?;
+                Ok(KnnHit {
+                    key: n.key,
+                    distance: n.distance,
+                    row,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the table of `s`'s index was written since `s` started (or the index went).
+    pub fn knn_changed(&self, s: &KnnSearch) -> bool {
+        self.index_state(s.index_id)
+            .map_or(true, |ix| ix.epoch != s.epoch)
+    }
+
+    /// The vector of the row stored under canonical key `key` of index `index_id`'s table,
+    /// for a search "like this row". None: no such row, or its vector is NULL.
+    pub fn knn_row_vector(&self, index_id: u32, key: &[u8]) -> Option<&[f32]> {
+        let ix = self.indexes.by_id.get(&index_id)?;
+        let row = self.tables.get(&ix.table_id)?.rows.get(key)?;
+        row_vector(row, ix.column)
+    }
+}
+
+impl IndexState {
+    /// The filter's verdict on graph row `r` (false for a row id no key holds now).
+    fn row_passes(
+        &self,
+        table: Option<&super::super::tables::Table>,
+        r: u64,
+        filter: Option<&Expr<usize>>,
+    ) -> bool {
+        let Some(f) = filter else {
+            return true;
+        };
+        let key = self.keys.get(r as usize).and_then(Option::as_ref);
+        key.and_then(|k| table?.rows.get(k))
+            .is_some_and(|row| passes(Some(f), row))
+    }
+
+    /// The table vector of row `r`, pending when the search started, if it still has a key
+    /// and passes `filter` (module docs of `indexes`: why no graph check is needed).
+    fn pending_vector<'t>(
+        &self,
+        table: Option<&'t super::super::tables::Table>,
+        r: u64,
+        filter: Option<&Expr<usize>>,
+    ) -> Option<&'t [f32]> {
+        let key = self.keys.get(r as usize)?.as_ref()?;
+        let row = table?.rows.get(key)?;
+        if !passes(filter, row) {
+            return None;
+        }
+        row_vector(row, self.column)
+    }
+}

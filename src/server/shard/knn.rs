@@ -1,0 +1,199 @@
+//! Vector indexes on a shard: their containers follow the catalog, a maintenance task builds
+//! and rebuilds them in bounded steps, and kNN searches run in bounded steps between which
+//! the shard serves its other requests.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use tarn_core::catalog::Catalog;
+use tarn_core::expr::Expr;
+use tarn_core::state::{
+    IndexProgress, KnnOutcome, KnnQuery, ShardState, INDEX_BUILD_STEP_ROWS, KNN_STEP_ROWS,
+};
+use tarn_types::Value;
+
+use super::{ServerError, Shard};
+use crate::server::limits::{INDEX_IDLE_POLL_MS, KNN_ATTEMPTS};
+use crate::server::mesh::MsgBody;
+
+/// What one shard is asked to search (the service checked every field).
+#[derive(Clone, Debug)]
+pub struct KnnAsk {
+    pub index_id: u32,
+    pub vector: Vec<f32>,
+    pub k: usize,
+    pub ef: Option<usize>,
+    pub filter: Option<Expr<usize>>,
+    /// Positions of the columns to return.
+    pub columns: Vec<usize>,
+}
+
+/// One shard's answer: its best rows (rank key, distance, the asked columns), nearest
+/// first, and the distances it computed.
+#[derive(Clone, Debug, Default)]
+pub struct KnnHits {
+    pub hits: Vec<(f32, f32, Vec<Value>)>,
+    pub distances: u64,
+}
+
+/// Makes `state`'s index containers match `catalog`: creates the missing ones (built from
+/// the rows in steps by the maintenance task) and drops those the catalog no longer has.
+pub(super) fn sync_indexes(state: &mut ShardState, catalog: &Catalog) {
+    let gone: Vec<u32> = state
+        .index_ids()
+        .filter(|&id| catalog.index_by_id(id).is_none())
+        .collect();
+    for id in gone {
+        state.drop_index(id);
+    }
+    for def in catalog.indexes() {
+        if state.index_progress(def.id).is_none() {
+            let made = state.create_index(
+                def.id,
+                def.table_id,
+                usize::from(def.column),
+                def.metric,
+                def.dim as usize,
+                def.params,
+            );
+            // The catalog validated the parameters when the index was created.
+            made.expect("a catalog index has valid parameters");
+        }
+    }
+}
+
+impl Shard {
+    /// Runs until shutdown: gives every index with work left (rows to build, a tombstone
+    /// rebuild) one bounded step at a time, yielding after each; sleeps while none has work.
+    pub async fn maintain_indexes(self: Rc<Self>) {
+        while !self.is_shutting_down() {
+            let ids: Vec<u32> = {
+                let state = self.state.borrow();
+                state
+                    .index_ids()
+                    .filter(|&id| state.index_needs_work(id))
+                    .collect()
+            };
+            if ids.is_empty() {
+                glommio::timer::sleep(Duration::from_millis(INDEX_IDLE_POLL_MS)).await;
+                continue;
+            }
+            for id in ids {
+                self.state
+                    .borrow_mut()
+                    .index_build_step(id, INDEX_BUILD_STEP_ROWS);
+                glommio::executor().yield_now().await;
+            }
+        }
+    }
+
+    /// Build progress of every index on this shard.
+    pub fn local_index_progress(&self) -> Vec<(u32, IndexProgress)> {
+        let state = self.state.borrow();
+        let mut out: Vec<_> = state
+            .index_ids()
+            .filter_map(|id| Some((id, state.index_progress(id)?)))
+            .collect();
+        out.sort_by_key(|p| p.0);
+        out
+    }
+
+    /// [`Shard::local_index_progress`] of every shard, summed per index.
+    pub async fn index_progress_all(
+        self: &Rc<Self>,
+    ) -> Result<Vec<(u32, IndexProgress)>, ServerError> {
+        let mut sum: std::collections::BTreeMap<u32, IndexProgress> = Default::default();
+        for peer in 0..self.count {
+            let part = if peer == self.id {
+                self.local_index_progress()
+            } else {
+                self.peers.ask(peer, MsgBody::IndexProgress).await?
+            };
+            for (id, p) in part {
+                let s = sum.entry(id).or_default();
+                s.indexed += p.indexed;
+                s.pending += p.pending;
+                s.skipped += p.skipped;
+                s.tombstones += p.tombstones;
+                s.memory_bytes += p.memory_bytes;
+            }
+        }
+        Ok(sum.into_iter().collect())
+    }
+
+    /// Searches shard `target`'s part of an index.
+    pub async fn knn(self: &Rc<Self>, target: u32, ask: KnnAsk) -> Result<KnnHits, ServerError> {
+        if target == self.id {
+            return self.knn_local(&ask).await;
+        }
+        self.peers.ask(target, MsgBody::Knn(Box::new(ask))).await
+    }
+
+    /// This shard's answer. A search visits [`KNN_STEP_ROWS`] rows per step and yields
+    /// between steps; a write to the table in between makes it start again (its rows could
+    /// have other vectors now), at most [`KNN_ATTEMPTS`] times, the last one in one go.
+    pub async fn knn_local(&self, ask: &KnnAsk) -> Result<KnnHits, ServerError> {
+        let q = KnnQuery {
+            index_id: ask.index_id,
+            vector: &ask.vector,
+            k: ask.k,
+            ef: ask.ef,
+        };
+        let filter = ask.filter.as_ref();
+        for attempt in 1..=KNN_ATTEMPTS {
+            let step = if attempt == KNN_ATTEMPTS {
+                usize::MAX
+            } else {
+                KNN_STEP_ROWS
+            };
+            let mut s = self
+                .state
+                .borrow()
+                .knn_start(&q, filter)
+                .map_err(ServerError::from)?;
+            while !self.state.borrow().knn_step(&mut s, filter, step) {
+                if attempt < KNN_ATTEMPTS {
+                    glommio::executor().yield_now().await;
+                }
+            }
+            let distances = s.distances();
+            let state = self.state.borrow();
+            match state.knn_finish(s) {
+                Ok(found) => {
+                    let hits = found
+                        .into_iter()
+                        .map(|h| {
+                            let values = ask.columns.iter().map(|&c| h.row[c].clone()).collect();
+                            (h.key, h.distance, values)
+                        })
+                        .collect();
+                    return Ok(KnnHits { hits, distances });
+                }
+                Err(KnnOutcome::Changed) => continue,
+            }
+        }
+        unreachable!("the last attempt does not yield, so nothing can change it")
+    }
+
+    /// The vector of the row under canonical key `key` of index `index_id`'s table, asked of
+    /// its owner `target` (None: no such row, or a NULL vector).
+    pub async fn row_vector(
+        self: &Rc<Self>,
+        target: u32,
+        index_id: u32,
+        key: Vec<u8>,
+    ) -> Result<Option<Vec<f32>>, ServerError> {
+        if target == self.id {
+            return Ok(self.local_row_vector(index_id, &key));
+        }
+        self.peers
+            .ask(target, MsgBody::RowVector { index_id, key })
+            .await
+    }
+
+    pub(super) fn local_row_vector(&self, index_id: u32, key: &[u8]) -> Option<Vec<f32>> {
+        debug_assert_eq!(tarn_types::shard_for(key, self.count), self.id);
+        let state = self.state.borrow();
+        state.knn_row_vector(index_id, key).map(<[f32]>::to_vec)
+    }
+}
