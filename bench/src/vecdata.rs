@@ -94,7 +94,9 @@ pub fn write_ivecs(path: &Path, rows: &[Vec<u64>], width: usize) -> io::Result<(
         assert!(r.len() <= width, "row wider than the file");
         w.write_all(&(width as i32).to_le_bytes())?;
         for i in 0..width {
-            let v = r.get(i).map_or(-1, |&x| i32::try_from(x).expect("row id fits i32"));
+            let v = r
+                .get(i)
+                .map_or(-1, |&x| i32::try_from(x).expect("row id fits i32"));
             w.write_all(&v.to_le_bytes())?;
         }
     }

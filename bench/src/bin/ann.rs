@@ -23,55 +23,25 @@
 //! peers, the growth of the process RSS over the build.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use clap::Parser;
 use hdrhistogram::Histogram;
-use serde_json::Value as Json;
+use tarn_bench::ann::{run_peers, Bench, Build, DataArgs, Row, Score, CASES};
 use tarn_bench::machine;
-use tarn_bench::vecdata::{write_fvecs, write_ivecs, Data, Rng};
 use tarn_vectors::{
-    search_planned, ExactIndex, HnswIndex, HnswParams, Index, Metric, Neighbor, RowId,
-    SearchParams, VectorIndex,
+    search_planned, HnswIndex, HnswParams, Index, Metric, Neighbor, RowId, SearchParams,
+    VectorIndex,
 };
 
 #[derive(Parser)]
-#[command(name = "ann", about = "Tarn HNSW next to hnswlib and faiss, same data, one thread")]
+#[command(
+    name = "ann",
+    about = "Tarn HNSW next to hnswlib and faiss, same data, one thread"
+)]
 struct Cli {
-    /// Base vectors.
-    #[arg(long, default_value_t = 100_000)]
-    rows: usize,
-    /// Dimension.
-    #[arg(long, default_value_t = 128)]
-    dim: usize,
-    /// Gaussian clusters of the data.
-    #[arg(long, default_value_t = 100)]
-    clusters: usize,
-    /// Queries per case.
-    #[arg(long, default_value_t = 1_000)]
-    queries: usize,
-    /// Neighbours per query.
-    #[arg(long, default_value_t = 10)]
-    k: usize,
-    /// HNSW `m` (hnswlib's M) for every system.
-    #[arg(long, default_value_t = 16)]
-    m: usize,
-    /// HNSW `ef_construction` for every system.
-    #[arg(long, default_value_t = 200)]
-    ef_construction: usize,
-    /// `ef_search` values of the unfiltered case, comma-separated.
-    #[arg(long, default_value = "16,32,64,128")]
-    efs: String,
-    /// `ef_search` of the filtered cases.
-    #[arg(long, default_value_t = 64)]
-    filter_ef: usize,
-    /// l2, cosine or ip.
-    #[arg(long, default_value = "l2")]
-    metric: String,
-    /// Seed of the data.
-    #[arg(long, default_value_t = 0x5eed)]
-    seed: u64,
+    #[command(flatten)]
+    data: DataArgs,
     /// Pin this process to a CPU.
     #[arg(long)]
     cpu: Option<usize>,
@@ -89,79 +59,6 @@ struct Cli {
     out: Option<PathBuf>,
 }
 
-/// One search case: every query, optionally restricted to `attr < bound`.
-struct Case {
-    name: &'static str,
-    bound: Option<u32>,
-}
-
-const CASES: [Case; 4] = [
-    Case { name: "unfiltered", bound: None },
-    Case { name: "filter-10pct", bound: Some(100) },
-    Case { name: "filter-1pct", bound: Some(10) },
-    Case { name: "filter-0.1pct", bound: Some(1) },
-];
-
-/// The result of one (system, case, ef) measurement, as the peers report it too.
-#[derive(Clone, Debug)]
-struct Row {
-    system: String,
-    case: String,
-    ef: usize,
-    recall: f64,
-    qps: f64,
-    p50_us: f64,
-    p99_us: f64,
-    short: u64,
-}
-
-struct Bench {
-    base: Vec<Vec<f32>>,
-    queries: Vec<Vec<f32>>,
-    attr: Vec<u32>,
-    /// Per case, per query: the exact top-k row ids.
-    truth: Vec<Vec<Vec<RowId>>>,
-}
-
-fn generate(cli: &Cli) -> (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<u32>) {
-    let mut data = Data::new(cli.seed, cli.dim, cli.clusters);
-    let base: Vec<Vec<f32>> = (0..cli.rows).map(|_| data.draw()).collect();
-    let queries: Vec<Vec<f32>> = (0..cli.queries).map(|_| data.draw()).collect();
-    let mut rng = Rng(cli.seed ^ 0xa77);
-    let attr = (0..cli.rows).map(|_| (rng.next() % 1000) as u32).collect();
-    (base, queries, attr)
-}
-
-fn ground_truth(metric: Metric, b: &Bench, k: usize, bound: Option<u32>) -> Vec<Vec<RowId>> {
-    let dim = b.base[0].len();
-    let mut exact = ExactIndex::new(metric, dim).expect("valid dimension");
-    for (i, v) in b.base.iter().enumerate() {
-        exact.upsert(i as RowId, v).expect("valid vector");
-    }
-    let filter = |row: RowId| bound.is_none_or(|x| b.attr[row as usize] < x);
-    b.queries
-        .iter()
-        .map(|q| {
-            let hits = exact.search(q, k, &filter, &SearchParams::default());
-            hits.expect("valid query").iter().map(|n| n.row).collect()
-        })
-        .collect()
-}
-
-fn write_data(dir: &Path, b: &Bench, k: usize) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    write_fvecs(&dir.join("base.fvecs"), &b.base)?;
-    write_fvecs(&dir.join("query.fvecs"), &b.queries)?;
-    let attr: Vec<u8> = b.attr.iter().flat_map(|a| a.to_le_bytes()).collect();
-    std::fs::write(dir.join("attr.u32"), attr)?;
-    let mut cases = Vec::new();
-    for (case, truth) in CASES.iter().zip(&b.truth) {
-        write_ivecs(&dir.join(format!("gt-{}.ivecs", case.name)), truth, k)?;
-        cases.push(serde_json::json!({"name": case.name, "bound": case.bound}));
-    }
-    std::fs::write(dir.join("cases.json"), Json::Array(cases).to_string())
-}
-
 /// Runs every query once after a warm-up over the first 50, one at a time, and scores it.
 fn measure(
     system: &str,
@@ -175,39 +72,38 @@ fn measure(
         std::hint::black_box(search(q));
     }
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
-    let (mut hits, mut expected, mut short) = (0usize, 0usize, 0u64);
+    let mut score = Score::default();
     let started = Instant::now();
     for (q, truth) in b.queries.iter().zip(&b.truth[case]) {
         let t = Instant::now();
         let found = search(q);
         hist.saturating_record(t.elapsed().as_nanos() as u64);
-        expected += truth.len().min(k);
-        if found.len() < truth.len().min(k) {
-            short += 1;
-        }
-        hits += found.iter().filter(|n| truth.contains(&n.row)).count();
+        let ids: Vec<RowId> = found.iter().map(|n| n.row).collect();
+        score.add(truth, &ids, k);
     }
     let secs = started.elapsed().as_secs_f64();
     Row {
         system: system.into(),
         case: CASES[case].name.into(),
         ef,
-        recall: if expected == 0 { 1.0 } else { hits as f64 / expected as f64 },
+        recall: score.recall(),
         qps: b.queries.len() as f64 / secs,
         p50_us: hist.value_at_quantile(0.50) as f64 / 1e3,
         p99_us: hist.value_at_quantile(0.99) as f64 / 1e3,
-        short,
+        short: score.short,
+        distances: None,
     }
 }
 
 /// Tarn's side: build, then every case. Returns the rows and (build seconds, bytes/vector).
 fn run_tarn(cli: &Cli, metric: Metric, b: &Bench, efs: &[usize]) -> (Vec<Row>, f64, f64) {
+    let d = &cli.data;
     let params = HnswParams {
-        m: cli.m,
-        ef_construction: cli.ef_construction,
+        m: d.m,
+        ef_construction: d.ef_construction,
         ..HnswParams::default()
     };
-    let mut idx = HnswIndex::new(metric, cli.dim, params).expect("valid parameters");
+    let mut idx = HnswIndex::new(metric, d.dim, params).expect("valid parameters");
     let t = Instant::now();
     for (i, v) in b.base.iter().enumerate() {
         idx.upsert(i as RowId, v).expect("valid vector");
@@ -219,81 +115,53 @@ fn run_tarn(cli: &Cli, metric: Metric, b: &Bench, efs: &[usize]) -> (Vec<Row>, f
     let mut rows = Vec::new();
     for (c, case) in CASES.iter().enumerate() {
         let filter = |row: RowId| case.bound.is_none_or(|x| b.attr[row as usize] < x);
-        let case_efs = if case.bound.is_none() { efs.to_vec() } else { vec![cli.filter_ef] };
+        let case_efs = if case.bound.is_none() {
+            efs.to_vec()
+        } else {
+            vec![d.filter_ef]
+        };
         for ef in case_efs {
             let sp = SearchParams { ef: Some(ef) };
-            let row = measure("tarn", c, ef, b, cli.k, |q| {
-                search_planned(&idx, q, cli.k, &filter, &sp).expect("valid query").1
+            let row = measure("tarn", c, ef, b, d.k, |q| {
+                search_planned(&idx, q, d.k, &filter, &sp)
+                    .expect("valid query")
+                    .1
             });
             eprintln!("{row:?}");
             rows.push(row);
         }
     }
-    let exact = exact_floor(metric, b, cli.k);
+    let exact = exact_floor(metric, b, d.k);
     eprintln!("{exact:?}");
     rows.push(exact);
     (rows, build_s, bytes_per_vector)
 }
 
-/// The floor: the exact scan, one query at a time, over the first 100 queries.
+/// The floor: the exact scan, one query at a time, over the first 150 queries.
 fn exact_floor(metric: Metric, b: &Bench, k: usize) -> Row {
-    let mut exact = ExactIndex::new(metric, b.base[0].len()).expect("valid dimension");
-    for (i, v) in b.base.iter().enumerate() {
-        exact.upsert(i as RowId, v).expect("valid vector");
-    }
+    let exact = b.exact_index(metric);
     let few = Bench {
         base: Vec::new(),
         queries: b.queries[..b.queries.len().min(150)].to_vec(),
         attr: Vec::new(),
-        truth: b.truth.iter().map(|t| t[..t.len().min(150)].to_vec()).collect(),
+        truth: b
+            .truth
+            .iter()
+            .map(|t| t[..t.len().min(150)].to_vec())
+            .collect(),
     };
     let all = |_: RowId| true;
     let mut row = measure("exact scan (floor)", 0, 0, &few, k, |q| {
-        exact.search(q, k, &all, &SearchParams::default()).expect("valid query")
+        exact
+            .search(q, k, &all, &SearchParams::default())
+            .expect("valid query")
     });
     row.ef = 0;
     row
 }
 
-/// The peers' side through `bench/peers/ann_peers.sh`: rows and per system (build s, B/vector).
-fn run_peers(cli: &Cli, dir: &Path, efs: &str) -> (Vec<Row>, Vec<(String, f64, f64, String)>) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/ann_peers.sh");
-    let out = dir.join("peers.jsonl");
-    let mut cmd = Command::new(&script);
-    cmd.arg("run").arg(dir).arg(&out);
-    cmd.args(["--m", &cli.m.to_string(), "--efc", &cli.ef_construction.to_string()]);
-    cmd.args(["--efs", efs, "--filter-ef", &cli.filter_ef.to_string()]);
-    cmd.args(["--metric", &cli.metric, "--k", &cli.k.to_string()]);
-    if let Some(cpu) = cli.peer_cpu {
-        cmd.env("PEER_CPU", cpu.to_string());
-    }
-    let status = cmd.status().expect("run bench/peers/ann_peers.sh");
-    assert!(status.success(), "ann_peers.sh failed: {status}");
-    let text = std::fs::read_to_string(&out).expect("peers' results");
-    let (mut rows, mut builds) = (Vec::new(), Vec::new());
-    for line in text.lines() {
-        let v: Json = serde_json::from_str(line).expect("one JSON object per line");
-        let s = |f: &str| v[f].as_str().unwrap_or_default().to_string();
-        let f = |f: &str| v[f].as_f64().unwrap_or(f64::NAN);
-        if s("case") == "build" {
-            builds.push((s("system"), f("build_s"), f("bytes_per_vector"), s("version")));
-            continue;
-        }
-        rows.push(Row {
-            system: s("system"),
-            case: s("case"),
-            ef: f("ef") as usize,
-            recall: f("recall"),
-            qps: f("qps"),
-            p50_us: f("p50_us"),
-            p99_us: f("p99_us"),
-            short: f("short_results") as u64,
-        });
-    }
-    (rows, builds)
-}
-
-fn report(cli: &Cli, rows: &[Row], builds: &[(String, f64, f64, String)]) -> String {
+fn report(cli: &Cli, rows: &[Row], builds: &[Build]) -> String {
+    let d = &cli.data;
     let (date, time) = machine::utc_now();
     let mut md = format!("# ANN benchmark, {date} {time} UTC\n\n");
     md.push_str(&format!(
@@ -301,24 +169,30 @@ fn report(cli: &Cli, rows: &[Row], builds: &[(String, f64, f64, String)]) -> Str
          metric {}; m = {}, ef_construction = {} for every system; one thread each{}.\n\
          Command: `cargo run --release -p tarn-bench --bin ann --{}`\n\n",
         machine::describe(),
-        cli.rows,
-        cli.dim,
-        cli.clusters,
-        cli.seed,
-        cli.queries,
-        cli.k,
-        cli.metric,
-        cli.m,
-        cli.ef_construction,
+        d.rows,
+        d.dim,
+        d.clusters,
+        d.seed,
+        d.queries,
+        d.k,
+        d.metric,
+        d.m,
+        d.ef_construction,
         match (cli.cpu, cli.peer_cpu) {
             (Some(a), Some(b)) => format!(", Tarn pinned to CPU {a}, peers to CPU {b}"),
             _ => String::new(),
         },
-        std::env::args().skip(1).map(|a| format!(" {a}")).collect::<String>(),
+        std::env::args()
+            .skip(1)
+            .map(|a| format!(" {a}"))
+            .collect::<String>(),
     ));
     md.push_str("## Build\n\n| system | version | build s | bytes/vector |\n|---|---|---:|---:|\n");
-    for (s, secs, bpv, v) in builds {
-        md.push_str(&format!("| {s} | {v} | {secs:.1} | {bpv:.0} |\n"));
+    for b in builds {
+        md.push_str(&format!(
+            "| {} | {} | {:.1} | {:.0} |\n",
+            b.system, b.version, b.build_s, b.bytes_per_vector
+        ));
     }
     md.push_str(
         "\n## Searches (one query at a time)\n\n\
@@ -352,33 +226,34 @@ fn main() -> std::io::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; run with --release for meaningful numbers");
     }
-    let metric = Metric::parse(&cli.metric).unwrap_or_else(|e| {
+    let fail = |e: String| -> ! {
         eprintln!("ann: {e}");
         std::process::exit(2);
-    });
-    let efs: Vec<usize> = cli
-        .efs
-        .split(',')
-        .map(|x| x.trim().parse().expect("--efs: comma-separated numbers"))
-        .collect();
-    let (base, queries, attr) = generate(&cli);
-    let mut b = Bench { base, queries, attr, truth: Vec::new() };
+    };
+    let metric = Metric::parse(&cli.data.metric).unwrap_or_else(|e| fail(e.to_string()));
+    let efs = cli.data.ef_list().unwrap_or_else(|e| fail(e));
     let t = Instant::now();
-    b.truth = CASES
-        .iter()
-        .map(|c| ground_truth(metric, &b, cli.k, c.bound))
-        .collect();
-    eprintln!("ground truth in {:.1} s", t.elapsed().as_secs_f64());
+    let b = Bench::generate(&cli.data, metric);
+    eprintln!(
+        "data and ground truth in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let dir = cli
         .data_dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("tarn-ann-{}", std::process::id())));
-    write_data(&dir, &b, cli.k)?;
+    b.write_data(&dir, cli.data.k)?;
 
     let (mut rows, build_s, bpv) = run_tarn(&cli, metric, &b, &efs);
-    let mut builds = vec![("tarn".to_string(), build_s, bpv, env!("CARGO_PKG_VERSION").to_string())];
+    let mut builds = vec![Build {
+        system: "tarn".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        build_s,
+        bytes_per_vector: bpv,
+    }];
     if !cli.no_peers {
-        let (peer_rows, peer_builds) = run_peers(&cli, &dir, &cli.efs);
+        let (peer_rows, peer_builds) =
+            run_peers(&cli.data, &dir, cli.peer_cpu).unwrap_or_else(|e| fail(e));
         rows.extend(peer_rows);
         builds.extend(peer_builds);
     }
@@ -390,7 +265,7 @@ fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("results"));
     std::fs::create_dir_all(&out)?;
     let (date, _) = machine::utc_now();
-    let path = out.join(format!("ann-{date}-{}.md", cli.metric));
+    let path = out.join(format!("ann-{date}-{}.md", cli.data.metric));
     std::fs::write(&path, md)?;
     eprintln!("report: {}", path.display());
     if cli.data_dir.is_none() {

@@ -1,0 +1,429 @@
+//! Approximate nearest-neighbour search through the full server path: a real `tarnd
+//! --shards 1` pinned to one CPU, this client pinned to the other, one connection, next to
+//! hnswlib and faiss HNSW in-process (one thread, `bench/peers/ann_peers.sh`) on the same
+//! data and ground truth as `ann`.
+//!
+//! Full size (the issue's figures; on a quiet machine only):
+//! `bench/run.sh ann-server` = `cargo build --release --bin tarnd && cargo build --release -p
+//! tarn-bench --bin ann_server && target/release/ann_server --server-cpu 0 --client-cpu 1`
+//! (defaults: 100k × 128 f32, 100 clusters, 1000 queries, k = 10, m = 16, ef_construction =
+//! 200, efs 16,32,64,128, filtered cases at ef 64, batches of 500, pipelined depth 4, async
+//! durability). Smoke run: `target/release/ann_server --rows 5000 --queries 100 --out /tmp`.
+//!
+//! What it does, in order:
+//! 1. Draws the data and computes the exact top-k of every case ([`tarn_bench::ann`]), writes
+//!    the peers' files.
+//! 2. Starts tarnd ([`tarn_bench::ann::server`]), creates two tables of `(id BIGINT PRIMARY
+//!    KEY, emb VECTOR(dim), attr BIGINT)`.
+//! 3. Loads every row into the first, unindexed (the upsert rate without an index), then
+//!    `CREATE INDEX … USING hnsw` and waits until `SHOW INDEXES` says `rows_pending = 0` (the
+//!    build time over a loaded table); VmRSS before and after each step (memory per vector).
+//! 4. Searches: unfiltered at every `--efs`, filtered (`attr < 100`, `< 10`, `< 1`) at
+//!    `--filter-ef`, one query at a time (closed loop); unfiltered again with `--depth`
+//!    queries in flight. Recall@k, q/s, p50/p99 (hdrhistogram), the reply's `distances` per
+//!    query (machine-independent work) and tarnd's CPU time per query.
+//! 5. Creates the index on the second table first and loads every row into it: the upsert
+//!    rate into an indexed table, and the time until nothing is pending (the incremental build).
+//! 6. Stops tarnd, runs the peers pinned to `--peer-cpu` (default: the server's CPU), writes
+//!    `bench/results/ann-server-<date>.md` (or into `--out`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tarn_bench::ann::served::{self, Load, Search, WARMUP_QUERIES};
+use tarn_bench::ann::server::{Tarnd, TarndOpts};
+use tarn_bench::ann::server_report::{Memory, Report, ServedRow};
+use tarn_bench::ann::{run_peers, Bench, Build, DataArgs, CASES};
+use tarn_bench::machine;
+use tarn_client::{Client, ClientOptions};
+use tarn_vectors::Metric;
+
+/// The socket timeout of the benchmark's connection: longer than any one batch or query
+/// (a 500-row batch into an indexed table takes well under a second), short enough that a
+/// wedged server ends the run with an error instead of hanging it.
+const IO_TIMEOUT: Duration = Duration::from_secs(120);
+/// The two tables: loaded then indexed; indexed then loaded.
+const BULK_TABLE: &str = "vecs_bulk";
+const BULK_INDEX: &str = "vecs_bulk_emb";
+const LIVE_TABLE: &str = "vecs_live";
+const LIVE_INDEX: &str = "vecs_live_emb";
+
+#[derive(Parser)]
+#[command(
+    name = "ann_server",
+    about = "Tarn kNN through tarnd next to hnswlib and faiss"
+)]
+struct Cli {
+    #[command(flatten)]
+    data: DataArgs,
+    /// The server binary.
+    #[arg(long)]
+    tarnd: Option<PathBuf>,
+    /// CPU tarnd is pinned to (taskset).
+    #[arg(long, default_value_t = 0)]
+    server_cpu: usize,
+    /// CPU this client is pinned to.
+    #[arg(long, default_value_t = 1)]
+    client_cpu: usize,
+    /// CPU of the peers' process (default: --server-cpu, tarnd is stopped by then).
+    #[arg(long)]
+    peer_cpu: Option<usize>,
+    /// tarnd's --durability: async (ack after apply) or sync (ack after fdatasync).
+    #[arg(long, default_value = "async")]
+    durability: String,
+    /// An extra tarnd flag (repeatable), e.g. --tarnd-arg=--spin-us=200.
+    #[arg(long)]
+    tarnd_arg: Vec<String>,
+    /// Rows per UPSERT.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Queries in flight in the pipelined run (0: no pipelined run).
+    #[arg(long, default_value_t = 4)]
+    depth: usize,
+    /// Leave the peers out.
+    #[arg(long)]
+    no_peers: bool,
+    /// Where the peers' data files go (default: a directory under the system temp dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Directory of the Markdown report (default: bench/results).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// What the server phases produce.
+#[derive(Default)]
+struct Served {
+    builds: Vec<Build>,
+    memory: Vec<Memory>,
+    rows: Vec<ServedRow>,
+    loads: Vec<Load>,
+}
+
+fn rss(t: &Tarnd) -> Result<f64, String> {
+    t.rss_bytes().map(|b| b as f64)
+}
+
+/// Step 3: load the unindexed table, then build its index; memory of both.
+fn bulk_then_index(
+    c: &mut Client,
+    t: &Tarnd,
+    b: &Bench,
+    cli: &Cli,
+    out: &mut Served,
+) -> Result<(), String> {
+    let n = b.base.len() as f64;
+    let before = rss(t)?;
+    let l = served::load(c, BULK_TABLE, b, cli.batch)?;
+    eprintln!("loaded {BULK_TABLE}: {:.0} rows/s", l.rows_per_s());
+    out.loads.push(l);
+    let loaded = rss(t)?;
+    served::create_index(c, BULK_INDEX, BULK_TABLE, &cli.data)?;
+    let build_s = served::wait_built(c, BULK_INDEX)?;
+    let built = rss(t)?;
+    eprintln!("built {BULK_INDEX} in {build_s:.2} s");
+    out.builds.push(Build {
+        system: "tarnd".into(),
+        version: format!(
+            "CREATE INDEX over {n} loaded rows, until rows_pending = 0 (bytes: index only)"
+        ),
+        build_s,
+        bytes_per_vector: (built - loaded) / n,
+    });
+    out.memory.push(Memory {
+        what: format!("{BULK_TABLE}: rows (id, VECTOR, attr), no index"),
+        bytes_per_vector: (loaded - before) / n,
+    });
+    out.memory.push(Memory {
+        what: format!("{BULK_INDEX}: HNSW built over the loaded rows"),
+        bytes_per_vector: (built - loaded) / n,
+    });
+    out.memory.push(Memory {
+        what: "rows + index (compare: the peers' build)".into(),
+        bytes_per_vector: (built - before) / n,
+    });
+    Ok(())
+}
+
+/// Step 4: every case closed-loop, then the unfiltered efs pipelined.
+fn searches(
+    c: &mut Client,
+    t: &Tarnd,
+    b: &Bench,
+    cli: &Cli,
+    efs: &[usize],
+    out: &mut Served,
+) -> Result<(), String> {
+    let counted = (b.queries.len() + WARMUP_QUERIES.min(b.queries.len())) as f64;
+    let mut run = |mode: String, s: Search, depth: usize| -> Result<(), String> {
+        let cpu0 = t.cpu_ns();
+        let row = if depth == 0 {
+            served::search_closed(c, &s, b, "tarnd")?
+        } else {
+            served::search_pipelined(c, &s, b, depth, "tarnd")?
+        };
+        let server_cpu_us = Some((t.cpu_ns() - cpu0) as f64 / 1e3 / counted);
+        eprintln!("{mode} {row:?}");
+        out.rows.push(ServedRow {
+            row,
+            mode,
+            server_cpu_us,
+        });
+        Ok(())
+    };
+    let k = cli.data.k;
+    for (case, c_) in CASES.iter().enumerate() {
+        let case_efs = if c_.bound.is_none() {
+            efs.to_vec()
+        } else {
+            vec![cli.data.filter_ef]
+        };
+        for ef in case_efs {
+            run(
+                "closed".into(),
+                Search {
+                    index: BULK_INDEX,
+                    case,
+                    ef,
+                    k,
+                },
+                0,
+            )?;
+        }
+    }
+    if cli.depth > 0 {
+        for &ef in efs {
+            run(
+                format!("pipelined ×{}", cli.depth),
+                Search {
+                    index: BULK_INDEX,
+                    case: 0,
+                    ef,
+                    k,
+                },
+                cli.depth,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Step 5: the index first, then the rows; until nothing is pending.
+fn index_then_load(
+    c: &mut Client,
+    t: &Tarnd,
+    b: &Bench,
+    cli: &Cli,
+    out: &mut Served,
+) -> Result<(), String> {
+    let n = b.base.len() as f64;
+    served::create_index(c, LIVE_INDEX, LIVE_TABLE, &cli.data)?;
+    let before = rss(t)?;
+    let started = Instant::now();
+    let mut l = served::load(c, LIVE_TABLE, b, cli.batch)?;
+    let pending_s = served::wait_built(c, LIVE_INDEX)?;
+    let secs = started.elapsed().as_secs_f64();
+    let after = rss(t)?;
+    l.indexed = true;
+    eprintln!(
+        "loaded {LIVE_TABLE} (indexed): {:.0} rows/s, +{pending_s:.2} s until built",
+        l.rows_per_s()
+    );
+    out.loads.push(l);
+    out.builds.push(Build {
+        system: "tarnd".into(),
+        version: format!(
+            "UPSERT {n} rows ({}-row batches) into an indexed table, until rows_pending = 0 \
+             (bytes: rows + index)",
+            cli.batch
+        ),
+        build_s: secs,
+        bytes_per_vector: (after - before) / n,
+    });
+    out.memory.push(Memory {
+        what: format!("{LIVE_TABLE}: rows + index, loaded into the indexed table"),
+        bytes_per_vector: (after - before) / n,
+    });
+    Ok(())
+}
+
+/// Steps 2–5 on a fresh tarnd; returns the results and the shard threads' CPU affinity.
+fn run_server(
+    b: &Bench,
+    cli: &Cli,
+    efs: &[usize],
+    opts: &TarndOpts,
+) -> Result<(Served, Vec<String>), String> {
+    let t = Tarnd::start(opts)?;
+    eprintln!("tarnd pid {} on {}", t.pid(), t.addr);
+    let copts = ClientOptions {
+        io_timeout: Some(IO_TIMEOUT),
+        ..ClientOptions::default()
+    };
+    let mut c =
+        Client::connect_with(&t.addr, copts).map_err(|e| format!("connect {}: {e}", t.addr))?;
+    served::create_table(&mut c, BULK_TABLE, cli.data.dim)?;
+    served::create_table(&mut c, LIVE_TABLE, cli.data.dim)?;
+    let mut out = Served::default();
+    let steps = bulk_then_index(&mut c, &t, b, cli, &mut out)
+        .and_then(|()| searches(&mut c, &t, b, cli, efs, &mut out))
+        .and_then(|()| index_then_load(&mut c, &t, b, cli, &mut out));
+    if let Err(e) = steps {
+        return Err(format!("{e} (tarnd log: {})", t.log_tail()));
+    }
+    let affinity = t.shard_affinity();
+    drop(c);
+    t.stop()?;
+    Ok((out, affinity))
+}
+
+fn preamble(cli: &Cli, opts: &TarndOpts, affinity: &[String], load_start: &str) -> String {
+    let (date, time) = machine::utc_now();
+    let d = &cli.data;
+    let built = std::fs::metadata(&opts.binary)
+        .and_then(|m| m.modified())
+        .map(|t| {
+            format!(
+                "{:.0} min before the run",
+                t.elapsed().unwrap_or_default().as_secs_f64() / 60.0
+            )
+        })
+        .unwrap_or_else(|_| "unknown age".into());
+    format!(
+        "# ANN through the server, {date} {time} UTC\n\n\
+         Machine: {}. Load average at start {load_start}, at end {}.\n\n\
+         Data: {} × {} f32, {} gaussian clusters, seed {:#x} (`tarn_bench::vecdata`, the same bytes \
+         as `ann`); {} queries per case, k = {}; metric {}; m = {}, ef_construction = {} for every \
+         system.\n\n\
+         Server: `{}` (built {built}{}) `--shards 1 --durability {}{}`, pinned with taskset to CPU {} \
+         (shard threads: {}). Client: this process, pinned to CPU {}, one connection, \
+         `tarn_client::Client`; KNN requests return the `id` column only. Peers: in-process, one \
+         thread, pinned to CPU {}, after tarnd stopped.\n\n\
+         Command: `target/release/ann_server{}`\n",
+        machine::describe(),
+        load_average(),
+        d.rows, d.dim, d.clusters, d.seed, d.queries, d.k, d.metric, d.m, d.ef_construction,
+        opts.binary.display(),
+        if cfg!(debug_assertions) { "; **this client is a debug build**" } else { "" },
+        opts.durability,
+        opts.extra.iter().map(|a| format!(" {a}")).collect::<String>(),
+        opts.cpu,
+        if affinity.is_empty() { "not found".to_string() } else { affinity.join(", ") },
+        cli.client_cpu,
+        cli.peer_cpu.unwrap_or(cli.server_cpu),
+        std::env::args().skip(1).map(|a| format!(" {a}")).collect::<String>(),
+    )
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+const NOTES: [&str; 6] = [
+    "q/s of a closed-loop row is one connection's rate with tarnd on one core: the q/s per server core at that latency; `q/s per tarnd CPU-second` is the capacity of the core were it never idle (1e6 / tarnd CPU µs per query, all tarnd threads, from /proc/<pid>/task/*/schedstat, warm-up queries included).",
+    "Latency = send to reply on the client (includes loopback and both sides' framing); the peers' = around the in-process call (includes the Python call, ~1–3 µs).",
+    "distances/query: tarnd's KnnReply.distances (distance computations on the shard, independent of the machine); faiss: `hnsw_stats.ndis`; hnswlib's Python binding does not expose its count (n/a).",
+    "Filtered rows: tarnd plans each search (exact scan of the matching rows, graph search with the filter in the traversal, or plain graph search); hnswlib's filter is a Python callable per visited node; faiss's an `IDSelectorBitmap`. Recall = true neighbours found / Σ min(k, matching rows); short = answers with fewer than min(k, matching rows) rows.",
+    "Memory: tarnd's VmRSS growth over the step / rows (the allocator may keep freed pages, so a figure is an upper bound); the peers' build row = their process RSS growth over the build, vectors included (compare `rows + index`).",
+    "Upserts: ids 0..rows, each batch one UPSERT (Replace) awaited before the next; the indexed table's rows/s include the graph inserts made while applying; its build row adds the wait until nothing is pending.",
+];
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(&cli) {
+        eprintln!("ann_server: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), String> {
+    let load_start = load_average();
+    tarn_bench::sys::pin_current_thread(cli.client_cpu)
+        .map_err(|e| format!("pin to CPU {}: {e}", cli.client_cpu))?;
+    if cfg!(debug_assertions) {
+        eprintln!("warning: debug build; run with --release for meaningful numbers");
+    }
+    let metric = Metric::parse(&cli.data.metric).map_err(|e| e.to_string())?;
+    let efs = cli.data.ef_list()?;
+    if !["sync", "async"].contains(&cli.durability.as_str()) {
+        return Err(format!("--durability {:?}: sync or async", cli.durability));
+    }
+    if cli.batch == 0 || cli.data.rows == 0 || cli.data.queries == 0 {
+        return Err("--batch, --rows and --queries must be positive".into());
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ has a parent");
+    let opts = TarndOpts {
+        binary: cli
+            .tarnd
+            .clone()
+            .unwrap_or_else(|| root.join("target/release/tarnd")),
+        cpu: cli.server_cpu,
+        durability: cli.durability.clone(),
+        extra: cli.tarnd_arg.clone(),
+    };
+    let t = Instant::now();
+    let b = Bench::generate(&cli.data, metric);
+    eprintln!(
+        "data and ground truth in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let dir = cli.data_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("tarn-ann-server-data-{}", std::process::id()))
+    });
+    b.write_data(&dir, cli.data.k)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+
+    let (served, affinity) = run_server(&b, cli, &efs, &opts)?;
+    let (mut rows, mut peer_builds) = (served.rows, Vec::new());
+    if !cli.no_peers {
+        let (peer_rows, builds) = run_peers(
+            &cli.data,
+            &dir,
+            Some(cli.peer_cpu.unwrap_or(cli.server_cpu)),
+        )?;
+        rows.extend(peer_rows.into_iter().map(|row| ServedRow {
+            row,
+            mode: "in-process".into(),
+            server_cpu_us: None,
+        }));
+        peer_builds = builds
+            .into_iter()
+            .map(|b| Build {
+                version: format!(
+                    "{} `add`, in-process, one thread (bytes: vectors + graph)",
+                    b.version
+                ),
+                ..b
+            })
+            .collect();
+    }
+    let report = Report {
+        preamble: preamble(cli, &opts, &affinity, &load_start),
+        builds: served.builds,
+        peer_builds,
+        memory: served.memory,
+        rows,
+        loads: served.loads,
+        notes: NOTES.iter().map(|n| n.to_string()).collect(),
+    };
+    let md = report.render();
+    println!("{md}");
+    let out = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("bench/results"));
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let (date, _) = machine::utc_now();
+    let path = out.join(format!("ann-server-{date}.md"));
+    std::fs::write(&path, md).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("report: {}", path.display());
+    if cli.data_dir.is_none() {
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
