@@ -10,7 +10,8 @@ Tarn's side, so both sides search the same data and score against the same groun
 
 Every query is one call (as a server answers one request); latency is measured around the
 call with perf_counter_ns and includes the Python call overhead (~1-3 us), reported as is.
-Writes one JSON object per (system, case, ef) to OUT_JSONL.
+Writes one JSON object per (system, case, ef) to OUT_JSONL; faiss's carry distances_per_query
+(its hnsw_stats.ndis); hnswlib's Python binding does not expose its distance count.
 """
 import argparse
 import json
@@ -39,10 +40,15 @@ def pct(sorted_ns, p):
     return sorted_ns[i] / 1000.0
 
 
-def measure(search, queries, gt, k, allowed=None):
-    """Runs every query once (after a warm-up pass over the first 50) and scores it."""
+def measure(search, queries, gt, k, allowed=None, counter=None):
+    """Runs every query once (after a warm-up pass over the first 50) and scores it.
+
+    counter: optional (reset, read) pair of functions counting distance computations; reset
+    after the warm-up, read after the last query, reported per query."""
     for q in queries[:50]:
         search(q)
+    if counter is not None:
+        counter[0]()
     lat = []
     hits = 0
     short = 0
@@ -62,7 +68,9 @@ def measure(search, queries, gt, k, allowed=None):
     total = time.perf_counter_ns() - start
     expected = int((gt >= 0).sum())
     lat.sort()
+    extra = {} if counter is None else {"distances_per_query": counter[1]() / len(queries)}
     return {
+        **extra,
         "recall": hits / expected if expected else 1.0,
         "qps": len(queries) / (total / 1e9),
         "p50_us": pct(lat, 0.50),
@@ -173,7 +181,9 @@ def main():
                     if args.metric == "cosine":
                         qq = qq / np.linalg.norm(qq)
                     return idx.search(qq, k, params=params)[1][0]
-                r = measure(fn, queries, gt, k, allowed)
+                # faiss counts the distances of every HNSW search in a global (one thread here).
+                stats = faiss.cvar.hnsw_stats
+                r = measure(fn, queries, gt, k, allowed, counter=(stats.reset, lambda: stats.ndis))
                 r.update({"system": "faiss", "case": c["name"], "ef": ef})
                 emit(r)
     out.close()

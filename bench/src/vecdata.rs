@@ -13,7 +13,7 @@ pub struct Rng(pub u64);
 
 impl Rng {
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -22,7 +22,7 @@ impl Rng {
 
     /// Uniform in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Standard normal.
@@ -52,7 +52,7 @@ impl Data {
 
     /// The next vector: a random centre plus unit gaussian noise.
     pub fn draw(&mut self) -> Vec<f32> {
-        let c = (self.rng.next() % self.centres.len() as u64) as usize;
+        let c = (self.rng.next_u64() % self.centres.len() as u64) as usize;
         let rng = &mut self.rng;
         self.centres[c]
             .iter()

@@ -157,7 +157,7 @@ impl Bench {
         let queries: Vec<Vec<f32>> = (0..args.queries).map(|_| data.draw()).collect();
         let mut rng = Rng(args.seed ^ 0xa77);
         let attr = (0..args.rows)
-            .map(|_| (rng.next() % ATTR_RANGE) as u32)
+            .map(|_| (rng.next_u64() % ATTR_RANGE) as u32)
             .collect();
         let mut b = Bench {
             base,

@@ -272,7 +272,8 @@ fn run_server(
     if let Err(e) = steps {
         return Err(format!("{e} (tarnd log: {})", t.log_tail()));
     }
-    let affinity = t.shard_affinity();
+    let mut affinity = t.shard_affinity();
+    affinity.dedup();
     drop(c);
     t.stop()?;
     Ok((out, affinity))
@@ -300,7 +301,7 @@ fn preamble(cli: &Cli, opts: &TarndOpts, affinity: &[String], load_start: &str) 
          (shard threads: {}). Client: this process, pinned to CPU {}, one connection, \
          `tarn_client::Client`; KNN requests return the `id` column only. Peers: in-process, one \
          thread, pinned to CPU {}, after tarnd stopped.\n\n\
-         Command: `target/release/ann_server{}`\n",
+         Command: `{}`\n",
         machine::describe(),
         load_average(),
         d.rows, d.dim, d.clusters, d.seed, d.queries, d.k, d.metric, d.m, d.ef_construction,
@@ -312,7 +313,7 @@ fn preamble(cli: &Cli, opts: &TarndOpts, affinity: &[String], load_start: &str) 
         if affinity.is_empty() { "not found".to_string() } else { affinity.join(", ") },
         cli.client_cpu,
         cli.peer_cpu.unwrap_or(cli.server_cpu),
-        std::env::args().skip(1).map(|a| format!(" {a}")).collect::<String>(),
+        std::env::args().collect::<Vec<_>>().join(" "),
     )
 }
 
@@ -327,7 +328,7 @@ const NOTES: [&str; 6] = [
     "Latency = send to reply on the client (includes loopback and both sides' framing); the peers' = around the in-process call (includes the Python call, ~1–3 µs).",
     "distances/query: tarnd's KnnReply.distances (distance computations on the shard, independent of the machine); faiss: `hnsw_stats.ndis`; hnswlib's Python binding does not expose its count (n/a).",
     "Filtered rows: tarnd plans each search (exact scan of the matching rows, graph search with the filter in the traversal, or plain graph search); hnswlib's filter is a Python callable per visited node; faiss's an `IDSelectorBitmap`. Recall = true neighbours found / Σ min(k, matching rows); short = answers with fewer than min(k, matching rows) rows.",
-    "Memory: tarnd's VmRSS growth over the step / rows (the allocator may keep freed pages, so a figure is an upper bound); the peers' build row = their process RSS growth over the build, vectors included (compare `rows + index`).",
+    "Memory: tarnd's VmRSS growth over the step / rows (the allocator keeps freed pages and the storage engine's buffers come and go, so a step's figure is approximate; with small --rows it is noise, even negative); the peers' build row = their process RSS growth over the build, vectors included (compare `rows + index`).",
     "Upserts: ids 0..rows, each batch one UPSERT (Replace) awaited before the next; the indexed table's rows/s include the graph inserts made while applying; its build row adds the wait until nothing is pending.",
 ];
 
