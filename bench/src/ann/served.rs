@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use tarn_client::{Client, KnnQuery, KnnRequest, Request, Response, Value};
+use tarn_client::{
+    Client, KnnQuery, KnnReply, KnnRequest, KnnRow, Request, Response, SqlReply, Value,
+};
 use tarn_vectors::RowId;
 
 use super::{Bench, DataArgs, Row, Score, CASES};
@@ -53,6 +55,11 @@ pub fn rows_pending(c: &mut Client, index: &str) -> Result<i64, String> {
     let r = c
         .sql("SHOW INDEXES")
         .map_err(|e| format!("SHOW INDEXES: {e}"))?;
+    pending_of(&r, index)
+}
+
+/// `rows_pending` of `index` in a `SHOW INDEXES` reply.
+pub fn pending_of(r: &SqlReply, index: &str) -> Result<i64, String> {
     let col = |name: &str| {
         r.columns
             .iter()
@@ -66,7 +73,7 @@ pub fn rows_pending(c: &mut Client, index: &str) -> Result<i64, String> {
         .find(|row| row.get(name) == Some(&Value::Text(index.to_string())))
         .ok_or_else(|| format!("SHOW INDEXES does not list {index}"))?;
     match row.get(pending) {
-        Some(Value::Int(n)) => Ok(*n),
+        Some(Value::Int(n)) if *n >= 0 => Ok(*n),
         other => Err(format!("rows_pending of {index} is {other:?}")),
     }
 }
@@ -171,7 +178,7 @@ impl Search<'_> {
 }
 
 /// The row ids of a reply (its only column is `id`).
-fn reply_ids(r: &tarn_client::KnnReply) -> Result<Vec<RowId>, String> {
+fn reply_ids(r: &KnnReply) -> Result<Vec<RowId>, String> {
     r.rows
         .iter()
         .map(|row| match row.values.first() {
@@ -197,13 +204,7 @@ impl Tally {
         }
     }
 
-    fn add(
-        &mut self,
-        s: &Search,
-        truth: &[RowId],
-        r: &tarn_client::KnnReply,
-        ns: u64,
-    ) -> Result<(), String> {
+    fn add(&mut self, s: &Search, truth: &[RowId], r: &KnnReply, ns: u64) -> Result<(), String> {
         self.hist.saturating_record(ns);
         self.score.add(truth, &reply_ids(r)?, s.k);
         self.distances += r.distances;
@@ -225,7 +226,7 @@ impl Tally {
     }
 }
 
-fn knn(c: &mut Client, req: &KnnRequest) -> Result<tarn_client::KnnReply, String> {
+fn knn(c: &mut Client, req: &KnnRequest) -> Result<KnnReply, String> {
     c.knn(req).map_err(|e| format!("KNN on {}: {e}", req.index))
 }
 
@@ -291,4 +292,66 @@ pub fn search_pipelined(
 
 fn new_hist() -> Histogram<u64> {
     Histogram::<u64>::new_with_bounds(1, 600_000_000_000, 3).expect("valid bounds")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tarn_client::{Column, ColumnType};
+
+    fn col(name: &str, ty: ColumnType) -> Column {
+        Column {
+            name: name.into(),
+            ty,
+        }
+    }
+
+    #[test]
+    fn pending_is_read_from_the_named_index_row_or_the_error_says_what_is_missing() {
+        let r = SqlReply {
+            message: "2 index(es)".into(),
+            columns: vec![
+                col("name", ColumnType::Text),
+                col("rows_pending", ColumnType::BigInt),
+            ],
+            rows: vec![
+                vec![Value::Text("a".into()), Value::Int(7)],
+                vec![Value::Text("b".into()), Value::Int(0)],
+            ],
+        };
+        assert_eq!(pending_of(&r, "a"), Ok(7));
+        assert_eq!(pending_of(&r, "b"), Ok(0));
+        assert!(pending_of(&r, "c").unwrap_err().contains("does not list c"));
+        let no_col = SqlReply {
+            columns: vec![col("name", ColumnType::Text)],
+            ..r
+        };
+        assert!(pending_of(&no_col, "a")
+            .unwrap_err()
+            .contains("rows_pending"));
+    }
+
+    #[test]
+    fn a_request_carries_the_case_filter_and_asks_for_ids_only() {
+        let s = Search {
+            index: "ix",
+            case: 1,
+            ef: 32,
+            k: 10,
+        };
+        let req = s.request(&[1.0, 2.0]);
+        assert_eq!(req.filter, "attr < 100");
+        assert_eq!(req.columns, vec![ID.to_string()]);
+        assert_eq!((req.k, req.ef), (10, Some(32)));
+        let reply = |v: Value| KnnReply {
+            columns: vec![col(ID, ColumnType::BigInt)],
+            rows: vec![KnnRow {
+                distance: 0.5,
+                values: vec![v],
+            }],
+            distances: 3,
+        };
+        assert_eq!(reply_ids(&reply(Value::Int(4))), Ok(vec![4]));
+        assert!(reply_ids(&reply(Value::Text("x".into()))).is_err());
+    }
 }
