@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use tarn_client::{
-    Client, KnnQuery, KnnReply, KnnRequest, KnnRow, Request, Response, SqlReply, Value,
-};
+use tarn_client::{Client, KnnQuery, KnnReply, KnnRequest, Request, Response, SqlReply, Value};
 use tarn_vectors::RowId;
 
 use super::{Bench, DataArgs, Row, Score, CASES};
@@ -297,7 +295,7 @@ fn new_hist() -> Histogram<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tarn_client::{Column, ColumnType};
+    use tarn_client::{Column, ColumnType, KnnRow};
 
     fn col(name: &str, ty: ColumnType) -> Column {
         Column {

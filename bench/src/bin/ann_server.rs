@@ -256,7 +256,12 @@ fn run_server(
     opts: &TarndOpts,
 ) -> Result<(Served, Vec<String>), String> {
     let t = Tarnd::start(opts)?;
-    eprintln!("tarnd pid {} on {}", t.pid(), t.addr);
+    let threads = affinity_text(&t.shard_affinity(), opts.cpu);
+    eprintln!(
+        "tarnd pid {} on {} (shard threads: {threads})",
+        t.pid(),
+        t.addr
+    );
     let copts = ClientOptions {
         io_timeout: Some(IO_TIMEOUT),
         ..ClientOptions::default()
@@ -310,11 +315,27 @@ fn preamble(cli: &Cli, opts: &TarndOpts, affinity: &[String], load_start: &str) 
         opts.durability,
         opts.extra.iter().map(|a| format!(" {a}")).collect::<String>(),
         opts.cpu,
-        if affinity.is_empty() { "not found".to_string() } else { affinity.join(", ") },
+        affinity_text(affinity, opts.cpu),
         cli.client_cpu,
         cli.peer_cpu.unwrap_or(cli.server_cpu),
         std::env::args().collect::<Vec<_>>().join(" "),
     )
+}
+
+/// The shard threads' CPUs, with a warning when one is not the server's CPU: glommio pins
+/// the executor of `--shards 1` to the first online CPU (CPU 0) whatever taskset allowed, so
+/// with `--server-cpu` other than 0 the executor shares the client's CPU.
+fn affinity_text(affinity: &[String], cpu: usize) -> String {
+    if affinity.is_empty() {
+        return "not found".into();
+    }
+    let pinned = format!(": CPU {cpu}");
+    let text = affinity.join(", ");
+    if affinity.iter().all(|a| a.ends_with(&pinned)) {
+        text
+    } else {
+        format!("{text}; **WARNING: a shard thread is not on CPU {cpu} (glommio pins the executor to CPU 0); use --server-cpu 0**")
+    }
 }
 
 fn load_average() -> String {
