@@ -10,7 +10,7 @@ pub mod served;
 pub mod server;
 pub mod server_report;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::Args;
@@ -55,6 +55,50 @@ pub struct DataArgs {
     /// Seed of the data.
     #[arg(long, default_value_t = 0x5eed)]
     pub seed: u64,
+}
+
+/// Where a run's files go and whether the peers run, shared by both ANN binaries.
+#[derive(Args, Clone, Debug)]
+pub struct OutputArgs {
+    /// Leave the peers out (Tarn only).
+    #[arg(long)]
+    pub no_peers: bool,
+    /// Where the peers' data files go (default: a directory under the system temp dir, removed
+    /// at the end).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Directory of the Markdown report (default: bench/results).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    /// The data directory: `--data-dir`, or `<temp>/<prefix>-<pid>`.
+    pub fn data_dir_or(&self, prefix: &str) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()))
+        })
+    }
+
+    /// Writes `md` to `<--out or bench/results>/<name>`; returns the path.
+    pub fn write_report(&self, name: &str, md: &str) -> std::io::Result<PathBuf> {
+        let out = self
+            .out
+            .clone()
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("results"));
+        std::fs::create_dir_all(&out)?;
+        let path = out.join(name);
+        std::fs::write(&path, md)?;
+        Ok(path)
+    }
+
+    /// Removes the data directory unless the user named it.
+    pub fn clean_data_dir(&self, dir: &Path) -> std::io::Result<()> {
+        if self.data_dir.is_none() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        Ok(())
+    }
 }
 
 impl DataArgs {

@@ -22,12 +22,11 @@
 //! Memory per vector: Tarn's `memory_bytes()` (heap capacity held by the index) and, for the
 //! peers, the growth of the process RSS over the build.
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Parser;
 use hdrhistogram::Histogram;
-use tarn_bench::ann::{run_peers, Bench, Build, DataArgs, Row, Score, CASES};
+use tarn_bench::ann::{run_peers, Bench, Build, DataArgs, OutputArgs, Row, Score, CASES};
 use tarn_bench::machine;
 use tarn_vectors::{
     search_planned, HnswIndex, HnswParams, Index, Metric, Neighbor, RowId, SearchParams,
@@ -48,15 +47,8 @@ struct Cli {
     /// Pin the peers' process to a CPU.
     #[arg(long)]
     peer_cpu: Option<usize>,
-    /// Leave the peers out (Tarn only).
-    #[arg(long)]
-    no_peers: bool,
-    /// Where the shared data files go (default: a directory under the system temp dir).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Directory of the Markdown report (default: bench/results).
-    #[arg(long)]
-    out: Option<PathBuf>,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// Runs every query once after a warm-up over the first 50, one at a time, and scores it.
@@ -238,10 +230,7 @@ fn main() -> std::io::Result<()> {
         "data and ground truth in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let dir = cli
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("tarn-ann-{}", std::process::id())));
+    let dir = cli.output.data_dir_or("tarn-ann");
     b.write_data(&dir, cli.data.k)?;
 
     let (mut rows, build_s, bpv) = run_tarn(&cli, metric, &b, &efs);
@@ -251,7 +240,7 @@ fn main() -> std::io::Result<()> {
         build_s,
         bytes_per_vector: bpv,
     }];
-    if !cli.no_peers {
+    if !cli.output.no_peers {
         let (peer_rows, peer_builds) =
             run_peers(&cli.data, &dir, cli.peer_cpu).unwrap_or_else(|e| fail(e));
         rows.extend(peer_rows);
@@ -259,17 +248,11 @@ fn main() -> std::io::Result<()> {
     }
     let md = report(&cli, &rows, &builds);
     println!("{md}");
-    let out = cli
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("results"));
-    std::fs::create_dir_all(&out)?;
     let (date, _) = machine::utc_now();
-    let path = out.join(format!("ann-{date}-{}.md", cli.data.metric));
-    std::fs::write(&path, md)?;
+    let path = cli
+        .output
+        .write_report(&format!("ann-{date}-{}.md", cli.data.metric), &md)?;
     eprintln!("report: {}", path.display());
-    if cli.data_dir.is_none() {
-        std::fs::remove_dir_all(&dir)?;
-    }
+    cli.output.clean_data_dir(&dir)?;
     Ok(())
 }

@@ -34,7 +34,7 @@ use clap::Parser;
 use tarn_bench::ann::served::{self, Load, Search, WARMUP_QUERIES};
 use tarn_bench::ann::server::{Tarnd, TarndOpts};
 use tarn_bench::ann::server_report::{Memory, Report, ServedRow};
-use tarn_bench::ann::{run_peers, Bench, Build, DataArgs, CASES};
+use tarn_bench::ann::{run_peers, Bench, Build, DataArgs, OutputArgs, CASES};
 use tarn_bench::machine;
 use tarn_client::{Client, ClientOptions};
 use tarn_vectors::Metric;
@@ -81,15 +81,8 @@ struct Cli {
     /// Queries in flight in the pipelined run (0: no pipelined run).
     #[arg(long, default_value_t = 4)]
     depth: usize,
-    /// Leave the peers out.
-    #[arg(long)]
-    no_peers: bool,
-    /// Where the peers' data files go (default: a directory under the system temp dir).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Directory of the Markdown report (default: bench/results).
-    #[arg(long)]
-    out: Option<PathBuf>,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// What the server phases produce.
@@ -101,151 +94,140 @@ struct Served {
     loads: Vec<Load>,
 }
 
-fn rss(t: &Tarnd) -> Result<f64, String> {
-    t.rss_bytes().map(|b| b as f64)
+/// One connection to one tarnd, over the data of the run.
+struct Session<'a> {
+    c: Client,
+    t: &'a Tarnd,
+    b: &'a Bench,
+    cli: &'a Cli,
+    out: Served,
 }
 
-/// Step 3: load the unindexed table, then build its index; memory of both.
-fn bulk_then_index(
-    c: &mut Client,
-    t: &Tarnd,
-    b: &Bench,
-    cli: &Cli,
-    out: &mut Served,
-) -> Result<(), String> {
-    let n = b.base.len() as f64;
-    let before = rss(t)?;
-    let l = served::load(c, BULK_TABLE, b, cli.batch)?;
-    eprintln!("loaded {BULK_TABLE}: {:.0} rows/s", l.rows_per_s());
-    out.loads.push(l);
-    let loaded = rss(t)?;
-    served::create_index(c, BULK_INDEX, BULK_TABLE, &cli.data)?;
-    let build_s = served::wait_built(c, BULK_INDEX)?;
-    let built = rss(t)?;
-    eprintln!("built {BULK_INDEX} in {build_s:.2} s");
-    out.builds.push(Build {
-        system: "tarnd".into(),
-        version: format!(
-            "CREATE INDEX over {n} loaded rows, until rows_pending = 0 (bytes: index only)"
-        ),
-        build_s,
-        bytes_per_vector: (built - loaded) / n,
-    });
-    out.memory.push(Memory {
-        what: format!("{BULK_TABLE}: rows (id, VECTOR, attr), no index"),
-        bytes_per_vector: (loaded - before) / n,
-    });
-    out.memory.push(Memory {
-        what: format!("{BULK_INDEX}: HNSW built over the loaded rows"),
-        bytes_per_vector: (built - loaded) / n,
-    });
-    out.memory.push(Memory {
-        what: "rows + index (compare: the peers' build)".into(),
-        bytes_per_vector: (built - before) / n,
-    });
-    Ok(())
-}
+impl Session<'_> {
+    fn rss(&self) -> Result<f64, String> {
+        self.t.rss_bytes().map(|b| b as f64)
+    }
 
-/// Step 4: every case closed-loop, then the unfiltered efs pipelined.
-fn searches(
-    c: &mut Client,
-    t: &Tarnd,
-    b: &Bench,
-    cli: &Cli,
-    efs: &[usize],
-    out: &mut Served,
-) -> Result<(), String> {
-    let counted = (b.queries.len() + WARMUP_QUERIES.min(b.queries.len())) as f64;
-    let mut run = |mode: String, s: Search, depth: usize| -> Result<(), String> {
-        let cpu0 = t.cpu_ns();
-        let row = if depth == 0 {
-            served::search_closed(c, &s, b, "tarnd")?
-        } else {
-            served::search_pipelined(c, &s, b, depth, "tarnd")?
+    fn memory(&mut self, what: String, bytes: f64) {
+        let per = bytes / self.b.base.len() as f64;
+        self.out.memory.push(Memory {
+            what,
+            bytes_per_vector: per,
+        });
+    }
+
+    /// Step 3: load the unindexed table, then build its index; memory of both.
+    fn bulk_then_index(&mut self) -> Result<(), String> {
+        let n = self.b.base.len();
+        let before = self.rss()?;
+        let l = served::load(&mut self.c, BULK_TABLE, self.b, self.cli.batch)?;
+        eprintln!("loaded {BULK_TABLE}: {:.0} rows/s", l.rows_per_s());
+        self.out.loads.push(l);
+        let loaded = self.rss()?;
+        served::create_index(&mut self.c, BULK_INDEX, BULK_TABLE, &self.cli.data)?;
+        let build_s = served::wait_built(&mut self.c, BULK_INDEX)?;
+        let built = self.rss()?;
+        eprintln!("built {BULK_INDEX} in {build_s:.2} s");
+        self.out.builds.push(Build {
+            system: "tarnd".into(),
+            version: format!(
+                "CREATE INDEX over {n} loaded rows, until rows_pending = 0 (bytes: index only)"
+            ),
+            build_s,
+            bytes_per_vector: (built - loaded) / n as f64,
+        });
+        self.memory(
+            format!("{BULK_TABLE}: rows (id, VECTOR, attr), no index"),
+            loaded - before,
+        );
+        self.memory(
+            format!("{BULK_INDEX}: HNSW built over the loaded rows"),
+            built - loaded,
+        );
+        self.memory(
+            "rows + index (compare: the peers' build)".into(),
+            built - before,
+        );
+        Ok(())
+    }
+
+    /// One search measurement (closed loop if `depth` is 0) with tarnd's CPU per query.
+    fn search(&mut self, mode: String, case: usize, ef: usize, depth: usize) -> Result<(), String> {
+        let s = Search {
+            index: BULK_INDEX,
+            case,
+            ef,
+            k: self.cli.data.k,
         };
-        let server_cpu_us = Some((t.cpu_ns() - cpu0) as f64 / 1e3 / counted);
+        let queries = self.b.queries.len();
+        let counted = (queries + WARMUP_QUERIES.min(queries)) as f64;
+        let cpu0 = self.t.cpu_ns();
+        let row = if depth == 0 {
+            served::search_closed(&mut self.c, &s, self.b, "tarnd")?
+        } else {
+            served::search_pipelined(&mut self.c, &s, self.b, depth, "tarnd")?
+        };
+        let server_cpu_us = Some((self.t.cpu_ns() - cpu0) as f64 / 1e3 / counted);
         eprintln!("{mode} {row:?}");
-        out.rows.push(ServedRow {
+        self.out.rows.push(ServedRow {
             row,
             mode,
             server_cpu_us,
         });
         Ok(())
-    };
-    let k = cli.data.k;
-    for (case, c_) in CASES.iter().enumerate() {
-        let case_efs = if c_.bound.is_none() {
-            efs.to_vec()
-        } else {
-            vec![cli.data.filter_ef]
-        };
-        for ef in case_efs {
-            run(
-                "closed".into(),
-                Search {
-                    index: BULK_INDEX,
-                    case,
-                    ef,
-                    k,
-                },
-                0,
-            )?;
-        }
     }
-    if cli.depth > 0 {
-        for &ef in efs {
-            run(
-                format!("pipelined ×{}", cli.depth),
-                Search {
-                    index: BULK_INDEX,
-                    case: 0,
-                    ef,
-                    k,
-                },
-                cli.depth,
-            )?;
-        }
-    }
-    Ok(())
-}
 
-/// Step 5: the index first, then the rows; until nothing is pending.
-fn index_then_load(
-    c: &mut Client,
-    t: &Tarnd,
-    b: &Bench,
-    cli: &Cli,
-    out: &mut Served,
-) -> Result<(), String> {
-    let n = b.base.len() as f64;
-    served::create_index(c, LIVE_INDEX, LIVE_TABLE, &cli.data)?;
-    let before = rss(t)?;
-    let started = Instant::now();
-    let mut l = served::load(c, LIVE_TABLE, b, cli.batch)?;
-    let pending_s = served::wait_built(c, LIVE_INDEX)?;
-    let secs = started.elapsed().as_secs_f64();
-    let after = rss(t)?;
-    l.indexed = true;
-    eprintln!(
-        "loaded {LIVE_TABLE} (indexed): {:.0} rows/s, +{pending_s:.2} s until built",
-        l.rows_per_s()
-    );
-    out.loads.push(l);
-    out.builds.push(Build {
-        system: "tarnd".into(),
-        version: format!(
-            "UPSERT {n} rows ({}-row batches) into an indexed table, until rows_pending = 0 \
-             (bytes: rows + index)",
-            cli.batch
-        ),
-        build_s: secs,
-        bytes_per_vector: (after - before) / n,
-    });
-    out.memory.push(Memory {
-        what: format!("{LIVE_TABLE}: rows + index, loaded into the indexed table"),
-        bytes_per_vector: (after - before) / n,
-    });
-    Ok(())
+    /// Step 4: every case closed-loop, then the unfiltered efs pipelined.
+    fn searches(&mut self, efs: &[usize]) -> Result<(), String> {
+        for (case, c) in CASES.iter().enumerate() {
+            let case_efs = if c.bound.is_none() {
+                efs.to_vec()
+            } else {
+                vec![self.cli.data.filter_ef]
+            };
+            for ef in case_efs {
+                self.search("closed".into(), case, ef, 0)?;
+            }
+        }
+        let depth = self.cli.depth;
+        for &ef in efs.iter().filter(|_| depth > 0) {
+            self.search(format!("pipelined ×{depth}"), 0, ef, depth)?;
+        }
+        Ok(())
+    }
+
+    /// Step 5: the index first, then the rows; until nothing is pending.
+    fn index_then_load(&mut self) -> Result<(), String> {
+        let n = self.b.base.len();
+        served::create_index(&mut self.c, LIVE_INDEX, LIVE_TABLE, &self.cli.data)?;
+        let before = self.rss()?;
+        let started = Instant::now();
+        let mut l = served::load(&mut self.c, LIVE_TABLE, self.b, self.cli.batch)?;
+        let pending_s = served::wait_built(&mut self.c, LIVE_INDEX)?;
+        let secs = started.elapsed().as_secs_f64();
+        let after = self.rss()?;
+        l.indexed = true;
+        eprintln!(
+            "loaded {LIVE_TABLE} (indexed): {:.0} rows/s, +{pending_s:.2} s until built",
+            l.rows_per_s()
+        );
+        self.out.loads.push(l);
+        self.out.builds.push(Build {
+            system: "tarnd".into(),
+            version: format!(
+                "UPSERT {n} rows ({}-row batches) into an indexed table, until rows_pending = 0 \
+                 (bytes: rows + index)",
+                self.cli.batch
+            ),
+            build_s: secs,
+            bytes_per_vector: (after - before) / n as f64,
+        });
+        self.memory(
+            format!("{LIVE_TABLE}: rows + index, loaded into the indexed table"),
+            after - before,
+        );
+        Ok(())
+    }
 }
 
 /// Steps 2–5 on a fresh tarnd; returns the results and the shard threads' CPU affinity.
@@ -266,20 +248,26 @@ fn run_server(
         io_timeout: Some(IO_TIMEOUT),
         ..ClientOptions::default()
     };
-    let mut c =
-        Client::connect_with(&t.addr, copts).map_err(|e| format!("connect {}: {e}", t.addr))?;
-    served::create_table(&mut c, BULK_TABLE, cli.data.dim)?;
-    served::create_table(&mut c, LIVE_TABLE, cli.data.dim)?;
-    let mut out = Served::default();
-    let steps = bulk_then_index(&mut c, &t, b, cli, &mut out)
-        .and_then(|()| searches(&mut c, &t, b, cli, efs, &mut out))
-        .and_then(|()| index_then_load(&mut c, &t, b, cli, &mut out));
+    let c = Client::connect_with(&t.addr, copts).map_err(|e| format!("connect {}: {e}", t.addr))?;
+    let mut s = Session {
+        c,
+        t: &t,
+        b,
+        cli,
+        out: Served::default(),
+    };
+    let steps = served::create_table(&mut s.c, BULK_TABLE, cli.data.dim)
+        .and_then(|()| served::create_table(&mut s.c, LIVE_TABLE, cli.data.dim))
+        .and_then(|()| s.bulk_then_index())
+        .and_then(|()| s.searches(efs))
+        .and_then(|()| s.index_then_load());
     if let Err(e) = steps {
         return Err(format!("{e} (tarnd log: {})", t.log_tail()));
     }
     let mut affinity = t.shard_affinity();
     affinity.dedup();
-    drop(c);
+    let out = s.out;
+    drop(s.c);
     t.stop()?;
     Ok((out, affinity))
 }
@@ -394,15 +382,13 @@ fn run(cli: &Cli) -> Result<(), String> {
         "data and ground truth in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let dir = cli.data_dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("tarn-ann-server-data-{}", std::process::id()))
-    });
+    let dir = cli.output.data_dir_or("tarn-ann-server-data");
     b.write_data(&dir, cli.data.k)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
 
     let (served, affinity) = run_server(&b, cli, &efs, &opts)?;
     let (mut rows, mut peer_builds) = (served.rows, Vec::new());
-    if !cli.no_peers {
+    if !cli.output.no_peers {
         let (peer_rows, builds) = run_peers(
             &cli.data,
             &dir,
@@ -435,17 +421,14 @@ fn run(cli: &Cli) -> Result<(), String> {
     };
     let md = report.render();
     println!("{md}");
-    let out = cli
-        .out
-        .clone()
-        .unwrap_or_else(|| root.join("bench/results"));
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let (date, _) = machine::utc_now();
-    let path = out.join(format!("ann-server-{date}.md"));
-    std::fs::write(&path, md).map_err(|e| format!("{}: {e}", path.display()))?;
+    let path = cli
+        .output
+        .write_report(&format!("ann-server-{date}.md"), &md)
+        .map_err(|e| format!("the report: {e}"))?;
     eprintln!("report: {}", path.display());
-    if cli.data_dir.is_none() {
-        std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
+    cli.output
+        .clean_data_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(())
 }
