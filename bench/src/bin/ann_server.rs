@@ -332,12 +332,13 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-const NOTES: [&str; 6] = [
+const NOTES: [&str; 7] = [
     "q/s of a closed-loop row is one connection's rate with tarnd on one core: the q/s per server core at that latency; `q/s per tarnd CPU-second` is the capacity of the core were it never idle (1e6 / tarnd CPU µs per query, all tarnd threads, from /proc/<pid>/task/*/schedstat, warm-up queries included).",
     "Latency = send to reply on the client (includes loopback and both sides' framing); the peers' = around the in-process call (includes the Python call, ~1–3 µs).",
     "distances/query: tarnd's KnnReply.distances (distance computations on the shard, independent of the machine); faiss: `hnsw_stats.ndis`; hnswlib's Python binding does not expose its count (n/a).",
     "Filtered rows: tarnd plans each search (exact scan of the matching rows, graph search with the filter in the traversal, or plain graph search); hnswlib's filter is a Python callable per visited node; faiss's an `IDSelectorBitmap`. Recall = true neighbours found / Σ min(k, matching rows); short = answers with fewer than min(k, matching rows) rows.",
     "Memory: tarnd's VmRSS growth over the step / rows (the allocator keeps freed pages and the storage engine's buffers come and go, so a step's figure is approximate; with small --rows it is noise, even negative); the peers' build row = their process RSS growth over the build, vectors included (compare `rows + index`).",
+    "hnswlib raises when it finds fewer than k rows (always, when fewer than k rows match); the peer script counts that as an empty (short) answer.",
     "Upserts: ids 0..rows, each batch one UPSERT (Replace) awaited before the next; the indexed table's rows/s include the graph inserts made while applying; its build row adds the wait until nothing is pending.",
 ];
 
