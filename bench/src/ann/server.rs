@@ -50,6 +50,16 @@ impl Tarnd {
         }
         let dir = std::env::temp_dir().join(format!("tarn-ann-server-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let spawned = Tarnd::spawn(opts, &dir);
+        if spawned.is_err() {
+            let _ = std::fs::remove_dir_all(&dir); // best effort: the spawn error is the news
+        }
+        let mut t = spawned?;
+        t.wait_listening()?; // on error, `t`'s drop stops tarnd and removes `dir`
+        Ok(t)
+    }
+
+    fn spawn(opts: &TarndOpts, dir: &Path) -> Result<Tarnd, String> {
         let port = free_port(PORT_BASE + (std::process::id() % 1000) as u16)?;
         let log = std::fs::File::create(dir.join("tarnd.log")).map_err(|e| e.to_string())?;
         let log_err = log.try_clone().map_err(|e| e.to_string())?;
@@ -74,9 +84,11 @@ impl Tarnd {
             .stderr(log_err)
             .spawn()
             .map_err(|e| format!("cannot run taskset {}: {e}", opts.binary.display()))?;
-        let mut t = Tarnd { child, addr, dir };
-        t.wait_listening()?;
-        Ok(t)
+        Ok(Tarnd {
+            child,
+            addr,
+            dir: dir.to_path_buf(),
+        })
     }
 
     fn wait_listening(&mut self) -> Result<(), String> {

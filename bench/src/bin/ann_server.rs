@@ -386,15 +386,29 @@ fn run(cli: &Cli) -> Result<(), String> {
     let dir = cli.output.data_dir_or("tarn-ann-server-data");
     b.write_data(&dir, cli.data.k)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
+    // The data directory goes whether the run succeeded or not.
+    let result = measure_and_report(cli, &b, &dir, &efs, &opts, &load_start);
+    let cleaned = cli
+        .output
+        .clean_data_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()));
+    result.and(cleaned)
+}
 
-    let (served, affinity) = run_server(&b, cli, &efs, &opts)?;
+/// Steps 2–6: the server's side, the peers', the report.
+fn measure_and_report(
+    cli: &Cli,
+    b: &Bench,
+    dir: &Path,
+    efs: &[usize],
+    opts: &TarndOpts,
+    load_start: &str,
+) -> Result<(), String> {
+    let (served, affinity) = run_server(b, cli, efs, opts)?;
     let (mut rows, mut peer_builds) = (served.rows, Vec::new());
     if !cli.output.no_peers {
-        let (peer_rows, builds) = run_peers(
-            &cli.data,
-            &dir,
-            Some(cli.peer_cpu.unwrap_or(cli.server_cpu)),
-        )?;
+        let (peer_rows, builds) =
+            run_peers(&cli.data, dir, Some(cli.peer_cpu.unwrap_or(cli.server_cpu)))?;
         rows.extend(peer_rows.into_iter().map(|row| ServedRow {
             row,
             mode: "in-process".into(),
@@ -412,7 +426,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             .collect();
     }
     let report = Report {
-        preamble: preamble(cli, &opts, &affinity, &load_start),
+        preamble: preamble(cli, opts, &affinity, load_start),
         builds: served.builds,
         peer_builds,
         memory: served.memory,
@@ -428,8 +442,5 @@ fn run(cli: &Cli) -> Result<(), String> {
         .write_report(&format!("ann-server-{date}.md"), &md)
         .map_err(|e| format!("the report: {e}"))?;
     eprintln!("report: {}", path.display());
-    cli.output
-        .clean_data_dir(&dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(())
 }
