@@ -126,11 +126,17 @@ impl Tarnd {
         self.child.id()
     }
 
-    /// VmRSS of tarnd, bytes.
-    pub fn rss_bytes(&self) -> Result<u64, String> {
-        crate::fraud::vm_rss_kib(self.pid())
-            .map(|kib| kib * 1024)
-            .ok_or_else(|| format!("cannot read VmRSS of tarnd (pid {})", self.pid()))
+    /// tarnd's resident memory, bytes: (VmRSS, RssAnon). VmRSS also counts file pages
+    /// mapped in (which come and go with the log and the page cache); RssAnon is the heap.
+    pub fn rss_bytes(&self) -> Result<(u64, u64), String> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .map_err(|e| format!("/proc/{}/status of tarnd: {e}", self.pid()))?;
+        let field = |name: &str| {
+            status_kib(&status, name)
+                .map(|kib| kib * 1024)
+                .ok_or_else(|| format!("tarnd's /proc status has no {name}"))
+        };
+        Ok((field("VmRSS")?, field("RssAnon")?))
     }
 
     /// CPU time run so far by all of tarnd's threads, ns.
@@ -212,6 +218,15 @@ pub fn parse_schedstat_run_ns(text: &str) -> Option<u64> {
     text.split_ascii_whitespace().next()?.parse().ok()
 }
 
+/// A `Name:   1234 kB` field of a `/proc/…/status` text, in KiB.
+pub fn status_kib(status: &str, name: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
 /// `Cpus_allowed_list:\t0-1` of a `/proc/…/status` text.
 pub fn parse_cpus_allowed(status: &str) -> Option<&str> {
     status
@@ -231,6 +246,10 @@ mod tests {
         let status = "Name:\ttarn-shard-0\nCpus_allowed:\t1\nCpus_allowed_list:\t0\n";
         assert_eq!(parse_cpus_allowed(status), Some("0"));
         assert_eq!(parse_cpus_allowed("Name: x\n"), None);
+        let mem = "VmRSS:\t  2048 kB\nRssAnon:\t  1024 kB\nRssAnonX:\t 1 kB\n";
+        assert_eq!(status_kib(mem, "VmRSS"), Some(2048));
+        assert_eq!(status_kib(mem, "RssAnon"), Some(1024));
+        assert_eq!(status_kib(mem, "RssFile"), None);
         // Our own threads have run for some time.
         let ours = tasks(std::process::id());
         assert!(!ours.is_empty());

@@ -17,11 +17,14 @@ pub struct ServedRow {
     pub server_cpu_us: Option<f64>,
 }
 
-/// tarnd's VmRSS growth over one step, per row loaded or indexed.
+/// tarnd's resident memory growth over one step, per row loaded or indexed.
 #[derive(Clone, Debug)]
 pub struct Memory {
     pub what: String,
+    /// VmRSS growth / rows.
     pub bytes_per_vector: f64,
+    /// RssAnon (heap) growth / rows.
+    pub anon_per_vector: f64,
 }
 
 /// Everything the report shows.
@@ -50,9 +53,15 @@ impl Report {
                 b.system, b.version, b.build_s, b.bytes_per_vector
             ));
         }
-        md.push_str("\n## Memory (tarnd VmRSS growth)\n\n| step | bytes/vector |\n|---|---:|\n");
+        md.push_str(
+            "\n## Memory (tarnd resident growth per vector)\n\n\
+             | step | VmRSS bytes/vector | RssAnon (heap) bytes/vector |\n|---|---:|---:|\n",
+        );
         for m in &self.memory {
-            md.push_str(&format!("| {} | {:.0} |\n", m.what, m.bytes_per_vector));
+            md.push_str(&format!(
+                "| {} | {:.0} | {:.0} |\n",
+                m.what, m.bytes_per_vector, m.anon_per_vector
+            ));
         }
         md.push_str(&self.render_searches());
         md.push_str(&self.render_loads());
@@ -202,6 +211,7 @@ mod tests {
             memory: vec![Memory {
                 what: "table".into(),
                 bytes_per_vector: 600.0,
+                anon_per_vector: 550.0,
             }],
             rows: vec![
                 served(row("tarnd", 16, 0.90, 5000.0), "closed", Some(150.0)),
@@ -226,7 +236,7 @@ mod tests {
             md.contains("| faiss | in-process | none reaches it |"),
             "{md}"
         );
-        assert!(md.contains("| table | 600 |"));
+        assert!(md.contains("| table | 600 | 550 |"));
         assert!(md.contains("- a note"));
     }
 }
