@@ -36,6 +36,7 @@ use tarn_bench::ann::server::{Tarnd, TarndOpts};
 use tarn_bench::ann::server_report::{Memory, Report, ServedRow};
 use tarn_bench::ann::{run_peers, Bench, Build, DataArgs, OutputArgs, CASES};
 use tarn_bench::machine;
+use tarn_bench::sys::{self_cpu_ns, CpuMark};
 use tarn_client::{Client, ClientOptions};
 use tarn_vectors::Metric;
 
@@ -96,6 +97,8 @@ struct Served {
     memory: Vec<Memory>,
     rows: Vec<ServedRow>,
     loads: Vec<Load>,
+    /// % of the server's and the client's CPU other processes took during the session.
+    interference: (Option<f64>, Option<f64>),
 }
 
 /// One connection to one tarnd, over the data of the run.
@@ -264,6 +267,8 @@ fn run_server(
         ..ClientOptions::default()
     };
     let c = Client::connect_with(&t.addr, copts).map_err(|e| format!("connect {}: {e}", t.addr))?;
+    let server_mark = CpuMark::take(opts.cpu, t.cpu_ns());
+    let client_mark = CpuMark::take(cli.client_cpu, self_cpu_ns());
     let mut s = Session {
         c,
         t: &t,
@@ -281,10 +286,38 @@ fn run_server(
     }
     let mut affinity = t.shard_affinity();
     affinity.dedup();
-    let out = s.out;
+    let mut out = s.out;
+    out.interference = (
+        server_mark.and_then(|m| m.other_pct(t.cpu_ns())),
+        client_mark.and_then(|m| m.other_pct(self_cpu_ns())),
+    );
     drop(s.c);
     t.stop()?;
     Ok((out, affinity))
+}
+
+/// Interference above which the report says its figures are not to be published: the
+/// threshold `run.sh` uses to discard a load generator's attempt.
+const INTERFERENCE_WARN_PCT: f64 = 5.0;
+
+/// What other processes took of the two CPUs while tarnd ran, with a warning if too much.
+fn interference_text(cli: &Cli, (server, client): (Option<f64>, Option<f64>)) -> String {
+    let pct = |x: Option<f64>| x.map_or("unknown".to_string(), |p| format!("{p:.1} %"));
+    let mut text = format!(
+        "Other processes took {} of CPU {} (server) and {} of CPU {} (client) while tarnd ran.",
+        pct(server),
+        cli.server_cpu,
+        pct(client),
+        cli.client_cpu
+    );
+    if [server, client]
+        .iter()
+        .flatten()
+        .any(|&p| p > INTERFERENCE_WARN_PCT)
+    {
+        text.push_str(" **WARNING: contended run; do not publish these figures.**");
+    }
+    text
 }
 
 fn preamble(cli: &Cli, opts: &TarndOpts, affinity: &[String], load_start: &str) -> String {
@@ -309,7 +342,7 @@ fn preamble(cli: &Cli, opts: &TarndOpts, affinity: &[String], load_start: &str) 
          (shard threads: {}). Client: this process, pinned to CPU {}, one connection, \
          `tarn_client::Client`; KNN requests return the `id` column only. Peers: in-process, one \
          thread, pinned to CPU {}, after tarnd stopped.\n\n\
-         Command: `{}`\n",
+         Command: `{}`\n\n",
         machine::describe(),
         load_average(),
         d.rows, d.dim, d.clusters, d.seed, d.queries, d.k, d.metric, d.m, d.ef_construction,
@@ -441,7 +474,9 @@ fn measure_and_report(
             .collect();
     }
     let report = Report {
-        preamble: preamble(cli, opts, &affinity, load_start),
+        preamble: preamble(cli, opts, &affinity, load_start)
+            + &interference_text(cli, served.interference)
+            + "\n",
         builds: served.builds,
         peer_builds,
         memory: served.memory,
