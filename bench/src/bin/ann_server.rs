@@ -17,7 +17,8 @@
 //!    KEY, emb VECTOR(dim), attr BIGINT)`.
 //! 3. Loads every row into the first, unindexed (the upsert rate without an index), then
 //!    `CREATE INDEX … USING hnsw` and waits until `SHOW INDEXES` says `rows_pending = 0` (the
-//!    build time over a loaded table); VmRSS before and after each step (memory per vector).
+//!    build time over a loaded table); VmRSS and RssAnon 2 s after each step (memory per
+//!    vector).
 //! 4. Searches: unfiltered at every `--efs`, filtered (`attr < 100`, `< 10`, `< 1`) at
 //!    `--filter-ef`, one query at a time (closed loop); unfiltered again with `--depth`
 //!    queries in flight. Recall@k, q/s, p50/p99 (hdrhistogram), the reply's `distances` per
@@ -25,7 +26,11 @@
 //! 5. Creates the index on the second table first and loads every row into it: the upsert
 //!    rate into an indexed table, and the time until nothing is pending (the incremental build).
 //! 6. Stops tarnd, runs the peers pinned to `--peer-cpu` (default: the server's CPU), writes
-//!    `bench/results/ann-server-<date>.md` (or into `--out`).
+//!    `bench/results/ann-server-<date>.md` (or into `--out`), which says how much of the two
+//!    CPUs other processes took while tarnd ran (and warns above 5 %).
+//!
+//! Keep `--server-cpu 0`: glommio pins the one executor to CPU 0 whatever taskset allows; the
+//! report warns when a shard thread is on another CPU.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
