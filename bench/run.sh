@@ -62,8 +62,10 @@ if [[ "$SUITE" == ann-server ]]; then
         cargo build --release --bin tarnd >&2
         cargo build --release -p tarn-bench --bin ann_server >&2
     fi
+    extra=()
+    for a in ${TARND_ARGS:-}; do extra+=("--tarnd-arg=$a"); done
     exec "$ROOT/target/release/ann_server" --tarnd "${TARND_BIN:-$ROOT/target/release/tarnd}" \
-        --server-cpu "${SERVER_CPU:-0}" --client-cpu "${CLIENT_CPU:-1}" "$@"
+        --server-cpu "${SERVER_CPU:-0}" --client-cpu "${CLIENT_CPU:-1}" "${extra[@]}" "$@"
 fi
 SECS="${BENCH_SECONDS:-10}"
 WARM="${BENCH_WARMUP:-2}"
