@@ -499,3 +499,30 @@ fn measure_and_report(
     eprintln!("report: {}", path.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_threads_off_the_server_cpu_are_flagged() {
+        let on = vec!["tarn-shard-1: CPU 0".to_string()];
+        assert_eq!(affinity_text(&on, 0), "tarn-shard-1: CPU 0");
+        let off = vec![
+            "tarn-shard-1: CPU 0".to_string(),
+            "tarn-shard-1: CPU 1".into(),
+        ];
+        assert!(affinity_text(&off, 1).contains("WARNING"));
+        assert_eq!(affinity_text(&[], 0), "not found");
+    }
+
+    #[test]
+    fn a_contended_run_says_so_and_a_quiet_one_does_not() {
+        let cli = Cli::parse_from(["ann_server", "--server-cpu", "0", "--client-cpu", "1"]);
+        let quiet = interference_text(&cli, (Some(0.5), Some(1.0)));
+        assert!(quiet.contains("0.5 % of CPU 0 (server)"), "{quiet}");
+        assert!(!quiet.contains("WARNING"));
+        assert!(interference_text(&cli, (Some(0.5), Some(40.0))).contains("WARNING"));
+        assert!(interference_text(&cli, (None, None)).contains("unknown"));
+    }
+}
