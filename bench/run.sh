@@ -2,6 +2,9 @@
 # Tarn benchmark suites: Tarn and its peers measured in the same run on the same machine.
 #
 #   bench/run.sh floors|get|throughput|durable|features|all
+#   bench/run.sh ann [ann options]   (vector search: Tarn HNSW next to hnswlib and faiss; see bench/src/bin/ann.rs)
+#   bench/run.sh ann-server [ann_server options]   (the same through tarnd --shards 1 on SERVER_CPU,
+#                                    client on CLIENT_CPU; see bench/src/bin/ann_server.rs)
 #
 # Writes bench/results/<suite>-<date>.md (raw logs and JSONL under bench/results/raw/).
 # Every daemon started here is stopped on exit (trap). See bench/README.md.
@@ -37,12 +40,33 @@ set -euo pipefail
 
 SUITE="${1:-}"
 case "$SUITE" in
-    floors | get | throughput | durable | features | all) ;;
-    *) echo "usage: $0 floors|get|throughput|durable|features|all" >&2; exit 2 ;;
+    floors | get | throughput | durable | features | all | ann | ann-server) ;;
+    *) echo "usage: $0 floors|get|throughput|durable|features|all|ann|ann-server" >&2; exit 2 ;;
 esac
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
+if [[ "$SUITE" == ann ]]; then
+    # In-process on both sides, one thread each, the same CPU one after the other.
+    shift
+    cd "$ROOT"
+    cargo build --release -p tarn-bench --bin ann >&2
+    exec "$ROOT/target/release/ann" --cpu "${SERVER_CPU:-0}" --peer-cpu "${SERVER_CPU:-0}" "$@"
+fi
+if [[ "$SUITE" == ann-server ]]; then
+    # ann_server starts (taskset SERVER_CPU), drives and stops its own tarnd; the peers run on
+    # SERVER_CPU after it stopped. Report: bench/results/ann-server-<date>.md.
+    shift
+    cd "$ROOT"
+    if [[ "${BENCH_BUILD:-1}" == 1 ]]; then
+        cargo build --release --bin tarnd >&2
+        cargo build --release -p tarn-bench --bin ann_server >&2
+    fi
+    extra=()
+    for a in ${TARND_ARGS:-}; do extra+=("--tarnd-arg=$a"); done
+    exec "$ROOT/target/release/ann_server" --tarnd "${TARND_BIN:-$ROOT/target/release/tarnd}" \
+        --server-cpu "${SERVER_CPU:-0}" --client-cpu "${CLIENT_CPU:-1}" "${extra[@]}" "$@"
+fi
 SECS="${BENCH_SECONDS:-10}"
 WARM="${BENCH_WARMUP:-2}"
 KEYS="${BENCH_KEYS:-1000000}"

@@ -9,6 +9,7 @@
 //! The commands of the `tarn-bench` binary (their options and what they run) are in
 //! [`suites`]; the binary itself only parses the arguments and dispatches.
 
+pub mod ann;
 pub mod clock;
 pub mod engine;
 pub mod floors;
@@ -23,4 +24,5 @@ pub mod suites;
 pub mod sys;
 pub mod target;
 pub mod tarn;
+pub mod vecdata;
 pub mod workload;

@@ -182,6 +182,39 @@ pub fn parse_cpu_ticks(text: &str, cpu: usize) -> Option<(u64, u64)> {
     Some((busy, total))
 }
 
+/// /proc/stat ticks of one CPU and the CPU time of what is expected to run on it (this
+/// process, or a server pinned there), at one moment: the start of an interference check.
+pub struct CpuMark {
+    cpu: usize,
+    busy: u64,
+    total: u64,
+    own_ns: u64,
+}
+
+impl CpuMark {
+    /// Marks `cpu` now; `own_ns` is the expected process's CPU time so far.
+    pub fn take(cpu: usize, own_ns: u64) -> Option<CpuMark> {
+        let (busy, total) = cpu_ticks(cpu)?;
+        Some(CpuMark {
+            cpu,
+            busy,
+            total,
+            own_ns,
+        })
+    }
+
+    /// The % of the CPU's time since the mark that went to anything but the expected process
+    /// (whose CPU time is now `own_ns_now`); `None` if no tick passed.
+    pub fn other_pct(&self, own_ns_now: u64) -> Option<f64> {
+        let (b1, t1) = cpu_ticks(self.cpu)?;
+        let hz = clock_ticks_per_sec() as f64;
+        let total_s = t1.saturating_sub(self.total) as f64 / hz;
+        let own_s = own_ns_now.saturating_sub(self.own_ns) as f64 / 1e9;
+        let other_s = b1.saturating_sub(self.busy) as f64 / hz - own_s;
+        (total_s > 0.0).then(|| (other_s / total_s * 100.0).max(0.0))
+    }
+}
+
 /// Clock ticks per second (for /proc/stat).
 pub fn clock_ticks_per_sec() -> u64 {
     // SAFETY: plain sysconf query.

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use tarn_bench::machine;
+use tarn_bench::vecdata::{median, percentile, Data};
 use tarn_vectors::{
     rows_per_step, ExactIndex, Kernels, Metric, Neighbor, RowId, SearchParams, Step, VectorIndex,
 };
@@ -51,65 +52,6 @@ struct Cli {
     /// Directory of the Markdown report (default: bench/results).
     #[arg(long)]
     out: Option<PathBuf>,
-}
-
-/// xorshift64* with Box–Muller: deterministic data without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn gaussian(&mut self) -> f64 {
-        let u1 = 1.0 - self.unit();
-        let u2 = self.unit();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-}
-
-/// `n` vectors around `clusters` centres (centres N(0, 2²) per component, points N(0, 1)
-/// around them), and a function to draw more from the same distribution.
-struct Data {
-    centres: Vec<Vec<f64>>,
-    rng: Rng,
-}
-
-impl Data {
-    fn new(seed: u64, dim: usize, clusters: usize) -> Data {
-        let mut rng = Rng(seed);
-        let centres = (0..clusters.max(1))
-            .map(|_| (0..dim).map(|_| 2.0 * rng.gaussian()).collect())
-            .collect();
-        Data { centres, rng }
-    }
-
-    fn draw(&mut self) -> Vec<f32> {
-        let c = (self.rng.next() % self.centres.len() as u64) as usize;
-        let rng = &mut self.rng;
-        self.centres[c]
-            .iter()
-            .map(|&x| (x + rng.gaussian()) as f32)
-            .collect()
-    }
-}
-
-fn median(xs: &mut [f64]) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
-fn percentile(xs: &mut [f64], p: f64) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let i = ((xs.len() as f64 * p).ceil() as usize).clamp(1, xs.len()) - 1;
-    xs[i]
 }
 
 #[derive(Clone, Copy, PartialEq)]

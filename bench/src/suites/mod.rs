@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use crate::report::{self, BenchRecord};
-use crate::sys::{clock_ticks_per_sec, cpu_ticks, self_cpu_ns};
+use crate::sys::{self_cpu_ns, CpuMark};
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
 pub enum Target {
@@ -81,31 +81,12 @@ fn emit(rec: &RecordArgs, r: BenchRecord) -> Result<(), String> {
 }
 
 /// /proc/stat ticks of the client CPU and this process's CPU time at one moment.
-struct CpuMark {
-    cpu: usize,
-    busy: u64,
-    total: u64,
-    own_ns: u64,
-}
-
 fn cpu_mark(cpu: Option<usize>) -> Option<CpuMark> {
-    let cpu = cpu?;
-    let (busy, total) = cpu_ticks(cpu)?;
-    Some(CpuMark {
-        cpu,
-        busy,
-        total,
-        own_ns: self_cpu_ns(),
-    })
+    CpuMark::take(cpu?, self_cpu_ns())
 }
 
 /// Interference check: the % of the client CPU's time since `m` that went to anything but
 /// this process.
 fn interference_pct(m: Option<CpuMark>) -> Option<f64> {
-    let m = m?;
-    let (b1, t1) = cpu_ticks(m.cpu)?;
-    let hz = clock_ticks_per_sec() as f64;
-    let total_s = (t1 - m.total) as f64 / hz;
-    let other_s = (b1 - m.busy) as f64 / hz - (self_cpu_ns() - m.own_ns) as f64 / 1e9;
-    (total_s > 0.0).then(|| (other_s / total_s * 100.0).max(0.0))
+    m?.other_pct(self_cpu_ns())
 }
