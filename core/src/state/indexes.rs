@@ -90,6 +90,21 @@ pub struct IndexProgress {
     pub memory_bytes: u64,
 }
 
+impl IndexProgress {
+    /// Adds another shard's part of the same index.
+    pub fn add(&mut self, other: &IndexProgress) {
+        self.indexed += other.indexed;
+        self.pending += other.pending;
+        self.skipped += other.skipped;
+        self.tombstones += other.tombstones;
+        self.memory_bytes += other.memory_bytes;
+    }
+}
+
+/// Chunk size of the codec round trip that clones a graph: any size gives the same copy;
+/// 1 MiB keeps the chunks few without holding much more than the graph itself.
+const CLONE_CHUNK_BYTES: usize = 1 << 20;
+
 /// The vector indexes of one shard, and which table each belongs to.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Indexes {
@@ -122,7 +137,7 @@ impl Clone for IndexState {
         let index = match &self.index {
             Index::Hnsw(h) => {
                 let mut d = tarn_vectors::Decoder::new();
-                for chunk in h.encode(1 << 20) {
+                for chunk in h.encode(CLONE_CHUNK_BYTES) {
                     d.feed(&chunk).expect("a fresh encoding decodes");
                 }
                 Index::Hnsw(d.finish().expect("a fresh encoding decodes"))

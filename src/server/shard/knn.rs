@@ -129,12 +129,7 @@ impl Shard {
                 self.peers.ask(peer, MsgBody::IndexProgress).await?
             };
             for (id, p) in part {
-                let s = sum.entry(id).or_default();
-                s.indexed += p.indexed;
-                s.pending += p.pending;
-                s.skipped += p.skipped;
-                s.tombstones += p.tombstones;
-                s.memory_bytes += p.memory_bytes;
+                sum.entry(id).or_default().add(&p);
             }
         }
         Ok(sum.into_iter().collect())
