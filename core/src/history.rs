@@ -171,7 +171,7 @@ impl<'a> History<'a> {
             Record::Abort(id) => {
                 self.stash.remove(&id);
             }
-            Record::Apply(_) | Record::Prepare { .. } => {}
+            Record::Apply(_) | Record::Prepare { .. } | Record::Index(_) => {}
         }
         Ok(self.next < self.queries.len())
     }
@@ -256,7 +256,7 @@ impl<'a> BackfillScan<'a> {
             Record::Abort(id) => {
                 self.stash.remove(&id);
             }
-            Record::Apply(_) | Record::Prepare { .. } => {}
+            Record::Apply(_) | Record::Prepare { .. } | Record::Index(_) => {}
         }
         Ok(())
     }

@@ -2,9 +2,10 @@
 //!
 //! Layout (all integers little-endian):
 //! ```text
-//! u8  RECORD_FORMAT_VERSION (= 2; version 1, without VECTOR values, is still read)
-//! u8  kind: 1 = Upsert, 2 = Delete, 3 = Prepare, 4 = Commit, 5 = Abort, 6 = Events
-//!     (7.. reserved: feature-view updates)
+//! u8  RECORD_FORMAT_VERSION (= 3; versions 1 (no VECTOR values) and 2 (no index records)
+//!     are still read)
+//! u8  kind: 1 = Upsert, 2 = Delete, 3 = Prepare, 4 = Commit, 5 = Abort, 6 = Events,
+//!     16 = IndexCreate, 17 = IndexStep (version 3 on; 7..=15 reserved: feature-view updates)
 //! Upsert: u32 table_id, u8 mode (0 Replace, 1 Merge), u16 ncols, ncols × u16 column index,
 //!         u32 nrows, nrows × { u32 key_len, key bytes, ncols × value }
 //! Delete: u32 table_id, u32 nkeys, nkeys × { u32 key_len, key bytes }
@@ -19,6 +20,8 @@
 //!          then the inner mutation from its kind byte on (kind 1, 2 or 6 and its body)
 //! Commit: u32 coordinator, u64 seq (the TxnId on the receiving shard), i64 append_time_us
 //! Abort:  u32 coordinator, u64 seq
+//! IndexCreate: u32 index_id          (see [`IndexOp`])
+//! IndexStep:   u32 index_id, u32 rows (1..=[`MAX_INDEX_STEP_ROWS`])
 //! value:  u8 tag (0 = NULL, else the ColumnType tag) then
 //!         BOOLEAN u8 (0/1) | BIGINT i64 | DOUBLE f64 bits | TEXT u32 len + UTF-8 |
 //!         BYTES u32 len + bytes | TIMESTAMP i64 |
@@ -35,7 +38,10 @@ use crate::CoreError;
 /// First byte of every record payload. Bumped on any incompatible layout change; older versions
 /// stay decodable for as long as logs written by them may exist. Version 2 added VECTOR values
 /// (tag 7); version 1 is the same layout without them.
-pub const RECORD_FORMAT_VERSION: u8 = 2;
+///
+/// Version 3 added the index records (kinds 16 and 17); the other kinds are laid out as in
+/// version 2.
+pub const RECORD_FORMAT_VERSION: u8 = 3;
 
 /// Oldest record format this build reads (see [`RECORD_FORMAT_VERSION`]).
 pub const MIN_RECORD_FORMAT_VERSION: u8 = 1;
@@ -59,6 +65,16 @@ pub const KIND_PREPARE: u8 = 3;
 pub const KIND_COMMIT: u8 = 4;
 /// Record kind byte for [`Record::Abort`].
 pub const KIND_ABORT: u8 = 5;
+/// Record kind byte for [`IndexOp::Create`] (format version 3 on).
+pub const KIND_INDEX_CREATE: u8 = 16;
+/// Record kind byte for [`IndexOp::Step`] (format version 3 on).
+pub const KIND_INDEX_STEP: u8 = 17;
+
+/// Most rows one [`IndexOp::Step`] may ask for. Why: a step runs inside the apply loop, where
+/// nothing else runs until it ends; the server asks for `INDEX_BUILD_STEP_ROWS` (64, about a
+/// millisecond), and a record asking for more than this is treated as corrupt rather than
+/// allowed to hold a shard for seconds at recovery. What it costs: nothing at run time.
+pub const MAX_INDEX_STEP_ROWS: u32 = 4096;
 
 /// One log record, as logged and replayed: a plain mutation (a batch whose rows all live on
 /// this shard), or one of the three records of a batch that spans several shards (see
@@ -80,6 +96,31 @@ pub enum Record {
     Commit(TxnId, i64),
     /// Forget the prepared part `TxnId` (written only by recovery).
     Abort(TxnId),
+    /// A change to one of this shard's vector indexes that is not a row write (kinds 16, 17).
+    Index(IndexOp),
+}
+
+/// Why index work is logged: a graph depends on the order in which rows enter it, so every
+/// event that puts rows into a graph — a write, the creation of the index over existing rows,
+/// each bounded build or rebuild step — is a record, and replaying the log rebuilds the same
+/// graph (see `tarn_core::state` on indexes and recovery).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexOp {
+    /// The shard's part of catalog index `index_id` comes into being here, over the table's
+    /// rows as they are at this point of the log (row ids in key-byte order). Ignored if the
+    /// index exists already or the catalog no longer has it.
+    Create {
+        /// Catalog id of the index.
+        index_id: u32,
+    },
+    /// One bounded maintenance step of `index_id`: insert up to `rows` unbuilt rows, or else
+    /// advance a tombstone rebuild by as many. Ignored for an index the shard does not have.
+    Step {
+        /// Catalog id of the index.
+        index_id: u32,
+        /// Rows to insert or copy, `1..=MAX_INDEX_STEP_ROWS`.
+        rows: u32,
+    },
 }
 
 /// Names one shard's prepared part of a multi-shard batch: the coordinator shard and the
@@ -434,6 +475,21 @@ pub fn encode_record(rec: &Record, out: &mut Vec<u8>) {
             out.extend_from_slice(&id.coordinator.to_le_bytes());
             out.extend_from_slice(&id.seq.to_le_bytes());
         }
+        Record::Index(op) => {
+            out.push(RECORD_FORMAT_VERSION);
+            match *op {
+                IndexOp::Create { index_id } => {
+                    out.push(KIND_INDEX_CREATE);
+                    out.extend_from_slice(&index_id.to_le_bytes());
+                }
+                IndexOp::Step { index_id, rows } => {
+                    assert!((1..=MAX_INDEX_STEP_ROWS).contains(&rows), "step of {rows} rows");
+                    out.push(KIND_INDEX_STEP);
+                    out.extend_from_slice(&index_id.to_le_bytes());
+                    out.extend_from_slice(&rows.to_le_bytes());
+                }
+            }
+        }
     }
 }
 
@@ -622,6 +678,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CoreError> {
                 Record::Abort(id)
             }
         }
+        KIND_INDEX_CREATE | KIND_INDEX_STEP if version >= 3 => Record::Index(index_op(&mut r, kind)?),
         k => return Err(corrupt(format_args!("unknown record kind {k}"))),
     };
     if r.remaining() != 0 {
@@ -631,6 +688,21 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CoreError> {
         )));
     }
     Ok(rec)
+}
+
+/// The body of an index record after its kind byte.
+fn index_op(r: &mut Reader<'_>, kind: u8) -> Result<IndexOp, CoreError> {
+    let index_id = r.u32("index id")?;
+    if kind == KIND_INDEX_CREATE {
+        return Ok(IndexOp::Create { index_id });
+    }
+    let rows = r.u32("index step rows")?;
+    if !(1..=MAX_INDEX_STEP_ROWS).contains(&rows) {
+        return Err(corrupt(format_args!(
+            "index step of {rows} rows (1..={MAX_INDEX_STEP_ROWS})"
+        )));
+    }
+    Ok(IndexOp::Step { index_id, rows })
 }
 
 /// The body of an upsert or delete after its kind byte.

@@ -232,6 +232,12 @@ async fn shard_main(
         reply_senders,
     ));
 
+    // A catalog index whose Create record a crash left unlogged (or one from before indexes
+    // were logged) is created now, over the recovered rows, before anything is served.
+    if let Err(e) = shard.log_index_creates().await {
+        return Err(format!("shard {id}: cannot create the catalog's indexes: {e}"));
+    }
+
     // Peer request and reply loops.
     for (peer, rx) in receivers.streams() {
         let shard = shard.clone();
@@ -428,7 +434,7 @@ async fn recover(
             Record::Apply(m) | Record::Prepare { mutation: m, .. } => {
                 m.owned_by(catalog, id, count)
             }
-            Record::Commit(..) | Record::Abort(_) => true,
+            Record::Commit(..) | Record::Abort(_) | Record::Index(_) => true,
         };
         if !owned {
             return Err(format!("record {lsn} holds keys shard {id} does not own"));

@@ -9,6 +9,7 @@ use rkyv::with::InlineAsBox;
 use tarn_features::WindowState;
 use tarn_types::Value;
 
+use super::indexes::index_checkpoint::{IndexesLoad, IndexesSnapshot};
 use super::views::{KeyWindow, ViewCounters, ViewState};
 use super::{ShardState, StreamCounters};
 use crate::catalog::Catalog;
@@ -45,11 +46,15 @@ pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TARNCKPT";
 /// anything else, so an old reader rejects a new checkpoint cleanly. (Version 1 was a single
 /// archive of all tables; version 2 had no meta chunk; version 3's meta chunk had no
 /// producers, streams or views, and there were no view chunks; version 4 had no VECTOR
-/// values.)
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 5;
+/// values; version 5 had no index chunks.)
+///
+/// Version 6 adds the vector indexes after every table and view chunk, exact as of one log
+/// position (kinds 3–6: `index_checkpoint`); the index position chunk (kind 3) is required.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 6;
 
 /// Oldest checkpoint format this build reads: version 4 is version 5 without VECTOR values
-/// (the value variant was appended, so the older variants archive identically).
+/// (the value variant was appended, so the older variants archive identically), version 5 is
+/// version 6 without index chunks (indexes are then created again from the rows).
 pub const MIN_CHECKPOINT_FORMAT_VERSION: u32 = 4;
 
 /// Chunk kind of a `CkTable`.
@@ -58,6 +63,18 @@ const CHUNK_TABLE: u8 = 0;
 const CHUNK_META: u8 = 1;
 /// Chunk kind of a `CkView` (some keys of one feature view).
 const CHUNK_VIEW: u8 = 2;
+/// Chunk kind of the log position the index chunks are exact as of (always written, once,
+/// after every table and view chunk). See `index_checkpoint` for kinds 3–6.
+pub(super) const CHUNK_INDEXES_AT: u8 = 3;
+/// Chunk kind of one index's lists (row count, free ids, rows still to build, rebuild state).
+pub(super) const CHUNK_INDEX: u8 = 4;
+/// Chunk kind of some of one index's row keys, by row id.
+pub(super) const CHUNK_INDEX_KEYS: u8 = 5;
+/// Chunk kind of one framed chunk of one index's graph (`vectors/FORMAT.md`).
+pub(super) const CHUNK_INDEX_GRAPH: u8 = 6;
+
+/// One chunk of the payload (see [`CHECKPOINT_FORMAT_VERSION`]).
+pub(super) type Chunk = rkyv::util::AlignedVec<16>;
 
 /// Rows per checkpoint chunk in [`ShardState::to_checkpoint`] (the incremental
 /// [`CheckpointBuilder`] takes its own step size). Bounds the size of one rkyv archive.
@@ -236,6 +253,7 @@ impl ShardState {
             keys,
             pos: 0,
             parts: vec![header, chunk(CHUNK_META, &meta)],
+            indexes: None,
         }
     }
 
@@ -299,9 +317,10 @@ impl ShardState {
     /// tables or keys, or rows whose width or value types disagree with the table's definition
     /// are [`CoreError::Corrupt`]. Rows of tables missing from `catalog` (dropped) are skipped.
     pub fn from_checkpoint(bytes: &[u8], catalog: &Catalog) -> Result<ShardState, CoreError> {
-        check_header(bytes)?;
+        let version = check_header(bytes)?;
         let mut pos = HEADER_LEN;
         let mut state = ShardState::new();
+        let mut indexes = IndexesLoad::default();
         if bytes.len() == HEADER_LEN {
             return Err(corrupt("the meta chunk is missing"));
         }
@@ -312,12 +331,15 @@ impl ShardState {
                 (CHUNK_META, true) => meta_into(&mut state, catalog, body, pos)?,
                 (CHUNK_TABLE, false) => table_chunk_into(&mut state, catalog, body, pos)?,
                 (CHUNK_VIEW, false) => view_chunk_into(&mut state, catalog, body, pos)?,
+                (CHUNK_INDEXES_AT..=CHUNK_INDEX_GRAPH, false) => {
+                    indexes.chunk(catalog, kind, body, pos)?
+                }
                 (CHUNK_META, false) => {
                     return Err(corrupt(format_args!(
                         "chunk at offset {pos}: a second meta chunk"
                     )))
                 }
-                (CHUNK_TABLE, true) => {
+                (CHUNK_TABLE | CHUNK_INDEXES_AT..=CHUNK_INDEX_GRAPH, true) => {
                     return Err(corrupt("the first chunk is not the meta chunk"));
                 }
                 (k, _) => {
@@ -329,12 +351,13 @@ impl ShardState {
             assert!(next > pos, "every chunk advances the position");
             pos = next;
         }
+        indexes.finish(&mut state, version >= 6)?;
         Ok(state)
     }
 }
 
 /// The payload header: length, magic, version.
-fn check_header(bytes: &[u8]) -> Result<(), CoreError> {
+fn check_header(bytes: &[u8]) -> Result<u32, CoreError> {
     if bytes.len() < HEADER_LEN {
         return Err(corrupt(format_args!(
             "{} bytes is shorter than the header",
@@ -351,7 +374,7 @@ fn check_header(bytes: &[u8]) -> Result<(), CoreError> {
              {MIN_CHECKPOINT_FORMAT_VERSION}..={CHECKPOINT_FORMAT_VERSION})"
         )));
     }
-    Ok(())
+    Ok(version)
 }
 
 /// The chunk at `pos`: its kind, its archive bytes (16-byte aligned) and the position of the
@@ -438,7 +461,7 @@ fn table_chunk_into(
 }
 
 /// One chunk: 16-byte header (length, kind) + rkyv archive + zero padding to 16 bytes.
-fn chunk<T>(kind: u8, value: &T) -> rkyv::util::AlignedVec<16>
+pub(super) fn chunk<T>(kind: u8, value: &T) -> rkyv::util::AlignedVec<16>
 where
     T: for<'a> rkyv::Serialize<
         rkyv::api::high::HighSerializer<
@@ -653,6 +676,8 @@ fn value_from(v: &ArchivedCkValue<'_>) -> Value {
 pub struct CheckpointBuilder {
     /// The (table id, key) pairs that existed when the checkpoint started.
     keys: Vec<(u32, Rc<[u8]>)>,
+    /// The indexes, taken when every key was visited; written after the rows.
+    indexes: Option<IndexesSnapshot>,
     /// Next index into `keys`.
     pos: usize,
     /// The payload so far, as parts to be written back to back: the header, then one part
@@ -663,8 +688,30 @@ pub struct CheckpointBuilder {
 
 impl CheckpointBuilder {
     /// Archives the current rows of up to `max_rows` more snapshot keys (keys deleted since the
-    /// snapshot are skipped). Returns true when every key has been visited.
+    /// snapshot are skipped); once every key was visited, takes the indexes as of the last
+    /// record applied (`index_checkpoint`: exactly, not fuzzily) and then writes one index
+    /// chunk per step. Returns true when everything is written.
     pub fn step(&mut self, state: &ShardState, max_rows: usize) -> bool {
+        if self.pos == self.keys.len() {
+            return self.index_step(state);
+        }
+        self.row_step(state, max_rows);
+        false
+    }
+
+    fn index_step(&mut self, state: &ShardState) -> bool {
+        match &mut self.indexes {
+            None => {
+                let (at, snap) = state.indexes.snapshot(state.applied_lsn());
+                self.parts.push(at);
+                self.indexes = Some(snap);
+                false
+            }
+            Some(snap) => snap.step(&mut self.parts),
+        }
+    }
+
+    fn row_step(&mut self, state: &ShardState, max_rows: usize) {
         assert!(max_rows > 0, "a step must make progress");
         let end = self.step_end(state, max_rows);
         assert!(end > self.pos || self.pos == self.keys.len());
@@ -713,7 +760,6 @@ impl CheckpointBuilder {
             i = run_end;
         }
         self.pos = end;
-        self.pos == self.keys.len()
     }
 
     /// Where the next step ends: after `max_rows` keys or after the key whose row reaches
@@ -745,6 +791,10 @@ impl CheckpointBuilder {
             self.pos,
             self.keys.len(),
             "checkpoint finished before every key was visited"
+        );
+        assert!(
+            self.indexes.as_ref().is_some_and(|s| s.is_done()),
+            "checkpoint finished before every index was written"
         );
         self.parts
     }

@@ -37,7 +37,7 @@ use std::rc::Rc;
 use tarn_types::Value;
 use tarn_vectors::Plan;
 use tarn_vectors::{
-    HnswIndex, HnswParams, Index, Metric, Neighbor, RowId, SearchCursor, VectorIndex,
+    CowVec, HnswIndex, HnswParams, Index, Metric, Neighbor, RowId, SearchCursor, VectorIndex,
 };
 
 use super::{FastMap, ShardState};
@@ -61,7 +61,8 @@ pub(super) struct IndexState {
     column: usize,
     index: Index,
     /// Row id → key (None: free, on `free`).
-    keys: Vec<Option<Rc<[u8]>>>,
+    /// Copy-on-write blocks, so a checkpoint takes them in O(blocks) (`index_checkpoint`).
+    keys: CowVec<Option<Rc<[u8]>>>,
     ids: FastMap<Rc<[u8]>, RowId>,
     free: Vec<RowId>,
     /// Row ids given at creation, built in this order; `unbuilt[build_pos..]` are pending.
@@ -73,6 +74,8 @@ pub(super) struct IndexState {
     /// Bumped by every write applied to the table (rows, not only vectors: a filter reads
     /// every column).
     epoch: u64,
+    /// The last rebuild step found every row copied and a search open on the old graph.
+    waiting: bool,
 }
 
 /// Build progress of one index on one shard.
@@ -110,6 +113,23 @@ const CLONE_CHUNK_BYTES: usize = 1 << 20;
 pub(super) struct Indexes {
     by_id: FastMap<u32, IndexState>,
     by_table: FastMap<u32, Vec<u32>>,
+    /// The log position the indexes reflect exactly when they were restored from a
+    /// checkpoint (0 otherwise): replay applies records up to it to the tables only.
+    pub(super) as_of_lsn: u64,
+    /// Set while a record at or below `as_of_lsn` is applied: writes leave the indexes alone.
+    pub(super) frozen: bool,
+}
+
+/// What an index needs from the maintenance task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexWork {
+    /// Nothing: built, and tombstones under the rebuild share.
+    Idle,
+    /// Rows to insert or a rebuild to advance: log a step.
+    Step,
+    /// A rebuild copied every row and waits for the searches open on the old graph to end
+    /// before it swaps: a step now would do nothing, so wait.
+    WaitingForCursors,
 }
 
 impl PartialEq for Indexes {
@@ -156,6 +176,7 @@ impl Clone for IndexState {
             pending: self.pending.clone(),
             skipped: self.skipped,
             epoch: self.epoch,
+            waiting: self.waiting,
         }
     }
 }
@@ -169,7 +190,7 @@ impl IndexState {
     fn alloc(&mut self, key: Rc<[u8]>) -> RowId {
         let row = match self.free.pop() {
             Some(r) => {
-                self.keys[r as usize] = Some(key.clone());
+                self.keys.set(r as usize, Some(key.clone()));
                 r
             }
             None => {
@@ -184,7 +205,7 @@ impl IndexState {
     fn release(&mut self, key: &[u8]) {
         if let Some(row) = self.ids.remove(key) {
             self.index.delete(row);
-            self.keys[row as usize] = None;
+            self.keys.set(row as usize, None);
             if !self.is_pending(row) {
                 // A pending id is freed by the build when it passes it (module docs).
                 self.free.push(row);
@@ -221,12 +242,89 @@ impl IndexState {
         }
     }
 
+    /// An index read back from a checkpoint (`index_checkpoint`): `unbuilt` are the rows
+    /// still to build, in build order. Checks that keys, graph and lists agree.
+    #[allow(clippy::too_many_arguments)]
+    fn restored(
+        table_id: u32,
+        column: usize,
+        index: Index,
+        keys: CowVec<Option<Rc<[u8]>>>,
+        ids: FastMap<Rc<[u8]>, RowId>,
+        free: Vec<RowId>,
+        unbuilt: Vec<RowId>,
+        skipped: u64,
+    ) -> Result<IndexState, String> {
+        let rows = keys.len();
+        for &r in unbuilt.iter().chain(&free) {
+            if r as usize >= rows {
+                return Err(format!("row id {r} beyond the {rows} rows"));
+            }
+        }
+        let pending = pending_bits(&unbuilt, rows);
+        let marked: u32 = pending.iter().map(|w| w.count_ones()).sum();
+        if marked as usize != unbuilt.len() {
+            return Err("a row id pending twice".to_string());
+        }
+        let ix = IndexState {
+            table_id,
+            column,
+            index,
+            keys,
+            ids,
+            free,
+            unbuilt: Rc::from(unbuilt),
+            build_pos: 0,
+            pending,
+            skipped,
+            epoch: 0,
+            waiting: false,
+        };
+        ix.check_rows()?;
+        Ok(ix)
+    }
+
+    /// Every row id is exactly one of: free (no key), pending (unbuilt, key or not), in the
+    /// graph (with a key); every key has its row id.
+    fn check_rows(&self) -> Result<(), String> {
+        let mut free = vec![false; self.keys.len()];
+        for &r in &self.free {
+            if std::mem::replace(&mut free[r as usize], true) || self.keys.get(r as usize).is_some()
+            {
+                return Err(format!("free row id {r} listed twice or holding a key"));
+            }
+        }
+        for r in 0..self.keys.len() {
+            let (key, pending) = (self.keys.get(r), self.is_pending(r as RowId));
+            let in_graph = self.index.contains(r as RowId);
+            let ok = match (key, pending, free[r]) {
+                (_, true, false) => !in_graph,
+                (Some(_), false, false) => in_graph,
+                (None, false, true) => !in_graph,
+                _ => false,
+            };
+            if !ok {
+                return Err(format!(
+                    "row id {r}: key {}, pending {pending}, free {}, in graph {in_graph}",
+                    key.is_some(),
+                    free[r]
+                ));
+            }
+        }
+        if self.index.len() + self.unbuilt.iter().filter(|&&r| self.keys.get(r as usize).is_some()).count()
+            != self.ids.len()
+        {
+            return Err("row ids and keys disagree in number".to_string());
+        }
+        Ok(())
+    }
+
     fn progress(&self) -> IndexProgress {
         let tombstones = match &self.index {
             Index::Hnsw(h) => h.tombstones() as u64,
             Index::Exact(_) => 0,
         };
-        let map_bytes = self.keys.capacity() * std::mem::size_of::<Option<Rc<[u8]>>>()
+        let map_bytes = self.keys.memory_bytes()
             + self.ids.capacity() * (std::mem::size_of::<(Rc<[u8]>, RowId)>() + 1)
             + self.unbuilt.len() * 8
             + self.pending.capacity() * 8;
@@ -238,6 +336,15 @@ impl IndexState {
             memory_bytes: (self.index.memory_bytes() + map_bytes) as u64,
         }
     }
+}
+
+/// One bit per row id below `rows`, set for the ids in `unbuilt` (all below `rows`).
+fn pending_bits(unbuilt: &[RowId], rows: usize) -> Vec<u64> {
+    let mut bits = vec![0u64; rows.div_ceil(64)];
+    for &r in unbuilt {
+        bits[(r / 64) as usize] |= 1 << (r % 64);
+    }
+    bits
 }
 
 /// The vector of a row as stored in the table (`None` for NULL or a missing column).
@@ -256,6 +363,9 @@ impl Indexes {
     /// After a write to `key` of table `table_id`: every index of the table takes the row's
     /// new vector (`row` None: deleted).
     pub(super) fn on_write(&mut self, table_id: u32, key: &Rc<[u8]>, row: Option<&[Value]>) {
+        if self.frozen {
+            return;
+        }
         let Some(ids) = self.by_table.get(&table_id) else {
             return;
         };
@@ -269,6 +379,9 @@ impl Indexes {
     /// After a write that left every vector as it was (a merge of other columns): searches
     /// that yielded must still see that the table changed.
     pub(super) fn touch(&mut self, table_id: u32) {
+        if self.frozen {
+            return;
+        }
         for id in self.by_table.get(&table_id).into_iter().flatten() {
             self.by_id.get_mut(id).expect("listed").epoch += 1;
         }
@@ -376,7 +489,8 @@ fn keep_best(best: &mut Vec<Neighbor>, n: Neighbor, k: usize) {
 
 impl ShardState {
     /// Creates index `index_id` over column `column` of table `table_id` on this shard: every
-    /// row gets a row id now, their vectors enter the graph through
+    /// row gets a row id now, in key-byte order (so the same rows give the same ids whatever
+    /// order the table's map holds them in), and their vectors enter the graph through
     /// [`ShardState::index_build_step`]. Errors: the parameters (checked by the catalog first,
     /// so only on a corrupt catalog).
     pub fn create_index(
@@ -398,7 +512,7 @@ impl ShardState {
             table_id,
             column,
             index: Index::Hnsw(hnsw),
-            keys: Vec::new(),
+            keys: CowVec::new(),
             ids: FastMap::default(),
             free: Vec::new(),
             unbuilt: Rc::from([]),
@@ -406,10 +520,13 @@ impl ShardState {
             pending: Vec::new(),
             skipped: 0,
             epoch: 0,
+            waiting: false,
         };
         let mut unbuilt = Vec::new();
         if let Some(t) = self.tables.get(&table_id) {
-            for (key, row) in &t.rows {
+            let mut rows: Vec<(&Rc<[u8]>, &Box<[Value]>)> = t.rows.iter().collect();
+            rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            for (key, row) in rows {
                 match row_vector(row, column) {
                     Some(v) if metric.check(v, dim).is_ok() => unbuilt.push(ix.alloc(key.clone())),
                     Some(_) => ix.skipped += 1,
@@ -417,7 +534,9 @@ impl ShardState {
                 }
             }
         }
-        ix.pending = vec![u64::MAX; unbuilt.len().div_ceil(64)];
+        // Exactly the unbuilt ids: a row id allocated later (a row written during the build)
+        // must not look pending, or its writes would wait for a build that never reaches it.
+        ix.pending = pending_bits(&unbuilt, ix.keys.len());
         ix.unbuilt = Rc::from(unbuilt);
         self.indexes.by_id.insert(index_id, ix);
         self.indexes
@@ -426,6 +545,37 @@ impl ShardState {
             .or_default()
             .push(index_id);
         Ok(())
+    }
+
+    /// Whether a tombstone rebuild of an index is in progress.
+    pub fn index_rebuilding(&self, index_id: u32) -> bool {
+        self.indexes
+            .by_id
+            .get(&index_id)
+            .is_some_and(|ix| matches!(&ix.index, Index::Hnsw(h) if h.rebuilding()))
+    }
+
+    /// A digest of an index's graph (rows, liveness, levels, links, vectors): equal for
+    /// indexes given the same records. For tests and consistency checks.
+    pub fn index_digest(&self, index_id: u32) -> Option<u64> {
+        match &self.indexes.by_id.get(&index_id)?.index {
+            Index::Hnsw(h) => Some(h.digest()),
+            Index::Exact(_) => None,
+        }
+    }
+
+    /// Installs an index restored from a checkpoint.
+    fn install_index(&mut self, index_id: u32, ix: IndexState) {
+        let table_id = ix.table_id;
+        assert!(
+            self.indexes.by_id.insert(index_id, ix).is_none(),
+            "index {index_id} restored twice"
+        );
+        self.indexes
+            .by_table
+            .entry(table_id)
+            .or_default()
+            .push(index_id);
     }
 
     /// Forgets an index (DROP INDEX, or its table dropped).
@@ -452,12 +602,29 @@ impl ShardState {
         })
     }
 
+    /// What the maintenance task should do for an index next.
+    pub fn index_work(&self, index_id: u32) -> IndexWork {
+        if !self.index_needs_work(index_id) {
+            return IndexWork::Idle;
+        }
+        let ix = &self.indexes.by_id[&index_id];
+        match &ix.index {
+            Index::Hnsw(h) if ix.waiting && h.open_cursors() > 0 => IndexWork::WaitingForCursors,
+            _ => IndexWork::Step,
+        }
+    }
+
     /// One bounded step of an index's maintenance: inserts up to `max_rows` unbuilt rows, or
     /// else advances a tombstone rebuild by as many rows. Returns whether work is left.
+    ///
+    /// The server calls it only as the apply of an [`IndexOp::Step`](crate::record::IndexOp)
+    /// record, so the graph is a function of the log (replay takes the same steps between the
+    /// same writes).
     pub fn index_build_step(&mut self, index_id: u32, max_rows: usize) -> bool {
         let Some(ix) = self.indexes.by_id.get_mut(&index_id) else {
             return false;
         };
+        ix.waiting = false;
         if ix.build_pos < ix.unbuilt.len() {
             let table = self.tables.get(&ix.table_id);
             let end = ix
@@ -467,7 +634,7 @@ impl ShardState {
             for i in ix.build_pos..end {
                 let row = ix.unbuilt[i];
                 ix.clear_pending(row);
-                let Some(key) = ix.keys[row as usize].clone() else {
+                let Some(key) = ix.keys.get(row as usize).clone() else {
                     ix.free.push(row); // deleted while pending
                     continue;
                 };
@@ -490,7 +657,8 @@ impl ShardState {
             }
         } else if let Index::Hnsw(h) = &mut ix.index {
             if h.needs_rebuild() || h.rebuilding() {
-                let _ = h.rebuild_step(max_rows);
+                let step = h.rebuild_step(max_rows);
+                ix.waiting = step == tarn_vectors::RebuildStep::WaitingForCursors;
             }
         }
         self.index_needs_work(index_id)
@@ -499,3 +667,6 @@ impl ShardState {
 
 #[path = "knn.rs"]
 mod knn;
+
+#[path = "index_checkpoint.rs"]
+pub(super) mod index_checkpoint;

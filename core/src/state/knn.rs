@@ -133,7 +133,9 @@ impl ShardState {
         merged
             .into_iter()
             .map(|n| {
-                let key = ix.keys[n.row as usize]
+                let key = ix
+                    .keys
+                    .get(n.row as usize)
                     .as_ref()
                     .ok_or(KnnOutcome::Changed)?;
                 let row = table.rows.get(key).ok_or(KnnOutcome::Changed)?;
@@ -172,7 +174,9 @@ impl IndexState {
         let Some(f) = filter else {
             return true;
         };
-        let key = self.keys.get(r as usize).and_then(Option::as_ref);
+        let key = (r < self.keys.len() as u64)
+            .then(|| self.keys.get(r as usize).as_ref())
+            .flatten();
         key.and_then(|k| table?.rows.get(k))
             .is_some_and(|row| passes(Some(f), row))
     }
@@ -185,7 +189,10 @@ impl IndexState {
         r: u64,
         filter: Option<&Expr<usize>>,
     ) -> Option<&'t [f32]> {
-        let key = self.keys.get(r as usize)?.as_ref()?;
+        if r >= self.keys.len() as u64 {
+            return None;
+        }
+        let key = self.keys.get(r as usize).as_ref()?;
         let row = table?.rows.get(key)?;
         if !passes(filter, row) {
             return None;

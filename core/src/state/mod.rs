@@ -9,7 +9,7 @@ use tarn_types::Value;
 
 use crate::catalog::Catalog;
 use crate::producer::ProducerTable;
-use crate::record::{Events, Mutation, Record, HOME_TARGET};
+use crate::record::{Events, IndexOp, Mutation, Record, HOME_TARGET};
 use crate::txn::{Prepared, TxnState};
 use crate::view::ViewDef;
 use crate::CoreError;
@@ -25,7 +25,8 @@ mod tables;
 mod views;
 
 pub use indexes::{
-    IndexProgress, KnnHit, KnnOutcome, KnnQuery, KnnSearch, INDEX_BUILD_STEP_ROWS, KNN_STEP_ROWS,
+    IndexProgress, IndexWork, KnnHit, KnnOutcome, KnnQuery, KnnSearch, INDEX_BUILD_STEP_ROWS,
+    KNN_STEP_ROWS,
 };
 
 pub use checkpoint::{
@@ -120,9 +121,45 @@ impl ShardState {
     /// Precondition (asserted): log positions strictly increase from one apply to the next.
     pub fn apply_owned_at(&mut self, catalog: &Catalog, lsn: u64, m: Mutation) -> u64 {
         self.check_next_lsn(lsn);
+        self.indexes.frozen = self.indexes_cover(lsn);
         let n = self.apply_at(catalog, lsn, m);
+        self.indexes.frozen = false;
         self.set_applied(lsn);
         n
+    }
+
+    /// Whether the record at `lsn` is already in the indexes (restored from a checkpoint that
+    /// took them as of a later position than its rows: see `checkpoint`'s index chunks).
+    fn indexes_cover(&self, lsn: u64) -> bool {
+        lsn != 0 && lsn <= self.indexes.as_of_lsn
+    }
+
+    /// Applies an index record (see [`IndexOp`]). A Create of an index the catalog no longer
+    /// has, or that exists already, and a Step of an index this shard does not have, change
+    /// nothing: the catalog is the newest one, the log may be older.
+    fn apply_index_op(&mut self, catalog: &Catalog, op: IndexOp) -> Result<(), CoreError> {
+        match op {
+            IndexOp::Create { index_id } => {
+                let Some(def) = catalog.index_by_id(index_id) else {
+                    return Ok(());
+                };
+                if self.index_progress(index_id).is_some() {
+                    return Ok(());
+                }
+                self.create_index(
+                    index_id,
+                    def.table_id,
+                    usize::from(def.column),
+                    def.metric,
+                    def.dim as usize,
+                    def.params,
+                )
+            }
+            IndexOp::Step { index_id, rows } => {
+                self.index_build_step(index_id, rows as usize);
+                Ok(())
+            }
+        }
     }
 
     /// The log position of the last record applied at a position (0 if none since this state
@@ -277,8 +314,9 @@ impl ShardState {
     /// Applies one log record on shard `shard` (the shard whose log it is):
     /// [`Record::Apply`] as [`ShardState::apply_owned`]; [`Record::Prepare`] sets the part
     /// aside and raises the coordinator's high-water mark; [`Record::Commit`] applies the part
-    /// set aside; [`Record::Abort`] forgets it. Returns the rows applied (0 for Prepare and
-    /// Abort).
+    /// set aside; [`Record::Abort`] forgets it; [`Record::Index`] creates or steps an index
+    /// (not if a restored index already reflects the record). Returns the rows applied (0 for
+    /// Prepare, Abort and Index).
     ///
     /// A record that contradicts the state — a Prepare that is not the next seq of its link,
     /// is already set aside, or does not list `shard`; a Commit/Abort of a part that is not set
@@ -291,7 +329,24 @@ impl ShardState {
         rec: Record,
     ) -> Result<u64, CoreError> {
         self.check_next_lsn(lsn);
-        let n = match rec {
+        let covered = self.indexes_cover(lsn);
+        self.indexes.frozen = covered;
+        let n = self.apply_record_at(catalog, shard, lsn, rec, covered);
+        self.indexes.frozen = false;
+        let n = n?;
+        self.set_applied(lsn);
+        Ok(n)
+    }
+
+    fn apply_record_at(
+        &mut self,
+        catalog: &Catalog,
+        shard: u32,
+        lsn: u64,
+        rec: Record,
+        covered: bool,
+    ) -> Result<u64, CoreError> {
+        Ok(match rec {
             Record::Apply(m) => self.apply_at(catalog, lsn, m),
             Record::Prepare { txn, mutation } => {
                 self.prepare(shard, txn, mutation)?;
@@ -328,9 +383,13 @@ impl ShardState {
                 }
                 0
             }
-        };
-        self.set_applied(lsn);
-        Ok(n)
+            Record::Index(op) => {
+                if !covered {
+                    self.apply_index_op(catalog, op)?;
+                }
+                0
+            }
+        })
     }
 
     /// A Prepare: the next seq of its coordinator's link, listing this shard; set aside.

@@ -193,17 +193,22 @@ fn checkpoint_written_by_an_earlier_build_decodes_and_re_encodes_identically() {
     // A restored window remembers it came from a checkpoint (replay skips records it holds),
     // so compare with the restore of today's checkpoint of the same state.
     let ours = built.to_checkpoint();
-    // Version 5 archives every pre-vector value exactly as version 4 did: only the header's
-    // version (byte 8: 5, was 4) and the version byte of the prepared part's log record (byte
-    // 96: record format 2, was 1) differ.
-    let diff: Vec<(usize, u8, u8)> = (0..ours.len())
+    // Versions 5 and 6 archive every pre-vector value exactly as version 4 did: only the
+    // header's version (byte 8: 6, was 4) and the version byte of the prepared part's log
+    // record (byte 96: record format 3, was 1) differ, and version 6 appends the index
+    // position chunk (32 bytes, kind 3).
+    let old_len = CHECKPOINT_FIXTURE.len();
+    let diff: Vec<(usize, u8, u8)> = (0..old_len)
         .filter(|&i| ours[i] != CHECKPOINT_FIXTURE[i])
         .map(|i| (i, ours[i], CHECKPOINT_FIXTURE[i]))
         .collect();
-    assert_eq!(ours.len(), CHECKPOINT_FIXTURE.len());
-    assert_eq!(diff, vec![(8, 5, 4), (96, 2, 1)]);
+    assert_eq!(ours.len(), old_len + 32);
+    assert_eq!(ours[old_len + 8], 3);
+    assert_eq!(diff, vec![(8, 6, 4), (96, 3, 1)]);
     assert_eq!(decoded, ShardState::from_checkpoint(&ours, &cat).unwrap());
-    assert_eq!(&decoded.to_checkpoint()[..], &ours[..]);
+    // A restored state does not know the log position its indexes were taken at (0 until a
+    // record is applied): only the index position chunk differs.
+    assert_eq!(&decoded.to_checkpoint()[..old_len], &ours[..old_len]);
 }
 
 /// Writes the fixtures with this build: `TARN_WRITE_FIXTURES=1 cargo test -p tarn-core
@@ -315,32 +320,22 @@ fn vector_record_and_checkpoint_fixtures_decode_and_re_encode_identically() {
         crate::record::decode_record(RECORD_V2_VECTOR_FIXTURE).unwrap(),
         rec
     );
-    assert_eq!(
-        crate::record::encode_record_to_vec(&rec),
-        RECORD_V2_VECTOR_FIXTURE
-    );
+    // Record format 3 lays vectors out as format 2 did: only the version byte differs.
+    let ours = crate::record::encode_record_to_vec(&rec);
+    assert_eq!((ours[0], RECORD_V2_VECTOR_FIXTURE[0]), (3, 2));
+    assert_eq!(&ours[1..], &RECORD_V2_VECTOR_FIXTURE[1..]);
     let mut aligned = AlignedVec::<16>::new();
     aligned.extend_from_slice(CHECKPOINT_V5_VECTOR_FIXTURE);
     let decoded = ShardState::from_checkpoint(&aligned, &cat).unwrap();
     assert_eq!(decoded, st);
-    assert_eq!(&st.to_checkpoint()[..], CHECKPOINT_V5_VECTOR_FIXTURE);
+    // Checkpoint format 6: the version byte, then the same chunks and the index position.
+    let ours = st.to_checkpoint();
+    let old = CHECKPOINT_V5_VECTOR_FIXTURE;
+    assert_eq!((ours[8], old[8]), (6, 5));
+    assert_eq!(&ours[9..old.len()], &old[9..]);
+    assert_eq!(ours.len(), old.len() + 32);
 }
 
-/// Writes the vector fixtures: `TARN_WRITE_FIXTURES=1 cargo test -p tarn-core
-/// write_vector_fixtures -- --ignored` (record format 2, checkpoint format 5).
-#[test]
-#[ignore]
-fn write_vector_fixtures() {
-    if std::env::var_os("TARN_WRITE_FIXTURES").is_none() {
-        return;
-    }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tests/fixtures");
-    let (_, rec, st) = vector_fixture();
-    let record = crate::record::encode_record_to_vec(&rec);
-    std::fs::write(dir.join("record-v2-vector.bin"), record).unwrap();
-    std::fs::write(
-        dir.join("checkpoint-v5-vector.bin"),
-        &st.to_checkpoint()[..],
-    )
-    .unwrap();
-}
+// The vector fixtures (`record-v2-vector.bin`, `checkpoint-v5-vector.bin`) were written by
+// commit ee2b7db (record format 2, checkpoint format 5) and are no longer written; the index
+// fixtures pinning formats 3 and 6 are in `index_persist`.

@@ -4,6 +4,7 @@ mod batch;
 mod catalog;
 mod formats;
 mod index;
+mod index_persist;
 mod indexes;
 mod ingest;
 mod invariants;

@@ -74,7 +74,7 @@ fn exact_layout_of_a_small_delete() {
     };
     assert_eq!(
         encode_to_vec(&m),
-        vec![2, 2, 4, 3, 2, 1, 1, 0, 0, 0, 2, 0, 0, 0, 9, 8]
+        vec![3, 2, 4, 3, 2, 1, 1, 0, 0, 0, 2, 0, 0, 0, 9, 8]
     );
     let m = Mutation::Upsert {
         table_id: 1,

@@ -373,9 +373,14 @@ fn corrupted_checkpoint_is_corrupt() {
     b[8] = 1; // the old single-archive format
     must_fail(&b);
     let mut b = bytes.to_vec();
-    let n = b.len();
-    b[n - 4..].copy_from_slice(&[0xff, 0xff, 0xff, 0x7f]); // root pointer out of range
+    // The last table chunk ends before the index position chunk (16-byte header, 16-byte
+    // archive, kind 3).
+    let n = b.len() - 32;
+    assert_eq!(b[n + 8], 3, "the index position chunk comes last");
+    b[n - 4..n].copy_from_slice(&[0xff, 0xff, 0xff, 0x7f]); // root pointer out of range
     must_fail(&b);
+    // Without the index position chunk (required from format 6 on).
+    must_fail(&bytes[..bytes.len() - 32]);
     // Random byte flips in the archive: never a panic; an error is always Corrupt.
     for _ in 0..2000 {
         let mut b = bytes.to_vec();

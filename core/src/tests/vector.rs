@@ -320,7 +320,7 @@ fn log_records_carry_vectors_bit_exactly_and_refuse_bad_counts() {
     let m = docs_upsert(&cat, vec![(1, Some(v.clone())), (2, None)]);
     let rec = Record::Apply(m);
     let bytes = encode_record_to_vec(&rec);
-    assert_eq!(bytes[0], 2, "record format 2");
+    assert_eq!(bytes[0], 3, "record format 3");
     assert_eq!(decode_record(&bytes).unwrap(), rec);
     // The vector value: tag 7, u32 count 3, then the components' bits.
     let mut tail = vec![7u8, 3, 0, 0, 0];

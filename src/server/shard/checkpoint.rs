@@ -99,10 +99,6 @@ impl Shard {
         // stalls the shard: requests are served between steps.
         let lsn = self.apply.next_lsn.get() - 1;
         let mut builder = self.state.borrow().checkpoint_builder();
-        // The builder captured producer seqs taken by records appended but maybe not durable
-        // yet (and, in async mode, applied records not durable yet): the checkpoint must not
-        // outlive them, so it is written only once everything appended so far is durable.
-        let appended = self.log.last_lsn();
         while !builder.step(&self.state.borrow(), CHECKPOINT_STEP_ROWS) {
             // A short sleep, not a yield: glommio hands a yielding queue the CPU straight back
             // until its 100 ms preempt timer fires; a timer wait lets the executor poll I/O
@@ -110,6 +106,11 @@ impl Shard {
             glommio::timer::sleep(CHECKPOINT_STEP_PAUSE).await;
         }
         let parts = builder.finish();
+        // The builder captured producer seqs taken by records appended but maybe not durable
+        // yet, rows and (exactly) indexes as of records applied since, which in async mode
+        // need not be durable: the checkpoint must not outlive any of them, so it is written
+        // only once everything appended so far is durable.
+        let appended = self.log.last_lsn();
         self.log
             .wait_durable(appended)
             .await

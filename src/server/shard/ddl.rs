@@ -49,6 +49,7 @@ impl Shard {
             _ => None,
         };
         self.install_catalog(next);
+        self.log_index_creates().await?;
         if let Some(view_id) = created_view {
             // Every shard routes new events to the view now; what came before is in the
             // streams' home copies.

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use tarn_core::catalog::Catalog;
 use tarn_core::expr::Expr;
+use tarn_core::record::{self, IndexOp, Record};
 use tarn_core::state::{
-    IndexProgress, KnnOutcome, KnnQuery, ShardState, INDEX_BUILD_STEP_ROWS, KNN_STEP_ROWS,
+    IndexProgress, IndexWork, KnnOutcome, KnnQuery, ShardState, INDEX_BUILD_STEP_ROWS,
+    KNN_STEP_ROWS,
 };
 use tarn_types::Value;
 
@@ -36,8 +38,10 @@ pub struct KnnHits {
     pub distances: u64,
 }
 
-/// Makes `state`'s index containers match `catalog`: creates the missing ones (built from
-/// the rows in steps by the maintenance task) and drops those the catalog no longer has.
+/// Drops the index containers `catalog` no longer has. Missing ones are not created here:
+/// an index comes into being on a shard through an [`IndexOp::Create`] record in its log
+/// ([`Shard::log_index_creates`]), so that replay creates it at the same point among the
+/// writes.
 pub(super) fn sync_indexes(state: &mut ShardState, catalog: &Catalog) {
     let gone: Vec<u32> = state
         .index_ids()
@@ -46,42 +50,60 @@ pub(super) fn sync_indexes(state: &mut ShardState, catalog: &Catalog) {
     for id in gone {
         state.drop_index(id);
     }
-    for def in catalog.indexes() {
-        if state.index_progress(def.id).is_none() {
-            let made = state.create_index(
-                def.id,
-                def.table_id,
-                usize::from(def.column),
-                def.metric,
-                def.dim as usize,
-                def.params,
-            );
-            // The catalog validated the parameters when the index was created.
-            made.expect("a catalog index has valid parameters");
-        }
-    }
 }
 
 impl Shard {
+    /// Logs (and applies) an [`IndexOp::Create`] for every catalog index this shard does not
+    /// have: after a CREATE INDEX, and at start-up for one whose record a crash left
+    /// unlogged. Returns once each is applied.
+    pub async fn log_index_creates(self: &Rc<Self>) -> Result<(), ServerError> {
+        let missing: Vec<u32> = {
+            let state = self.state.borrow();
+            self.catalog()
+                .indexes()
+                .filter(|def| state.index_progress(def.id).is_none())
+                .map(|def| def.id)
+                .collect()
+        };
+        for index_id in missing {
+            self.log_index_op(IndexOp::Create { index_id }).await?;
+        }
+        Ok(())
+    }
+
+    async fn log_index_op(self: &Rc<Self>, op: IndexOp) -> Result<(), ServerError> {
+        let rec = Record::Index(op);
+        let bytes = record::encode_record_to_vec(&rec);
+        // In sync mode a record is applied once durable: wait for it like a write does.
+        let wait_durable = self.cfg.durability == tarn_storage::Durability::Sync;
+        self.log_and_apply(rec, &bytes, wait_durable)
+            .await
+            .map(|_| ())
+    }
+
     /// Runs until shutdown: gives every index with work left (rows to build, a tombstone
-    /// rebuild) one bounded step at a time, yielding after each; sleeps while none has work.
+    /// rebuild) one bounded step at a time, each logged as an [`IndexOp::Step`] record and
+    /// done when the record is applied; sleeps while none has work (or the log refuses).
     pub async fn maintain_indexes(self: Rc<Self>) {
+        let idle = Duration::from_millis(INDEX_IDLE_POLL_MS);
         while !self.is_shutting_down() {
             let ids: Vec<u32> = {
                 let state = self.state.borrow();
                 state
                     .index_ids()
-                    .filter(|&id| state.index_needs_work(id))
+                    .filter(|&id| state.index_work(id) == IndexWork::Step)
                     .collect()
             };
             if ids.is_empty() {
-                glommio::timer::sleep(Duration::from_millis(INDEX_IDLE_POLL_MS)).await;
+                glommio::timer::sleep(idle).await;
                 continue;
             }
-            for id in ids {
-                self.state
-                    .borrow_mut()
-                    .index_build_step(id, INDEX_BUILD_STEP_ROWS);
+            for index_id in ids {
+                let rows = INDEX_BUILD_STEP_ROWS as u32;
+                if let Err(e) = self.log_index_op(IndexOp::Step { index_id, rows }).await {
+                    tracing::warn!(shard = self.id, index_id, "index step not logged: {e}");
+                    glommio::timer::sleep(idle).await;
+                }
                 glommio::executor().yield_now().await;
             }
         }

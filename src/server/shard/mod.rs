@@ -114,8 +114,8 @@ impl Shard {
             "recovery decides every prepared part before serving"
         );
         let last_stamp_us = state.max_append_time_us();
-        // Indexes are not in checkpoints: each is built again from the recovered rows, in
-        // steps, by the maintenance task (searches meanwhile scan the rows not built yet).
+        // Indexes come back with the checkpoint and the log; a dropped one goes now, a
+        // missing one is created by a logged record before the shard serves (server start-up).
         knn::sync_indexes(&mut state, &catalog);
         let link_in = (0..count)
             .map(|c| LinkIn {

@@ -242,7 +242,7 @@ impl Shard {
             MsgBody::Ddl(stmt) => answer(self.ddl(stmt).await),
             MsgBody::Catalog(c) => {
                 self.install_catalog(c);
-                answer(Ok(String::new()))
+                answer(self.log_index_creates().await.map(|()| String::new()))
             }
             MsgBody::Stats => answer(Ok(self.local_stats())),
             MsgBody::Features { view_id, keys } => {
