@@ -132,9 +132,9 @@ mod validate;
 pub use distance::{dot, l2_squared, norm, Kernels, ACCUMULATORS, LANES};
 pub use error::VectorError;
 pub use index::{
-    merge_neighbors, unframe, Decoder, Encoder, ExactIndex, HnswIndex, HnswParams, Index, Neighbor,
-    RebuildStep, RowId, SearchCursor, SearchParams, Step, VectorIndex, CHUNK_FRAME_BYTES,
-    HNSW_FORMAT_VERSION, HNSW_MAGIC,
+    merge_neighbors, unframe, BlockCount, CowVec, Decoder, Encoder, ExactIndex, HnswIndex,
+    HnswParams, HnswSnapshot, Index, Neighbor, RebuildStep, RowId, SearchCursor, SearchParams,
+    Step, VectorIndex, CHUNK_FRAME_BYTES, HNSW_FORMAT_VERSION, HNSW_MAGIC,
 };
 pub use limits::{
     rows_per_step, BLOCK_BYTES, COMPACT_PER_WRITE, HNSW_EF_CONSTRUCTION_MAX,
