@@ -67,7 +67,10 @@ impl HnswSnapshot {
 
     /// Blocks of the graph (the rebuild's included) and how many the index still shares.
     pub fn block_count(&self) -> BlockCount {
-        self.graph.block_count() + self.rebuild().map_or_else(BlockCount::default, |(s, _)| s.block_count())
+        self.graph.block_count()
+            + self
+                .rebuild()
+                .map_or_else(BlockCount::default, |(s, _)| s.block_count())
     }
 }
 
@@ -112,7 +115,8 @@ impl HnswIndex {
     /// same vector; every live node before `next` has its row in `fresh`. Costs
     /// O(rows of `fresh` · dim + next).
     pub fn resume_rebuild(&mut self, fresh: HnswIndex, next: u32) -> Result<(), VectorError> {
-        self.check_resume(&fresh, next).map_err(VectorError::Corrupt)?;
+        self.check_resume(&fresh, next)
+            .map_err(VectorError::Corrupt)?;
         self.rebuild = Some(Box::new(Rebuild { fresh, next }));
         Ok(())
     }
@@ -145,7 +149,9 @@ impl HnswIndex {
             match self.vector(row) {
                 None => return Err(format!("resume_rebuild: fresh row {row} is not live")),
                 Some(v) if !same_bits(v, fresh.graph.vector(n)) => {
-                    return Err(format!("resume_rebuild: fresh row {row} has another vector"))
+                    return Err(format!(
+                        "resume_rebuild: fresh row {row} has another vector"
+                    ))
                 }
                 Some(_) => {}
             }

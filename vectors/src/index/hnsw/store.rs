@@ -117,10 +117,12 @@ impl<T: Clone + Default> CowVec<T> {
         *self.get_mut(self.len - 1) = x;
     }
 
-    /// Element `i` (`i < len`, else a panic).
+    /// Element `i` (`i < len`). Checked in debug builds only: this is the search's hot path,
+    /// and an index past `len` but inside the last block reads a default (never out of
+    /// memory: the block lookups are bounds-checked); past the blocks it panics.
     #[inline]
     pub fn get(&self, i: usize) -> &T {
-        assert!(i < self.len, "index {i} of a CowVec of {}", self.len);
+        debug_assert!(i < self.len, "index {i} of a CowVec of {}", self.len);
         &self.blocks[i >> Self::SHIFT][i & Self::MASK]
     }
 
@@ -297,7 +299,8 @@ impl Graph {
             self.upper.push(NO_UPPER);
         } else {
             let idx = u32::try_from(self.upper_lists.len()).expect("fewer than 2^32 lists");
-            self.upper_lists.push(Rc::from(vec![0u32; level * (1 + self.m)]));
+            self.upper_lists
+                .push(Rc::from(vec![0u32; level * (1 + self.m)]));
             self.upper.push(idx);
         }
         n
