@@ -1,19 +1,35 @@
-//! Flat storage of an HNSW graph: node tables, vectors and links in fixed-stride blocks.
+//! Flat storage of an HNSW graph: node tables, vectors and links in copy-on-write blocks.
 //!
 //! ```text
 //!   node n (u32, dense, in insertion order; never reused)
-//!   ├─ rows[n]      RowId            8 B
-//!   ├─ died[n]      write epoch or ALIVE   8 B
-//!   ├─ level[n]     top layer of n   1 B
-//!   ├─ upper[n]     index into `upper_lists` or NO_UPPER   4 B
-//!   ├─ parent[n]    the node whose layer-0 link to n is never pruned   4 B
+//!   ├─ rows[n]      RowId            8 B          CowVec<u64>
+//!   ├─ died[n]      write epoch or ALIVE   8 B    CowVec<u64>
+//!   ├─ level[n]     top layer of n   1 B          CowVec<u8>
+//!   ├─ upper[n]     index into `upper_lists` or NO_UPPER   4 B   CowVec<u32>
+//!   ├─ parent[n]    the node whose layer-0 link to n is never pruned   4 B   CowVec<u32>
+//!   ├─ norm2[n]     squared norm (`ip` only)   4 B   CowVec<f32>
 //!   ├─ vectors      Slab<f32>  stride dim            4·dim B
 //!   └─ links0       Slab<u32>  stride 1 + 2·m: [count, id, id, …]   4 + 8·m B
 //!   upper_lists[upper[n]] = level[n] × [count, id × m]   (only the ~1/m nodes above layer 0)
+//!                   CowVec<Rc<[u32]>>: blocks of list pointers, each list shared too
+//!
+//!   every column:  Vec<Rc<[T]>>   ──►  [block 0][block 1] … [last block, partly used]
+//!                  a clone (snapshot) copies the pointers, not the blocks:
+//!   index:    [b0*][b1*][b2*]        * shared, reference count 2
+//!   snapshot: [b0*][b1*][b2*]
+//!   index writes node in b1 → Rc::make_mut copies b1 once; later writes to it are in place:
+//!   index:    [b0*][b1'][b2*]        snapshot: [b0*][b1][b2*]
 //! ```
 //!
-//! Blocks (see [`crate::BLOCK_BYTES`] for why) hold a power of two of nodes so that a lookup
-//! is a shift and a mask; growing never copies older vectors or links.
+//! Blocks (see [`crate::BLOCK_BYTES`] for why) hold a power of two of records so that a
+//! lookup is a shift and a mask; growing never copies older vectors or links. Each block is an
+//! `Rc<[T]>` so that [`Graph::clone`] — what a snapshot takes — costs O(blocks): about 800
+//! pointer copies for a million nodes of dimension 128 and `m` 16, against ~670 MB copied by
+//! a deep clone.
+//! What it costs: reads are unchanged (the `Rc` adds no indirection to a `Box`); the first
+//! write to a block a snapshot shares copies that block (up to `BLOCK_BYTES`; a push into the
+//! shared last block copies it too), so while a snapshot is held the index uses at most the
+//! blocks written since, and after it is dropped no copy happens at all.
 
 use std::ops::{Index, IndexMut};
 use std::rc::Rc;
