@@ -82,6 +82,30 @@ impl std::ops::Add for BlockCount {
     }
 }
 
+/// What the graph's accounting needs of a column, whatever its element type.
+trait Column {
+    fn memory_bytes(&self) -> usize;
+    fn block_count(&self) -> BlockCount;
+}
+
+impl<T: Clone + Default> Column for CowVec<T> {
+    fn memory_bytes(&self) -> usize {
+        CowVec::memory_bytes(self)
+    }
+    fn block_count(&self) -> BlockCount {
+        CowVec::block_count(self)
+    }
+}
+
+impl<T: Clone + Default> Column for Slab<T> {
+    fn memory_bytes(&self) -> usize {
+        Slab::memory_bytes(self)
+    }
+    fn block_count(&self) -> BlockCount {
+        Slab::block_count(self)
+    }
+}
+
 /// A growable array in copy-on-write blocks: a `Vec<T>` whose clone is cheap.
 ///
 /// Elements live in blocks of a power of two of them (about [`BLOCK_BYTES`] each), each block
@@ -379,35 +403,36 @@ impl Graph {
         list[1..1 + links.len()].copy_from_slice(links);
     }
 
+    /// Every column, for accounting.
+    fn columns(&self) -> [&dyn Column; 9] {
+        [
+            &self.rows,
+            &self.died,
+            &self.level,
+            &self.upper,
+            &self.parent,
+            &self.norm2,
+            &self.vectors,
+            &self.links0,
+            &self.upper_lists,
+        ]
+    }
+
     /// Heap bytes held, shared with a snapshot or not.
     pub(super) fn memory_bytes(&self) -> usize {
-        self.rows.memory_bytes()
-            + self.died.memory_bytes()
-            + self.level.memory_bytes()
-            + self.upper.memory_bytes()
-            + self.parent.memory_bytes()
-            + self.norm2.memory_bytes()
-            + self.vectors.memory_bytes()
-            + self.links0.memory_bytes()
-            + self.upper_lists.memory_bytes()
-            + self
-                .upper_lists
-                .iter()
-                .map(|l| l.len() * std::mem::size_of::<u32>())
-                .sum::<usize>()
+        let lists: usize = self.upper_lists.iter().map(|l| l.len() * 4).sum();
+        self.columns()
+            .iter()
+            .map(|c| c.memory_bytes())
+            .sum::<usize>()
+            + lists
     }
 
     /// Blocks of every column, and how many a snapshot shares.
     pub(super) fn block_count(&self) -> BlockCount {
-        self.rows.block_count()
-            + self.died.block_count()
-            + self.level.block_count()
-            + self.upper.block_count()
-            + self.parent.block_count()
-            + self.norm2.block_count()
-            + self.vectors.block_count()
-            + self.links0.block_count()
-            + self.upper_lists.block_count()
+        self.columns()
+            .iter()
+            .fold(BlockCount::default(), |sum, c| sum + c.block_count())
     }
 
     /// Vectors stored (for checks).
