@@ -112,11 +112,27 @@
 //!
 //! Writes ([`VectorIndex::upsert`]) check the vector completely before changing anything.
 //!
+//! **Point-in-time snapshots for checkpoints.** Every column of an HNSW graph (rows,
+//! tombstones, levels, parents, norms, vectors, links) is stored in copy-on-write blocks of
+//! about [`BLOCK_BYTES`] (`Rc<[T]>`; [`CowVec`] is the public one-value-per-slot form, which
+//! the core crate also uses for its own per-index columns). [`HnswIndex::snapshot`] therefore
+//! costs O(blocks), not O(nodes), and the [`HnswSnapshot`] it returns is frozen: the index's
+//! later writes copy each block they touch once, on its first write after the snapshot
+//! (`Rc::make_mut`), and leave the snapshot's blocks alone. A snapshot borrows nothing, may
+//! outlive its index, and [`HnswSnapshot::encode`] gives an owned [`Encoder`] that a shard
+//! steps between requests (byte for byte the stream of [`HnswIndex::encode`], which is
+//! implemented through it). A rebuild in progress is part of the snapshot
+//! ([`HnswSnapshot::rebuild`]: the fresh graph's snapshot and the next node to copy), encoded
+//! as a second stream ([`HnswSnapshot::split_rebuild`]); after decoding both,
+//! [`HnswIndex::resume_rebuild`] restores it (checked: anything inconsistent is
+//! [`VectorError::Corrupt`]) and the rebuild continues exactly as the original would have.
+//! [`HnswIndex::block_count`] says how many blocks a snapshot still shares.
+//!
 //! # Not built yet
 //!
-//! - **Persistence on a shard**: [`HnswIndex::encode`] and [`Decoder`] write and read an
-//!   index in bounded, checksummed chunks (`vectors/FORMAT.md`); no shard writes or reads
-//!   them yet.
+//! - **Persistence on a shard**: [`HnswIndex::snapshot`], [`HnswSnapshot::encode`] and
+//!   [`Decoder`] write and read an index in bounded, checksummed chunks
+//!   (`vectors/FORMAT.md`); saving them with a shard's checkpoint is the core crate's part.
 //! - **SQL, catalog and wire**: `VECTOR(n)` columns, `CREATE INDEX … USING hnsw`, the KNN
 //!   opcode and the fan-out live in `core`, `net` and the server, none of which uses this
 //!   crate yet.
@@ -132,9 +148,9 @@ mod validate;
 pub use distance::{dot, l2_squared, norm, Kernels, ACCUMULATORS, LANES};
 pub use error::VectorError;
 pub use index::{
-    merge_neighbors, unframe, Decoder, Encoder, ExactIndex, HnswIndex, HnswParams, Index, Neighbor,
-    RebuildStep, RowId, SearchCursor, SearchParams, Step, VectorIndex, CHUNK_FRAME_BYTES,
-    HNSW_FORMAT_VERSION, HNSW_MAGIC,
+    merge_neighbors, unframe, BlockCount, CowVec, Decoder, Encoder, ExactIndex, HnswIndex,
+    HnswParams, HnswSnapshot, Index, Neighbor, RebuildStep, RowId, SearchCursor, SearchParams,
+    Step, VectorIndex, CHUNK_FRAME_BYTES, HNSW_FORMAT_VERSION, HNSW_MAGIC,
 };
 pub use limits::{
     rows_per_step, BLOCK_BYTES, COMPACT_PER_WRITE, HNSW_EF_CONSTRUCTION_MAX,

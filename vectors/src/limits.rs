@@ -45,6 +45,10 @@ const _: () = {
 /// tens of milliseconds on the reactor); with blocks an insert allocates at most one block and
 /// never copies older vectors. What it costs: up to one partly used block per index (1 MiB),
 /// and a scan restarts its inner loop once per block (≈ every 2,048 rows at dim 128).
+///
+/// HNSW graphs use the block as the unit of copy-on-write too (`CowVec`): a snapshot costs
+/// one pointer per block, and the first write after it to a block copies the whole block, so
+/// smaller blocks would make snapshots dearer and first writes cheaper.
 pub const BLOCK_BYTES: usize = 1 << 20;
 
 /// Vector components a search cursor reads per step when the caller uses

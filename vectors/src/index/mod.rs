@@ -8,8 +8,8 @@ use std::cmp::Ordering;
 
 pub use exact::ExactIndex;
 pub use hnsw::{
-    unframe, Decoder, Encoder, HnswIndex, HnswParams, RebuildStep, CHUNK_FRAME_BYTES,
-    HNSW_FORMAT_VERSION, HNSW_MAGIC,
+    unframe, BlockCount, CowVec, Decoder, Encoder, HnswIndex, HnswParams, HnswSnapshot,
+    RebuildStep, CHUNK_FRAME_BYTES, HNSW_FORMAT_VERSION, HNSW_MAGIC,
 };
 
 use crate::error::VectorError;

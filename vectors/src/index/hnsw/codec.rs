@@ -7,7 +7,7 @@
 //! invariant of the graph. Anything wrong is [`VectorError::Corrupt`], never a panic.
 
 use super::store::{Graph, ALIVE, NO_PARENT};
-use super::{HnswIndex, HnswParams};
+use super::{HnswIndex, HnswParams, HnswSnapshot};
 use crate::distance::Kernels;
 use crate::error::VectorError;
 use crate::index::RowId;
@@ -68,32 +68,34 @@ pub fn unframe(chunk: &[u8]) -> Result<&[u8], VectorError> {
     Ok(payload)
 }
 
-/// The framed chunks of an index, in order. See [`HnswIndex::encode`].
-pub struct Encoder<'a> {
-    index: &'a HnswIndex,
+/// The framed chunks of an index snapshot, in order: a header, then the nodes. Owns its
+/// [`HnswSnapshot`], so it borrows nothing and the index may change (or be dropped) between
+/// two calls to `next`. See [`HnswSnapshot::encode`].
+pub struct Encoder {
+    snap: HnswSnapshot,
     max_chunk_bytes: usize,
     next: usize,
     header_done: bool,
 }
 
-impl Iterator for Encoder<'_> {
+impl Iterator for Encoder {
     type Item = Vec<u8>;
 
     fn next(&mut self) -> Option<Vec<u8>> {
         if !self.header_done {
             self.header_done = true;
-            return Some(frame(self.index.header()));
+            return Some(frame(self.snap.header()));
         }
-        let g = &self.index.graph;
-        if self.next >= g.nodes() {
+        let nodes = self.snap.graph.nodes();
+        if self.next >= nodes {
             return None;
         }
         let mut payload = Vec::with_capacity(self.max_chunk_bytes + 64);
         payload.extend_from_slice(&(self.next as u64).to_le_bytes());
         payload.extend_from_slice(&0u32.to_le_bytes()); // count, patched below
         let mut count = 0u32;
-        while self.next < g.nodes() && (count == 0 || payload.len() < self.max_chunk_bytes) {
-            self.index.write_node(self.next as u32, &mut payload);
+        while self.next < nodes && (count == 0 || payload.len() < self.max_chunk_bytes) {
+            self.snap.write_node(self.next as u32, &mut payload);
             self.next += 1;
             count += 1;
         }
@@ -105,10 +107,21 @@ impl Iterator for Encoder<'_> {
 impl HnswIndex {
     /// The index as framed chunks of about `max_chunk_bytes` each (at least one node per
     /// chunk): a header, then the nodes in order. Concatenated, they are the file format of
-    /// `vectors/FORMAT.md`. Each call to `next` does bounded work.
-    pub fn encode(&self, max_chunk_bytes: usize) -> Encoder<'_> {
+    /// `vectors/FORMAT.md`. Each call to `next` does bounded work. The same as
+    /// `self.snapshot().encode(max_chunk_bytes)`: a rebuild in progress is not included (see
+    /// [`HnswIndex::snapshot`]).
+    pub fn encode(&self, max_chunk_bytes: usize) -> Encoder {
+        self.snapshot().encode(max_chunk_bytes)
+    }
+}
+
+impl HnswSnapshot {
+    /// The snapshot as framed chunks (the format of [`HnswIndex::encode`], byte for byte) of
+    /// about `max_chunk_bytes` each. Encodes the main graph only: take a rebuild in progress
+    /// out first with [`HnswSnapshot::split_rebuild`] and encode it as a stream of its own.
+    pub fn encode(self, max_chunk_bytes: usize) -> Encoder {
         Encoder {
-            index: self,
+            snap: self,
             max_chunk_bytes: max_chunk_bytes.max(1),
             next: 0,
             header_done: false,
@@ -133,7 +146,7 @@ impl HnswIndex {
         h.extend_from_slice(&self.entry.unwrap_or(u32::MAX).to_le_bytes());
         h.extend_from_slice(&self.max_norm2.to_bits().to_le_bytes());
         h.extend_from_slice(&self.epoch.to_le_bytes());
-        h.extend_from_slice(&(self.nodes.len() as u64).to_le_bytes());
+        h.extend_from_slice(&(self.live as u64).to_le_bytes());
         debug_assert_eq!(h.len(), HEADER_BYTES);
         h
     }

@@ -6,6 +6,7 @@ mod build;
 mod check;
 mod codec;
 mod cursor;
+mod snapshot;
 mod store;
 
 use std::cell::RefCell;
@@ -17,6 +18,8 @@ use build::Space;
 pub use codec::{unframe, Decoder, Encoder, CHUNK_FRAME_BYTES, HNSW_FORMAT_VERSION, HNSW_MAGIC};
 pub(crate) use cursor::HnswCursor;
 use cursor::{Pool, Start};
+pub use snapshot::HnswSnapshot;
+pub use store::{BlockCount, CowVec};
 use store::{Graph, ALIVE};
 
 use super::{CursorInner, RowId, SearchCursor, SearchParams, Step, VectorIndex};
