@@ -14,6 +14,20 @@ pub const KNN_ATTEMPTS: u32 = 3;
 /// shard; lower values start builds and rebuilds sooner.
 pub const INDEX_IDLE_POLL_MS: u64 = 20;
 
+/// Time one index build or rebuild step aims to hold its shard for. A step runs inside the
+/// apply loop, where nothing else runs, and an insert costs from a few µs (dim 16,
+/// `ef_construction` 64, release build) to over a millisecond (dim 1,000+, `ef_construction`
+/// 500, or a debug build): the maintenance task sizes each step from the time per row the
+/// last steps took, `1..=tarn_core::state::INDEX_BUILD_STEP_ROWS` rows. The size goes into
+/// the step's log record, so replay takes the same steps whatever its speed. Cost of
+/// lowering it: more log records and yields per build.
+pub const INDEX_STEP_TARGET_US: u64 = 1000;
+
+/// Pause between two index steps, during which the shard polls I/O and serves requests (a
+/// bare yield would hand the task queue the CPU straight back). Costs at most this much per
+/// step of build time when the shard is idle.
+pub const INDEX_STEP_PAUSE_US: u64 = 100;
+
 /// Capacity of each bounded cross-shard channel (one per ordered pair of shards, created at
 /// start-up). A full channel makes the sender wait, which is the back-pressure that keeps one
 /// hot shard from queueing unbounded work for another. Cost: memory for `capacity` messages per

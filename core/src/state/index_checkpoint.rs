@@ -36,7 +36,7 @@ use std::rc::Rc;
 
 use rkyv::rancor;
 use rkyv::with::InlineAsBox;
-use tarn_vectors::{CowVec, Decoder, Index, RowId, SnapshotEncoder};
+use tarn_vectors::{CowVec, Decoder, Encoder, Index, RowId};
 
 use super::{FastMap, IndexState, Indexes};
 use crate::catalog::Catalog;
@@ -112,8 +112,8 @@ struct IndexSnap {
     meta_done: bool,
     keys: CowVec<Option<Rc<[u8]>>>,
     next_key: usize,
-    graph: SnapshotEncoder,
-    fresh: Option<SnapshotEncoder>,
+    graph: Encoder,
+    fresh: Option<Encoder>,
 }
 
 /// Every index of a shard as of one log position, written out in steps.
@@ -146,8 +146,7 @@ impl IndexState {
         let Index::Hnsw(h) = &self.index else {
             unreachable!("shards hold HNSW indexes only");
         };
-        let mut graph = h.snapshot();
-        let fresh = graph.take_rebuild();
+        let (graph, fresh) = h.snapshot().split_rebuild();
         let meta = CkIndex {
             index_id,
             table_id: self.table_id,

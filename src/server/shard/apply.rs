@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use glommio::channels::local_channel::{self, LocalSender};
-use tarn_core::record::{self, Mutation, Record, TxnId};
+use tarn_core::record::{self, IndexOp, Mutation, Record, TxnId};
 use tarn_net::ErrorCode;
 use tarn_storage::Durability;
 
@@ -182,11 +182,20 @@ impl Shard {
                 );
                 self.apply.last_applied_stamp_us.set(stamp);
             }
+            let step_rows = match p.record {
+                Record::Index(IndexOp::Step { rows, .. }) => Some(rows),
+                _ => None,
+            };
+            // Only index steps are timed (they size the next one).
+            let started = step_rows.map(|_| std::time::Instant::now());
             let n = self
                 .state
                 .borrow_mut()
                 .apply_record(&catalog, self.id, next, p.record)
                 .unwrap_or_else(|e| panic!("shard {}: record {next}: {e}", self.id));
+            if let (Some(rows), Some(t)) = (step_rows, started) {
+                self.note_index_step(rows, t.elapsed().as_nanos() as u64);
+            }
             self.apply.next_lsn.set(next + 1);
             // The writer may have gone (its connection closed): the write still happened.
             if let Some(done) = p.done {

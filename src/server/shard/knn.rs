@@ -15,7 +15,9 @@ use tarn_core::state::{
 use tarn_types::Value;
 
 use super::{ServerError, Shard};
-use crate::server::limits::{INDEX_IDLE_POLL_MS, KNN_ATTEMPTS};
+use crate::server::limits::{
+    INDEX_IDLE_POLL_MS, INDEX_STEP_PAUSE_US, INDEX_STEP_TARGET_US, KNN_ATTEMPTS,
+};
 use crate::server::mesh::MsgBody;
 
 /// What one shard is asked to search (the service checked every field).
@@ -83,7 +85,8 @@ impl Shard {
 
     /// Runs until shutdown: gives every index with work left (rows to build, a tombstone
     /// rebuild) one bounded step at a time, each logged as an [`IndexOp::Step`] record and
-    /// done when the record is applied; sleeps while none has work (or the log refuses).
+    /// done when the record is applied, pausing after each; sleeps while none has work (or
+    /// the log refuses).
     pub async fn maintain_indexes(self: Rc<Self>) {
         let idle = Duration::from_millis(INDEX_IDLE_POLL_MS);
         while !self.is_shutting_down() {
@@ -99,14 +102,31 @@ impl Shard {
                 continue;
             }
             for index_id in ids {
-                let rows = INDEX_BUILD_STEP_ROWS as u32;
+                let rows = self.index_step_rows();
                 if let Err(e) = self.log_index_op(IndexOp::Step { index_id, rows }).await {
                     tracing::warn!(shard = self.id, index_id, "index step not logged: {e}");
                     glommio::timer::sleep(idle).await;
                 }
-                glommio::executor().yield_now().await;
+                glommio::timer::sleep(Duration::from_micros(INDEX_STEP_PAUSE_US)).await;
             }
         }
+    }
+
+    /// Rows for the next index step: [`INDEX_STEP_TARGET_US`] over the time per row the last
+    /// steps took (measured where they are applied), `1..=INDEX_BUILD_STEP_ROWS`.
+    fn index_step_rows(&self) -> u32 {
+        let per_row_ns = self.index_step_ns_per_row.get().max(1);
+        let rows = INDEX_STEP_TARGET_US * 1000 / per_row_ns;
+        rows.clamp(1, INDEX_BUILD_STEP_ROWS as u64) as u32
+    }
+
+    /// Called by the apply loop after it applied an index step of `rows` rows in `ns`: keeps
+    /// a moving average of the time per row (weight 1/4 for the newest step).
+    pub(super) fn note_index_step(&self, rows: u32, ns: u64) {
+        let sample = ns / u64::from(rows.max(1));
+        let old = self.index_step_ns_per_row.get();
+        let avg = if old == 0 { sample } else { (3 * old + sample) / 4 };
+        self.index_step_ns_per_row.set(avg.max(1));
     }
 
     /// Build progress of every index on this shard.

@@ -63,6 +63,9 @@ pub type FeatureRows = Vec<(i64, Vec<Value>, Option<i64>)>;
 /// (back-fill routing and history scans). Each group's methods live in the file of its name.
 pub struct Shard {
     pub id: u32,
+    /// Moving average of the time an index step took per row (ns; 0 until one ran): sizes
+    /// the next step (`knn::Shard::index_step_rows`).
+    index_step_ns_per_row: Cell<u64>,
     pub count: u32,
     pub cpu: Option<usize>,
     pub cfg: Rc<Config>,
@@ -125,6 +128,7 @@ impl Shard {
             .collect();
         Shard {
             id,
+            index_step_ns_per_row: Cell::new(0),
             count,
             cpu: crate::checks::pinned_cpu(),
             shard_dir: data_dir.join(format!("shard-{id}")),

@@ -122,6 +122,16 @@ pub struct CowVec<T> {
     len: usize,
 }
 
+impl<T: std::fmt::Debug> std::fmt::Debug for CowVec<T> {
+    /// The length and block count (the values can be millions).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CowVec")
+            .field("len", &self.len)
+            .field("blocks", &self.blocks.len())
+            .finish()
+    }
+}
+
 impl<T: Clone + Default> Default for CowVec<T> {
     fn default() -> CowVec<T> {
         CowVec::new()
