@@ -26,10 +26,11 @@ const K: u32 = 10;
 /// Unfiltered queries, and queries per filter.
 const UNFILTERED: usize = 100;
 const PER_FILTER: usize = 30;
-/// Rows written before CREATE INDEX: 2,500 per shard, so `grp < 40` (~1,000 per shard) is
+/// Rows written before CREATE INDEX: 5,000 per shard, so `grp < 40` (~2,000 per shard) is
 /// above the planner's exact-scan bound of 64 · max(ef, k) = 640 and goes through the graph,
-/// while `grp < 2` (~50) is scanned exactly.
-const INITIAL_ROWS: i64 = 5_000;
+/// while `grp < 2` (~100) is scanned exactly; and enough for the build to outlast several
+/// write rounds.
+const INITIAL_ROWS: i64 = 10_000;
 /// Filters whose answers are compared, with the predicate brute force applies.
 const FILTERS: [(&str, i64); 2] = [("grp < 40", 40), ("grp < 2", 2)];
 /// Bound of every wait for background index work.
@@ -220,10 +221,7 @@ fn index_parts(c: &mut Conn) -> Vec<IndexStats> {
         .iter()
         .flat_map(|s| s.indexes.iter().cloned())
         .collect();
-    assert!(
-        parts.iter().all(|p| p.index == "items_emb"),
-        "{parts:?}"
-    );
+    assert!(parts.iter().all(|p| p.index == "items_emb"), "{parts:?}");
     parts
 }
 
@@ -246,7 +244,10 @@ fn wait_quiet(c: &mut Conn, queries: &Queries) -> Vec<Answer> {
         {
             break;
         }
-        assert!(Instant::now() < deadline, "index work did not end: {parts:?}");
+        assert!(
+            Instant::now() < deadline,
+            "index work did not end: {parts:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut last = queries.run(c);
@@ -275,6 +276,19 @@ fn counts(c: &mut Conn) -> (u64, i64) {
     (rows, indexed)
 }
 
+/// How many answers of each kind (unfiltered, each filter, SQL) are in `answers`.
+fn per_kind<'a>(answers: impl Iterator<Item = &'a Answer>) -> String {
+    let mut n: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in answers {
+        *n.entry(a.what.rsplit_once(" query").map_or("?", |x| x.0))
+            .or_default() += 1;
+    }
+    n.iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Asserts `after` equals `before` query by query, naming how many and the first that changed.
 fn assert_same(before: &[Answer], after: &[Answer], when: &str) {
     assert_eq!(before.len(), after.len());
@@ -285,9 +299,10 @@ fn assert_same(before: &[Answer], after: &[Answer], when: &str) {
         .collect();
     if let Some((b, a)) = changed.first() {
         panic!(
-            "graph answers differ {when}: {} of {} queries changed; first: {}\n  before: {:?}\n  after:  {:?}",
+            "graph answers differ {when}: {} of {} queries changed ({}); first: {}\n  before: {:?}\n  after:  {:?}",
             changed.len(),
             before.len(),
+            per_kind(changed.iter().map(|c| c.0)),
             b.what,
             b.rows,
             a.rows
@@ -326,7 +341,10 @@ fn assert_routes(answers: &[Answer], queries: &Queries, rows: &BTreeMap<i64, Vec
         approximate >= 1,
         "every unfiltered graph answer equals brute force: the test could not see a changed graph"
     );
-    assert!(unfiltered.iter().all(|a| a.work < live / 2), "unfiltered: not graph searches");
+    assert!(
+        unfiltered.iter().all(|a| a.work < live / 2),
+        "unfiltered: not graph searches"
+    );
     let grp40 = &answers[UNFILTERED..UNFILTERED + PER_FILTER];
     let matching40 = rows.keys().filter(|id| *id % 100 < 40).count() as u64;
     assert!(
@@ -336,7 +354,10 @@ fn assert_routes(answers: &[Answer], queries: &Queries, rows: &BTreeMap<i64, Vec
     );
     let grp2 = &answers[UNFILTERED + PER_FILTER..UNFILTERED + 2 * PER_FILTER];
     for (a, q) in grp2.iter().zip(&queries.vectors) {
-        assert_eq!(a.rows.iter().map(|r| r.0).collect::<Vec<_>>(), brute(rows, q, 2));
+        assert_eq!(
+            a.rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            brute(rows, q, 2)
+        );
     }
     eprintln!("{approximate} of {UNFILTERED} unfiltered graph answers differ from brute force");
 }
@@ -373,8 +394,9 @@ fn restart_and_compare(
 }
 
 /// The history up to a quiet, rebuilt index: rows, CREATE INDEX, a build interleaved with
-/// writes, then updates and deletes past the tombstone share. Returns the live rows.
-fn build_history(c: &mut Conn, rng: &mut StdRng) -> BTreeMap<i64, Vec<f32>> {
+/// writes, then updates and deletes past the tombstone share. Returns the live rows and how
+/// many rows that last phase replaced or deleted (each leaves a tombstone until a rebuild).
+fn build_history(c: &mut Conn, rng: &mut StdRng) -> (BTreeMap<i64, Vec<f32>>, u64) {
     c.sql(&format!(
         "CREATE TABLE items (id BIGINT PRIMARY KEY, emb VECTOR({DIM}), grp BIGINT, tag TEXT)"
     ))
@@ -383,20 +405,23 @@ fn build_history(c: &mut Conn, rng: &mut StdRng) -> BTreeMap<i64, Vec<f32>> {
     let first: Vec<i64> = (0..INITIAL_ROWS).collect();
     upsert_ids(c, rng, &mut rows, &first);
     c.sql(&format!(
-        "CREATE INDEX items_emb ON items USING hnsw (emb) WITH (m = 8, ef_construction = 32, ef_search = {EF})"
+        "CREATE INDEX items_emb ON items USING hnsw (emb) WITH (m = 8, ef_construction = 128, ef_search = {EF})"
     ))
     .unwrap();
-    // While the build runs: new rows, new vectors for old ones, deletes, same connection.
+    // While the build runs: new rows, new vectors for old ones, deletes, same connection, in
+    // small rounds so build steps fall between them; rows pending just before a round prove
+    // that round's writes were sent during the build. (On main a write sent during the build
+    // is acknowledged only about when the build ends: the first round takes ~1 s.)
     let mut next_id = INITIAL_ROWS;
     let mut pending_seen = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..50 {
         pending_seen.push(index_parts(c).iter().map(|p| p.rows_pending).sum::<u64>());
-        let fresh: Vec<i64> = (next_id..next_id + 100).collect();
-        next_id += 100;
+        let fresh: Vec<i64> = (next_id..next_id + 20).collect();
+        next_id += 20;
         upsert_ids(c, rng, &mut rows, &fresh);
-        let old = some_live(rng, &rows, 50);
+        let old = some_live(rng, &rows, 10);
         upsert_ids(c, rng, &mut rows, &old);
-        let gone = some_live(rng, &rows, 60);
+        let gone = some_live(rng, &rows, 12);
         delete_ids(c, &mut rows, &gone);
     }
     assert!(
@@ -408,7 +433,7 @@ fn build_history(c: &mut Conn, rng: &mut StdRng) -> BTreeMap<i64, Vec<f32>> {
     upsert_ids(c, rng, &mut rows, &rewrite);
     let gone = some_live(rng, &rows, rows.len() * 5 / 100);
     delete_ids(c, &mut rows, &gone);
-    rows
+    (rows, (rewrite.len() + gone.len()) as u64)
 }
 
 #[test]
@@ -420,36 +445,62 @@ fn graph_results_are_identical_after_restart_and_kill_9() {
     );
     let mut c = server.client();
     let mut rng = StdRng::seed_from_u64(81);
-    let mut rows = build_history(&mut c, &mut rng);
+    let (mut rows, replaced) = build_history(&mut c, &mut rng);
     let queries = Queries::new(&mut rng);
     let before = wait_quiet(&mut c, &queries);
+    // Without a rebuild every row replaced or deleted after the build is still a tombstone.
     let parts = index_parts(&mut c);
     assert!(
-        parts.iter().all(|p| p.tombstones < p.rows_indexed / 10),
-        "no tombstone rebuild ran: {parts:?}"
+        parts.iter().map(|p| p.tombstones).sum::<u64>() < replaced,
+        "no tombstone rebuild ran ({replaced} rows replaced or deleted): {parts:?}"
     );
     assert_routes(&before, &queries, &rows);
     let counts_before = counts(&mut c);
     assert_eq!(counts_before, (rows.len() as u64, rows.len() as i64));
     for s in 0..2 {
-        assert!(checkpoints(server.data_dir(), s).is_empty(), "shard {s} checkpointed");
+        assert!(
+            checkpoints(server.data_dir(), s).is_empty(),
+            "shard {s} checkpointed"
+        );
     }
 
     // (a) kill -9 with no checkpoint: recovery replays the whole log.
-    restart_and_compare(&mut server, true, &queries, &before, counts_before, "after kill -9 (full log replay)");
+    restart_and_compare(
+        &mut server,
+        true,
+        &queries,
+        &before,
+        counts_before,
+        "after kill -9 (full log replay)",
+    );
     // (b) a graceful stop: the final checkpoint holds the state.
-    restart_and_compare(&mut server, false, &queries, &before, counts_before, "after a graceful restart");
+    restart_and_compare(
+        &mut server,
+        false,
+        &queries,
+        &before,
+        counts_before,
+        "after a graceful restart",
+    );
 
     // (c) small checkpoint interval: MiBs of writes, checkpoints taken mid-history.
     set_checkpoint_mib(&mut server, 1);
-    server.restart_ok();
+    restart_and_compare(
+        &mut server,
+        false,
+        &queries,
+        &before,
+        counts_before,
+        "after a restart with --checkpoint-mib 1",
+    );
     let mut c = server.client();
-    let newest = |server: &TarnServer, s: u32| checkpoints(server.data_dir(), s).last().map(|x| x.0);
+    let newest =
+        |server: &TarnServer, s: u32| checkpoints(server.data_dir(), s).last().map(|x| x.0);
     let ckp_before: Vec<Option<u64>> = (0..2).map(|s| newest(&server, s)).collect();
     let log_before: u64 = c.stats().unwrap().shards.iter().map(|s| s.log_bytes).sum();
     let mut next_id = rows.keys().last().unwrap() + 1;
-    for _ in 0..6 {
-        let old = some_live(&mut rng, &rows, 3000);
+    for _ in 0..10 {
+        let old = some_live(&mut rng, &rows, 4000);
         upsert_ids(&mut c, &mut rng, &mut rows, &old);
         let fresh: Vec<i64> = (next_id..next_id + 500).collect();
         next_id += 500;
@@ -470,6 +521,20 @@ fn graph_results_are_identical_after_restart_and_kill_9() {
     assert_routes(&later, &queries, &rows);
     let counts_later = counts(&mut c);
     assert_eq!(counts_later, (rows.len() as u64, rows.len() as i64));
-    restart_and_compare(&mut server, true, &queries, &later, counts_later, "after kill -9 past checkpoints");
-    restart_and_compare(&mut server, false, &queries, &later, counts_later, "after a second graceful restart");
+    restart_and_compare(
+        &mut server,
+        true,
+        &queries,
+        &later,
+        counts_later,
+        "after kill -9 past checkpoints",
+    );
+    restart_and_compare(
+        &mut server,
+        false,
+        &queries,
+        &later,
+        counts_later,
+        "after a second graceful restart",
+    );
 }
