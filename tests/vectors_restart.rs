@@ -17,6 +17,7 @@ use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tarn_net::{IndexStats, KnnQuery, KnnReply, KnnRequest};
+use tarn_vectors::{HNSW_REBUILD_TOMBSTONE_PERCENT, PLANNER_EXACT_ROWS_PER_EF};
 
 const DIM: usize = 16;
 /// Query-time `ef` (and the index's `ef_search`): small, so graph answers miss some of the
@@ -226,10 +227,10 @@ fn index_parts(c: &mut Conn) -> Vec<IndexStats> {
 }
 
 /// Whether a shard's graph is past its tombstone share (a rebuild is due or running): the
-/// same test as `HnswIndex::needs_rebuild` (20 %, HNSW_REBUILD_TOMBSTONE_PERCENT).
+/// same test as `HnswIndex::needs_rebuild`.
 fn past_tombstone_share(p: &IndexStats) -> bool {
     let nodes = p.rows_indexed + p.tombstones;
-    p.tombstones * 100 > 20 * nodes
+    p.tombstones * 100 > HNSW_REBUILD_TOMBSTONE_PERCENT as u64 * nodes
 }
 
 /// Waits (bounded) until no index has work left: no pending row, no graph past its tombstone
@@ -346,6 +347,12 @@ fn assert_routes(answers: &[Answer], queries: &Queries, rows: &BTreeMap<i64, Vec
     );
     let grp40 = &answers[UNFILTERED..UNFILTERED + PER_FILTER];
     let matching40 = rows.keys().filter(|id| *id % 100 < 40).count() as u64;
+    // Two shards of about equal share: each holds well above the exact-scan bound.
+    let bound = (PLANNER_EXACT_ROWS_PER_EF * EF.max(K) as usize) as u64;
+    assert!(
+        matching40 / 2 > bound * 5 / 4,
+        "`grp < 40` matches {matching40} rows: too few for a graph plan (bound {bound} a shard)"
+    );
     assert!(
         grp40.iter().all(|a| a.work < matching40),
         "`grp < 40`: not graph searches ({:?})",
