@@ -105,24 +105,6 @@ fn knn(c: &mut Conn, q: &[f32], filter: &str) -> KnnReply {
     }
 }
 
-fn ids(r: &KnnReply) -> Vec<i64> {
-    r.rows
-        .iter()
-        .map(|row| match row.values[0] {
-            Value::Int(id) => id,
-            ref o => panic!("id column holds {o:?}"),
-        })
-        .collect()
-}
-
-fn l2(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum::<f32>()
-        .sqrt()
-}
-
 /// Ids of the `k` nearest rows with `grp < grp_below`, by L2 (ties by id).
 fn brute(rows: &BTreeMap<i64, Vec<f32>>, q: &[f32], grp_below: i64) -> Vec<i64> {
     let mut all: Vec<(f32, i64)> = rows
@@ -146,7 +128,7 @@ struct Answer {
 fn answer(what: String, r: &KnnReply) -> Answer {
     Answer {
         what,
-        rows: ids(r)
+        rows: knn_ids(r)
             .into_iter()
             .zip(r.rows.iter().map(|row| u64::from(row.distance.to_bits())))
             .collect(),

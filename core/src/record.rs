@@ -483,7 +483,10 @@ pub fn encode_record(rec: &Record, out: &mut Vec<u8>) {
                     out.extend_from_slice(&index_id.to_le_bytes());
                 }
                 IndexOp::Step { index_id, rows } => {
-                    assert!((1..=MAX_INDEX_STEP_ROWS).contains(&rows), "step of {rows} rows");
+                    assert!(
+                        (1..=MAX_INDEX_STEP_ROWS).contains(&rows),
+                        "step of {rows} rows"
+                    );
                     out.push(KIND_INDEX_STEP);
                     out.extend_from_slice(&index_id.to_le_bytes());
                     out.extend_from_slice(&rows.to_le_bytes());
@@ -678,7 +681,9 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CoreError> {
                 Record::Abort(id)
             }
         }
-        KIND_INDEX_CREATE | KIND_INDEX_STEP if version >= 3 => Record::Index(index_op(&mut r, kind)?),
+        KIND_INDEX_CREATE | KIND_INDEX_STEP if version >= 3 => {
+            Record::Index(index_op(&mut r, kind)?)
+        }
         k => return Err(corrupt(format_args!("unknown record kind {k}"))),
     };
     if r.remaining() != 0 {

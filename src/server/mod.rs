@@ -235,7 +235,9 @@ async fn shard_main(
     // A catalog index whose Create record a crash left unlogged (or one from before indexes
     // were logged) is created now, over the recovered rows, before anything is served.
     if let Err(e) = shard.log_index_creates().await {
-        return Err(format!("shard {id}: cannot create the catalog's indexes: {e}"));
+        return Err(format!(
+            "shard {id}: cannot create the catalog's indexes: {e}"
+        ));
     }
 
     // Peer request and reply loops.

@@ -851,3 +851,23 @@ pub fn pipelined(conn: &mut Conn, reqs: &[Request], depth: usize) -> Vec<Respons
         })
         .collect()
 }
+
+/// The integer ids in the first column of a kNN reply, in answer order.
+pub fn knn_ids(r: &tarn_net::KnnReply) -> Vec<i64> {
+    r.rows
+        .iter()
+        .map(|row| match row.values[0] {
+            Value::Int(id) => id,
+            ref o => panic!("id column holds {o:?}"),
+        })
+        .collect()
+}
+
+/// Euclidean distance (the `l2` metric's reported distance).
+pub fn l2(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt()
+}

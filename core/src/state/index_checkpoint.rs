@@ -395,7 +395,11 @@ impl IndexesLoad {
 impl Loading {
     fn into_state(self, state: &ShardState) -> Result<IndexState, String> {
         if self.keys.len() != self.rows {
-            return Err(format!("{} of {} row keys present", self.keys.len(), self.rows));
+            return Err(format!(
+                "{} of {} row keys present",
+                self.keys.len(),
+                self.rows
+            ));
         }
         let mut index = self.graph.finish().map_err(|e| e.to_string())?;
         if let Some(fresh) = self.fresh {

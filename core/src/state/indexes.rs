@@ -294,10 +294,10 @@ impl IndexState {
                 return Err(format!("free row id {r} listed twice or holding a key"));
             }
         }
-        for r in 0..self.keys.len() {
+        for (r, &is_free) in free.iter().enumerate() {
             let (key, pending) = (self.keys.get(r), self.is_pending(r as RowId));
             let in_graph = self.index.contains(r as RowId);
-            let ok = match (key, pending, free[r]) {
+            let ok = match (key, pending, is_free) {
                 (_, true, false) => !in_graph,
                 (Some(_), false, false) => in_graph,
                 (None, false, true) => !in_graph,
@@ -305,13 +305,17 @@ impl IndexState {
             };
             if !ok {
                 return Err(format!(
-                    "row id {r}: key {}, pending {pending}, free {}, in graph {in_graph}",
+                    "row id {r}: key {}, pending {pending}, free {is_free}, in graph {in_graph}",
                     key.is_some(),
-                    free[r]
                 ));
             }
         }
-        if self.index.len() + self.unbuilt.iter().filter(|&&r| self.keys.get(r as usize).is_some()).count()
+        if self.index.len()
+            + self
+                .unbuilt
+                .iter()
+                .filter(|&&r| self.keys.get(r as usize).is_some())
+                .count()
             != self.ids.len()
         {
             return Err("row ids and keys disagree in number".to_string());
@@ -524,7 +528,7 @@ impl ShardState {
         };
         let mut unbuilt = Vec::new();
         if let Some(t) = self.tables.get(&table_id) {
-            let mut rows: Vec<(&Rc<[u8]>, &Box<[Value]>)> = t.rows.iter().collect();
+            let mut rows: Vec<_> = t.rows.iter().collect();
             rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
             for (key, row) in rows {
                 match row_vector(row, column) {

@@ -95,7 +95,10 @@ fn history(cat: &Catalog) -> (Vec<Record>, ShardState) {
         }
         rebuilt |= was_rebuilding && !live.index_rebuilding(index_id);
     }
-    assert!(rebuilt, "the history must include a whole tombstone rebuild");
+    assert!(
+        rebuilt,
+        "the history must include a whole tombstone rebuild"
+    );
     (log, live)
 }
 
@@ -174,12 +177,21 @@ fn a_fuzzy_checkpoint_at_any_point_plus_the_tail_gives_the_same_graph_and_answer
     let id = index_id(&cat);
     let want = answers(&mut live, &cat);
     // Before the index, during its build, during and after the rebuild, at the end.
-    let cuts = [5, 14, 40, log.len() / 2, log.len() * 3 / 4, log.len() - 1, log.len()];
+    let cuts = [
+        5,
+        14,
+        40,
+        log.len() / 2,
+        log.len() * 3 / 4,
+        log.len() - 1,
+        log.len(),
+    ];
     for cut in cuts {
         let (bytes, _) = fuzzy_checkpoint(&cat, &log, cut);
         let mut st = restore(&cat, &bytes).unwrap();
         for (i, rec) in log.iter().enumerate().skip(cut) {
-            st.replay_record(&cat, 0, i as u64 + 1, rec.clone()).unwrap();
+            st.replay_record(&cat, 0, i as u64 + 1, rec.clone())
+                .unwrap();
         }
         assert_eq!(st.index_digest(id), live.index_digest(id), "cut {cut}");
         let progress = |s: &ShardState| {
@@ -214,7 +226,12 @@ fn the_graph_depends_on_the_order_of_writes_so_the_test_above_can_fail() {
     assert!(creates > 0);
     lsn += 1;
     other
-        .apply_record(&cat, 0, lsn, Record::Index(IndexOp::Create { index_id: id }))
+        .apply_record(
+            &cat,
+            0,
+            lsn,
+            Record::Index(IndexOp::Create { index_id: id }),
+        )
         .unwrap();
     while other.index_work(id) == IndexWork::Step {
         lsn += 1;
@@ -250,7 +267,10 @@ fn a_damaged_index_chunk_is_corruption_not_a_panic() {
     assert!(refused > 0, "no damage was detected");
     // Cut short inside the index chunks.
     let cut = bytes.len() - 16 * 8;
-    assert!(matches!(restore(&cat, &bytes[..cut]), Err(CoreError::Corrupt(_))));
+    assert!(matches!(
+        restore(&cat, &bytes[..cut]),
+        Err(CoreError::Corrupt(_))
+    ));
 }
 
 #[test]
@@ -296,7 +316,9 @@ fn index_fixture() -> (Catalog, Vec<Record>, ShardState) {
     let rows = |ids: std::ops::Range<i64>, salt: f32| {
         let rows = ids
             .map(|id| {
-                let v: Vec<f32> = (0..DIM).map(|d| ((id * 7 + d as i64) % 11) as f32 + salt).collect();
+                let v: Vec<f32> = (0..DIM)
+                    .map(|d| ((id * 7 + d as i64) % 11) as f32 + salt)
+                    .collect();
                 vec![Value::Int(id), Value::Vector(v.into()), Value::Int(id % 3)]
             })
             .collect();

@@ -125,7 +125,11 @@ impl Shard {
     pub(super) fn note_index_step(&self, rows: u32, ns: u64) {
         let sample = ns / u64::from(rows.max(1));
         let old = self.index_step_ns_per_row.get();
-        let avg = if old == 0 { sample } else { (3 * old + sample) / 4 };
+        let avg = if old == 0 {
+            sample
+        } else {
+            (3 * old + sample) / 4
+        };
         self.index_step_ns_per_row.set(avg.max(1));
     }
 
