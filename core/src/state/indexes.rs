@@ -26,6 +26,16 @@
 //! nodes inserted after it started), and the search scans that range with the table's
 //! vectors. The list is shared (`Rc`) with the searches scanning it.
 //!
+//! # A function of the log
+//!
+//! A graph depends on the order in which rows enter it, so everything that puts rows into
+//! one happens at a logged position: the index comes into being on a shard at its
+//! [`IndexOp::Create`](crate::record::IndexOp) record (row ids in key-byte order), each build
+//! or rebuild step at an `IndexOp::Step` record (its row count in the record), each write at
+//! its own record. Replaying the same records therefore gives the same graph, row ids and free
+//! list. Checkpoints save the indexes exactly as of one position (`index_checkpoint`) and
+//! replay gives them only later records ([`Indexes::frozen`] while an earlier one is applied).
+//!
 //! # What is not indexed
 //!
 //! A row whose vector column is NULL. A zero vector under `cosine` (no direction): new ones
