@@ -5,6 +5,9 @@
 #   bench/run.sh ann [ann options]   (vector search: Tarn HNSW next to hnswlib and faiss; see bench/src/bin/ann.rs)
 #   bench/run.sh ann-server [ann_server options]   (the same through tarnd --shards 1 on SERVER_CPU,
 #                                    client on CLIENT_CPU; see bench/src/bin/ann_server.rs)
+#   bench/run.sh index-restart [index_restart options]   (tarnd restart with a saved HNSW graph:
+#                                    graceful stop, kill -9 with a log tail, vs the build from the
+#                                    rows; see bench/src/bin/index_restart.rs)
 #
 # Writes bench/results/<suite>-<date>.md (raw logs and JSONL under bench/results/raw/).
 # Every daemon started here is stopped on exit (trap). See bench/README.md.
@@ -40,8 +43,8 @@ set -euo pipefail
 
 SUITE="${1:-}"
 case "$SUITE" in
-    floors | get | throughput | durable | features | all | ann | ann-server) ;;
-    *) echo "usage: $0 floors|get|throughput|durable|features|all|ann|ann-server" >&2; exit 2 ;;
+    floors | get | throughput | durable | features | all | ann | ann-server | index-restart) ;;
+    *) echo "usage: $0 floors|get|throughput|durable|features|all|ann|ann-server|index-restart" >&2; exit 2 ;;
 esac
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -53,18 +56,21 @@ if [[ "$SUITE" == ann ]]; then
     cargo build --release -p tarn-bench --bin ann >&2
     exec "$ROOT/target/release/ann" --cpu "${SERVER_CPU:-0}" --peer-cpu "${SERVER_CPU:-0}" "$@"
 fi
-if [[ "$SUITE" == ann-server ]]; then
-    # ann_server starts (taskset SERVER_CPU), drives and stops its own tarnd; the peers run on
-    # SERVER_CPU after it stopped. Report: bench/results/ann-server-<date>.md.
+if [[ "$SUITE" == ann-server || "$SUITE" == index-restart ]]; then
+    # Each binary starts (taskset SERVER_CPU), drives and stops its own tarnd. ann_server: the
+    # peers run on SERVER_CPU after it stopped; report bench/results/ann-server-<date>.md.
+    # index_restart: stops, kills -9 and restarts its tarnd on one data directory; report
+    # bench/results/index-restart-<date>.md.
+    bin="${SUITE//-/_}"
     shift
     cd "$ROOT"
     if [[ "${BENCH_BUILD:-1}" == 1 ]]; then
         cargo build --release --bin tarnd >&2
-        cargo build --release -p tarn-bench --bin ann_server >&2
+        cargo build --release -p tarn-bench --bin "$bin" >&2
     fi
     extra=()
     for a in ${TARND_ARGS:-}; do extra+=("--tarnd-arg=$a"); done
-    exec "$ROOT/target/release/ann_server" --tarnd "${TARND_BIN:-$ROOT/target/release/tarnd}" \
+    exec "$ROOT/target/release/$bin" --tarnd "${TARND_BIN:-$ROOT/target/release/tarnd}" \
         --server-cpu "${SERVER_CPU:-0}" --client-cpu "${CLIENT_CPU:-1}" "${extra[@]}" "$@"
 fi
 SECS="${BENCH_SECONDS:-10}"
