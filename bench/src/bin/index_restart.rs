@@ -246,7 +246,10 @@ fn run(cli: &Cli) -> Result<(), String> {
     };
     let started = Instant::now();
     let b = Bench::generate(&cli.data_args(), Metric::L2);
-    eprintln!("data and ground truth in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "data and ground truth in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let figures = measure(cli, &b, &opts)?;
     let md = render(cli, &opts, &figures, &load_start);
     println!("{md}");
@@ -287,7 +290,10 @@ fn measure(cli: &Cli, b: &Bench, opts: &TarndOpts) -> Result<Figures, String> {
         checkpoint_bytes,
         log_extent: log_extent(&shard)?,
     };
-    eprintln!("graceful stop in {:.3} s; {checkpoint_bytes} bytes of checkpoint", stopped.stop_s);
+    eprintln!(
+        "graceful stop in {:.3} s; {checkpoint_bytes} bytes of checkpoint",
+        stopped.stop_s
+    );
 
     let second = Server::start(opts, Some(&data))?;
     let (clean, mut c) = with_log(&second, restarted(cli, b, &second, &built.answers))?;
@@ -362,7 +368,11 @@ impl Server {
             }
             _ => {}
         }
-        eprintln!("tarnd pid {} on {} listening after {listen_s:.3} s", t.pid(), t.addr);
+        eprintln!(
+            "tarnd pid {} on {} listening after {listen_s:.3} s",
+            t.pid(),
+            t.addr
+        );
         Ok(Server {
             t,
             data,
@@ -378,7 +388,8 @@ impl Server {
             io_timeout: Some(IO_TIMEOUT),
             ..ClientOptions::default()
         };
-        Client::connect_with(&self.t.addr, copts).map_err(|e| format!("connect {}: {e}", self.t.addr))
+        Client::connect_with(&self.t.addr, copts)
+            .map_err(|e| format!("connect {}: {e}", self.t.addr))
     }
 
     /// Sends `signal` (SIGTERM: graceful, with the final checkpoint; SIGKILL: a crash) and
@@ -406,14 +417,19 @@ impl Server {
             libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
         };
         if !expected {
-            return Err(format!("tarnd ended with wait status {status:#x} after signal {signal}: {log}"));
+            return Err(format!(
+                "tarnd ended with wait status {status:#x} after signal {signal}: {log}"
+            ));
         }
         Ok(secs)
     }
 
     /// Seconds from the spawn to tarnd's "recovered" log line, by its log's timestamp.
     fn recovered_s(&self) -> Option<f64> {
-        let line = self.start_log.split(" | ").find(|l| l.contains("recovered"))?;
+        let line = self
+            .start_log
+            .split(" | ")
+            .find(|l| l.contains("recovered"))?;
         let at = utc_seconds_of_day(line)?;
         let spawned = self.spawned.duration_since(UNIX_EPOCH).ok()?.as_secs_f64() % 86_400.0;
         Some((at - spawned).rem_euclid(86_400.0))
@@ -431,7 +447,10 @@ fn wait_exit(pid: libc::pid_t, timeout: Duration) -> Result<libc::c_int, String>
             return Ok(status);
         }
         if r < 0 {
-            return Err(format!("waitpid {pid}: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "waitpid {pid}: {}",
+                std::io::Error::last_os_error()
+            ));
         }
         if started.elapsed() > timeout {
             // SAFETY: as above; blocking wait for the SIGKILLed child so it is reaped.
@@ -450,7 +469,12 @@ fn build(cli: &Cli, b: &Bench, s: &Server) -> Result<Built, String> {
     let mut c = s.connect()?;
     served::create_table(&mut c, TABLE, cli.dim)?;
     let l = served::load(&mut c, TABLE, b, cli.batch)?;
-    eprintln!("loaded {} rows in {:.1} s ({:.0} rows/s)", l.rows, l.secs, l.rows_per_s());
+    eprintln!(
+        "loaded {} rows in {:.1} s ({:.0} rows/s)",
+        l.rows,
+        l.secs,
+        l.rows_per_s()
+    );
     let started = Instant::now();
     served::create_index(&mut c, INDEX, TABLE, &cli.data_args())?;
     let index = settle(&mut c)?;
@@ -483,8 +507,8 @@ fn restarted(
     assert_eq!(after.len(), before.len(), "the same queries on both sides");
     // The first answer (asked the moment tarnd listened) counts too: a graph still being
     // loaded or rebuilt would show there first.
-    let mismatches = after.iter().zip(before).filter(|(a, b)| a != b).count()
-        + usize::from(first != before[0]);
+    let mismatches =
+        after.iter().zip(before).filter(|(a, b)| a != b).count() + usize::from(first != before[0]);
     let r = Restarted {
         listen_s: s.listen_s,
         recovered_s: s.recovered_s(),
@@ -511,7 +535,9 @@ fn write_tail(cli: &Cli, b: &Bench, c: &mut Client) -> Result<Tail, String> {
     for _ in 0..b.base.len() + b.queries.len() {
         data.draw(); // the tail's vectors come after those of the base rows and the queries
     }
-    let ids: Vec<usize> = (0..cli.tail_rows).map(|i| tail_id(i, cli.tail_rows, cli.rows)).collect();
+    let ids: Vec<usize> = (0..cli.tail_rows)
+        .map(|i| tail_id(i, cli.tail_rows, cli.rows))
+        .collect();
     let started = Instant::now();
     for chunk in ids.chunks(cli.batch) {
         let rows: Vec<Vec<Value>> = chunk
@@ -535,7 +561,10 @@ fn write_tail(cli: &Cli, b: &Bench, c: &mut Client) -> Result<Tail, String> {
     let settle_s = started.elapsed().as_secs_f64();
     let sql = format!("CREATE TABLE {BARRIER_TABLE} ({ID} BIGINT PRIMARY KEY)");
     c.sql(&sql).map_err(|e| format!("{sql}: {e}"))?;
-    eprintln!("tail of {} updates in {upsert_s:.1} s, +{settle_s:.2} s until built", ids.len());
+    eprintln!(
+        "tail of {} updates in {upsert_s:.1} s, +{settle_s:.2} s until built",
+        ids.len()
+    );
     Ok(Tail {
         upsert_s,
         settle_s,
@@ -569,7 +598,10 @@ fn settle(c: &mut Client) -> Result<IndexStats, String> {
             return Ok(ix.clone());
         }
         if started.elapsed() > served::BUILD_TIMEOUT {
-            return Err(format!("{INDEX} not settled after {:?}: {ix:?}", served::BUILD_TIMEOUT));
+            return Err(format!(
+                "{INDEX} not settled after {:?}: {ix:?}",
+                served::BUILD_TIMEOUT
+            ));
         }
         std::thread::sleep(served::BUILD_POLL);
     }
@@ -612,7 +644,9 @@ fn recall(b: &Bench, answers: &[Answer], k: usize) -> f64 {
 /// `(data dir, new)` from tarnd's ready line ("… ready: listening on …, data dir <path>[ (new)],
 /// durability …") in `log` (lines joined by " | ").
 fn parse_ready(log: &str) -> Option<(PathBuf, bool)> {
-    let line = log.split(" | ").find(|l| l.contains(" ready: listening on "))?;
+    let line = log
+        .split(" | ")
+        .find(|l| l.contains(" ready: listening on "))?;
     let rest = line.split_once(", data dir ")?.1;
     let path = rest.rsplit_once(", durability ")?.0;
     match path.strip_suffix(" (new)") {
@@ -625,7 +659,10 @@ fn parse_ready(log: &str) -> Option<(PathBuf, bool)> {
 fn parse_replayed(log: &str) -> Option<u64> {
     let line = log.split(" | ").find(|l| l.contains("recovered"))?;
     let n = line.split_once("replayed=")?.1;
-    n.split(|ch: char| !ch.is_ascii_digit()).next()?.parse().ok()
+    n.split(|ch: char| !ch.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Seconds since midnight UTC of a tracing line's leading RFC 3339 timestamp
@@ -637,7 +674,8 @@ fn utc_seconds_of_day(line: &str) -> Option<f64> {
     let h: f64 = parts.next()?.parse().ok()?;
     let m: f64 = parts.next()?.parse().ok()?;
     let s: f64 = parts.next()?.parse().ok()?;
-    (parts.next().is_none() && h < 24.0 && m < 60.0 && s < 61.0).then_some(h * 3600.0 + m * 60.0 + s)
+    (parts.next().is_none() && h < 24.0 && m < 60.0 && s < 61.0)
+        .then_some(h * 3600.0 + m * 60.0 + s)
 }
 
 /// The newest complete checkpoint file of a shard directory: (name, bytes).
@@ -739,8 +777,19 @@ fn render(cli: &Cli, opts: &TarndOpts, f: &Figures, load_start: &str) -> String 
     md += &restart_rows("after kill -9", &f.crash, cli.queries, "the kill");
     md += "\n";
     md += &reading(cli, f);
+    md += "\n";
+    for n in NOTES {
+        md += &format!("- {n}\n");
+    }
     md
 }
+
+const NOTES: [&str; 4] = [
+    "Spawn → listening: `Tarnd::start` probes the port every 50 ms; spawn → \"recovered\": the timestamp of tarnd's own log line (checkpoint loaded and log replayed) against this process's clock at the spawn; spawn → first KNN: after the connect, HELLO and one query. A fresh start on an empty data directory listens after ~0.05 s.",
+    "Log records replayed (tarnd's `replayed=`): one per UPSERT batch; the graph inserts of rows written into an indexed table are made while the record is applied, so replaying the tail redoes them (its time is about the tail's write time). Build and rebuild steps are records of their own (none in this tail: no CREATE INDEX or tombstone rebuild after the checkpoint).",
+    "Log written after the checkpoint: Σ over the log segments of the end of their data (segments are preallocated and zero-filled: the offset past the last non-zero byte), after the kill minus after the graceful stop; no checkpoint was taken in between (checked).",
+    "Answers: each query once after the restart and the first query also at once (`--queries` + 1 compared), `(id, distance bits)` per rank against the same queries before the stop or the kill.",
+];
 
 /// Rows of steps 1 and 2.
 fn build_rows(cli: &Cli, f: &Figures) -> String {
@@ -855,7 +904,10 @@ mod tests {
                    durability Sync | serving";
         assert_eq!(parse_ready(log), Some((PathBuf::from("/tmp/x/data"), true)));
         let old = log.replace(" (new)", "");
-        assert_eq!(parse_ready(&old), Some((PathBuf::from("/tmp/x/data"), false)));
+        assert_eq!(
+            parse_ready(&old),
+            Some((PathBuf::from("/tmp/x/data"), false))
+        );
         assert_eq!(parse_ready("nothing"), None);
         assert_eq!(parse_replayed(log), Some(1234));
         assert_eq!(parse_replayed("recovered shard=0"), None);
@@ -894,7 +946,10 @@ mod tests {
         std::fs::write(dir.join("checkpoint-00000000000000000010.ckp"), b"abc").unwrap();
         std::fs::write(dir.join("checkpoint-00000000000000000011.ckp.tmp"), b"x").unwrap();
         let newest = newest_checkpoint(&dir).unwrap();
-        assert_eq!(newest, ("checkpoint-00000000000000000010.ckp".to_string(), 3));
+        assert_eq!(
+            newest,
+            ("checkpoint-00000000000000000010.ckp".to_string(), 3)
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
