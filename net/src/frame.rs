@@ -33,6 +33,9 @@ pub enum Opcode {
     History = 0x0A,
     /// Nearest neighbours of a query vector in a vector index (`KnnRequest` / `KnnReply`).
     Knn = 0x0B,
+    /// The newest events of partition keys of a stream kept with `recent = N`
+    /// (`RecentRequest` / `RecentReply`).
+    Recent = 0x0C,
     /// Response-only: the request failed; the payload is an [`crate::ErrorReply`].
     Error = 0xFF,
 }
@@ -51,6 +54,7 @@ impl Opcode {
             0x09 => Opcode::Features,
             0x0A => Opcode::History,
             0x0B => Opcode::Knn,
+            0x0C => Opcode::Recent,
             0xFF => Opcode::Error,
             _ => return None,
         })
@@ -74,6 +78,7 @@ impl Opcode {
             Opcode::Features => "FEATURES",
             Opcode::History => "HISTORY",
             Opcode::Knn => "KNN",
+            Opcode::Recent => "RECENT",
             Opcode::Error => "ERROR",
         }
     }

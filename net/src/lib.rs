@@ -26,7 +26,8 @@ pub use frame::{
 pub use message::{
     Column, DeleteReply, ErrorReply, FeatureRow, FeaturesReply, FeaturesRequest, GetReply, Hello,
     HelloReply, HistoryReply, HistoryRequest, IndexStats, IngestBody, IngestReply, IngestRequest,
-    KeysRequest, KnnQuery, KnnReply, KnnRequest, KnnRow, OpStats, Producer, Request, Response,
-    ShardStats, SqlReply, StatsReply, UpsertMode, UpsertReply, UpsertRequest,
+    KeysRequest, KnnQuery, KnnReply, KnnRequest, KnnRow, OpStats, Producer, RecentReply,
+    RecentRequest, Request, Response, ShardStats, SqlReply, StatsReply, UpsertMode, UpsertReply,
+    UpsertRequest,
 };
 pub use tarn_types::{ColumnType, Value};

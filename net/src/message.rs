@@ -23,6 +23,7 @@ pub enum Request {
     Features(FeaturesRequest),
     History(HistoryRequest),
     Knn(KnnRequest),
+    Recent(RecentRequest),
 }
 
 impl Request {
@@ -39,6 +40,7 @@ impl Request {
             Request::Features(_) => Opcode::Features,
             Request::History(_) => Opcode::History,
             Request::Knn(_) => Opcode::Knn,
+            Request::Recent(_) => Opcode::Recent,
         }
     }
 }
@@ -193,6 +195,7 @@ pub enum Response {
     History(HistoryReply),
     Knn(KnnReply),
     Error(ErrorReply),
+    Recent(RecentReply),
 }
 
 impl Response {
@@ -210,6 +213,7 @@ impl Response {
             Response::History(_) => Opcode::History,
             Response::Knn(_) => Opcode::Knn,
             Response::Error(_) => Opcode::Error,
+            Response::Recent(_) => Opcode::Recent,
         }
     }
 
@@ -392,4 +396,28 @@ impl std::fmt::Display for ErrorReply {
             (None, None) => Ok(()),
         }
     }
+}
+
+/// The newest events of partition keys of a stream created with `recent = N`. Only the layout
+/// is checked by the decoder; the stream, `n` and the column names are judged by the server
+/// (docs/PROTOCOL.md, RECENT).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecentRequest {
+    pub stream: String,
+    /// Partition-column values, at most `MAX_RECENT_KEYS`.
+    pub keys: Vec<Value>,
+    /// Events wanted per key, `1..=MAX_RECENT_N`; a key keeps at most the stream's `N`, so a
+    /// larger `n` returns what is kept.
+    pub n: u32,
+    /// Columns to return, in this order; empty = every column, in stream order.
+    pub columns: Vec<String>,
+}
+
+/// Per requested key, in request order: its newest events, newest first (by event time, ties
+/// by log order), each with one value per reply column. A key with no events has an empty
+/// list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecentReply {
+    pub columns: Vec<Column>,
+    pub keys: Vec<Vec<Vec<Value>>>,
 }

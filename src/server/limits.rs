@@ -157,3 +157,6 @@ pub const LISTEN_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from
 /// accepts them (capped by `net.core.somaxconn`). Beyond it new connections wait in SYN
 /// retries. Cost: kernel memory per pending connection only.
 pub const LISTEN_BACKLOG: i32 = 1024;
+
+// The wire's bound on `n` of a RECENT request is the most events a stream keeps per key.
+const _: () = assert!(tarn_net::limits::MAX_RECENT_N == tarn_core::MAX_RECENT_EVENTS_PER_KEY);

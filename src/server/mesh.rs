@@ -83,6 +83,14 @@ pub enum MsgBody {
     RowVector { index_id: u32, key: Vec<u8> },
     /// Report the build progress of this shard's indexes; reply `IndexProgress`.
     IndexProgress,
+    /// The newest `n` events of partition keys `keys` (canonical, whose home is this shard)
+    /// of stream `stream_id`, projected on `columns`; reply `Recent` in key order.
+    Recent {
+        stream_id: u32,
+        keys: Vec<Vec<u8>>,
+        n: usize,
+        columns: Vec<usize>,
+    },
 }
 
 pub struct ShardReply {
@@ -108,6 +116,8 @@ pub enum ReplyBody {
     RowVector(Option<Vec<f32>>),
     IndexProgress(Vec<(u32, tarn_core::state::IndexProgress)>),
     Error(ServerError),
+    /// Per key: its newest events, newest first.
+    Recent(super::shard::RecentRows),
 }
 
 /// Why a message may not be handled where it landed: a routing bug in the sender. Checked on
@@ -138,6 +148,7 @@ impl ReplyBody {
             ReplyBody::RowVector(_) => "RowVector",
             ReplyBody::IndexProgress(_) => "IndexProgress",
             ReplyBody::Error(..) => "Error",
+            ReplyBody::Recent(_) => "Recent",
         }
     }
 }
@@ -165,6 +176,7 @@ impl MsgBody {
             MsgBody::Knn(_) => "Knn",
             MsgBody::RowVector { .. } => "RowVector",
             MsgBody::IndexProgress => "IndexProgress",
+            MsgBody::Recent { .. } => "Recent",
         }
     }
 }
@@ -236,7 +248,9 @@ pub fn check_arrival(
                 return bad("its parts are not ascending owners of their keys".into());
             }
         }
-        MsgBody::Get { keys, .. } | MsgBody::Features { keys, .. } => {
+        MsgBody::Get { keys, .. }
+        | MsgBody::Features { keys, .. }
+        | MsgBody::Recent { keys, .. } => {
             if let Some(s) = not_owned(&mut keys.iter()) {
                 return bad(format!("carries a key owned by shard {s}"));
             }
@@ -344,6 +358,12 @@ mod tests {
                 MsgBody::History {
                     view_id: 1,
                     queries: vec![(k.clone(), 5)],
+                },
+                MsgBody::Recent {
+                    stream_id: 1,
+                    keys: vec![k.clone()],
+                    n: 3,
+                    columns: vec![0],
                 },
             ]
         };

@@ -32,8 +32,8 @@ pub use tarn_net::{
     limits, Column, ColumnType, DeleteReply, ErrorCode, ErrorReply, FeatureRow, FeaturesReply,
     FeaturesRequest, GetReply, Hello, HelloReply, HistoryReply, HistoryRequest, IndexStats,
     IngestBody, IngestReply, IngestRequest, KeysRequest, KnnQuery, KnnReply, KnnRequest, KnnRow,
-    OpStats, Producer, Request, Response, ShardStats, SqlReply, StatsReply, UpsertMode,
-    UpsertReply, UpsertRequest, Value,
+    OpStats, Producer, RecentReply, RecentRequest, Request, Response, ShardStats, SqlReply,
+    StatsReply, UpsertMode, UpsertReply, UpsertRequest, Value,
 };
 
 /// Most request bytes the client keeps unanswered in [`Client::pipeline`] (besides the count
@@ -417,6 +417,28 @@ impl Client {
         match self.call(&Request::Knn(req.clone()))? {
             Response::Knn(r) => Ok(r),
             other => Err(unexpected("KNN", &other)),
+        }
+    }
+
+    /// The newest `n` events of each partition key in `keys` of `stream` (created with
+    /// `recent = N`), newest first, projected on `columns` (empty = every column). One list
+    /// per key, in request order; a key with no events has an empty list.
+    pub fn recent(
+        &mut self,
+        stream: &str,
+        keys: Vec<Value>,
+        n: u32,
+        columns: &[&str],
+    ) -> Result<RecentReply, ClientError> {
+        let req = Request::Recent(RecentRequest {
+            stream: stream.to_owned(),
+            keys,
+            n,
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+        });
+        match self.call(&req)? {
+            Response::Recent(r) => Ok(r),
+            other => Err(unexpected("RECENT", &other)),
         }
     }
 

@@ -4,7 +4,9 @@
 use tarn_net::*;
 
 mod knn;
+mod recent;
 pub use knn::*;
+pub use recent::*;
 
 pub fn all_values() -> Vec<Value> {
     vec![
@@ -212,6 +214,7 @@ pub fn sample_requests() -> Vec<(&'static str, u64, Request)> {
     ]
     .into_iter()
     .chain(knn_requests())
+    .chain(recent_requests())
     .collect()
 }
 
@@ -556,6 +559,7 @@ pub fn sample_responses() -> Vec<(&'static str, u64, Response)> {
     .into_iter()
     .chain(error_vectors())
     .chain(knn_responses())
+    .chain(recent_responses())
     .collect()
 }
 

@@ -169,6 +169,10 @@ answer_variant!(
     Option<Vec<f32>> => RowVector
 );
 answer_variant!(
+    /// Answer of a RECENT read: per key, its newest events.
+    super::RecentRows => Recent
+);
+answer_variant!(
     /// Build progress of a shard's indexes.
     Vec<(u32, tarn_core::state::IndexProgress)> => IndexProgress
 );
@@ -264,6 +268,12 @@ impl Shard {
                 answer(Ok(self.local_row_vector(index_id, &key)))
             }
             MsgBody::IndexProgress => answer(Ok(self.local_index_progress())),
+            MsgBody::Recent {
+                stream_id,
+                keys,
+                n,
+                columns,
+            } => answer(self.recent_local(stream_id, &keys, n, &columns)),
         };
         let reply = ShardReply {
             corr: msg.corr,
