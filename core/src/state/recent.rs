@@ -42,6 +42,11 @@ impl Ring {
             Err(i) => i,
         };
         if self.events.len() < keep {
+            if self.events.len() == self.events.capacity() {
+                // Grow by doubling, but never past `keep`: a full ring holds no spare slots.
+                let cap = (2 * self.events.len()).max(4).min(keep);
+                self.events.reserve_exact(cap - self.events.len());
+            }
             self.events.insert(i, ev);
             return true;
         }

@@ -256,3 +256,22 @@ fn checkpointed_rings_round_trip_and_those_of_a_dropped_stream_are_skipped() {
     let restored = ShardState::from_checkpoint(&bytes, &dropped).unwrap();
     assert_eq!(restored.recent_memory(tx), (0, 0));
 }
+
+/// The sizes docs/SQL.md (Recent events) quotes for the memory of a ring.
+#[test]
+fn ring_memory_is_what_the_docs_say() {
+    assert_eq!(std::mem::size_of::<RecentEvent>(), 40);
+    assert_eq!(std::mem::size_of::<Value>(), 32);
+    let mut ring = Ring::default();
+    for i in 0..20u32 {
+        ring.insert(
+            5,
+            RecentEvent {
+                order: (i64::from(i), 1, 0),
+                row: vec![Value::Null].into(),
+            },
+        );
+    }
+    assert_eq!(ring.events.len(), 5);
+    assert_eq!(ring.events.capacity(), 5, "a full ring has no spare slots");
+}
