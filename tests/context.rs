@@ -946,3 +946,87 @@ fn cli_context() {
     }
     c.ping().unwrap();
 }
+
+/// `recent` items: a card's newest events (by event time, late events in their place), and a
+/// list item over the merchants they name; recent items keep working after kill -9.
+#[test]
+fn recent_events_and_the_entities_they_name() {
+    let mut srv = TarnServer::start_ok(ServerOpts::shards(SHARDS));
+    let mut c = srv.client();
+    c.sql(
+        "CREATE STREAM tx (ts TIMESTAMP, card TEXT, merchant TEXT, amount DOUBLE) \
+         WITH (event_time = 'ts', partition = 'card', recent = 4); \
+         CREATE TABLE merchants (id TEXT PRIMARY KEY, risk DOUBLE); \
+         CREATE CONTEXT last_tx (card TEXT) AS SELECT \
+           recent(tx, card, 3, columns => (ts, merchant, amount)) AS r, \
+           row(merchants, r.merchant, columns => (risk)) AS m",
+    )
+    .unwrap();
+    c.upsert(
+        "merchants",
+        &["id", "risk"],
+        (0..4)
+            .map(|m| vec![text(&format!("m{m}")), Value::Double(m as f64 / 10.0)])
+            .collect(),
+    )
+    .unwrap();
+    let t0 = now_us() - 60_000_000;
+    // Six events of one card, the fourth one late (dated before all others); another card's.
+    let times = [1, 2, 3, -5, 5, 6];
+    let merchants = ["m0", "m1", "m2", "m3", "m1", "m2"];
+    let rows = times
+        .iter()
+        .zip(merchants)
+        .enumerate()
+        .map(|(i, (&dt, m))| {
+            vec![
+                Value::Timestamp(t0 + dt),
+                text("c1"),
+                text(m),
+                Value::Double(i as f64),
+            ]
+        })
+        .chain(std::iter::once(vec![
+            Value::Timestamp(t0 + 9),
+            text("c2"),
+            text("m0"),
+            Value::Double(9.0),
+        ]))
+        .collect();
+    ingest(&mut c, "tx", &["ts", "card", "merchant", "amount"], rows).unwrap();
+    let check = |c: &mut Conn| {
+        let r = c.context("last_tx", &[("card", text("c1"))]).unwrap();
+        let g = groups(&r, "r");
+        assert_eq!(g.len(), 1);
+        let want: Vec<Vec<Value>> = [(6, "m2", 5.0), (5, "m1", 4.0), (3, "m2", 2.0)]
+            .iter()
+            .map(|&(dt, m, a)| vec![Value::Timestamp(t0 + dt), text(m), Value::Double(a)])
+            .collect();
+        assert_eq!(g[0].1, want, "the newest three by event time, newest first");
+        // The merchants those events name, distinct, in order of first appearance.
+        let m = groups(&r, "m");
+        let keys: Vec<Value> = m.iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(keys, vec![text("m2"), text("m1")]);
+        assert_eq!(m[0].1, vec![vec![Value::Double(0.2)]]);
+        assert_eq!(m[1].1, vec![vec![Value::Double(0.1)]]);
+        // A card with no events: no rows, no merchants.
+        let r = c.context("last_tx", &[("card", text("c9"))]).unwrap();
+        assert_eq!(groups(&r, "r")[0].1.len(), 0);
+        assert!(groups(&r, "m").is_empty());
+    };
+    check(&mut c);
+    drop(c);
+    srv.kill9();
+    srv.restart_ok();
+    let mut c = srv.client();
+    check(&mut c);
+    // A stream without recent events is refused when the context is created.
+    c.sql("CREATE STREAM plain (ts TIMESTAMP, card TEXT) WITH (event_time = 'ts', partition = 'card')")
+        .unwrap();
+    expect_err(
+        c.context_items("recent(plain, 'c1', 2) AS r"),
+        ErrorCode::InvalidArgument,
+        &["stream plain keeps no recent events"],
+        "recent of a plain stream",
+    );
+}

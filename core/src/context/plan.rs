@@ -199,7 +199,12 @@ fn recent_n(item: &str, n: u64, s: &crate::schema::StreamDef) -> Result<usize, C
             "context item {item}: n must be in 1..={MAX_CONTEXT_RECENT_N}, got {n}"
         )));
     }
-    let _ = s;
+    if s.recent == 0 {
+        return Err(invalid(format!(
+            "context item {item}: stream {} keeps no recent events (create it WITH (recent = N))",
+            s.name
+        )));
+    }
     Ok(n as usize)
 }
 
