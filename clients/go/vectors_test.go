@@ -544,4 +544,3 @@ func statsFromJSON(t *testing.T, b interface{}) Response {
 	}
 	return r
 }
-
