@@ -119,7 +119,7 @@ func testDeadlines(t *testing.T, s *server, c *Client) {
 	if err := c.Ping(cancelled); !errors.Is(err, context.Canceled) {
 		t.Fatalf("call with a cancelled context: %v", err)
 	}
-	s.signal(syscall.SIGSTOP)
+	s.freeze()
 	defer s.signal(syscall.SIGCONT)
 	ctx, cancel := context.WithTimeout(context.Background(), frozenCallDeadline)
 	defer cancel()
@@ -167,7 +167,7 @@ func TestAuthAndConnectionLoss(t *testing.T) {
 	must(t, c.Ping(bg(t)))
 	closing := s.dial(t, Options{AuthToken: "s3cret"})
 
-	s.signal(syscall.SIGSTOP)
+	s.freeze()
 	ctx, cancel := context.WithTimeout(context.Background(), frozenCallDeadline)
 	defer cancel()
 	if _, err := Dial(ctx, Options{Address: s.addr, AuthToken: "s3cret"}); !errors.Is(err,

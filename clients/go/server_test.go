@@ -163,6 +163,41 @@ func (s *server) stop() {
 	}
 }
 
+// freeze stops the server (SIGSTOP) and waits until every one of its threads is stopped:
+// the signal is asynchronous, and a reply sent meanwhile would not be late.
+func (s *server) freeze() {
+	s.t.Helper()
+	s.signal(syscall.SIGSTOP)
+	dir := fmt.Sprintf("/proc/%d/task", s.cmd.Process.Pid)
+	deadline := time.Now().Add(serverStopDeadline)
+	for !allStopped(dir) {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("tarnd threads not stopped %v after SIGSTOP", serverStopDeadline)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allStopped reports whether every task under /proc/<pid>/task is in state T (stopped).
+func allStopped(dir string) bool {
+	tasks, err := os.ReadDir(dir)
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(dir + "/" + task.Name() + "/stat")
+		if err != nil {
+			return false
+		}
+		// "pid (comm) S ...": the state follows the last ')'.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 || i+2 >= len(stat) || stat[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
+}
+
 // kill ends the server at once (SIGKILL) and waits for it.
 func (s *server) kill() {
 	_ = s.cmd.Process.Kill()
