@@ -105,12 +105,25 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	}
 	if err != nil {
 		conn.Close()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
+		return nil, handshakeError(ctx, err, timeout)
 	}
 	return start(conn, info), nil
+}
+
+// handshakeError maps an I/O timeout of the HELLO exchange to its cause: the context (whose
+// deadline the socket used; its timer may fire a moment after the socket's) or DialTimeout.
+func handshakeError(ctx context.Context, err error, timeout time.Duration) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		return err
+	}
+	if _, ok := ctx.Deadline(); ok {
+		return context.DeadlineExceeded
+	}
+	return fmt.Errorf("tarn: no HELLO reply within the dial timeout of %v: %w", timeout, err)
 }
 
 // handshakeID is the HELLO's request id; later requests are numbered from 2.

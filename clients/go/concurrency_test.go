@@ -110,6 +110,19 @@ func worker(ctx context.Context, c *Client, g int) error {
 	return nil
 }
 
+// sentWaiting counts requests written to the socket and not answered yet.
+func (c *Client) sentWaiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, cl := range c.pending {
+		if cl.sent {
+			n++
+		}
+	}
+	return n
+}
+
 // testDeadlines freezes the server (SIGSTOP) so that replies are late for certain: a call
 // whose deadline passes returns ctx.Err(), its late reply is dropped, a call waiting for an
 // in-flight slot gives up unsent, and the connection keeps serving.
@@ -126,14 +139,25 @@ func testDeadlines(t *testing.T, s *server, c *Client) {
 	if _, err := c.Get(ctx, "p", []Value{BigInt(1)}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("call to a frozen server: %v", err)
 	}
-	if n := c.InFlight(); n != 1 {
-		t.Fatalf("the sent request's slot is held until its reply: in flight %d", n)
+	// Cancelled once its request was written: the slot is held until the late reply.
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := c.Get(ctx1, "p", []Value{BigInt(2)}); done <- err }()
+	waitFor(t, "the GET to be written", func() bool { return c.sentWaiting() >= 1 })
+	cancel1()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled call to a frozen server: %v", err)
+	}
+	if sent, n := c.sentWaiting(), c.InFlight(); sent < 1 || n != sent {
+		t.Fatalf("in flight %d, written and unanswered %d: a sent request keeps its slot", n,
+			sent)
 	}
 	// Fill every other slot, then one more call must wait and give up unsent.
 	limit := int(c.ServerInfo().MaxInFlight)
+	held := c.InFlight()
 	results := make(chan error, limit)
 	long := bg(t)
-	for i := 1; i < limit; i++ {
+	for i := held; i < limit; i++ {
 		go func() { results <- c.Ping(long) }()
 	}
 	waitFor(t, "every in-flight slot taken", func() bool { return c.InFlight() == limit })
@@ -146,10 +170,10 @@ func testDeadlines(t *testing.T, s *server, c *Client) {
 		t.Fatalf("in flight %d after a call gave up waiting, want %d", n, limit)
 	}
 	s.signal(syscall.SIGCONT)
-	for i := 1; i < limit; i++ {
+	for i := held; i < limit; i++ {
 		must(t, <-results)
 	}
-	waitFor(t, "the late reply to free its slot", func() bool { return c.InFlight() == 0 })
+	waitFor(t, "the late replies to free their slots", func() bool { return c.InFlight() == 0 })
 	assertUsable(t, c)
 }
 
