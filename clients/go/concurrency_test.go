@@ -220,3 +220,16 @@ func TestAuthAndConnectionLoss(t *testing.T) {
 		t.Fatalf("call on a broken connection: %v", err)
 	}
 }
+
+// TestIdleTimeoutClosesConnection: the server's idle timeout sends TIMEOUT with request id 0
+// and closes; the client's error says so and every later call fails with ErrClosed.
+func TestIdleTimeoutClosesConnection(t *testing.T) {
+	s := startServer(t, "--idle-timeout-s", "1")
+	c := s.dial(t, Options{})
+	must(t, c.Ping(bg(t)))
+	waitFor(t, "the idle timeout to close the connection", func() bool { return c.Err() != nil })
+	err := c.Ping(bg(t))
+	if !errors.Is(err, ErrClosed) || !errors.Is(err, CodeTimeout) {
+		t.Fatalf("call after the idle timeout: %v", err)
+	}
+}
