@@ -66,6 +66,8 @@ pub enum ErrorKind {
     /// A request value the statement does not accept where no more specific kind applies
     /// (an unknown vector metric, an index parameter out of range).
     InvalidArgument,
+    /// A named-context name not in the catalog.
+    UnknownContext,
 }
 
 impl ErrorKind {
@@ -97,6 +99,7 @@ impl ErrorKind {
             ErrorKind::BadVector => "bad_vector",
             ErrorKind::UnknownIndex => "unknown_index",
             ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::UnknownContext => "unknown_context",
         }
     }
 }
@@ -218,6 +221,9 @@ pub enum CoreError {
     /// Unknown vector-index name.
     #[error("unknown index \"{0}\"")]
     UnknownIndex(String),
+    /// A context name not in the catalog.
+    #[error("unknown context \"{0}\"")]
+    UnknownContext(String),
     /// A name that belongs to an object of another kind than the statement needs (`DROP
     /// INDEX t` of a table, `CREATE INDEX … ON s` of a stream). Its kind is the "unknown" kind
     /// of the kind wanted (`UnknownIndex`, `UnknownTable`, …).
@@ -329,11 +335,13 @@ impl CoreError {
             CoreError::ObjectExists { .. } => ErrorKind::ObjectExists,
             CoreError::BadVector { .. } => ErrorKind::BadVector,
             CoreError::UnknownIndex(_) => ErrorKind::UnknownIndex,
+            CoreError::UnknownContext(_) => ErrorKind::UnknownContext,
             CoreError::WrongKind { wanted, .. } => match wanted {
                 ObjectKind::Table => ErrorKind::UnknownTable,
                 ObjectKind::Stream => ErrorKind::UnknownStream,
                 ObjectKind::View => ErrorKind::UnknownView,
                 ObjectKind::Index => ErrorKind::UnknownIndex,
+                ObjectKind::Context => ErrorKind::UnknownContext,
             },
             CoreError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             CoreError::NotAVectorColumn { .. } => ErrorKind::TypeMismatch,

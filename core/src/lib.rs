@@ -14,6 +14,7 @@
 
 pub mod batch;
 pub mod catalog;
+pub mod context;
 pub mod duration;
 mod error;
 pub mod events;

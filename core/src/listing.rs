@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use tarn_types::{ColumnType, Value};
 
 use crate::catalog::Catalog;
+use crate::context::{ContextDef, Operand, Source};
 use crate::duration::format_duration_us;
 use crate::index_def::{IndexDef, INDEX_METHOD};
 use crate::schema::{ColumnDef, StreamDef, TableDef};
@@ -250,6 +251,9 @@ pub fn describe_index(catalog: &Catalog, i: &IndexDef, progress: IndexProgress<'
 /// row of the index called `name` (its build counters from `progress`); `None` if there is
 /// none (the server answers `UNKNOWN_TABLE`).
 pub fn describe(catalog: &Catalog, name: &str, progress: IndexProgress<'_>) -> Option<Listing> {
+    if let Some(c) = catalog.context(name) {
+        return Some(describe_context(catalog, c));
+    }
     if let Some(i) = catalog.index(name) {
         return Some(describe_index(catalog, i, progress));
     }
@@ -340,5 +344,104 @@ pub fn describe_stream(s: &StreamDef) -> Listing {
             .map(|(i, c)| vec![text(&c.name), text(&c.ty.sql_name()), text(role(i))])
             .collect(),
         message: format!("stream {}", s.name),
+    }
+}
+
+/// `SHOW CONTEXTS`: `context`, `parameters` (TEXT: `name TYPE, …`), `items` (BIGINT),
+/// `phases` (BIGINT: rounds of messages between shards per call) per named context.
+pub fn show_contexts(catalog: &Catalog) -> Listing {
+    let rows: Vec<Vec<Value>> = catalog
+        .contexts()
+        .map(|c| {
+            vec![
+                text(&c.name),
+                text(&params_text(c)),
+                Value::Int(c.items.len() as i64),
+                Value::Int(c.phases as i64),
+            ]
+        })
+        .collect();
+    Listing {
+        columns: vec![
+            col("context", ColumnType::Text),
+            col("parameters", ColumnType::Text),
+            col("items", ColumnType::BigInt),
+            col("phases", ColumnType::BigInt),
+        ],
+        message: format!("{} context(s)", rows.len()),
+        rows,
+    }
+}
+
+fn params_text(c: &ContextDef) -> String {
+    let p: Vec<String> = c
+        .params
+        .iter()
+        .map(|p| format!("{} {}", p.name, p.ty.sql_name()))
+        .collect();
+    p.join(", ")
+}
+
+/// `DESCRIBE context`: one row per item — `item`, `kind`, `source` (the object it reads),
+/// `key` (where its key comes from), `columns`, `list` (BOOLEAN: one group per key of a
+/// list), `phase` (BIGINT: the round in which its keys are known); the message is the
+/// `CREATE CONTEXT` statement.
+pub fn describe_context(catalog: &Catalog, c: &ContextDef) -> Listing {
+    let rows = c
+        .items
+        .iter()
+        .map(|i| {
+            let cols: Vec<&str> = i.columns.iter().map(|c| c.name.as_str()).collect();
+            vec![
+                text(&i.name),
+                text(i.source.kind_name()),
+                text(&source_name(catalog, &i.source)),
+                text(&operand_text(c, &i.key)),
+                text(&cols.join(", ")),
+                Value::Bool(i.list),
+                Value::Int(i.ready as i64),
+            ]
+        })
+        .collect();
+    Listing {
+        columns: vec![
+            col("item", ColumnType::Text),
+            col("kind", ColumnType::Text),
+            col("source", ColumnType::Text),
+            col("key", ColumnType::Text),
+            col("columns", ColumnType::Text),
+            col("list", ColumnType::Boolean),
+            col("phase", ColumnType::BigInt),
+        ],
+        rows,
+        message: c.sql.clone(),
+    }
+}
+
+fn source_name(catalog: &Catalog, s: &Source) -> String {
+    let id = match s {
+        Source::Row { table_id } => *table_id,
+        Source::Features { view_id, .. } => *view_id,
+        Source::Knn(k) => k.index_id,
+        Source::Recent { stream_id, .. } => *stream_id,
+    };
+    catalog
+        .object_by_id(id)
+        .map(|o| o.name().to_string())
+        .unwrap_or_else(|| format!("#{id}"))
+}
+
+fn operand_text(c: &ContextDef, o: &Operand) -> String {
+    match o {
+        Operand::Const(Value::Text(t)) => format!("'{}'", t.replace('\'', "''")),
+        Operand::Const(Value::Vector(v)) => format!("'{}'", crate::vector::to_text(v)),
+        Operand::Const(Value::Int(i)) => i.to_string(),
+        Operand::Const(Value::Timestamp(t)) => crate::timestamp::format_rfc3339_us(*t),
+        Operand::Const(v) => format!("{v:?}"),
+        Operand::Param(n) => c.params[*n].name.clone(),
+        Operand::Ref { item, column } => {
+            let it = &c.items[*item];
+            format!("{}.{}", it.name, it.columns[*column].name)
+        }
     }
 }

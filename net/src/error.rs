@@ -63,13 +63,15 @@ pub enum ErrorCode {
     /// A vector-index name not in the catalog (`DROP INDEX`, a kNN request), or the name of
     /// another kind of object given where an index is needed.
     UnknownIndex = 43,
+    /// A named-context name not in the catalog (`DROP CONTEXT`, a CONTEXT request).
+    UnknownContext = 44,
     Storage = 50,
     Internal = 60,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order (excluding `Unknown`).
-    pub const ALL: [ErrorCode; 38] = [
+    pub const ALL: [ErrorCode; 39] = [
         ErrorCode::Malformed,
         ErrorCode::UnknownOpcode,
         ErrorCode::FrameTooLarge,
@@ -106,6 +108,7 @@ impl ErrorCode {
         ErrorCode::ShuttingDown,
         ErrorCode::BadVector,
         ErrorCode::UnknownIndex,
+        ErrorCode::UnknownContext,
         ErrorCode::Storage,
         ErrorCode::Internal,
     ];
@@ -182,6 +185,7 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "SHUTTING_DOWN",
             ErrorCode::BadVector => "BAD_VECTOR",
             ErrorCode::UnknownIndex => "UNKNOWN_INDEX",
+            ErrorCode::UnknownContext => "UNKNOWN_CONTEXT",
             ErrorCode::Storage => "STORAGE",
             ErrorCode::Internal => "INTERNAL",
         }

@@ -33,6 +33,8 @@ pub enum Opcode {
     History = 0x0A,
     /// Nearest neighbours of a query vector in a vector index (`KnnRequest` / `KnnReply`).
     Knn = 0x0B,
+    /// A context call: named items read in one round trip (`ContextRequest` / `ContextReply`).
+    Context = 0x0D,
     /// Response-only: the request failed; the payload is an [`crate::ErrorReply`].
     Error = 0xFF,
 }
@@ -51,6 +53,7 @@ impl Opcode {
             0x09 => Opcode::Features,
             0x0A => Opcode::History,
             0x0B => Opcode::Knn,
+            0x0D => Opcode::Context,
             0xFF => Opcode::Error,
             _ => return None,
         })
@@ -74,6 +77,7 @@ impl Opcode {
             Opcode::Features => "FEATURES",
             Opcode::History => "HISTORY",
             Opcode::Knn => "KNN",
+            Opcode::Context => "CONTEXT",
             Opcode::Error => "ERROR",
         }
     }

@@ -24,9 +24,10 @@ pub use frame::{
     SplitFrames, CONNECTION_REQUEST_ID, FLAG_RESPONSE, HEADER_LEN, KNOWN_FLAGS,
 };
 pub use message::{
-    Column, DeleteReply, ErrorReply, FeatureRow, FeaturesReply, FeaturesRequest, GetReply, Hello,
-    HelloReply, HistoryReply, HistoryRequest, IndexStats, IngestBody, IngestReply, IngestRequest,
-    KeysRequest, KnnQuery, KnnReply, KnnRequest, KnnRow, OpStats, Producer, Request, Response,
+    Column, ContextCall, ContextGroup, ContextItemReply, ContextReply, ContextRequest, DeleteReply,
+    ErrorReply, FeatureRow, FeaturesReply, FeaturesRequest, GetReply, Hello, HelloReply,
+    HistoryReply, HistoryRequest, IndexStats, IngestBody, IngestReply, IngestRequest, KeysRequest,
+    KnnQuery, KnnReply, KnnRequest, KnnRow, OpStats, Producer, Request, Response, ShardAsOf,
     ShardStats, SqlReply, StatsReply, UpsertMode, UpsertReply, UpsertRequest,
 };
 pub use tarn_types::{ColumnType, Value};

@@ -107,3 +107,16 @@ pub const MAX_FILTER_BYTES: u32 = 4 * 1024;
 /// Why: bounds the names the decoder copies and the server looks up per request. Exceeding it
 /// is `MALFORMED`, like every other decoder list limit (connection stays open).
 pub const MAX_KNN_COLUMNS: u32 = MAX_COLUMNS;
+
+/// Most parameters of a CONTEXT request (the most a named context declares).
+pub const MAX_CONTEXT_PARAMS: u32 = 32;
+
+/// Most items in a CONTEXT reply (the most a context has).
+pub const MAX_CONTEXT_ITEMS: u32 = 64;
+
+/// Most groups of one item, and rows of one group, and rows of a whole CONTEXT reply (the
+/// server refuses a call that would answer more, LIMIT_EXCEEDED).
+pub const MAX_CONTEXT_ROWS: u32 = 8192;
+
+/// Most shards a CONTEXT reply reports an as-of time for.
+pub const MAX_CONTEXT_SHARDS: u32 = 1024;

@@ -23,6 +23,7 @@ pub enum Request {
     Features(FeaturesRequest),
     History(HistoryRequest),
     Knn(KnnRequest),
+    Context(ContextRequest),
 }
 
 impl Request {
@@ -39,6 +40,7 @@ impl Request {
             Request::Features(_) => Opcode::Features,
             Request::History(_) => Opcode::History,
             Request::Knn(_) => Opcode::Knn,
+            Request::Context(_) => Opcode::Context,
         }
     }
 }
@@ -170,6 +172,59 @@ pub struct KnnRow {
     pub values: Vec<Value>,
 }
 
+/// A context call: a named context with its parameters, or an ad hoc item list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContextRequest {
+    pub call: ContextCall,
+    /// Parameter values by name (a named context's declared parameters, each once).
+    pub params: Vec<(String, Value)>,
+}
+
+/// What a CONTEXT request calls.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ContextCall {
+    /// A context created with `CREATE CONTEXT` (planned once, at creation).
+    Named(String),
+    /// Items in the syntax of `CREATE CONTEXT … AS` (docs/SQL.md), planned for this call; at
+    /// most `MAX_SQL_BYTES`. Ad hoc items take no parameters.
+    AdHoc(String),
+}
+
+/// A context's answer: per shard the as-of time its items were read at, and per item (in
+/// the context's order) its columns and one group per key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContextReply {
+    /// Every shard that answered part of the call, ascending, with its as-of time.
+    pub shards: Vec<ShardAsOf>,
+    pub items: Vec<ContextItemReply>,
+}
+
+/// The as-of time a shard read a call's items at: every event appended there at or before it
+/// is included, none after; every item it served saw that one state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardAsOf {
+    pub shard: u32,
+    pub as_of_us: i64,
+}
+
+/// One item of a context reply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContextItemReply {
+    pub name: String,
+    pub columns: Vec<Column>,
+    /// One group per key the item read (none when a reference it depends on found nothing).
+    pub groups: Vec<ContextGroup>,
+}
+
+/// The rows of one key of an item: a `row` or `features` item has exactly one (a missing
+/// table row is all NULL), `knn` up to k (nearest first, the distance first), `recent` up to
+/// n (newest first). Every row has one value per column of the item.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContextGroup {
+    pub key: Value,
+    pub rows: Vec<Vec<Value>>,
+}
+
 /// GET or DELETE by primary key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KeysRequest {
@@ -192,6 +247,7 @@ pub enum Response {
     Features(FeaturesReply),
     History(HistoryReply),
     Knn(KnnReply),
+    Context(ContextReply),
     Error(ErrorReply),
 }
 
@@ -209,6 +265,7 @@ impl Response {
             Response::Features(_) => Opcode::Features,
             Response::History(_) => Opcode::History,
             Response::Knn(_) => Opcode::Knn,
+            Response::Context(_) => Opcode::Context,
             Response::Error(_) => Opcode::Error,
         }
     }

@@ -159,14 +159,15 @@ fn error_code_all_lists_every_variant() {
             ShuttingDown => 34,
             BadVector => 35,
             UnknownIndex => 36,
-            Storage => 37,
-            Internal => 38,
+            UnknownContext => 37,
+            Storage => 38,
+            Internal => 39,
         }
     }
     let ordinals: BTreeSet<usize> = ErrorCode::ALL.iter().map(|&c| ordinal(c)).collect();
     assert_eq!(
         ordinals,
-        (1..=38).collect::<BTreeSet<usize>>(),
+        (1..=39).collect::<BTreeSet<usize>>(),
         "ErrorCode::ALL must list every variant but Unknown exactly once"
     );
     let numbers: BTreeSet<u16> = ErrorCode::ALL.iter().map(|c| c.as_u16()).collect();

@@ -10,6 +10,7 @@
 //! `stats.rs` (stats, ping), with `output.rs` for what they print (stdout, progress bars, load
 //! summaries).
 
+mod context;
 mod features;
 mod get;
 mod history;
@@ -32,6 +33,7 @@ use clap::{Args, Parser, Subcommand};
 use tarn_client::{Client, ClientError, ClientOptions};
 use tarn_types::Value;
 
+use context::cmd_context;
 use features::cmd_features;
 use get::{cmd_delete, cmd_get};
 use history::cmd_features_history;
@@ -179,6 +181,14 @@ distance first and a line with the rows and the distances the search computed. -
 an array, nearest first, of objects {distance, column: value, …} (\"_distance\" when the table
 has a column named distance).")]
     Knn(KnnArgs),
+    /// Call a named context (or ad hoc items): rows, features, neighbours, recent events
+    #[command(after_help = "\
+'tarn context NAME param=value …' calls a context made with CREATE CONTEXT; each value is typed
+by its parameter (see SHOW CONTEXTS; 'null' for NULL). '--items \"row(cards, 'c-1') AS card, …\"'
+runs items in the syntax of CREATE CONTEXT … AS (docs/SQL.md) without creating a context. Prints
+each shard's as-of time, then one table per item (a 'key' column when an item has several keys).
+--json prints {shards: [{shard, as_of_us}], items: {<item>: [{key, rows: [{column: value}]}]}}.")]
+    Context(ContextArgs),
     /// Delete rows by primary key
     #[command(after_help = "--json prints {\"deleted\": N}.")]
     Delete(KeysArgs),
@@ -265,6 +275,19 @@ struct KeysArgs {
     /// Primary key values
     #[arg(required = true)]
     keys: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct ContextArgs {
+    /// Context name (CREATE CONTEXT)
+    #[arg(required_unless_present = "items")]
+    name: Option<String>,
+    /// Parameters as name=value
+    #[arg(requires = "name")]
+    params: Vec<String>,
+    /// Ad hoc items instead of a named context
+    #[arg(long, value_name = "ITEMS", conflicts_with = "name")]
+    items: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -362,6 +385,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Get(a) => cmd_get(cli, a),
         Command::Delete(a) => cmd_delete(cli, a),
         Command::Knn(a) => cmd_knn(cli, a),
+        Command::Context(a) => cmd_context(cli, a),
         Command::Stats => cmd_stats(cli),
         Command::Ping(a) => cmd_ping(cli, a),
     }

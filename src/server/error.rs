@@ -98,6 +98,7 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::UnknownView => ErrorCode::UnknownView,
         ErrorKind::UnknownIndex => ErrorCode::UnknownIndex,
         ErrorKind::InvalidArgument => ErrorCode::InvalidArgument,
+        ErrorKind::UnknownContext => ErrorCode::UnknownContext,
         // A feature view's or an index's name: the code views have always had.
         ErrorKind::ObjectExists => ErrorCode::StreamExists,
     }

@@ -28,6 +28,21 @@ pub const INDEX_STEP_TARGET_US: u64 = 1000;
 /// step of build time when the shard is idle.
 pub const INDEX_STEP_PAUSE_US: u64 = 100;
 
+/// Longest a context call may hold a shard's state (see `shard/context.rs`): writes to the
+/// shard are appended and made durable meanwhile but applied (and, in sync mode,
+/// acknowledged) only after it. A call takes microseconds; this bounds what a stalled call
+/// (a slow peer, a long search) can cost writers. A call whose hold expired answers BUSY
+/// inside and is started again (`MAX_CONTEXT_ATTEMPTS`).
+pub const MAX_CONTEXT_HOLD_US: u64 = 5_000;
+
+/// How often a call waiting to take a hold (while a write waits for earlier holds) looks
+/// again.
+pub const CONTEXT_HOLD_POLL_US: u64 = 20;
+
+/// Times a context call is tried when a hold it relied on expired; the error of the last
+/// attempt is the answer.
+pub const MAX_CONTEXT_ATTEMPTS: u32 = 3;
+
 /// Capacity of each bounded cross-shard channel (one per ordered pair of shards, created at
 /// start-up). A full channel makes the sender wait, which is the back-pressure that keeps one
 /// hot shard from queueing unbounded work for another. Cost: memory for `capacity` messages per

@@ -83,6 +83,11 @@ pub enum MsgBody {
     RowVector { index_id: u32, key: Vec<u8> },
     /// Report the build progress of this shard's indexes; reply `IndexProgress`.
     IndexProgress,
+    /// One visit of a context call (reads of keys owned here, searches); reply
+    /// `ContextVisit`.
+    ContextVisit(Box<super::shard::ContextVisit>),
+    /// Release a context call's hold on this shard; reply `Done`.
+    ContextRelease { hold: super::shard::HoldId },
 }
 
 pub struct ShardReply {
@@ -107,6 +112,7 @@ pub enum ReplyBody {
     KnnHits(super::shard::KnnHits),
     RowVector(Option<Vec<f32>>),
     IndexProgress(Vec<(u32, tarn_core::state::IndexProgress)>),
+    ContextVisit(super::shard::VisitAnswer),
     Error(ServerError),
 }
 
@@ -137,6 +143,7 @@ impl ReplyBody {
             ReplyBody::KnnHits(_) => "KnnHits",
             ReplyBody::RowVector(_) => "RowVector",
             ReplyBody::IndexProgress(_) => "IndexProgress",
+            ReplyBody::ContextVisit(_) => "ContextVisit",
             ReplyBody::Error(..) => "Error",
         }
     }
@@ -165,6 +172,8 @@ impl MsgBody {
             MsgBody::Knn(_) => "Knn",
             MsgBody::RowVector { .. } => "RowVector",
             MsgBody::IndexProgress => "IndexProgress",
+            MsgBody::ContextVisit(_) => "ContextVisit",
+            MsgBody::ContextRelease { .. } => "ContextRelease",
         }
     }
 }
@@ -246,6 +255,19 @@ pub fn check_arrival(
                 "carries a key owned by shard {}",
                 tarn_types::shard_for(key, count)
             ));
+        }
+        MsgBody::ContextVisit(v) => {
+            if let Some(s) = not_owned(&mut v.ops.iter().filter_map(|o| o.key())) {
+                return bad(format!("carries a key owned by shard {s}"));
+            }
+            if v.hold
+                .is_some_and(|(coordinator, _)| coordinator != msg.from)
+            {
+                return bad("a hold of a call another shard coordinates".into());
+            }
+        }
+        MsgBody::ContextRelease { hold } if hold.0 != msg.from => {
+            return bad("a hold of a call another shard coordinates".into());
         }
         MsgBody::History { queries, .. } => {
             if let Some(s) = not_owned(&mut queries.iter().map(|(k, _)| k)) {

@@ -6,7 +6,7 @@ use tarn_net::{OpStats, Opcode};
 use super::limits::MAX_RECORDED_LATENCY_US;
 
 /// Request opcodes we keep statistics for, in display order.
-const OPS: [Opcode; 11] = [
+const OPS: [Opcode; 12] = [
     Opcode::Hello,
     Opcode::Ping,
     Opcode::Sql,
@@ -18,6 +18,7 @@ const OPS: [Opcode; 11] = [
     Opcode::Features,
     Opcode::History,
     Opcode::Knn,
+    Opcode::Context,
 ];
 
 pub struct OpHistograms {

@@ -871,3 +871,58 @@ pub fn l2(a: &[f32], b: &[f32]) -> f32 {
         .sum::<f32>()
         .sqrt()
 }
+
+// -------------------------------------------------------------------------------------------
+// CONTEXT requests
+
+#[allow(unused_imports)]
+pub use tarn_net::{ContextCall, ContextGroup, ContextItemReply, ContextReply, ContextRequest};
+
+impl Conn {
+    /// Calls the named context `name` with `params`.
+    pub fn context(&mut self, name: &str, params: &[(&str, Value)]) -> CResult<ContextReply> {
+        self.context_call(ContextCall::Named(name.into()), params)
+    }
+
+    /// Runs ad hoc context items (the syntax of `CREATE CONTEXT … AS`).
+    pub fn context_items(&mut self, items: &str) -> CResult<ContextReply> {
+        self.context_call(ContextCall::AdHoc(items.into()), &[])
+    }
+
+    fn context_call(
+        &mut self,
+        call: ContextCall,
+        params: &[(&str, Value)],
+    ) -> CResult<ContextReply> {
+        let req = Request::Context(ContextRequest {
+            call,
+            params: params
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.clone()))
+                .collect(),
+        });
+        match self.call(&req)? {
+            Response::Context(r) => Ok(r),
+            o => Err(ClientError::Protocol(format!("unexpected {o:?}"))),
+        }
+    }
+}
+
+/// The item `name` of a context reply (panics naming it when absent).
+pub fn ctx_item<'r>(r: &'r ContextReply, name: &str) -> &'r ContextItemReply {
+    r.items
+        .iter()
+        .find(|i| i.name == name)
+        .unwrap_or_else(|| panic!("no item {name} in the reply {r:?}"))
+}
+
+/// The value of column `column` in row `row` of group `group` of item `item`.
+pub fn ctx_value(r: &ContextReply, item: &str, group: usize, row: usize, column: &str) -> Value {
+    let it = ctx_item(r, item);
+    let c = it
+        .columns
+        .iter()
+        .position(|c| c.name == column)
+        .unwrap_or_else(|| panic!("item {item} has no column {column}: {:?}", it.columns));
+    it.groups[group].rows[row][c].clone()
+}

@@ -29,11 +29,12 @@ use std::time::Duration;
 
 use tarn_net::{decode_response, encode_request, FrameBuffer, CONNECTION_REQUEST_ID};
 pub use tarn_net::{
-    limits, Column, ColumnType, DeleteReply, ErrorCode, ErrorReply, FeatureRow, FeaturesReply,
-    FeaturesRequest, GetReply, Hello, HelloReply, HistoryReply, HistoryRequest, IndexStats,
-    IngestBody, IngestReply, IngestRequest, KeysRequest, KnnQuery, KnnReply, KnnRequest, KnnRow,
-    OpStats, Producer, Request, Response, ShardStats, SqlReply, StatsReply, UpsertMode,
-    UpsertReply, UpsertRequest, Value,
+    limits, Column, ColumnType, ContextCall, ContextGroup, ContextItemReply, ContextReply,
+    ContextRequest, DeleteReply, ErrorCode, ErrorReply, FeatureRow, FeaturesReply, FeaturesRequest,
+    GetReply, Hello, HelloReply, HistoryReply, HistoryRequest, IndexStats, IngestBody, IngestReply,
+    IngestRequest, KeysRequest, KnnQuery, KnnReply, KnnRequest, KnnRow, OpStats, Producer, Request,
+    Response, ShardAsOf, ShardStats, SqlReply, StatsReply, UpsertMode, UpsertReply, UpsertRequest,
+    Value,
 };
 
 /// Most request bytes the client keeps unanswered in [`Client::pipeline`] (besides the count
@@ -417,6 +418,32 @@ impl Client {
         match self.call(&Request::Knn(req.clone()))? {
             Response::Knn(r) => Ok(r),
             other => Err(unexpected("KNN", &other)),
+        }
+    }
+
+    /// Calls the named context `name` with `params` (by parameter name) and waits for its
+    /// reply.
+    pub fn context(
+        &mut self,
+        name: &str,
+        params: Vec<(String, Value)>,
+    ) -> Result<ContextReply, ClientError> {
+        self.context_call(ContextCall::Named(name.to_string()), params)
+    }
+
+    /// Runs an ad hoc context: `items` in the syntax of `CREATE CONTEXT … AS` (docs/SQL.md).
+    pub fn context_items(&mut self, items: &str) -> Result<ContextReply, ClientError> {
+        self.context_call(ContextCall::AdHoc(items.to_string()), Vec::new())
+    }
+
+    fn context_call(
+        &mut self,
+        call: ContextCall,
+        params: Vec<(String, Value)>,
+    ) -> Result<ContextReply, ClientError> {
+        match self.call(&Request::Context(ContextRequest { call, params }))? {
+            Response::Context(r) => Ok(r),
+            other => Err(unexpected("CONTEXT", &other)),
         }
     }
 

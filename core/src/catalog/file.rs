@@ -15,8 +15,9 @@ use crate::view::ViewDef;
 use crate::{CoreError, MAX_VECTOR_DIMENSIONS};
 
 /// Format version written into the catalog JSON (`format` field). Bumped on any incompatible
-/// change; [`Catalog::from_bytes`] refuses versions it does not know. 2 added `indexes`.
-pub const CATALOG_FORMAT_VERSION: u32 = 2;
+/// change; [`Catalog::from_bytes`] refuses versions it does not know. 2 added `indexes`, 3
+/// `contexts` (each by its id and `CREATE CONTEXT` text, planned again when read).
+pub const CATALOG_FORMAT_VERSION: u32 = 3;
 
 /// The oldest format [`Catalog::from_bytes`] still reads: 1, which had no vector indexes.
 pub const OLDEST_CATALOG_FORMAT_VERSION: u32 = 1;
@@ -61,6 +62,16 @@ struct DiskRef<'a> {
     streams: BTreeMap<&'a str, &'a StreamDef>,
     views: BTreeMap<&'a str, &'a ViewDef>,
     indexes: BTreeMap<&'a str, IndexDisk>,
+    contexts: BTreeMap<&'a str, ContextDisk>,
+}
+
+/// A named context as the file holds it: its id and the statement that created it. Reading
+/// plans the statement again against the objects read before it (which it checked when it
+/// was created, and which cannot be dropped while it exists), so the plan is never stored.
+#[derive(Serialize, Deserialize)]
+struct ContextDisk {
+    id: u32,
+    sql: String,
 }
 
 #[derive(Serialize)]
@@ -82,6 +93,8 @@ struct Disk {
     views: BTreeMap<String, ViewDef>,
     #[serde(default)]
     indexes: BTreeMap<String, IndexDisk>,
+    #[serde(default)]
+    contexts: BTreeMap<String, ContextDisk>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +114,7 @@ impl Catalog {
             streams: BTreeMap::new(),
             views: BTreeMap::new(),
             indexes: BTreeMap::new(),
+            contexts: BTreeMap::new(),
         };
         for o in self.objects() {
             match o {
@@ -108,6 +122,16 @@ impl Catalog {
                 Object::Stream(s) => disk.streams.insert(&s.name, s).is_none(),
                 Object::View(v) => disk.views.insert(&v.name, v).is_none(),
                 Object::Index(i) => disk.indexes.insert(&i.name, IndexDisk::of(i)).is_none(),
+                Object::Context(c) => disk
+                    .contexts
+                    .insert(
+                        &c.name,
+                        ContextDisk {
+                            id: c.id,
+                            sql: c.sql.clone(),
+                        },
+                    )
+                    .is_none(),
             };
         }
         serde_json::to_vec_pretty(&CatalogFileRef {
@@ -130,7 +154,13 @@ impl Catalog {
                 file.format
             )));
         }
-        let disk = file.catalog;
+        let mut disk = file.catalog;
+        let contexts = std::mem::take(&mut disk.contexts);
+        if file.format < 3 && !contexts.is_empty() {
+            return Err(CoreError::Corrupt(
+                "catalog formats 1 and 2 have no contexts, yet the file lists some".into(),
+            ));
+        }
         if file.format < 2 && !disk.indexes.is_empty() {
             return Err(CoreError::Corrupt(
                 "catalog format 1 has no indexes, yet the file lists some".into(),
@@ -153,6 +183,10 @@ impl Catalog {
             .chain(indexes.into_iter().map(Object::Index));
         for o in objects {
             cat.insert(o);
+        }
+        for (name, c) in contexts {
+            let def = read_context(&cat, &name, c, &mut ids)?;
+            cat.insert(Object::Context(Box::new(def)));
         }
         Ok(cat)
     }
@@ -307,4 +341,31 @@ fn check_indexes(cat: &Disk, ids: &mut HashSet<u32>) -> Result<Vec<IndexDef>, Co
         });
     }
     Ok(out)
+}
+
+/// A context entry planned against the objects already read: a fresh id, a name free and
+/// matching its entry, a `CREATE CONTEXT` statement that plans. Any failure is `Corrupt`.
+fn read_context(
+    cat: &Catalog,
+    name: &str,
+    c: ContextDisk,
+    ids: &mut HashSet<u32>,
+) -> Result<crate::context::ContextDef, CoreError> {
+    let bad = |why: String| CoreError::Corrupt(format!("catalog context \"{name}\": {why}"));
+    if cat.object(name).is_some() {
+        return Err(bad("another object has the same name".into()));
+    }
+    if !fresh_id(c.id, cat.next_table_id, ids) {
+        return Err(bad("invalid or duplicate id".into()));
+    }
+    let stmts = crate::sql::parse(&c.sql).map_err(|e| bad(e.to_string()))?;
+    let [crate::sql::Statement::CreateContext { spec, sql, .. }] = &stmts[..] else {
+        return Err(bad("its text is not one CREATE CONTEXT statement".into()));
+    };
+    if spec.name != name {
+        return Err(bad("name does not match its entry".into()));
+    }
+    let mut def = crate::context::plan(spec, cat, sql.clone()).map_err(|e| bad(e.to_string()))?;
+    def.id = c.id;
+    Ok(def)
 }

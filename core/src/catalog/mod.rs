@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::context::{ContextDef, ContextSpec};
 use crate::index_def::{IndexDef, IndexSpec, MAX_INDEXES_PER_TABLE};
 use crate::schema::{StreamDef, TableDef};
 use crate::sql::Statement;
@@ -35,6 +36,8 @@ pub enum ObjectKind {
     View,
     /// A vector index (`CREATE INDEX … USING hnsw`).
     Index,
+    /// A named context (`CREATE CONTEXT`).
+    Context,
 }
 
 impl ObjectKind {
@@ -45,6 +48,7 @@ impl ObjectKind {
             ObjectKind::Stream => "stream",
             ObjectKind::View => "feature view",
             ObjectKind::Index => "index",
+            ObjectKind::Context => "context",
         }
     }
 
@@ -55,6 +59,7 @@ impl ObjectKind {
             ObjectKind::Stream => "a stream",
             ObjectKind::View => "a feature view",
             ObjectKind::Index => "an index",
+            ObjectKind::Context => "a context",
         }
     }
 
@@ -65,6 +70,7 @@ impl ObjectKind {
             ObjectKind::Stream => "stream",
             ObjectKind::View => "view",
             ObjectKind::Index => "index",
+            ObjectKind::Context => "context",
         }
     }
 }
@@ -80,6 +86,8 @@ pub enum Object {
     View(ViewDef),
     /// A vector index.
     Index(IndexDef),
+    /// A named context, planned.
+    Context(Box<ContextDef>),
 }
 
 impl Object {
@@ -90,6 +98,7 @@ impl Object {
             Object::Stream(_) => ObjectKind::Stream,
             Object::View(_) => ObjectKind::View,
             Object::Index(_) => ObjectKind::Index,
+            Object::Context(_) => ObjectKind::Context,
         }
     }
 
@@ -100,6 +109,7 @@ impl Object {
             Object::Stream(s) => &s.name,
             Object::View(v) => &v.name,
             Object::Index(i) => &i.name,
+            Object::Context(c) => &c.name,
         }
     }
 
@@ -110,6 +120,7 @@ impl Object {
             Object::Stream(s) => s.id,
             Object::View(v) => v.id,
             Object::Index(i) => i.id,
+            Object::Context(c) => c.id,
         }
     }
 }
@@ -195,6 +206,30 @@ impl Catalog {
             Object::Index(i) => Some(i),
             _ => None,
         })
+    }
+
+    /// Every named context, in name order.
+    pub fn contexts(&self) -> impl Iterator<Item = &ContextDef> + '_ {
+        self.objects().filter_map(|o| match o {
+            Object::Context(c) => Some(&**c),
+            _ => None,
+        })
+    }
+
+    /// The named context `name` (already case-folded).
+    pub fn context(&self, name: &str) -> Option<&ContextDef> {
+        match self.object(name)? {
+            Object::Context(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The named contexts that read object `id`, by name.
+    pub fn contexts_using(&self, id: u32) -> Vec<&str> {
+        self.contexts()
+            .filter(|c| c.uses.contains(&id))
+            .map(|c| c.name.as_str())
+            .collect()
     }
 
     /// The vector index named `name` (already case-folded).
@@ -411,10 +446,19 @@ impl Catalog {
                 if_not_exists,
             } => self.create_index(spec, *if_not_exists),
             Statement::DropIndex { name, if_exists } => self.drop_index(name, *if_exists),
+            Statement::CreateContext {
+                spec,
+                sql,
+                if_not_exists,
+            } => self.create_context(spec, sql, *if_not_exists),
+            Statement::DropContext { name, if_exists } => {
+                self.drop(name, ObjectKind::Context, *if_exists)
+            }
             Statement::ShowTables
             | Statement::ShowIndexes
             | Statement::ShowStreams
             | Statement::ShowViews
+            | Statement::ShowContexts
             | Statement::Describe { .. }
             | Statement::SelectFeatures { .. }
             | Statement::SelectKnn(_)
@@ -514,13 +558,17 @@ impl Catalog {
                 ObjectKind::Stream => CoreError::UnknownStream(name.to_string()),
                 ObjectKind::View => CoreError::UnknownView(name.to_string()),
                 ObjectKind::Index => CoreError::UnknownIndex(name.to_string()),
+                ObjectKind::Context => CoreError::UnknownContext(name.to_string()),
             });
         }
+        let id = self.object(name).map(Object::id).expect("checked above");
+        self.check_unused(kind, name, id)?;
         let msg = match kind {
             ObjectKind::Table => format!("DROP TABLE {name}"),
             ObjectKind::Stream => format!("DROP STREAM {name}"),
             ObjectKind::View => format!("DROP MATERIALIZED VIEW {name}"),
             ObjectKind::Index => format!("DROP INDEX {name}"),
+            ObjectKind::Context => format!("DROP CONTEXT {name}"),
         };
         Ok((self.without(name, kind), msg))
     }
@@ -540,6 +588,8 @@ impl Catalog {
             return Ok((new, msg));
         }
         for index in &indexes {
+            let id = self.index(index).expect("listed above").id;
+            self.check_unused(ObjectKind::Index, index, id)?;
             new.remove(index, ObjectKind::Index);
         }
         debug_assert!(new.indexes_of_table(table.id).next().is_none());
@@ -628,6 +678,50 @@ impl Catalog {
         self.drop(name, ObjectKind::Stream, if_exists)
     }
 }
+
+impl Catalog {
+    /// `CREATE CONTEXT`: planned against this catalog (every object, column and type checked).
+    fn create_context(
+        &self,
+        spec: &ContextSpec,
+        sql: &str,
+        if_not_exists: bool,
+    ) -> Result<(Catalog, String), CoreError> {
+        if let Some(skipped) =
+            self.check_name_free(&spec.name, ObjectKind::Context, if_not_exists)?
+        {
+            return Ok((self.clone(), skipped));
+        }
+        if self.count(ObjectKind::Context) >= MAX_CONTEXTS {
+            return Err(CoreError::LimitExceeded(format!(
+                "the catalog already has {MAX_CONTEXTS} contexts"
+            )));
+        }
+        let mut def = crate::context::plan(spec, self, sql.to_string())?;
+        let (mut new, id) = self.take_id()?;
+        def.id = id;
+        let msg = format!("CREATE CONTEXT {}", def.name);
+        new.insert(Object::Context(Box::new(def)));
+        Ok((new, msg))
+    }
+
+    /// Refuses to drop object `name` (of `kind`, id `id`) while named contexts read it.
+    fn check_unused(&self, kind: ObjectKind, name: &str, id: u32) -> Result<(), CoreError> {
+        let users = self.contexts_using(id);
+        if users.is_empty() {
+            return Ok(());
+        }
+        Err(CoreError::Unsupported(format!(
+            "dropping {} {name} while contexts use it ({}); drop them first",
+            kind.noun(),
+            users.join(", ")
+        )))
+    }
+}
+
+/// Most named contexts in a catalog. Each is planned and kept by every shard and written in
+/// the catalog file; the bound keeps both small. Raising it costs catalog rewrite time.
+pub const MAX_CONTEXTS: usize = 256;
 
 /// The position and dimension of the VECTOR column `column` of `table`.
 fn index_column(table: &TableDef, column: &str) -> Result<(u16, u32), CoreError> {

@@ -15,8 +15,11 @@
 //! - [`index`]: `CREATE INDEX [CONCURRENTLY] [IF NOT EXISTS] i ON t USING hnsw (col [opclass])
 //!   [WITH (metric = …, m = …, ef_construction = …, ef_search = …)]`, `DROP INDEX [IF EXISTS]
 //!   i`; [`parse_condition`] for the filters of kNN requests.
-//! - `SHOW TABLES`, `SHOW STREAMS`, `SHOW [MATERIALIZED] VIEWS`, `SHOW INDEXES`, `DESCRIBE t` /
-//!   `DESC t` (a table, a stream, a view or an index), answered from the catalog by
+//! - [`context`]: `CREATE CONTEXT [IF NOT EXISTS] c (param TYPE, …) AS [SELECT] item AS name,
+//!   …` and `DROP CONTEXT [IF EXISTS] c` (named contexts; see [`crate::context`]).
+//! - `SHOW TABLES`, `SHOW STREAMS`, `SHOW [MATERIALIZED] VIEWS`, `SHOW INDEXES`, `SHOW
+//!   CONTEXTS`, `DESCRIBE t` / `DESC t` (a table, a stream, a view, an index or a context),
+//!   answered from the catalog by
 //!   [`crate::listing`].
 //!
 //! Types: BOOLEAN/BOOL, BIGINT/INT8/INTEGER/INT, DOUBLE/DOUBLE PRECISION/FLOAT8,
@@ -37,6 +40,7 @@ use crate::schema::{StreamDef, TableDef};
 use crate::view::ViewSpec;
 use crate::CoreError;
 
+pub mod context;
 mod expr;
 mod ident;
 pub mod index;
@@ -140,6 +144,24 @@ pub enum Statement {
     /// `SELECT … FROM table [WHERE …] ORDER BY col <op> <vector> LIMIT k`: a kNN query
     /// served by a vector index ([`knn_select::KnnSelect::plan`] resolves it). Not DDL.
     SelectKnn(Box<knn_select::KnnSelect>),
+    /// `CREATE CONTEXT`: planned against the catalog when the catalog applies it.
+    CreateContext {
+        /// The parsed context.
+        spec: crate::context::ContextSpec,
+        /// The statement's text (kept in the catalog).
+        sql: String,
+        /// `IF NOT EXISTS` was given.
+        if_not_exists: bool,
+    },
+    /// `DROP CONTEXT`.
+    DropContext {
+        /// Context name.
+        name: String,
+        /// `IF EXISTS` was given.
+        if_exists: bool,
+    },
+    /// `SHOW CONTEXTS`.
+    ShowContexts,
     /// `INSERT INTO table [(cols)] VALUES …`: an upsert replacing whole rows. Not DDL.
     /// [`insert::resolve_insert`] turns it into upsert columns and values against the table.
     Insert {
@@ -165,6 +187,8 @@ impl Statement {
                 | Statement::DropView { .. }
                 | Statement::CreateIndex { .. }
                 | Statement::DropIndex { .. }
+                | Statement::CreateContext { .. }
+                | Statement::DropContext { .. }
         )
     }
 }
@@ -195,6 +219,8 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, CoreError> {
     for toks in statements.into_iter().filter(|ts| significant(ts)) {
         if stream::is_create_stream(&toks) {
             out.push(stream::parse_create_stream(toks)?);
+        } else if context::is_context_ddl(&toks) {
+            out.push(context::parse_context_ddl(toks)?);
         } else {
             out.push(parse_one(&dialect, toks)?);
         }
@@ -281,6 +307,11 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
         {
             Ok(Statement::ShowIndexes)
         }
+        ast::Statement::ShowVariable { variable }
+            if variable.len() == 1 && variable[0].value.eq_ignore_ascii_case("contexts") =>
+        {
+            Ok(Statement::ShowContexts)
+        }
         ast::Statement::ShowViews {
             terse: false,
             show_options,
@@ -302,7 +333,7 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
             })
         }
         other => Err(unsupported(format!(
-            "statement `{}` (supported: CREATE/DROP TABLE, CREATE/DROP STREAM, CREATE/DROP MATERIALIZED VIEW, CREATE/DROP INDEX, SHOW TABLES, SHOW STREAMS, SHOW VIEWS, SHOW INDEXES, DESCRIBE, INSERT INTO a table, SELECT from a table or feature view by key, kNN SELECT … ORDER BY col <-> | <=> | <#> vector LIMIT k)",
+            "statement `{}` (supported: CREATE/DROP TABLE, CREATE/DROP STREAM, CREATE/DROP MATERIALIZED VIEW, CREATE/DROP INDEX, CREATE/DROP CONTEXT, SHOW TABLES, SHOW STREAMS, SHOW VIEWS, SHOW INDEXES, SHOW CONTEXTS, DESCRIBE, INSERT INTO a table, SELECT from a table or feature view by key, kNN SELECT … ORDER BY col <-> | <=> | <#> vector LIMIT k)",
             crate::excerpt(&other.to_string(), 80)
         ))),
     }

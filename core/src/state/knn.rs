@@ -129,7 +129,8 @@ impl ShardState {
         }
         let graph = s.cursor.map(|c| c.finish()).unwrap_or_default();
         let merged = tarn_vectors::merge_neighbors([graph, s.unbuilt_best], s.k);
-        let table = self.tables.get(&ix.table_id).ok_or(KnnOutcome::Changed)?;
+        // A shard that never held a row of the table has no table state: no hits, not a change.
+        let table = self.tables.get(&ix.table_id);
         merged
             .into_iter()
             .map(|n| {
@@ -138,7 +139,9 @@ impl ShardState {
                     .get(n.row as usize)
                     .as_ref()
                     .ok_or(KnnOutcome::Changed)?;
-                let row = table.rows.get(key).ok_or(KnnOutcome::Changed)?;
+                let row = table
+                    .and_then(|t| t.rows.get(key))
+                    .ok_or(KnnOutcome::Changed)?;
                 Ok(KnnHit {
                     key: n.key,
                     distance: n.distance,

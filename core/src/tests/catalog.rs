@@ -92,7 +92,7 @@ fn serde_roundtrip_and_corruption() {
         &b""[..],
         b"{",
         b"[]",
-        b"{\"format\":3,\"version\":0,\"next_table_id\":1,\"tables\":{}}",
+        b"{\"format\":4,\"version\":0,\"next_table_id\":1,\"tables\":{}}",
         b"{\"format\":0,\"version\":0,\"next_table_id\":1,\"tables\":{}}",
     ] {
         assert_eq!(
@@ -175,6 +175,7 @@ fn one_namespace_for_every_kind() {
                  SELECT k, count(*) FROM src GROUP BY k"
             }
             Index => "CREATE INDEX x ON vt USING hnsw (e)",
+            Context => "CREATE CONTEXT x AS row(vt, 1) AS r",
         };
         catalog_with(&[
             "CREATE STREAM src (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts')",
@@ -194,11 +195,12 @@ fn one_namespace_for_every_kind() {
                  SELECT ts, count(*) AS n FROM src GROUP BY ts"
             ),
             Index => format!("CREATE INDEX {ine}x ON vt USING hnsw (f)"),
+            Context => format!("CREATE CONTEXT {ine}x AS row(vt, 2) AS r"),
         }
     };
-    for have in [Table, Stream, View, Index] {
+    for have in [Table, Stream, View, Index, Context] {
         let cat = existing(have);
-        for make in [Table, Stream, View, Index] {
+        for make in [Table, Stream, View, Index, Context] {
             for if_not_exists in [false, true] {
                 let sql = create(make, if_not_exists);
                 let got = run(&cat, &sql);
@@ -219,7 +221,7 @@ fn one_namespace_for_every_kind() {
                 let kind = match have {
                     Table => ErrorKind::TableExists,
                     Stream => ErrorKind::StreamExists,
-                    View | Index => ErrorKind::ObjectExists,
+                    View | Index | Context => ErrorKind::ObjectExists,
                 };
                 assert_eq!(e.kind(), kind, "{sql}");
             }

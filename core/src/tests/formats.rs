@@ -62,28 +62,52 @@ fn fixture_catalog_v2() -> Catalog {
 
 const CATALOG_FIXTURE: &[u8] = include_bytes!("fixtures/catalog-v1.json");
 const CATALOG_V2_FIXTURE: &[u8] = include_bytes!("fixtures/catalog-v2.json");
+const CATALOG_V3_FIXTURE: &[u8] = include_bytes!("fixtures/catalog-v3.json");
+
+/// The statements of the format-3 fixture after those of format 2: a named context.
+const CONTEXT_SQL: &[&str] = &["CREATE CONTEXT card_ctx (card TEXT) AS SELECT row(cards, card) AS c, features(card_10m, card, columns => (txns)) AS f"];
+
+fn fixture_catalog_v3() -> Catalog {
+    let sql: Vec<&str> = CATALOG_SQL
+        .iter()
+        .chain(INDEX_SQL)
+        .chain(CONTEXT_SQL)
+        .copied()
+        .collect();
+    catalog_with(&sql)
+}
 
 /// A format-1 file (before indexes) still reads, to the catalog the same statements build
-/// today; it is written back as format 2.
+/// today; it is written back as format 3.
 #[test]
 fn catalog_file_written_by_an_earlier_build_decodes() {
     let built = fixture_catalog();
     let decoded = Catalog::from_bytes(CATALOG_FIXTURE).expect("the fixture decodes");
     assert_eq!(decoded, built);
     assert!(decoded.indexes().next().is_none());
-    let v2 = decoded.to_bytes();
-    assert!(v2.starts_with(b"{\n  \"format\": 2,"));
-    assert_eq!(Catalog::from_bytes(&v2).unwrap(), built);
+    let v3 = decoded.to_bytes();
+    assert!(v3.starts_with(b"{\n  \"format\": 3,"));
+    assert_eq!(Catalog::from_bytes(&v3).unwrap(), built);
 }
 
+/// A format-2 file (indexes, before contexts) still reads; it is written back as format 3.
 #[test]
-fn catalog_file_with_indexes_decodes_and_re_encodes_identically() {
+fn catalog_file_with_indexes_decodes() {
     let built = fixture_catalog_v2();
     assert_eq!(built.indexes().count(), 3);
     let decoded = Catalog::from_bytes(CATALOG_V2_FIXTURE).expect("the fixture decodes");
     assert_eq!(decoded, built);
-    assert_eq!(decoded.to_bytes(), CATALOG_V2_FIXTURE);
-    assert_eq!(built.to_bytes(), CATALOG_V2_FIXTURE);
+    assert!(decoded.to_bytes().starts_with(b"{\n  \"format\": 3,"));
+}
+
+#[test]
+fn catalog_file_with_contexts_decodes_and_re_encodes_identically() {
+    let built = fixture_catalog_v3();
+    assert_eq!(built.contexts().count(), 1);
+    let decoded = Catalog::from_bytes(CATALOG_V3_FIXTURE).expect("the fixture decodes");
+    assert_eq!(decoded, built);
+    assert_eq!(decoded.to_bytes(), CATALOG_V3_FIXTURE);
+    assert_eq!(built.to_bytes(), CATALOG_V3_FIXTURE);
 }
 
 fn key(v: &Value) -> Vec<u8> {
@@ -213,7 +237,8 @@ fn checkpoint_written_by_an_earlier_build_decodes_and_re_encodes_identically() {
 
 /// Writes the fixtures with this build: `TARN_WRITE_FIXTURES=1 cargo test -p tarn-core
 /// write_fixtures -- --ignored`. Only ever run on the build whose format the fixtures pin:
-/// `catalog-v2.json` (catalog format 2, with indexes). `catalog-v1.json` pins format 1 (before
+/// `catalog-v3.json` (catalog format 3, with a context). `catalog-v2.json` pins format 2
+/// (indexes, before contexts; written by commit 26eddf7), `catalog-v1.json` format 1 (before
 /// indexes; written by commit 2210249) and `checkpoint-v4.bin` the format before VECTOR; they
 /// are no longer written.
 /// `records-v1.bin` was written by commit 791487a (before VECTOR) with the same
@@ -226,8 +251,8 @@ fn write_fixtures() {
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tests/fixtures");
     std::fs::create_dir_all(&dir).unwrap();
-    let cat = fixture_catalog_v2();
-    std::fs::write(dir.join("catalog-v2.json"), cat.to_bytes()).unwrap();
+    let cat = fixture_catalog_v3();
+    std::fs::write(dir.join("catalog-v3.json"), cat.to_bytes()).unwrap();
 }
 
 /// Log records of every kind and every value type, as the record fixture holds them.

@@ -296,3 +296,16 @@ fn zero_vectors_under_cosine_are_left_out_and_nulls_are_not_indexed() {
     st.drop_table(def.id);
     assert!(st.index_progress(INDEX).is_none());
 }
+
+#[test]
+fn a_search_on_a_shard_that_never_held_a_row_answers_nothing() {
+    // Regression: the table has no state on this shard (its rows live elsewhere), and the
+    // finish took the missing table for a change; the server retried, then panicked.
+    let cat = catalog_with(&[ITEMS]);
+    let mut st = ShardState::new();
+    create(&cat, &mut st, Metric::L2);
+    let (_, rows) = search(&mut st, &[0.5; DIM], 3, None, 1, |_| {}).expect("not a change");
+    assert!(rows.is_empty());
+    let (_, rows) = search(&mut st, &[0.5; DIM], 3, Some(&n_below(2)), 1, |_| {}).unwrap();
+    assert!(rows.is_empty());
+}

@@ -2,6 +2,7 @@
 
 mod batch;
 mod catalog;
+mod context;
 mod formats;
 mod index;
 mod index_persist;

@@ -3,7 +3,9 @@
 
 use tarn_net::*;
 
+mod context;
 mod knn;
+pub use context::*;
 pub use knn::*;
 
 pub fn all_values() -> Vec<Value> {
@@ -212,6 +214,7 @@ pub fn sample_requests() -> Vec<(&'static str, u64, Request)> {
     ]
     .into_iter()
     .chain(knn_requests())
+    .chain(context_requests())
     .collect()
 }
 
@@ -556,6 +559,7 @@ pub fn sample_responses() -> Vec<(&'static str, u64, Response)> {
     .into_iter()
     .chain(error_vectors())
     .chain(knn_responses())
+    .chain(context_responses())
     .collect()
 }
 
@@ -856,6 +860,11 @@ fn error_vectors() -> Vec<(&'static str, u64, Response)> {
             0x24,
             resp(e(ErrorCode::UnknownIndex, "unknown index \"docs_emb\"")),
         ),
+        (
+            "error_unknown_context",
+            0x25,
+            resp(e(ErrorCode::UnknownContext, "context \"fraud_check\" does not exist")),
+        ),
     ]
 }
 
@@ -880,6 +889,7 @@ pub fn sample_bad_frames() -> Vec<(&'static str, Vec<u8>, ErrorCode)> {
     frame.extend_from_slice(&p);
     let mut frames = vec![("get_vector_count_over_limit", frame, ErrorCode::BadVector)];
     frames.extend(knn_bad_frames());
+    frames.extend(context_bad_frames());
     frames
 }
 

@@ -221,7 +221,7 @@ async fn query_vector(
 
 /// The `k` best of every shard's answer, in rank order (key, then shard, then the shard's
 /// own order — row ids are per shard).
-fn merge(answers: Vec<KnnHits>, k: usize, columns: Vec<Column>) -> KnnReply {
+pub(super) fn merge(answers: Vec<KnnHits>, k: usize, columns: Vec<Column>) -> KnnReply {
     let distances = answers.iter().map(|a| a.distances).sum();
     let mut all: Vec<(f32, usize, usize, f32, Vec<tarn_types::Value>)> = answers
         .into_iter()

@@ -2,6 +2,7 @@
 //! from `conn::session::dispatch` for every request not answered inline; answers with a
 //! `Response` or the error the client sees.
 
+mod context;
 mod knn;
 mod read;
 mod sql;
@@ -78,6 +79,7 @@ pub(crate) async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Respon
             }))
         }
         Request::Knn(req) => Ok(Response::Knn(knn::knn(shard, req).await?)),
+        Request::Context(req) => Ok(Response::Context(context::context(shard, req).await?)),
         Request::Hello(_) | Request::Ping(_) => unreachable!("answered inline"),
     }
 }

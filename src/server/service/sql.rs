@@ -70,6 +70,12 @@ async fn run_statements(
     let mut messages = Vec::new();
     for stmt in statements {
         match stmt {
+            Statement::ShowContexts => {
+                messages.push(put(
+                    &mut reply,
+                    tarn_core::listing::show_contexts(&shard.catalog()),
+                ));
+            }
             Statement::ShowTables => {
                 messages.push(put(
                     &mut reply,

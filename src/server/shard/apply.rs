@@ -166,6 +166,19 @@ impl Shard {
         let catalog = self.catalog();
         loop {
             let next = self.apply.next_lsn.get();
+            if self.holds.held() {
+                // A context call reads this state; what is ready waits for its release.
+                let ready = self
+                    .apply
+                    .pending
+                    .borrow()
+                    .get(&next)
+                    .is_some_and(|p| next <= limit || matches!(p.record, Record::Commit(..)));
+                if ready {
+                    self.holds.blocked.set(true);
+                }
+                return;
+            }
             let p = {
                 let mut pending = self.apply.pending.borrow_mut();
                 match pending.get(&next) {

@@ -151,6 +151,7 @@ impl Shard {
     /// next start fast, and the log is closed.
     pub async fn close(self: &Rc<Self>) -> Result<(), String> {
         self.log.flush().await.map_err(|e| e.to_string())?;
+        self.holds.clear();
         self.drain_applies();
         if self.apply.failed.borrow().is_none() {
             self.checkpoint().await?;

@@ -14,6 +14,7 @@
 mod apply;
 mod backfill;
 mod checkpoint;
+mod context;
 mod ddl;
 mod knn;
 mod peer;
@@ -30,6 +31,7 @@ use peer::Peers;
 use producers::Undecided;
 use txn::{LinkIn, Links};
 
+pub use context::{ContextOp, ContextVisit, HoldId, OpAnswer, VisitAnswer};
 pub use knn::{KnnAsk, KnnHits};
 
 use std::cell::{Cell, RefCell};
@@ -77,6 +79,10 @@ pub struct Shard {
     state: RefCell<ShardState>,
     log: Rc<Log>,
     apply: Applier,
+    /// Context calls holding the state (see `context`).
+    holds: context::Holds,
+    /// Numbers the context calls this shard coordinates (their hold ids).
+    context_calls: Cell<u64>,
     /// Producer seqs held by prepared parts not committed yet.
     undecided: Undecided,
     links: Links,
@@ -139,6 +145,8 @@ impl Shard {
             state: RefCell::new(state),
             log,
             apply: Applier::new(next_apply_lsn, last_stamp_us),
+            holds: context::Holds::default(),
+            context_calls: Cell::new(0),
             undecided: Undecided::default(),
             links: Links::new(link_next, link_in),
             peers: Peers::new(id, senders, reply_senders),
@@ -151,6 +159,13 @@ impl Shard {
             ddl_lock: Semaphore::new(1),
             shutdown: Rc::new(Semaphore::new(0)),
         }
+    }
+
+    /// A fresh hold id for a context call this shard coordinates.
+    pub fn next_hold_id(&self) -> HoldId {
+        let n = self.context_calls.get() + 1;
+        self.context_calls.set(n);
+        (self.id, n)
     }
 
     pub fn catalog(&self) -> Rc<Catalog> {

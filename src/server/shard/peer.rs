@@ -169,6 +169,10 @@ answer_variant!(
     Option<Vec<f32>> => RowVector
 );
 answer_variant!(
+    /// Answer of a context visit: its reads, and the state they saw.
+    super::VisitAnswer => ContextVisit
+);
+answer_variant!(
     /// Build progress of a shard's indexes.
     Vec<(u32, tarn_core::state::IndexProgress)> => IndexProgress
 );
@@ -264,6 +268,11 @@ impl Shard {
                 answer(Ok(self.local_row_vector(index_id, &key)))
             }
             MsgBody::IndexProgress => answer(Ok(self.local_index_progress())),
+            MsgBody::ContextVisit(visit) => answer(self.context_visit_local(*visit).await),
+            MsgBody::ContextRelease { hold } => {
+                self.release_hold(hold);
+                answer(Ok(String::new()))
+            }
         };
         let reply = ShardReply {
             corr: msg.corr,
