@@ -9,13 +9,15 @@ var requestDecoders = map[Opcode]func(*decoder) Request{
 	OpcodeHello: decodeHello, OpcodePing: decodePing, OpcodeSQL: decodeSQL, OpcodeUpsert: decodeUpsert,
 	OpcodeGet: decodeGet, OpcodeDelete: decodeDelete, OpcodeStats: decodeStats, OpcodeIngest: decodeIngest,
 	OpcodeFeatures: decodeFeatures, OpcodeHistory: decodeHistory, OpcodeKnn: decodeKnn,
+	OpcodeContext: decodeContext,
 }
 
 var replyDecoders = map[Opcode]func(*decoder) Response{
 	OpcodeHello: decodeHelloReply, OpcodePing: decodePong, OpcodeSQL: decodeSQLReply,
 	OpcodeUpsert: decodeUpsertReply, OpcodeGet: decodeGetReply, OpcodeDelete: decodeDeleteReply,
 	OpcodeStats: decodeStatsReply, OpcodeIngest: decodeIngestReply, OpcodeFeatures: decodeFeaturesReply,
-	OpcodeHistory: decodeHistoryReply, OpcodeKnn: decodeKnnReply, OpcodeError: decodeError,
+	OpcodeHistory: decodeHistoryReply, OpcodeKnn: decodeKnnReply, OpcodeContext: decodeContextReply,
+	OpcodeError: decodeError,
 }
 
 // AppendRequest appends a whole request frame (header + payload) to dst.

@@ -49,6 +49,7 @@ const (
 	CodeShuttingDown       ErrorCode = 41
 	CodeBadVector          ErrorCode = 42
 	CodeUnknownIndex       ErrorCode = 43
+	CodeUnknownContext     ErrorCode = 44
 	CodeStorage            ErrorCode = 50
 	CodeInternal           ErrorCode = 60
 )
@@ -70,13 +71,14 @@ var codeNames = map[ErrorCode]string{
 	CodeFutureEvent: "FUTURE_EVENT", CodeUnknownView: "UNKNOWN_VIEW",
 	CodeLimitExceeded: "LIMIT_EXCEEDED", CodeInvalidArgument: "INVALID_ARGUMENT",
 	CodeBusy: "BUSY", CodeShuttingDown: "SHUTTING_DOWN", CodeBadVector: "BAD_VECTOR",
-	CodeUnknownIndex: "UNKNOWN_INDEX", CodeStorage: "STORAGE", CodeInternal: "INTERNAL",
+	CodeUnknownIndex: "UNKNOWN_INDEX", CodeUnknownContext: "UNKNOWN_CONTEXT",
+	CodeStorage: "STORAGE", CodeInternal: "INTERNAL",
 }
 
 // AllErrorCodes lists every code this client knows, in numeric order.
 var AllErrorCodes = []ErrorCode{
 	1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-	33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 50, 60,
+	33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 50, 60,
 }
 
 // String is the stable upper-case name, e.g. "UNKNOWN_TABLE".

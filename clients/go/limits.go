@@ -58,6 +58,20 @@ const (
 	MaxFilterBytes uint32 = 4 * 1024
 	// MaxKnnColumns is the most names in a KNN column list (decoder: MALFORMED).
 	MaxKnnColumns uint32 = MaxColumns
+
+	// MaxContextParams is the most parameters of a CONTEXT request (the most a named context
+	// declares; decoder and server: MALFORMED, the connection stays usable).
+	MaxContextParams uint32 = 32
+	// MaxContextItems is the most items of a CONTEXT reply (the most a context has; decoder:
+	// MALFORMED).
+	MaxContextItems uint32 = 64
+	// MaxContextRows bounds the groups of one item, the rows of one group and the rows of a
+	// whole CONTEXT reply together (decoder: MALFORMED): the server refuses a call that would
+	// answer more, so one reply's row allocations are bounded by it.
+	MaxContextRows uint32 = 8192
+	// MaxContextShards is the most shards a CONTEXT reply lists an as-of time for (decoder:
+	// MALFORMED).
+	MaxContextShards uint32 = 1024
 )
 
 // Client-side limits and defaults.

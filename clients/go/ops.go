@@ -125,3 +125,18 @@ func (c *Client) Knn(ctx context.Context, req *KnnRequest) (*KnnReply, error) {
 func (c *Client) Stats(ctx context.Context) (*StatsReply, error) {
 	return roundTrip[*StatsReply](ctx, c, &StatsRequest{})
 }
+
+// Context calls the named context (CREATE CONTEXT) with its parameters, sent in the order
+// given: everything its items read, in one round trip.
+//
+//	r, err := c.Context(ctx, "fraud_check", tarn.Param("card_id", tarn.Text("c-1")))
+func (c *Client) Context(ctx context.Context, name string, params ...ContextParam) (
+	*ContextReply, error) {
+	return roundTrip[*ContextReply](ctx, c, &ContextRequest{ContextNamed(name), params})
+}
+
+// ContextItems calls an ad hoc item list in the syntax of CREATE CONTEXT … AS (docs/SQL.md
+// "Contexts"), planned for this call; it takes no parameters.
+func (c *Client) ContextItems(ctx context.Context, items string) (*ContextReply, error) {
+	return roundTrip[*ContextReply](ctx, c, &ContextRequest{ContextAdHoc(items), []ContextParam{}})
+}

@@ -404,6 +404,8 @@ func requestFromJSON(t *testing.T, x interface{}) Request {
 		return r
 	case "Knn":
 		return knnFromJSON(t, b)
+	case "Context":
+		return contextFromJSON(t, b)
 	}
 	t.Fatalf("unhandled Request variant %q", name)
 	return nil
@@ -503,6 +505,8 @@ func responseFromJSON(t *testing.T, x interface{}) Response {
 		return r
 	case "Stats":
 		return statsFromJSON(t, b)
+	case "Context":
+		return contextReplyFromJSON(t, b)
 	case "Error":
 		m := fields(t, b, "code", "message", "row", "column")
 		e := &ServerError{Code: codeByVariant(t, str(t, m["code"])), Message: str(t, m["message"]),
@@ -541,6 +545,48 @@ func statsFromJSON(t *testing.T, b interface{}) Response {
 				u64(t, f["memory_bytes"])})
 		}
 		r.Shards = append(r.Shards, s)
+	}
+	return r
+}
+
+func contextFromJSON(t *testing.T, b interface{}) Request {
+	m := fields(t, b, "call", "params")
+	r := &ContextRequest{Params: []ContextParam{}}
+	kind, c := variant(t, m["call"])
+	switch kind {
+	case "Named":
+		r.Call = ContextNamed(str(t, c))
+	case "AdHoc":
+		r.Call = ContextAdHoc(str(t, c))
+	default:
+		t.Fatalf("unhandled ContextCall %q", kind)
+	}
+	for _, p := range list(t, m["params"]) {
+		nv := list(t, p)
+		if len(nv) != 2 {
+			t.Fatalf("a parameter is a (name, value) pair: %#v", p)
+		}
+		r.Params = append(r.Params, ContextParam{str(t, nv[0]), value(t, nv[1])})
+	}
+	return r
+}
+
+func contextReplyFromJSON(t *testing.T, b interface{}) Response {
+	m := fields(t, b, "shards", "items")
+	r := &ContextReply{Shards: []ShardAsOf{}, Items: []ContextItem{}}
+	for _, e := range list(t, m["shards"]) {
+		s := fields(t, e, "shard", "as_of_us")
+		r.Shards = append(r.Shards, ShardAsOf{u32(t, s["shard"]), i64(t, s["as_of_us"])})
+	}
+	for _, e := range list(t, m["items"]) {
+		f := fields(t, e, "name", "columns", "groups")
+		it := ContextItem{Name: str(t, f["name"]), Columns: columns(t, f["columns"]),
+			Groups: []ContextGroup{}}
+		for _, g := range list(t, f["groups"]) {
+			gf := fields(t, g, "key", "rows")
+			it.Groups = append(it.Groups, ContextGroup{value(t, gf["key"]), rows(t, gf["rows"])})
+		}
+		r.Items = append(r.Items, it)
 	}
 	return r
 }

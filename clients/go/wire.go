@@ -23,13 +23,14 @@ const (
 	OpcodeFeatures Opcode = 0x09
 	OpcodeHistory  Opcode = 0x0A
 	OpcodeKnn      Opcode = 0x0B
+	OpcodeContext  Opcode = 0x0D
 	OpcodeError    Opcode = 0xFF
 )
 
 var opNames = map[Opcode]string{
 	OpcodeHello: "HELLO", OpcodePing: "PING", OpcodeSQL: "SQL", OpcodeUpsert: "UPSERT", OpcodeGet: "GET",
 	OpcodeDelete: "DELETE", OpcodeStats: "STATS", OpcodeIngest: "INGEST", OpcodeFeatures: "FEATURES",
-	OpcodeHistory: "HISTORY", OpcodeKnn: "KNN", OpcodeError: "ERROR",
+	OpcodeHistory: "HISTORY", OpcodeKnn: "KNN", OpcodeContext: "CONTEXT", OpcodeError: "ERROR",
 }
 
 // String is the upper-case name used in messages, e.g. "UPSERT".
