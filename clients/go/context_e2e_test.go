@@ -248,6 +248,13 @@ func testContextAdHoc(t *testing.T, c *Client) {
 	if len(r.Shards) != 1 {
 		t.Fatalf("shards %+v", r.Shards)
 	}
+	// Ad hoc items take no parameters (only Do can send them).
+	_, err = c.Do(bg(t), &ContextRequest{ContextAdHoc("row(accounts, 'a2') AS a"),
+		[]ContextParam{Param("p", BigInt(1))}})
+	if se := serverError(t, err, CodeInvalidArgument); !strings.Contains(se.Message,
+		"takes no parameters, got p") {
+		t.Fatalf("parameters of an ad hoc call: %+v", se)
+	}
 	_, err = c.ContextItems(bg(t), "row(nope_table, 'x') AS a")
 	if se := serverError(t, err, CodeUnknownTable); !strings.Contains(se.Message, "nope_table") {
 		t.Fatalf("UNKNOWN_TABLE %+v", se)

@@ -2,7 +2,8 @@
 // (docs/PROTOCOL.md, version 1) over one pipelined TCP connection.
 //
 // Dial connects and performs the HELLO handshake; the *Client methods (Ping, SQL, Upsert,
-// Get, Delete, IngestJSON, IngestRows, Features, FeaturesAsOf, History, Knn, Stats) each take
+// Get, Delete, IngestJSON, IngestRows, Features, FeaturesAsOf, History, Knn, Context,
+// ContextItems, Stats) each take
 // a context.Context and are safe for concurrent use: requests from many goroutines share the
 // connection, matched to their replies by request id, with at most the server's
 // max_in_flight unanswered (further callers wait for a slot).
