@@ -9,7 +9,7 @@ var requestDecoders = map[Opcode]func(*decoder) Request{
 	OpcodeHello: decodeHello, OpcodePing: decodePing, OpcodeSQL: decodeSQL, OpcodeUpsert: decodeUpsert,
 	OpcodeGet: decodeGet, OpcodeDelete: decodeDelete, OpcodeStats: decodeStats, OpcodeIngest: decodeIngest,
 	OpcodeFeatures: decodeFeatures, OpcodeHistory: decodeHistory, OpcodeKnn: decodeKnn,
-	OpcodeContext: decodeContext,
+	OpcodeContext: decodeContext, OpcodeRecent: decodeRecent,
 }
 
 var replyDecoders = map[Opcode]func(*decoder) Response{
@@ -17,7 +17,7 @@ var replyDecoders = map[Opcode]func(*decoder) Response{
 	OpcodeUpsert: decodeUpsertReply, OpcodeGet: decodeGetReply, OpcodeDelete: decodeDeleteReply,
 	OpcodeStats: decodeStatsReply, OpcodeIngest: decodeIngestReply, OpcodeFeatures: decodeFeaturesReply,
 	OpcodeHistory: decodeHistoryReply, OpcodeKnn: decodeKnnReply, OpcodeContext: decodeContextReply,
-	OpcodeError: decodeError,
+	OpcodeRecent: decodeRecentReply, OpcodeError: decodeError,
 }
 
 // AppendRequest appends a whole request frame (header + payload) to dst.

@@ -1,13 +1,10 @@
 package tarn
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -16,35 +13,7 @@ import (
 const (
 	contextCallers        = 8
 	contextCallsPerCaller = 25
-	// contextBusyAttempts bounds the tests' retries of BUSY. A call holds the shards it
-	// visits for at most 5 ms (MAX_CONTEXT_HOLD_US, PROTOCOL.md "Consistency"); a shard
-	// thread descheduled longer than that on a starved machine (2 cores shared with parallel
-	// builds) makes all 3 of the server's attempts expire, and BUSY is the documented,
-	// retryable answer.
-	contextBusyAttempts = 20
 )
-
-// busyRetries counts the BUSY answers the tests retried (logged, not asserted).
-var busyRetries atomic.Int64
-
-// retryBusy calls call until it answers something other than BUSY, at most
-// contextBusyAttempts times, pausing a little longer each time.
-func retryBusy(call func() (*ContextReply, error)) (*ContextReply, error) {
-	for attempt := 1; ; attempt++ {
-		r, err := call()
-		if !errors.Is(err, CodeBusy) || attempt == contextBusyAttempts {
-			return r, err
-		}
-		busyRetries.Add(1)
-		time.Sleep(time.Duration(attempt) * time.Millisecond)
-	}
-}
-
-// callCtx is Client.Context with BUSY retried.
-func callCtx(ctx context.Context, c *Client, name string, params ...ContextParam) (
-	*ContextReply, error) {
-	return retryBusy(func() (*ContextReply, error) { return c.Context(ctx, name, params...) })
-}
 
 // contextSchema: cards point to accounts (card → card.account_id → account row and the
 // account's features), and cards have an embedding with an index over it.
@@ -141,18 +110,17 @@ func shardIDs(r *ContextReply) []uint32 {
 
 // TestContextEndToEnd: a named context with a two-hop chain, a kNN and a list item against
 // a real tarnd (2 shards), missing keys at each hop, an ad hoc call, the call errors, and
-// concurrent calls on one connection.
+// concurrent calls on one connection. No BUSY is retried: without writes a call's holds are
+// never broken (PROTOCOL.md "Consistency"), so BUSY here is a failure.
 func TestContextEndToEnd(t *testing.T) {
 	s := startServer(t)
 	c := s.dial(t, Options{ClientName: "go-context"})
-	busyRetries.Store(0)
 	setupContext(t, c)
 	t.Run("chain", func(t *testing.T) { testContextChain(t, c) })
 	t.Run("missing", func(t *testing.T) { testContextMissing(t, c) })
 	t.Run("adhoc", func(t *testing.T) { testContextAdHoc(t, c) })
 	t.Run("errors", func(t *testing.T) { testContextErrors(t, c) })
 	t.Run("concurrent", func(t *testing.T) { testContextConcurrent(t, c) })
-	t.Logf("BUSY answers retried: %d", busyRetries.Load())
 }
 
 // checkCardC1 is the whole answer of card_go(c1), from what setupContext wrote.
@@ -178,7 +146,7 @@ func checkCardC1(t *testing.T, r *ContextReply) {
 
 func testContextChain(t *testing.T, c *Client) {
 	before := time.Now().UnixMicro()
-	r, err := callCtx(bg(t), c, "card_go", Param("card", Text("c1")))
+	r, err := c.Context(bg(t), "card_go", Param("card", Text("c1")))
 	must(t, err)
 	checkCardC1(t, r)
 	// The kNN searches every shard: both list the state they served the call at.
@@ -199,7 +167,7 @@ func testContextChain(t *testing.T, c *Client) {
 		t.Fatalf("columns f %v near %v", f.Columns, r.Item("near").Columns)
 	}
 	// Parameters by name: c2's chain, its own kNN neighbourhood.
-	r, err = callCtx(bg(t), c, "card_go", Param("card", Text("c2")))
+	r, err = c.Context(bg(t), "card_go", Param("card", Text("c2")))
 	must(t, err)
 	checkItem(t, r, "a", g(Text("a2"), row(Text("a2"), Text("Bo Ltd"), BigInt(7))))
 	checkItem(t, r, "f", g(Text("a2"), row(Text("a2"), BigInt(1), Double(1000))))
@@ -210,7 +178,7 @@ func testContextChain(t *testing.T, c *Client) {
 func testContextMissing(t *testing.T, c *Client) {
 	nulls3 := row(Null{}, Null{}, Null{})
 	// No such card: its row all NULL; nothing to follow; the kNN has no query vector.
-	r, err := callCtx(bg(t), c, "card_go", Param("card", Text("nope")))
+	r, err := c.Context(bg(t), "card_go", Param("card", Text("nope")))
 	must(t, err)
 	checkItem(t, r, "c", g(Text("nope"), nulls3))
 	checkItem(t, r, "a")
@@ -218,18 +186,18 @@ func testContextMissing(t *testing.T, c *Client) {
 	checkItem(t, r, "near", g(Text("nope")))
 	checkItem(t, r, "near_a")
 	// A NULL account_id: the dependent items read no key.
-	r, err = callCtx(bg(t), c, "card_go", Param("card", Text("c3")))
+	r, err = c.Context(bg(t), "card_go", Param("card", Text("c3")))
 	must(t, err)
 	checkItem(t, r, "c", g(Text("c3"), row(Text("c3"), Null{}, Text("Cy"))))
 	checkItem(t, r, "a")
 	checkItem(t, r, "f")
 	// An account row that does not exist: one all-NULL row; the view's empty values.
-	r, err = callCtx(bg(t), c, "card_go", Param("card", Text("c4")))
+	r, err = c.Context(bg(t), "card_go", Param("card", Text("c4")))
 	must(t, err)
 	checkItem(t, r, "a", g(Text("a-gone"), nulls3))
 	checkItem(t, r, "f", g(Text("a-gone"), row(Text("a-gone"), BigInt(0), Null{})))
 	// A NULL parameter: no item reads anything.
-	r, err = callCtx(bg(t), c, "card_go", Param("card", Null{}))
+	r, err = c.Context(bg(t), "card_go", Param("card", Null{}))
 	must(t, err)
 	for _, name := range []string{"c", "a", "f", "near", "near_a"} {
 		checkItem(t, r, name)
@@ -237,10 +205,8 @@ func testContextMissing(t *testing.T, c *Client) {
 }
 
 func testContextAdHoc(t *testing.T, c *Client) {
-	r, err := retryBusy(func() (*ContextReply, error) {
-		return c.ContextItems(bg(t), "row(accounts, 'a2') AS a, "+
-			"features(acct_life, a.id, columns => (txns, spend)) AS f")
-	})
+	r, err := c.ContextItems(bg(t), "row(accounts, 'a2') AS a, "+
+		"features(acct_life, a.id, columns => (txns, spend)) AS f")
 	must(t, err)
 	checkItem(t, r, "a", g(Text("a2"), row(Text("a2"), Text("Bo Ltd"), BigInt(7))))
 	checkItem(t, r, "f", g(Text("a2"), row(BigInt(1), Double(1000))))
@@ -281,7 +247,7 @@ func testContextErrors(t *testing.T, c *Client) {
 		t.Fatalf("INVALID_ARGUMENT %+v", se)
 	}
 	// The connection keeps serving.
-	r, err := callCtx(bg(t), c, "card_go", Param("card", Text("c1")))
+	r, err := c.Context(bg(t), "card_go", Param("card", Text("c1")))
 	must(t, err)
 	checkCardC1(t, r)
 }
@@ -291,7 +257,7 @@ func testContextErrors(t *testing.T, c *Client) {
 func testContextConcurrent(t *testing.T, c *Client) {
 	want := map[string]*ContextReply{}
 	for _, card := range []string{"c1", "c2", "c3", "c4"} {
-		r, err := callCtx(bg(t), c, "card_go", Param("card", Text(card)))
+		r, err := c.Context(bg(t), "card_go", Param("card", Text(card)))
 		must(t, err)
 		want[card] = r
 	}
@@ -303,7 +269,7 @@ func testContextConcurrent(t *testing.T, c *Client) {
 		go func() {
 			defer wg.Done()
 			for n := 0; n < contextCallsPerCaller; n++ {
-				r, err := callCtx(bg(t), c, "card_go", Param("card", Text(card)))
+				r, err := c.Context(bg(t), "card_go", Param("card", Text(card)))
 				if err != nil {
 					errs <- err
 					return

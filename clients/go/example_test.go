@@ -82,3 +82,32 @@ func ExampleClient_Context() {
 	}
 	fmt.Println(len(r.Items))
 }
+
+// ExampleClient_Recent is the README's recent-events example (compiled, not run).
+func ExampleClient_Recent() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := tarn.Connect(ctx, "127.0.0.1:7070")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	_, err = c.SQL(ctx, "CREATE STREAM tx (ts TIMESTAMP, card TEXT, amount DOUBLE) "+
+		"WITH (event_time = 'ts', partition = 'card', recent = 20)")
+	if err != nil {
+		log.Fatal(err)
+	}
+	r, err := c.Recent(ctx, "tx", []tarn.Value{tarn.Text("c1"), tarn.Text("c2")}, 5, "ts", "amount")
+	if err != nil {
+		// UNKNOWN_STREAM; UNSUPPORTED (a stream without recent); INVALID_ARGUMENT (n outside
+		// 1..MaxRecentN); UNKNOWN_COLUMN / DUPLICATE_COLUMN and NULL_KEY / TYPE_MISMATCH (with
+		// the key's index in (*tarn.ServerError).Row) name the column in .Column
+		log.Fatal(err)
+	}
+	for i, events := range r.Keys { // r.Keys[i] belongs to the i-th key asked for
+		for _, ev := range events { // newest first, one value per r.Columns
+			fmt.Println(i, ev[r.Column("ts")].(tarn.Timestamp).Time(), ev[1])
+		}
+	}
+}

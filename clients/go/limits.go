@@ -72,6 +72,18 @@ const (
 	// MaxContextShards is the most shards a CONTEXT reply lists an as-of time for (decoder:
 	// MALFORMED).
 	MaxContextShards uint32 = 1024
+
+	// MaxRecentKeys is the most keys of one RECENT request (decoder and server:
+	// BATCH_TOO_LARGE) and of a RECENT reply (decoder: MALFORMED): every key costs its home
+	// shard a lookup and up to MaxRecentN rows of reply.
+	MaxRecentKeys uint32 = 1000
+	// MaxRecentN is the largest n (events per key) of a RECENT request, the most events a
+	// stream keeps per key (server: INVALID_ARGUMENT, naming the value); the decoder refuses a
+	// reply key with more rows (MALFORMED), so one reply holds at most
+	// MaxRecentKeys × MaxRecentN rows.
+	MaxRecentN uint32 = 256
+	// MaxRecentColumns is the most names in a RECENT column list (decoder: MALFORMED).
+	MaxRecentColumns uint32 = MaxColumns
 )
 
 // Client-side limits and defaults.

@@ -140,3 +140,22 @@ func (c *Client) Context(ctx context.Context, name string, params ...ContextPara
 func (c *Client) ContextItems(ctx context.Context, items string) (*ContextReply, error) {
 	return roundTrip[*ContextReply](ctx, c, &ContextRequest{ContextAdHoc(items), []ContextParam{}})
 }
+
+// Recent returns the n newest events of each key of a stream created WITH (recent = N), one
+// list per key in key order, newest first by event time, projected on columns (none = every
+// column of the stream, in definition order). n is 1..MaxRecentN (the server answers
+// INVALID_ARGUMENT otherwise); an n above the stream's N returns what is kept.
+//
+//	r, err := c.Recent(ctx, "tx", []tarn.Value{tarn.Text("c-1")}, 3, "ts", "amount")
+func (c *Client) Recent(ctx context.Context, stream string, keys []Value, n uint32,
+	columns ...string) (*RecentReply, error) {
+	if columns == nil {
+		columns = []string{}
+	}
+	r, err := roundTrip[*RecentReply](ctx, c, &RecentRequest{stream, keys, n, columns})
+	if err == nil && len(r.Keys) != len(keys) {
+		return nil, &ProtocolError{Message: fmt.Sprintf(
+			"RECENT reply has %d key lists for %d keys", len(r.Keys), len(keys))}
+	}
+	return r, err
+}

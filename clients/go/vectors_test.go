@@ -406,6 +406,10 @@ func requestFromJSON(t *testing.T, x interface{}) Request {
 		return knnFromJSON(t, b)
 	case "Context":
 		return contextFromJSON(t, b)
+	case "Recent":
+		m := fields(t, b, "stream", "keys", "n", "columns")
+		return &RecentRequest{str(t, m["stream"]), values(t, m["keys"]), u32(t, m["n"]),
+			strList(t, m["columns"])}
 	}
 	t.Fatalf("unhandled Request variant %q", name)
 	return nil
@@ -507,6 +511,13 @@ func responseFromJSON(t *testing.T, x interface{}) Response {
 		return statsFromJSON(t, b)
 	case "Context":
 		return contextReplyFromJSON(t, b)
+	case "Recent":
+		m := fields(t, b, "columns", "keys")
+		r := &RecentReply{Columns: columns(t, m["columns"]), Keys: [][][]Value{}}
+		for _, k := range list(t, m["keys"]) {
+			r.Keys = append(r.Keys, rows(t, k))
+		}
+		return r
 	case "Error":
 		m := fields(t, b, "code", "message", "row", "column")
 		e := &ServerError{Code: codeByVariant(t, str(t, m["code"])), Message: str(t, m["message"]),

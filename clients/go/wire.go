@@ -23,6 +23,7 @@ const (
 	OpcodeFeatures Opcode = 0x09
 	OpcodeHistory  Opcode = 0x0A
 	OpcodeKnn      Opcode = 0x0B
+	OpcodeRecent   Opcode = 0x0C
 	OpcodeContext  Opcode = 0x0D
 	OpcodeError    Opcode = 0xFF
 )
@@ -30,7 +31,8 @@ const (
 var opNames = map[Opcode]string{
 	OpcodeHello: "HELLO", OpcodePing: "PING", OpcodeSQL: "SQL", OpcodeUpsert: "UPSERT", OpcodeGet: "GET",
 	OpcodeDelete: "DELETE", OpcodeStats: "STATS", OpcodeIngest: "INGEST", OpcodeFeatures: "FEATURES",
-	OpcodeHistory: "HISTORY", OpcodeKnn: "KNN", OpcodeContext: "CONTEXT", OpcodeError: "ERROR",
+	OpcodeHistory: "HISTORY", OpcodeKnn: "KNN", OpcodeRecent: "RECENT", OpcodeContext: "CONTEXT",
+	OpcodeError: "ERROR",
 }
 
 // String is the upper-case name used in messages, e.g. "UPSERT".
