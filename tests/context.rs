@@ -1025,7 +1025,7 @@ fn recent_events_and_the_entities_they_name() {
         .unwrap();
     expect_err(
         c.context_items("recent(plain, 'c1', 2) AS r"),
-        ErrorCode::InvalidArgument,
+        ErrorCode::Unsupported,
         &["stream plain keeps no recent events"],
         "recent of a plain stream",
     );

@@ -153,10 +153,9 @@ func testRecentContext(t *testing.T, c *Client) {
 	r, err = c.ContextItems(bg(t), "recent(rtx, 'c2', 3, columns => (note)) AS r")
 	must(t, err)
 	checkItem(t, r, "r", g(Text("c2"), row(Text("second")), row(Text("first"))))
-	// Planning refuses it (INVALID_ARGUMENT, as for every bad item; RECENT itself answers
-	// UNSUPPORTED).
+	// Planning refuses it with the code RECENT itself answers (UNSUPPORTED).
 	_, err = c.ContextItems(bg(t), "recent(plain, 'c1', 2) AS r")
-	if se := serverError(t, err, CodeInvalidArgument); !strings.Contains(se.Message,
+	if se := serverError(t, err, CodeUnsupported); !strings.Contains(se.Message,
 		"stream plain keeps no recent events") {
 		t.Fatalf("recent item of a stream without recent: %+v", se)
 	}

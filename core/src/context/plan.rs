@@ -200,7 +200,8 @@ fn recent_n(item: &str, n: u64, s: &crate::schema::StreamDef) -> Result<usize, C
         )));
     }
     if s.recent == 0 {
-        return Err(invalid(format!(
+        // The code a RECENT request of such a stream answers.
+        return Err(CoreError::Unsupported(format!(
             "context item {item}: stream {} keeps no recent events (create it WITH (recent = N))",
             s.name
         )));

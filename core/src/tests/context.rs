@@ -130,7 +130,7 @@ fn create_context_errors_name_what_is_wrong() {
         ("CREATE CONTEXT c AS knn(dev_emb, vector => '[1, 2, 3]', k => 2) AS a", ErrorKind::BadVector, "a.key"),
         ("CREATE CONTEXT c AS knn(dev_emb, k => 2) AS a", ErrorKind::InvalidArgument, "needs like => key or vector => v"),
         ("CREATE CONTEXT c AS row(cards, 'x') AS a, features(acct_f, 'x', as_of => k.ts) AS b, recent(tx, 'c', 3) AS k", ErrorKind::InvalidArgument, "as_of refers to item k, which has several rows"),
-        ("CREATE CONTEXT c AS recent(plain, 'x', 5) AS a", ErrorKind::InvalidArgument, "stream plain keeps no recent events"),
+        ("CREATE CONTEXT c AS recent(plain, 'x', 5) AS a", ErrorKind::Unsupported, "stream plain keeps no recent events"),
         ("CREATE CONTEXT c AS recent(tx, 'x', 0) AS a", ErrorKind::InvalidArgument, "n must be in 1..=256, got 0"),
         ("CREATE CONTEXT c AS recent(tx, 'x', 257) AS a", ErrorKind::InvalidArgument, "got 257"),
         ("CREATE CONTEXT c AS recent(tx, 5, 3) AS a", ErrorKind::TypeMismatch, "a.key"),
