@@ -95,6 +95,8 @@ struct Call<'a> {
     searches: Vec<Vec<Vec<KnnHits>>>,
     /// Shards visited: the as-of time and the LSN of the state they read at.
     seen: BTreeMap<u32, (i64, u64)>,
+    /// Shards a visit of this call was sent to (each may hold the call's hold).
+    visited: BTreeSet<u32>,
     /// Shards whose hold is released.
     released: BTreeSet<u32>,
     rows: usize,
@@ -119,6 +121,7 @@ impl<'a> Call<'a> {
             vectors: vec![Vec::new(); n],
             searches: vec![Vec::new(); n],
             seen: BTreeMap::new(),
+            visited: BTreeSet::new(),
             released: BTreeSet::new(),
             rows: 0,
         }
@@ -369,6 +372,7 @@ impl<'a> Call<'a> {
             };
             slots.push((s, sl));
             visits.push((s, visit));
+            self.visited.insert(s);
         }
         let answers = fanout::each(visits, |(s, visit)| {
             let shard = self.shard.clone();
@@ -433,10 +437,11 @@ impl<'a> Call<'a> {
     }
 
     /// Releases the holds of the shards not released by a last visit (an error ended the
-    /// call early, or the call's last phase did not visit them). Does not wait.
+    /// call early — a shard that failed its visit may still have taken the hold —, or the
+    /// call's last phase did not visit them). Does not wait.
     fn release_rest(&mut self) {
         let Some(hold) = self.hold else { return };
-        for &s in self.seen.keys() {
+        for &s in &self.visited {
             if self.released.insert(s) {
                 let shard = self.shard.clone();
                 glommio::spawn_local(async move { shard.context_release(s, hold).await }).detach();

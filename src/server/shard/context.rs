@@ -7,10 +7,13 @@
 //! appends and makes durable every write as usual but applies none to its state until the
 //! hold is released — by the call's last visit, by a release message after the call, or by
 //! expiry: once a write has waited for it (checked every [`MAX_CONTEXT_HOLD_US`]), or after
-//! [`MAX_CONTEXT_HOLD_IDLE_US`] when no write waits (a call that vanished). A later visit of the call finds its hold and reads
-//! at the same state and the same as-of time; if the hold expired it answers BUSY and the
-//! call starts again. Writers are never starved: while a write waits for holds to end, a new
-//! call does not take a hold until that write is applied.
+//! [`MAX_CONTEXT_HOLD_IDLE_US`] when no write waits (a call that vanished). A later visit of
+//! the call finds its hold and reads at the same state and the same as-of time; if the hold
+//! expired it answers BUSY and the call starts again. Writers are never starved: while a write
+//! waits for holds to end, a new call does not take a hold until that write is applied. Two
+//! calls that each hold one shard and wait to take the other's (both shards have a waiting
+//! write) are untied by the expiry: one hold breaks within 2 × MAX_CONTEXT_HOLD_US and that
+//! call starts again.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -120,6 +123,7 @@ impl Holds {
     /// Drops every hold (shutdown: the final applies must run).
     pub(super) fn clear(&self) {
         self.active.borrow_mut().clear();
+        self.blocked.set(false);
     }
 }
 
@@ -224,7 +228,7 @@ impl Shard {
             ServerError::new(
                 ErrorCode::Busy,
                 format!(
-                    "shard {}: the context call's hold expired (a call holds a shard for at most {MAX_CONTEXT_HOLD_US} µs)",
+                    "shard {}: the context call's hold was broken (a write waited for it over {MAX_CONTEXT_HOLD_US} µs); retry",
                     self.id
                 ),
             )
