@@ -1040,7 +1040,7 @@ fn the_readme_context_walkthrough_runs_as_written() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let run = |line: &str| {
-        let args = readme_words(line.strip_prefix("tarn ").expect("a tarn command"));
+        let args = shell_words(line.strip_prefix("tarn ").expect("a tarn command"));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = run_tarn(&a, &args);
         assert!(
@@ -1145,35 +1145,4 @@ fn the_readme_context_walkthrough_runs_as_written() {
         "{}",
         outputs[4]
     );
-}
-
-/// Splits a README command line like a POSIX shell would for these lines: words separated by
-/// spaces, single- or double-quoted parts kept whole.
-fn readme_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut quote = None;
-    let mut in_word = false;
-    for ch in line.chars() {
-        match (quote, ch) {
-            (None, '\'' | '"') => {
-                quote = Some(ch);
-                in_word = true;
-            }
-            (Some(q), c) if c == q => quote = None,
-            (None, ' ') if in_word => {
-                words.push(std::mem::take(&mut cur));
-                in_word = false;
-            }
-            (None, ' ') => {}
-            (_, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    words
 }

@@ -664,35 +664,3 @@ fn the_readme_vector_walkthrough_runs_as_written() {
     assert_eq!(rows[0]["distance"], 0.0);
     assert!(outputs[5].contains("products_emb"), "{}", outputs[5]);
 }
-
-/// Splits a README command line like a POSIX shell would for these lines: words separated by
-/// spaces, single- or double-quoted parts kept whole.
-fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut quote = None;
-    let mut in_word = false;
-    for ch in line.chars() {
-        match (quote, ch) {
-            (None, '\'' | '"') => {
-                quote = Some(ch);
-                in_word = true;
-            }
-            (Some(q), c) if c == q => quote = None,
-            (None, ' ') => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (_, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    words
-}

@@ -926,3 +926,35 @@ pub fn ctx_value(r: &ContextReply, item: &str, group: usize, row: usize, column:
         .unwrap_or_else(|| panic!("item {item} has no column {column}: {:?}", it.columns));
     it.groups[group].rows[row][c].clone()
 }
+
+/// Splits a README command line like a POSIX shell would for these lines: words separated by
+/// spaces, single- or double-quoted parts kept whole.
+pub fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quote = None;
+    let mut in_word = false;
+    for ch in line.chars() {
+        match (quote, ch) {
+            (None, '\'' | '"') => {
+                quote = Some(ch);
+                in_word = true;
+            }
+            (Some(q), c) if c == q => quote = None,
+            (None, ' ') => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (_, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    words
+}
