@@ -76,6 +76,23 @@ fn answer(req: Request) -> Response {
             }],
             keys: r.keys.into_iter().map(|k| vec![vec![k]]).collect(),
         }),
+        Request::Context(c) => Response::Context(ContextReply {
+            shards: vec![ShardAsOf {
+                shard: 0,
+                as_of_us: 1,
+            }],
+            items: vec![ContextItemReply {
+                name: match c.call {
+                    ContextCall::Named(n) | ContextCall::AdHoc(n) => n,
+                },
+                columns: vec![],
+                groups: c
+                    .params
+                    .into_iter()
+                    .map(|(_, key)| ContextGroup { key, rows: vec![] })
+                    .collect(),
+            }],
+        }),
         Request::Ingest(i) => Response::Ingest(tarn_client::IngestReply {
             events: match i.body {
                 tarn_client::IngestBody::Rows { rows, .. } => rows.len() as u64,
@@ -251,6 +268,32 @@ fn knn_writes_the_request_and_returns_the_reply() {
     let r = c.knn(&req).unwrap();
     assert_eq!(r.distances, 0);
     assert_eq!(r.rows[0].values[1], Value::Text("doc-7".into()));
+    drop(c);
+    assert_eq!(server.join().unwrap(), 2);
+}
+
+#[test]
+fn context_calls_carry_the_call_and_the_parameters() {
+    let (addr, server) = spawn_server(Mode::Reverse);
+    let mut c = Client::connect_with(&addr, opts()).unwrap();
+    let params = vec![
+        ("card".to_string(), Value::Text("c-1".into())),
+        ("amount".to_string(), Value::Double(2.5)),
+    ];
+    let r = c.context("fraud_check", params).unwrap();
+    assert_eq!(
+        r.shards,
+        [ShardAsOf {
+            shard: 0,
+            as_of_us: 1
+        }]
+    );
+    assert_eq!(r.items[0].name, "fraud_check");
+    let keys: Vec<&Value> = r.items[0].groups.iter().map(|g| &g.key).collect();
+    assert_eq!(keys, [&Value::Text("c-1".into()), &Value::Double(2.5)]);
+    let r = c.context_items("row(cards, 'c-1') AS c").unwrap();
+    assert_eq!(r.items[0].name, "row(cards, 'c-1') AS c");
+    assert!(r.items[0].groups.is_empty());
     drop(c);
     assert_eq!(server.join().unwrap(), 2);
 }

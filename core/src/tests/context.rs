@@ -247,7 +247,7 @@ fn parameters_are_bound_by_name_and_type() {
     let amount = ("amount", Value::Double(1.5));
     assert!(p(&[card.clone(), amount.clone()]).is_ok());
     assert!(p(&[amount.clone(), card.clone()]).is_ok(), "any order");
-    let e = p(&[card.clone()]).unwrap_err();
+    let e = p(std::slice::from_ref(&card)).unwrap_err();
     assert_eq!(
         (e.kind(), e.column()),
         (ErrorKind::MissingValue, Some("amount"))
