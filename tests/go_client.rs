@@ -65,7 +65,12 @@ const SCHEMA: &str = "\
       knn(things_emb, like => thing, k => 2, columns => (id, n)) AS near, \
       row(owners, near.n, columns => (name)) AS near_o, \
       row(owners, owner) AS o2, \
-      knn(things_emb, vector => q, k => 2, columns => (id)) AS byvec";
+      knn(things_emb, vector => q, k => 2, columns => (id)) AS byvec; \
+    CREATE TABLE by_bytes (k BYTES PRIMARY KEY, v TEXT); \
+    CREATE TABLE by_ts (k TIMESTAMP PRIMARY KEY, v TEXT); \
+    CREATE TABLE by_bool (k BOOLEAN PRIMARY KEY, v TEXT); \
+    CREATE CONTEXT keys_go (b BYTES, at TIMESTAMP, flag BOOLEAN) AS SELECT \
+      row(by_bytes, b) AS rb, row(by_ts, at) AS rt, row(by_bool, flag) AS rf";
 
 fn text(s: &str) -> Value {
     Value::Text(s.to_string())
@@ -132,6 +137,14 @@ fn load(c: &mut Conn) {
             ]
         })
         .collect();
+    for (table, key) in [
+        ("by_bytes", Value::Bytes(vec![0xde, 0xad])),
+        ("by_ts", Value::Timestamp(1_714_564_800_000_000)),
+        ("by_bool", Value::Bool(true)),
+    ] {
+        c.upsert(table, &["k", "v"], vec![vec![key, text(table)]])
+            .expect(table);
+    }
     let cols = ["ts", "thing", "amount", "tag"];
     c.call(&Request::Ingest(tarn_net::IngestRequest {
         stream: "ev".into(),
@@ -183,20 +196,33 @@ fn go_context_tool_matches_the_cli() {
     let addr = srv.addr_string();
     let go_tool = |params: &[&str]| {
         Command::new(&tool)
-            .args(["-addr", addr.as_str(), "all_go"])
+            .args(["-addr", addr.as_str()])
             .args(params)
             .env_remove("TARN_AUTH_TOKEN")
             .output()
             .expect("run tarn-go-context")
     };
-    let calls: [&[&str]; 4] = [
-        &["thing=t1", "owner=2", "q=[0, 1, 0]"],
-        &["thing=t2", "owner=null", "q=[1,0,0]"],
-        &["thing=nope", "owner=7", "q=[0.5,0.5,0.5]"],
-        &["thing=t3", "owner=1", "q=[100, 0, 0]"],
+    let calls: [&[&str]; 7] = [
+        &["all_go", "thing=t1", "owner=2", "q=[0, 1, 0]"],
+        &["all_go", "thing=t2", "owner=null", "q=[1,0,0]"],
+        &["all_go", "thing=nope", "owner=7", "q=[0.5,0.5,0.5]"],
+        &["all_go", "thing=t3", "owner=1", "q=[100, 0, 0]"],
+        &[
+            "keys_go",
+            "b=\\xDEad",
+            "at=2024-05-01 14:00:00+02:00",
+            "flag=TRUE",
+        ],
+        &["keys_go", "b=\\x", "at=1714564800000000", "flag=false"],
+        &[
+            "keys_go",
+            "b=null",
+            "at=2024-05-01T12:00:00.000001Z",
+            "flag=null",
+        ],
     ];
     for params in calls {
-        let mut args = vec!["--json", "context", "all_go"];
+        let mut args = vec!["--json", "context"];
         args.extend_from_slice(params);
         let cli = run_tarn(&addr, &args);
         assert!(cli.status.success(), "tarn {args:?}: {}", cli.stderr);
@@ -213,18 +239,46 @@ fn go_context_tool_matches_the_cli() {
             "{params:?}"
         );
         assert_eq!(masked(&go_out), masked(&cli.stdout), "{params:?}: text");
+        // The shards the call read (one as-of each), ids of this 2-shard server.
         let shards = without_as_of(&go_out)["shards"].clone();
-        assert_eq!(shards, serde_json::json!([{"shard": 0}, {"shard": 1}]));
+        let ids: Vec<u64> = shards
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["shard"].as_u64().expect("shard id"))
+            .collect();
+        assert!(
+            !ids.is_empty() && ids.iter().all(|&i| i < 2),
+            "{params:?}: {ids:?}"
+        );
+    }
+    // The typed parameters found their rows (BYTES in either case, RFC 3339 with an offset).
+    let found = go_tool(&[
+        "keys_go",
+        "b=\\xDEad",
+        "at=2024-05-01 14:00:00+02:00",
+        "flag=TRUE",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&found.stdout).expect("JSON");
+    for (item, table) in [("rb", "by_bytes"), ("rt", "by_ts"), ("rf", "by_bool")] {
+        assert_eq!(doc["items"][item][0]["rows"][0]["v"], table, "{doc}");
     }
     // Errors: exit 1 and `error: …` naming the problem, like the CLI.
-    for (params, names) in [
+    let errors: [(&[&str], &[&str]); 6] = [
         (
-            &["thing=t1", "nobody=1"][..],
-            &["nobody", "thing, owner, q"][..],
+            &["all_go", "thing=t1", "nobody=1"],
+            &["nobody", "thing, owner, q"],
         ),
-        (&["thing=t1", "owner=x1"][..], &["owner", "BIGINT"][..]),
-        (&["thing=t1", "owner=1", "q=[1,2]"][..], &["q", "3"][..]),
-    ] {
+        (&["all_go", "thing=t1", "owner=x1"], &["owner", "BIGINT"]),
+        (&["all_go", "thing=t1", "owner=1", "q=[1,2]"], &["q", "3"]),
+        (&["keys_go", "at=2024-05-01T12:00:00"], &["at", "RFC 3339"]),
+        (&["keys_go", "b=dead"], &["b", "\\x"]),
+        (
+            &["no_such_context"],
+            &["UNKNOWN_CONTEXT", "no_such_context"],
+        ),
+    ];
+    for (params, names) in errors {
         let go = go_tool(params);
         let err = String::from_utf8_lossy(&go.stderr);
         assert_eq!(go.status.code(), Some(1), "{params:?}: {err}");
@@ -232,7 +286,7 @@ fn go_context_tool_matches_the_cli() {
         for n in names {
             assert!(err.contains(n), "{params:?}: {err} does not name {n}");
         }
-        let mut args = vec!["--json", "context", "all_go"];
+        let mut args = vec!["--json", "context"];
         args.extend_from_slice(params);
         assert!(!run_tarn(&addr, &args).status.success(), "tarn {args:?}");
     }
