@@ -958,3 +958,12 @@ pub fn shell_words(line: &str) -> Vec<String> {
     }
     words
 }
+
+pub mod go;
+
+/// The `tarn-go-context` tool (`clients/go/cmd/tarn-go-context`): calls a named context through
+/// the Go client and prints what `tarn context NAME … --json` prints. Built once per test
+/// binary into the cargo target dir (Go found or installed as for tests/go_client.rs).
+pub fn go_context_tool() -> PathBuf {
+    go::context_tool()
+}
