@@ -946,3 +946,234 @@ fn cli_context() {
     }
     c.ping().unwrap();
 }
+
+/// `recent` items: a card's newest events (by event time, late events in their place), and a
+/// list item over the merchants they name; recent items keep working after kill -9.
+#[test]
+fn recent_events_and_the_entities_they_name() {
+    let mut srv = TarnServer::start_ok(ServerOpts::shards(SHARDS));
+    let mut c = srv.client();
+    c.sql(
+        "CREATE STREAM tx (ts TIMESTAMP, card TEXT, merchant TEXT, amount DOUBLE) \
+         WITH (event_time = 'ts', partition = 'card', recent = 4); \
+         CREATE TABLE merchants (id TEXT PRIMARY KEY, risk DOUBLE); \
+         CREATE CONTEXT last_tx (card TEXT) AS SELECT \
+           recent(tx, card, 3, columns => (ts, merchant, amount)) AS r, \
+           row(merchants, r.merchant, columns => (risk)) AS m",
+    )
+    .unwrap();
+    c.upsert(
+        "merchants",
+        &["id", "risk"],
+        (0..4)
+            .map(|m| vec![text(&format!("m{m}")), Value::Double(m as f64 / 10.0)])
+            .collect(),
+    )
+    .unwrap();
+    let t0 = now_us() - 60_000_000;
+    // Six events of one card, the fourth one late (dated before all others); another card's.
+    let times = [1, 2, 3, -5, 5, 6];
+    let merchants = ["m0", "m1", "m2", "m3", "m1", "m2"];
+    let rows = times
+        .iter()
+        .zip(merchants)
+        .enumerate()
+        .map(|(i, (&dt, m))| {
+            vec![
+                Value::Timestamp(t0 + dt),
+                text("c1"),
+                text(m),
+                Value::Double(i as f64),
+            ]
+        })
+        .chain(std::iter::once(vec![
+            Value::Timestamp(t0 + 9),
+            text("c2"),
+            text("m0"),
+            Value::Double(9.0),
+        ]))
+        .collect();
+    ingest(&mut c, "tx", &["ts", "card", "merchant", "amount"], rows).unwrap();
+    let check = |c: &mut Conn| {
+        let r = c.context("last_tx", &[("card", text("c1"))]).unwrap();
+        let g = groups(&r, "r");
+        assert_eq!(g.len(), 1);
+        let want: Vec<Vec<Value>> = [(6, "m2", 5.0), (5, "m1", 4.0), (3, "m2", 2.0)]
+            .iter()
+            .map(|&(dt, m, a)| vec![Value::Timestamp(t0 + dt), text(m), Value::Double(a)])
+            .collect();
+        assert_eq!(g[0].1, want, "the newest three by event time, newest first");
+        // The merchants those events name, distinct, in order of first appearance.
+        let m = groups(&r, "m");
+        let keys: Vec<Value> = m.iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(keys, vec![text("m2"), text("m1")]);
+        assert_eq!(m[0].1, vec![vec![Value::Double(0.2)]]);
+        assert_eq!(m[1].1, vec![vec![Value::Double(0.1)]]);
+        // A card with no events: no rows, no merchants.
+        let r = c.context("last_tx", &[("card", text("c9"))]).unwrap();
+        assert_eq!(groups(&r, "r")[0].1.len(), 0);
+        assert!(groups(&r, "m").is_empty());
+    };
+    check(&mut c);
+    drop(c);
+    srv.kill9();
+    srv.restart_ok();
+    let mut c = srv.client();
+    check(&mut c);
+    // A stream without recent events is refused when the context is created.
+    c.sql("CREATE STREAM plain (ts TIMESTAMP, card TEXT) WITH (event_time = 'ts', partition = 'card')")
+        .unwrap();
+    expect_err(
+        c.context_items("recent(plain, 'c1', 2) AS r"),
+        ErrorCode::Unsupported,
+        &["stream plain keeps no recent events"],
+        "recent of a plain stream",
+    );
+}
+
+/// The README's context walkthrough, run as written against the objects the README's earlier
+/// sections create (their `tarn sql` / `tarn upsert` lines, taken from the README itself).
+#[test]
+fn the_readme_context_walkthrough_runs_as_written() {
+    let server = TarnServer::start_ok(ServerOpts::shards(SHARDS));
+    let a = server.addr_string();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let run = |line: &str| {
+        let args = readme_words(line.strip_prefix("tarn ").expect("a tarn command"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_tarn(&a, &args);
+        assert!(
+            out.status.success(),
+            "{line}: {}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        out.stdout
+    };
+    let setup = [
+        "tarn sql \"CREATE TABLE cards",
+        "tarn upsert cards '",
+        "tarn sql \"CREATE STREAM tx",
+        "tarn sql \"CREATE MATERIALIZED VIEW card_10m",
+        "tarn sql \"CREATE TABLE products",
+        "tarn sql \"INSERT INTO products",
+        "tarn sql \"CREATE INDEX products_emb",
+    ];
+    for prefix in setup {
+        let line = readme
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("README line {prefix}"));
+        run(line);
+    }
+    let mut c = server.client();
+    // The README's cards.jsonl row for c-2.
+    c.upsert(
+        "cards",
+        &["card_id", "account_id", "flagged", "risk"],
+        vec![vec![
+            text("c-2"),
+            text("a-9"),
+            Value::Bool(true),
+            Value::Double(0.93),
+        ]],
+    )
+    .unwrap();
+    let t = now_us() - 1_000;
+    let rows = [(0, 12.5, "10.0.0.1"), (1, 80.0, "10.0.0.7")]
+        .iter()
+        .map(|&(dt, amount, ip)| {
+            vec![
+                Value::Timestamp(t + dt),
+                text("c-1"),
+                Value::Double(amount),
+                text(ip),
+            ]
+        })
+        .collect();
+    ingest(&mut c, "tx", &["ts", "card_id", "amount", "ip"], rows).unwrap();
+    let start = readme
+        .find("Context requests: everything one decision reads")
+        .expect("the README section");
+    let block = &readme[start..];
+    let block = &block[block.find("```sh\n").unwrap() + 6..];
+    let block = &block[..block.find("```").unwrap()];
+    let outputs: Vec<String> = block
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(run)
+        .collect();
+    assert_eq!(outputs.len(), 5);
+    let table = &outputs[1];
+    for want in [
+        "card (1 row(s))",
+        "c-1",
+        "a-9",
+        "f (1 row(s))",
+        "92.5",
+        "last_tx (2 row(s))",
+        "10.0.0.7",
+        "offers (2 row(s))",
+    ] {
+        assert!(table.contains(want), "{want:?} missing from:\n{table}");
+    }
+    let json: serde_json::Value = serde_json::from_str(outputs[2].trim()).unwrap();
+    assert_eq!(json["items"]["card"][0]["rows"][0]["risk"], 0.93);
+    assert_eq!(json["items"]["f"][0]["rows"][0]["txns"], 0);
+    assert_eq!(
+        json["items"]["last_tx"][0]["rows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let ids: Vec<i64> = json["items"]["offers"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2], "cosine nearest to [0.15, 0.85, 0.05]");
+    assert!(
+        outputs[3].contains("c-2") && outputs[3].contains("a-9"),
+        "{}",
+        outputs[3]
+    );
+    assert!(
+        outputs[4].contains("card_check") && outputs[4].contains("card_id TEXT"),
+        "{}",
+        outputs[4]
+    );
+}
+
+/// Splits a README command line like a POSIX shell would for these lines: words separated by
+/// spaces, single- or double-quoted parts kept whole.
+fn readme_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quote = None;
+    let mut in_word = false;
+    for ch in line.chars() {
+        match (quote, ch) {
+            (None, '\'' | '"') => {
+                quote = Some(ch);
+                in_word = true;
+            }
+            (Some(q), c) if c == q => quote = None,
+            (None, ' ') if in_word => {
+                words.push(std::mem::take(&mut cur));
+                in_word = false;
+            }
+            (None, ' ') => {}
+            (_, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    words
+}

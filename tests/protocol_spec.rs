@@ -828,11 +828,16 @@ fn listing_result_sets_match_the_spec() {
             ("max_future", Text),
             ("events", BigInt),
             ("newest_event_time", Timestamp),
+            ("recent", BigInt),
         ])
     );
     assert_eq!(r.rows.len(), 1, "{r:?}");
     assert_eq!(r.rows[0][..3], [text("tx"), text("ts"), text("card")]);
-    assert_eq!(r.rows[0][5..], [Value::Int(0), Value::Null], "{r:?}");
+    assert_eq!(
+        r.rows[0][5..],
+        [Value::Int(0), Value::Null, Value::Int(0)],
+        "{r:?}"
+    );
 
     let r = c.sql("SHOW VIEWS").unwrap();
     assert_eq!(

@@ -59,6 +59,15 @@ pub const MAX_COLUMNS: usize = 1024;
 /// small. Raising it costs catalog rewrite time.
 pub const MAX_STREAMS: usize = 256;
 
+/// Most events per partition key a stream keeps with `WITH (recent = N)` (the `N` in
+/// `1..=` this). The last `N` events of every key live in memory on the key's home shard,
+/// full rows, whatever the stream's retention: a key costs about `N × (40 + row bytes)` plus
+/// ~100 bytes of map entry and key (`docs/SQL.md`, "Recent events"), and every key of the
+/// stream pays it, so the bound keeps one stream from taking the shard's memory by mistake.
+/// Raising it costs that memory per key and makes an insert into a full ring (a sorted
+/// vector) move more entries.
+pub const MAX_RECENT_EVENTS_PER_KEY: u32 = 256;
+
 /// At most `max` bytes of `s` (cut on a character boundary, `…` appended when cut): client
 /// text quoted in messages.
 pub(crate) fn excerpt(s: &str, max: usize) -> String {

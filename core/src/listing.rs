@@ -86,7 +86,8 @@ pub fn show_tables(catalog: &Catalog) -> Listing {
 }
 
 /// `SHOW STREAMS`: `stream`, `event_time`, `partition`, `retention`, `max_future` (TEXT),
-/// `events` (BIGINT), `newest_event_time` (TIMESTAMP, NULL when none) per stream. `totals`
+/// `events` (BIGINT), `newest_event_time` (TIMESTAMP, NULL when none), `recent` (BIGINT:
+/// events kept per partition key, 0 = none) per stream. `totals`
 /// by stream id; a stream missing from it has no events.
 pub fn show_streams(catalog: &Catalog, totals: &BTreeMap<u32, StreamTotals>) -> Listing {
     let rows: Vec<Vec<Value>> = catalog
@@ -101,6 +102,7 @@ pub fn show_streams(catalog: &Catalog, totals: &BTreeMap<u32, StreamTotals>) -> 
                 Value::Text(format_duration_us(s.max_future_us)),
                 Value::Int(t.events as i64),
                 t.newest_event_time_us.map_or(Value::Null, Value::Timestamp),
+                Value::Int(i64::from(s.recent)),
             ]
         })
         .collect();
@@ -114,6 +116,7 @@ pub fn show_streams(catalog: &Catalog, totals: &BTreeMap<u32, StreamTotals>) -> 
             t("max_future"),
             col("events", ColumnType::BigInt),
             col("newest_event_time", ColumnType::Timestamp),
+            col("recent", ColumnType::BigInt),
         ],
         message: format!("{} stream(s)", rows.len()),
         rows,
@@ -320,7 +323,8 @@ pub fn describe_view(v: &ViewDef, stream: &StreamDef) -> Listing {
 }
 
 /// `DESCRIBE stream`: `column`, `type`, `role` (TEXT: `event time`, `partition` or empty);
-/// message `stream <name>`.
+/// message `stream <name>`, followed by `, keeps the last N events per partition key` when
+/// the stream was created with `recent = N`.
 pub fn describe_stream(s: &StreamDef) -> Listing {
     let role = |i: usize| {
         if i == s.event_time {
@@ -343,7 +347,13 @@ pub fn describe_stream(s: &StreamDef) -> Listing {
             .enumerate()
             .map(|(i, c)| vec![text(&c.name), text(&c.ty.sql_name()), text(role(i))])
             .collect(),
-        message: format!("stream {}", s.name),
+        message: match s.recent {
+            0 => format!("stream {}", s.name),
+            n => format!(
+                "stream {}, keeps the last {n} events per partition key",
+                s.name
+            ),
+        },
     }
 }
 

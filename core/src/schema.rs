@@ -113,6 +113,16 @@ pub struct StreamDef {
     /// How far after the server's clock an event's time may be, in µs; later events are
     /// rejected.
     pub max_future_us: i64,
+    /// How many of the newest events (by event time) each partition key keeps in memory on
+    /// its home shard, `1..=`[`crate::MAX_RECENT_EVENTS_PER_KEY`]; 0 = none kept (the default,
+    /// and what catalogs written before the option read as). Not written to the catalog when
+    /// 0, so those files stay byte for byte what they were.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recent: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl StreamDef {
@@ -136,13 +146,22 @@ impl StreamDef {
             .map(|c| format!("{} {}", quote_ident(&c.name), c.ty.sql_name()))
             .collect();
         format!(
-            "CREATE STREAM {} ({}) WITH (event_time = '{}', partition = '{}', retention = '{}', max_future = '{}')",
+            "CREATE STREAM {} ({}) WITH (event_time = '{}', partition = '{}', retention = '{}', max_future = '{}'",
             quote_ident(&self.name),
             cols.join(", "),
             self.columns[self.event_time].name.replace('\'', "''"),
             self.columns[self.partition].name.replace('\'', "''"),
             crate::duration::format_duration_us(self.retention_us),
             crate::duration::format_duration_us(self.max_future_us),
-        )
+        ) + &self.recent_option()
+            + ")"
+    }
+
+    /// `, recent = N` for [`StreamDef::create_sql`] when the stream keeps recent events.
+    fn recent_option(&self) -> String {
+        if self.recent == 0 {
+            return String::new();
+        }
+        format!(", recent = {}", self.recent)
     }
 }

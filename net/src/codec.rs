@@ -14,6 +14,7 @@ use crate::message::*;
 
 mod context;
 mod knn;
+mod recent;
 
 pub use crate::encode::{encode_column_type, encode_value, VALUE_TAG_NULL};
 use crate::encode::{
@@ -108,6 +109,7 @@ pub fn encode_request_payload(req: &Request, out: &mut Vec<u8>) {
         }
         Request::Knn(k) => knn::put_request(out, k),
         Request::Context(c) => context::put_request(out, c),
+        Request::Recent(r) => recent::put_request(out, r),
         Request::Ingest(i) => {
             put_str(out, &i.stream);
             match i.producer {
@@ -183,6 +185,7 @@ pub fn encode_response_payload(resp: &Response, out: &mut Vec<u8>) {
         }
         Response::Knn(k) => knn::put_reply(out, k),
         Response::Context(c) => context::put_reply(out, c),
+        Response::Recent(r) => recent::put_reply(out, r),
         Response::Stats(s) => {
             put_count(out, s.shards.len());
             for sh in &s.shards {
@@ -797,6 +800,7 @@ pub fn decode_request(h: &FrameHeader, payload: &[u8]) -> Result<Request, Decode
         }
         Opcode::Knn => Request::Knn(r.knn_request()?),
         Opcode::Context => Request::Context(r.context_request()?),
+        Opcode::Recent => Request::Recent(r.recent_request()?),
         Opcode::Error => unreachable!("rejected by check_frame"),
     };
     r.finish(req)
@@ -894,6 +898,7 @@ pub fn decode_response(h: &FrameHeader, payload: &[u8]) -> Result<Response, Deco
         }),
         Opcode::Knn => Response::Knn(r.knn_reply()?),
         Opcode::Context => Response::Context(r.context_reply()?),
+        Opcode::Recent => Response::Recent(r.recent_reply()?),
         Opcode::Stats => {
             // shard (4) + cpu (4) + 3 x u64 (24) + connections (4) + op and index counts (8)
             let n = r.count("shard", 44, u32::MAX, ErrorCode::Malformed)?;

@@ -33,6 +33,9 @@ pub enum Opcode {
     History = 0x0A,
     /// Nearest neighbours of a query vector in a vector index (`KnnRequest` / `KnnReply`).
     Knn = 0x0B,
+    /// The newest events of partition keys of a stream kept with `recent = N`
+    /// (`RecentRequest` / `RecentReply`).
+    Recent = 0x0C,
     /// A context call: named items read in one round trip (`ContextRequest` / `ContextReply`).
     Context = 0x0D,
     /// Response-only: the request failed; the payload is an [`crate::ErrorReply`].
@@ -54,6 +57,7 @@ impl Opcode {
             0x0A => Opcode::History,
             0x0B => Opcode::Knn,
             0x0D => Opcode::Context,
+            0x0C => Opcode::Recent,
             0xFF => Opcode::Error,
             _ => return None,
         })
@@ -78,6 +82,7 @@ impl Opcode {
             Opcode::History => "HISTORY",
             Opcode::Knn => "KNN",
             Opcode::Context => "CONTEXT",
+            Opcode::Recent => "RECENT",
             Opcode::Error => "ERROR",
         }
     }

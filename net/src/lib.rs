@@ -27,7 +27,7 @@ pub use message::{
     Column, ContextCall, ContextGroup, ContextItemReply, ContextReply, ContextRequest, DeleteReply,
     ErrorReply, FeatureRow, FeaturesReply, FeaturesRequest, GetReply, Hello, HelloReply,
     HistoryReply, HistoryRequest, IndexStats, IngestBody, IngestReply, IngestRequest, KeysRequest,
-    KnnQuery, KnnReply, KnnRequest, KnnRow, OpStats, Producer, Request, Response, ShardAsOf,
-    ShardStats, SqlReply, StatsReply, UpsertMode, UpsertReply, UpsertRequest,
+    KnnQuery, KnnReply, KnnRequest, KnnRow, OpStats, Producer, RecentReply, RecentRequest, Request,
+    Response, ShardAsOf, ShardStats, SqlReply, StatsReply, UpsertMode, UpsertReply, UpsertRequest,
 };
 pub use tarn_types::{ColumnType, Value};

@@ -120,3 +120,23 @@ pub const MAX_CONTEXT_ROWS: u32 = 8192;
 
 /// Most shards a CONTEXT reply reports an as-of time for.
 pub const MAX_CONTEXT_SHARDS: u32 = 1024;
+
+/// Most keys in one RECENT request.
+///
+/// Why: every key is routed to its home shard and answered with up to `n` full event rows;
+/// 1,000 keys is far more than one context request needs and keeps the per-request work of
+/// every shard bounded (the reply must also fit [`MAX_FRAME_PAYLOAD_BYTES`]: a larger reply is
+/// refused with `BATCH_TOO_LARGE`, asking for fewer keys). The decoder refuses more keys with
+/// `BATCH_TOO_LARGE` (connection stays open).
+pub const MAX_RECENT_KEYS: u32 = 1_000;
+
+/// Largest `n` (events per key) of a RECENT request: equal to
+/// `tarn_core::MAX_RECENT_EVENTS_PER_KEY`, the most events a stream keeps per key (tarn-net
+/// does not depend on tarn-core; the server asserts the equality at compile time). Checked by
+/// the server (`n` = 0 or above this is `INVALID_ARGUMENT`, naming the value); the decoder of
+/// a reply refuses a key with more rows (`MALFORMED`).
+pub const MAX_RECENT_N: u32 = 256;
+
+/// Most names in the column list of a RECENT request: the column limit ([`MAX_COLUMNS`]).
+/// Exceeding it is `MALFORMED`, like every other decoder list limit.
+pub const MAX_RECENT_COLUMNS: u32 = MAX_COLUMNS;

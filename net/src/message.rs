@@ -24,6 +24,7 @@ pub enum Request {
     History(HistoryRequest),
     Knn(KnnRequest),
     Context(ContextRequest),
+    Recent(RecentRequest),
 }
 
 impl Request {
@@ -41,6 +42,7 @@ impl Request {
             Request::History(_) => Opcode::History,
             Request::Knn(_) => Opcode::Knn,
             Request::Context(_) => Opcode::Context,
+            Request::Recent(_) => Opcode::Recent,
         }
     }
 }
@@ -249,6 +251,7 @@ pub enum Response {
     Knn(KnnReply),
     Context(ContextReply),
     Error(ErrorReply),
+    Recent(RecentReply),
 }
 
 impl Response {
@@ -267,6 +270,7 @@ impl Response {
             Response::Knn(_) => Opcode::Knn,
             Response::Context(_) => Opcode::Context,
             Response::Error(_) => Opcode::Error,
+            Response::Recent(_) => Opcode::Recent,
         }
     }
 
@@ -449,4 +453,28 @@ impl std::fmt::Display for ErrorReply {
             (None, None) => Ok(()),
         }
     }
+}
+
+/// The newest events of partition keys of a stream created with `recent = N`. Only the layout
+/// is checked by the decoder; the stream, `n` and the column names are judged by the server
+/// (docs/PROTOCOL.md, RECENT).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecentRequest {
+    pub stream: String,
+    /// Partition-column values, at most `MAX_RECENT_KEYS`.
+    pub keys: Vec<Value>,
+    /// Events wanted per key, `1..=MAX_RECENT_N`; a key keeps at most the stream's `N`, so a
+    /// larger `n` returns what is kept.
+    pub n: u32,
+    /// Columns to return, in this order; empty = every column, in stream order.
+    pub columns: Vec<String>,
+}
+
+/// Per requested key, in request order: its newest events, newest first (by event time, ties
+/// by log order), each with one value per reply column. A key with no events has an empty
+/// list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecentReply {
+    pub columns: Vec<Column>,
+    pub keys: Vec<Vec<Vec<Value>>>,
 }

@@ -250,7 +250,7 @@ fn bad_flags_and_direction_are_malformed() {
 
 #[test]
 fn unknown_opcodes() {
-    for op in [0u16, 0x0C, 0x42, 0xFE, 0x100, 0xFFFF] {
+    for op in [0u16, 0x30, 0x42, 0xFE, 0x100, 0xFFFF] {
         let h = FrameHeader {
             payload_len: 0,
             opcode: op,
@@ -630,4 +630,39 @@ fn seeded_random_inputs_never_panic() {
         let _ = decode_response(&h2, p);
         let _ = split_frames(&f, 1 << 20).count();
     }
+}
+
+#[test]
+fn recent_limits_are_checked_before_allocating() {
+    use tarn_net::limits::{MAX_RECENT_KEYS, MAX_RECENT_N};
+    let too_many = Request::Recent(RecentRequest {
+        stream: "tx".into(),
+        keys: vec![Value::Int(1); MAX_RECENT_KEYS as usize + 1],
+        n: 1,
+        columns: vec![],
+    });
+    let f = request_frame(3, &too_many);
+    let e = decode_request(&header(&f), &f[HEADER_LEN..]).unwrap_err();
+    assert_eq!(e.code, ErrorCode::BatchTooLarge, "{e:?}");
+    // A reply with more rows for one key than any stream keeps is malformed.
+    let cols = vec![Column {
+        name: "k".into(),
+        ty: ColumnType::BigInt,
+    }];
+    let reply = Response::Recent(RecentReply {
+        columns: cols,
+        keys: vec![vec![vec![Value::Int(1)]; MAX_RECENT_N as usize + 1]],
+    });
+    let f = response_frame(3, &reply);
+    let e = decode_response(&header(&f), &f[HEADER_LEN..]).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Malformed, "{e:?}");
+    // n is the server's to judge: 0 decodes.
+    let zero = Request::Recent(RecentRequest {
+        stream: "tx".into(),
+        keys: vec![Value::Int(1)],
+        n: 0,
+        columns: vec!["k".into()],
+    });
+    let f = request_frame(4, &zero);
+    assert_eq!(decode_request(&header(&f), &f[HEADER_LEN..]).unwrap(), zero);
 }

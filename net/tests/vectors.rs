@@ -77,6 +77,7 @@ fn protocol_vectors_decode_and_reencode() {
         Opcode::Features,
         Opcode::History,
         Opcode::Knn,
+        Opcode::Recent,
     ] {
         assert!(
             seen.contains(&("request", op)),

@@ -7,7 +7,7 @@
 //! This module parses the arguments and dispatches; each command lives in its own file:
 //! `sql.rs` (sql), `load.rs` (upsert, ingest: reading input lines in batches), `features.rs`
 //! (features), `history.rs` (features-history), `get.rs` (get, delete), `knn.rs` (knn),
-//! `stats.rs` (stats, ping), with `output.rs` for what they print (stdout, progress bars, load
+//! `recent.rs` (recent), `stats.rs` (stats, ping), with `output.rs` for what they print (stdout, progress bars, load
 //! summaries).
 
 mod context;
@@ -18,6 +18,7 @@ mod ingest;
 mod knn;
 mod load;
 mod output;
+mod recent;
 mod schema;
 mod sql;
 mod sqlsplit;
@@ -39,6 +40,7 @@ use get::{cmd_delete, cmd_get};
 use history::cmd_features_history;
 use knn::{cmd_knn, KnnArgs};
 use load::{cmd_ingest, cmd_upsert};
+use recent::{cmd_recent, RecentArgs};
 use schema::Schema;
 use sql::cmd_sql;
 use stats::{cmd_ping, cmd_stats};
@@ -189,6 +191,13 @@ runs items in the syntax of CREATE CONTEXT … AS (docs/SQL.md) without creating
 each shard's as-of time, then one table per item (a 'key' column when an item has several keys).
 --json prints {shards: [{shard, as_of_us}], items: {<item>: [{key, rows: [{column: value}]}]}}.")]
     Context(ContextArgs),
+    /// The newest events of some partition keys of a stream (kept with recent = N)
+    #[command(after_help = "\
+Keys are typed by the stream's partition column. Each key's newest events (by event time, ties
+by arrival order) are listed newest first, at most -n per key (a key keeps at most the
+stream's recent = N); keys with no events are listed after the table. --json prints an array,
+one entry per key in order: {key, events: [{column: value, …}, …]}.")]
+    Recent(RecentArgs),
     /// Delete rows by primary key
     #[command(after_help = "--json prints {\"deleted\": N}.")]
     Delete(KeysArgs),
@@ -386,6 +395,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Delete(a) => cmd_delete(cli, a),
         Command::Knn(a) => cmd_knn(cli, a),
         Command::Context(a) => cmd_context(cli, a),
+        Command::Recent(a) => cmd_recent(cli, a),
         Command::Stats => cmd_stats(cli),
         Command::Ping(a) => cmd_ping(cli, a),
     }

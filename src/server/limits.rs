@@ -28,12 +28,19 @@ pub const INDEX_STEP_TARGET_US: u64 = 1000;
 /// step of build time when the shard is idle.
 pub const INDEX_STEP_PAUSE_US: u64 = 100;
 
-/// Longest a context call may hold a shard's state (see `shard/context.rs`): writes to the
-/// shard are appended and made durable meanwhile but applied (and, in sync mode,
+/// Longest a context call may hold a shard's state while a write waits for it (see
+/// `shard/context.rs`; checked at this period, so a write waits at most twice this): writes
+/// to the shard are appended and made durable meanwhile but applied (and, in sync mode,
 /// acknowledged) only after it. A call takes microseconds; this bounds what a stalled call
 /// (a slow peer, a long search) can cost writers. A call whose hold expired answers BUSY
 /// inside and is started again (`MAX_CONTEXT_ATTEMPTS`).
 pub const MAX_CONTEXT_HOLD_US: u64 = 5_000;
+
+/// Longest a hold lasts when no write waits for it: a safety net for a call that vanished
+/// without releasing (its connection closed mid-call). A hold no write waits for delays
+/// nothing, so it is not broken sooner (breaking it would make a slow call, e.g. on a
+/// loaded machine, fail for no one's benefit).
+pub const MAX_CONTEXT_HOLD_IDLE_US: u64 = 1_000_000;
 
 /// How often a call waiting to take a hold (while a write waits for earlier holds) looks
 /// again.
@@ -172,3 +179,6 @@ pub const LISTEN_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from
 /// accepts them (capped by `net.core.somaxconn`). Beyond it new connections wait in SYN
 /// retries. Cost: kernel memory per pending connection only.
 pub const LISTEN_BACKLOG: i32 = 1024;
+
+// The wire's bound on `n` of a RECENT request is the most events a stream keeps per key.
+const _: () = assert!(tarn_net::limits::MAX_RECENT_N == tarn_core::MAX_RECENT_EVENTS_PER_KEY);

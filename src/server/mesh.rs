@@ -88,6 +88,14 @@ pub enum MsgBody {
     ContextVisit(Box<super::shard::ContextVisit>),
     /// Release a context call's hold on this shard; reply `Done`.
     ContextRelease { hold: super::shard::HoldId },
+    /// The newest `n` events of partition keys `keys` (canonical, whose home is this shard)
+    /// of stream `stream_id`, projected on `columns`; reply `Recent` in key order.
+    Recent {
+        stream_id: u32,
+        keys: Vec<Vec<u8>>,
+        n: usize,
+        columns: Vec<usize>,
+    },
 }
 
 pub struct ShardReply {
@@ -114,6 +122,8 @@ pub enum ReplyBody {
     IndexProgress(Vec<(u32, tarn_core::state::IndexProgress)>),
     ContextVisit(super::shard::VisitAnswer),
     Error(ServerError),
+    /// Per key: its newest events, newest first.
+    Recent(super::shard::RecentRows),
 }
 
 /// Why a message may not be handled where it landed: a routing bug in the sender. Checked on
@@ -145,6 +155,7 @@ impl ReplyBody {
             ReplyBody::IndexProgress(_) => "IndexProgress",
             ReplyBody::ContextVisit(_) => "ContextVisit",
             ReplyBody::Error(..) => "Error",
+            ReplyBody::Recent(_) => "Recent",
         }
     }
 }
@@ -174,6 +185,7 @@ impl MsgBody {
             MsgBody::IndexProgress => "IndexProgress",
             MsgBody::ContextVisit(_) => "ContextVisit",
             MsgBody::ContextRelease { .. } => "ContextRelease",
+            MsgBody::Recent { .. } => "Recent",
         }
     }
 }
@@ -245,7 +257,9 @@ pub fn check_arrival(
                 return bad("its parts are not ascending owners of their keys".into());
             }
         }
-        MsgBody::Get { keys, .. } | MsgBody::Features { keys, .. } => {
+        MsgBody::Get { keys, .. }
+        | MsgBody::Features { keys, .. }
+        | MsgBody::Recent { keys, .. } => {
             if let Some(s) = not_owned(&mut keys.iter()) {
                 return bad(format!("carries a key owned by shard {s}"));
             }
@@ -366,6 +380,12 @@ mod tests {
                 MsgBody::History {
                     view_id: 1,
                     queries: vec![(k.clone(), 5)],
+                },
+                MsgBody::Recent {
+                    stream_id: 1,
+                    keys: vec![k.clone()],
+                    n: 3,
+                    columns: vec![0],
                 },
             ]
         };

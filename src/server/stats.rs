@@ -6,7 +6,7 @@ use tarn_net::{OpStats, Opcode};
 use super::limits::MAX_RECORDED_LATENCY_US;
 
 /// Request opcodes we keep statistics for, in display order.
-const OPS: [Opcode; 12] = [
+const OPS: [Opcode; 13] = [
     Opcode::Hello,
     Opcode::Ping,
     Opcode::Sql,
@@ -19,6 +19,7 @@ const OPS: [Opcode; 12] = [
     Opcode::History,
     Opcode::Knn,
     Opcode::Context,
+    Opcode::Recent,
 ];
 
 pub struct OpHistograms {

@@ -842,7 +842,7 @@ pub fn corpus(now: i64, producer: u64, suppress: bool) -> Vec<Seed> {
     s.push(seed("HISTORY empty", 1, &hist(vec![])));
 
     // Zero-length payloads of every opcode and unknown opcodes (well framed).
-    for op in [1u16, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 11, 0xff, 0xffff] {
+    for op in [1u16, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 11, 12, 0xff, 0xffff] {
         s.push(raw_seed("zero-length payload", "raw", 1, op, &[]));
     }
     s.push(raw_seed("unknown opcode", "raw", 1, 0x42, b"abc"));

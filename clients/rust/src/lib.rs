@@ -32,9 +32,9 @@ pub use tarn_net::{
     limits, Column, ColumnType, ContextCall, ContextGroup, ContextItemReply, ContextReply,
     ContextRequest, DeleteReply, ErrorCode, ErrorReply, FeatureRow, FeaturesReply, FeaturesRequest,
     GetReply, Hello, HelloReply, HistoryReply, HistoryRequest, IndexStats, IngestBody, IngestReply,
-    IngestRequest, KeysRequest, KnnQuery, KnnReply, KnnRequest, KnnRow, OpStats, Producer, Request,
-    Response, ShardAsOf, ShardStats, SqlReply, StatsReply, UpsertMode, UpsertReply, UpsertRequest,
-    Value,
+    IngestRequest, KeysRequest, KnnQuery, KnnReply, KnnRequest, KnnRow, OpStats, Producer,
+    RecentReply, RecentRequest, Request, Response, ShardAsOf, ShardStats, SqlReply, StatsReply,
+    UpsertMode, UpsertReply, UpsertRequest, Value,
 };
 
 /// Most request bytes the client keeps unanswered in [`Client::pipeline`] (besides the count
@@ -444,6 +444,28 @@ impl Client {
         match self.call(&Request::Context(ContextRequest { call, params }))? {
             Response::Context(r) => Ok(r),
             other => Err(unexpected("CONTEXT", &other)),
+        }
+    }
+
+    /// The newest `n` events of each partition key in `keys` of `stream` (created with
+    /// `recent = N`), newest first, projected on `columns` (empty = every column). One list
+    /// per key, in request order; a key with no events has an empty list.
+    pub fn recent(
+        &mut self,
+        stream: &str,
+        keys: Vec<Value>,
+        n: u32,
+        columns: &[&str],
+    ) -> Result<RecentReply, ClientError> {
+        let req = Request::Recent(RecentRequest {
+            stream: stream.to_owned(),
+            keys,
+            n,
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+        });
+        match self.call(&req)? {
+            Response::Recent(r) => Ok(r),
+            other => Err(unexpected("RECENT", &other)),
         }
     }
 

@@ -69,6 +69,13 @@ fn answer(req: Request) -> Response {
                 .collect(),
         }),
         Request::Knn(q) => knn_answer(q),
+        Request::Recent(r) => Response::Recent(tarn_client::RecentReply {
+            columns: vec![Column {
+                name: "k".into(),
+                ty: ColumnType::BigInt,
+            }],
+            keys: r.keys.into_iter().map(|k| vec![vec![k]]).collect(),
+        }),
         Request::Ingest(i) => Response::Ingest(tarn_client::IngestReply {
             events: match i.body {
                 tarn_client::IngestBody::Rows { rows, .. } => rows.len() as u64,

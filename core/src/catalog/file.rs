@@ -263,6 +263,9 @@ fn check_streams(cat: &Disk, ids: &mut HashSet<u32>) -> Result<(), CoreError> {
         if st.retention_us <= 0 || st.max_future_us < 0 {
             return Err(bad("retention or max_future out of range"));
         }
+        if st.recent > crate::MAX_RECENT_EVENTS_PER_KEY {
+            return Err(bad("recent above MAX_RECENT_EVENTS_PER_KEY"));
+        }
     }
     Ok(())
 }

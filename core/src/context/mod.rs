@@ -53,8 +53,8 @@ pub const MAX_CONTEXT_PHASES: usize = 8;
 /// a call that would exceed it is refused (LIMIT_EXCEEDED) before it is answered.
 pub const MAX_CONTEXT_ROWS: usize = 8192;
 
-/// Most events a `recent` item asks for (its `n`).
-pub const MAX_CONTEXT_RECENT_N: u64 = 1024;
+/// Most events a `recent` item asks for (its `n`): the most a stream keeps per key.
+pub const MAX_CONTEXT_RECENT_N: u64 = crate::MAX_RECENT_EVENTS_PER_KEY as u64;
 
 /// A context as written: parameters and items, names not yet resolved.
 #[derive(Clone, Debug, PartialEq)]

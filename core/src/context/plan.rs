@@ -199,7 +199,13 @@ fn recent_n(item: &str, n: u64, s: &crate::schema::StreamDef) -> Result<usize, C
             "context item {item}: n must be in 1..={MAX_CONTEXT_RECENT_N}, got {n}"
         )));
     }
-    let _ = s;
+    if s.recent == 0 {
+        // The code a RECENT request of such a stream answers.
+        return Err(CoreError::Unsupported(format!(
+            "context item {item}: stream {} keeps no recent events (create it WITH (recent = N))",
+            s.name
+        )));
+    }
     Ok(n as usize)
 }
 

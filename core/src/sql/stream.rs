@@ -33,7 +33,8 @@ pub(crate) fn is_create_stream(toks: &[TokenWithSpan]) -> bool {
 }
 
 /// `CREATE STREAM [IF NOT EXISTS] name (col TYPE [NULL | NOT NULL], ...)
-///  WITH (event_time = 'col', retention = '7 days' [, partition = 'col'] [, max_future = '1 minute'])`
+///  WITH (event_time = 'col', retention = '7 days' [, partition = 'col'] [, max_future = '1 minute']
+///  [, recent = N])`
 pub(crate) fn parse_create_stream(toks: Vec<TokenWithSpan>) -> Result<Statement, CoreError> {
     let dialect = PostgreSqlDialect {};
     let mut p = Parser::new(&dialect).with_tokens_with_locations(toks);
@@ -74,6 +75,7 @@ pub(crate) fn parse_create_stream(toks: Vec<TokenWithSpan>) -> Result<Statement,
             partition,
             retention_us: opts.retention_us.unwrap_or(DEFAULT_RETENTION_US),
             max_future_us: opts.max_future_us.unwrap_or(DEFAULT_MAX_FUTURE_US),
+            recent: opts.recent.unwrap_or(0),
         },
         if_not_exists,
     })
@@ -120,6 +122,7 @@ struct StreamOptions {
     partition: Option<usize>,
     retention_us: Option<i64>,
     max_future_us: Option<i64>,
+    recent: Option<u32>,
 }
 
 impl StreamOptions {
@@ -184,9 +187,13 @@ impl StreamOptions {
                 dup(self.max_future_us.is_some())?;
                 self.max_future_us = Some(dur(text)?);
             }
+            "recent" => {
+                dup(self.recent.is_some())?;
+                self.recent = Some(recent_count(text)?);
+            }
             other => {
                 return Err(unsupported(format!(
-                    "stream option \"{other}\" (supported: event_time, retention, partition, max_future)"
+                    "stream option \"{other}\" (supported: event_time, retention, partition, max_future, recent)"
                 )))
             }
         }
@@ -227,8 +234,19 @@ impl StreamOptions {
     }
 }
 
-/// An option's value: a quoted string, or (for `event_time` and `partition`) a bare column
-/// name.
+/// The value of `recent = N`: a whole number in `1..=MAX_RECENT_EVENTS_PER_KEY`.
+fn recent_count(text: &str) -> Result<u32, CoreError> {
+    let max = crate::MAX_RECENT_EVENTS_PER_KEY;
+    match text.trim().parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(CoreError::InvalidArgument(format!(
+            "stream option recent = {text}: the events kept per partition key must be a whole number in 1..={max} (MAX_RECENT_EVENTS_PER_KEY)"
+        ))),
+    }
+}
+
+/// An option's value: a quoted string, a number (for `recent`), or (for `event_time` and
+/// `partition`) a bare column name.
 fn option_text(k: &str, value: &ast::Expr) -> Result<String, CoreError> {
     let quoted = || {
         unsupported(format!(
@@ -238,9 +256,12 @@ fn option_text(k: &str, value: &ast::Expr) -> Result<String, CoreError> {
     match value {
         ast::Expr::Value(v) => match &v.value {
             ast::Value::SingleQuotedString(s) => Ok(s.clone()),
+            ast::Value::Number(n, _) if k == "recent" => Ok(n.to_string()),
             _ => Err(quoted()),
         },
         ast::Expr::Identifier(id) if k == "event_time" || k == "partition" => ident(id, "column"),
+        // A count: whatever was written is reported by `recent_count` if it is not one.
+        other if k == "recent" => Ok(other.to_string()),
         _ => Err(quoted()),
     }
 }

@@ -10,6 +10,7 @@ use tarn_features::WindowState;
 use tarn_types::Value;
 
 use super::indexes::index_checkpoint::{IndexesLoad, IndexesSnapshot};
+use super::recent::{RecentEvent, RecentState, Ring};
 use super::views::{KeyWindow, ViewCounters, ViewState};
 use super::{ShardState, StreamCounters};
 use crate::catalog::Catalog;
@@ -38,7 +39,10 @@ pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TARNCKPT";
 ///   counters, exact as of the checkpoint's LSN;
 /// - kind 0 (`CHUNK_TABLE`): a `CkTable` with some of one table's rows;
 /// - kind 2 (`CHUNK_VIEW`): a `CkView` with some keys of one feature view, each with its
-///   window encoding and the LSN of the last record applied to it.
+///   window encoding and the LSN of the last record applied to it;
+/// - kind 7 (`CHUNK_RECENT`, version 7): a `CkRecent` with some keys of one stream that keeps
+///   recent events, each with its ring (events oldest first: event time, LSN, position in the
+///   record, full row).
 ///
 /// A table's rows (a view's keys) may span several chunks; a key appears at most once. Any
 /// other kind, a second meta chunk or a first chunk that is not the meta chunk is corrupt.
@@ -50,11 +54,17 @@ pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TARNCKPT";
 ///
 /// Version 6 adds the vector indexes after every table and view chunk, exact as of one log
 /// position (kinds 3–6: `index_checkpoint`); the index position chunk (kind 3) is required.
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 6;
+///
+/// Version 7 adds the recent-event rings (kind 7), among the table and view chunks. Rings are
+/// fuzzy like tables: inserting an event into a ring is idempotent and order-insensitive
+/// (`state::recent`), so replay from the checkpoint's LSN is exact without per-key tags.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 7;
 
 /// Oldest checkpoint format this build reads: version 4 is version 5 without VECTOR values
 /// (the value variant was appended, so the older variants archive identically), version 5 is
-/// version 6 without index chunks (indexes are then created again from the rows).
+/// version 6 without index chunks (indexes are then created again from the rows), version 6
+/// is version 7 without recent-event rings (a stream then starts with empty rings: no build
+/// that wrote version 6 had the `recent` option).
 pub const MIN_CHECKPOINT_FORMAT_VERSION: u32 = 4;
 
 /// Chunk kind of a `CkTable`.
@@ -72,6 +82,8 @@ pub(super) const CHUNK_INDEX: u8 = 4;
 pub(super) const CHUNK_INDEX_KEYS: u8 = 5;
 /// Chunk kind of one framed chunk of one index's graph (`vectors/FORMAT.md`).
 pub(super) const CHUNK_INDEX_GRAPH: u8 = 6;
+/// Chunk kind of a `CkRecent` (some keys of one stream's recent-event rings).
+const CHUNK_RECENT: u8 = 7;
 
 /// One chunk of the payload (see [`CHECKPOINT_FORMAT_VERSION`]).
 pub(super) type Chunk = rkyv::util::AlignedVec<16>;
@@ -182,6 +194,32 @@ struct CkView<'a> {
     keys: Vec<CkViewKey<'a>>,
 }
 
+/// One event of a ring: its order (event time, LSN, position in the record) and its row.
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkRecentEvent<'a> {
+    event_time_us: i64,
+    lsn: u64,
+    pos: u32,
+    values: Vec<CkValue<'a>>,
+}
+
+/// One key's ring, events oldest first.
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkRecentKey<'a> {
+    #[rkyv(with = InlineAsBox)]
+    key: &'a [u8],
+    events: Vec<CkRecentEvent<'a>>,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(bytecheck())]
+struct CkRecent<'a> {
+    stream_id: u32,
+    keys: Vec<CkRecentKey<'a>>,
+}
+
 #[derive(rkyv::Archive, rkyv::Serialize)]
 #[rkyv(bytecheck())]
 struct CkMeta {
@@ -231,18 +269,24 @@ impl ShardState {
     /// as of the builder's creation.
     pub fn checkpoint_builder(&self) -> CheckpointBuilder {
         let view_keys: usize = self.views.values().map(|v| v.keys.len()).sum();
-        let mut keys = Vec::with_capacity(self.total_rows() as usize + view_keys);
+        let ring_keys: usize = self.recent.values().map(|r| r.keys.len()).sum();
+        let mut keys = Vec::with_capacity(self.total_rows() as usize + view_keys + ring_keys);
         for (&id, table) in &self.tables {
             keys.extend(table.rows.keys().map(|k| (id, k.clone())));
         }
         // Table and view ids come from one catalog id space, so an id names one or the other
         // (`CheckpointBuilder::step` looks an id up as a table first).
         assert!(
-            self.views.keys().all(|id| !self.tables.contains_key(id)),
+            self.views.keys().all(|id| !self.tables.contains_key(id))
+                && (self.recent.keys())
+                    .all(|id| !self.tables.contains_key(id) && !self.views.contains_key(id)),
             "a catalog id names one object"
         );
         for (&id, view) in &self.views {
             keys.extend(view.keys.keys().map(|k| (id, k.clone())));
+        }
+        for (&id, rings) in &self.recent {
+            keys.extend(rings.keys.keys().map(|k| (id, k.clone())));
         }
         let mut header = rkyv::util::AlignedVec::<16>::new();
         header.extend_from_slice(&CHECKPOINT_MAGIC);
@@ -331,6 +375,9 @@ impl ShardState {
                 (CHUNK_META, true) => meta_into(&mut state, catalog, body, pos)?,
                 (CHUNK_TABLE, false) => table_chunk_into(&mut state, catalog, body, pos)?,
                 (CHUNK_VIEW, false) => view_chunk_into(&mut state, catalog, body, pos)?,
+                (CHUNK_RECENT, false) if version >= 7 => {
+                    recent_chunk_into(&mut state, catalog, body, pos)?
+                }
                 (CHUNK_INDEXES_AT..=CHUNK_INDEX_GRAPH, false) => {
                     indexes.chunk(catalog, kind, body, pos)?
                 }
@@ -586,6 +633,84 @@ fn view_chunk_into(
     Ok(())
 }
 
+/// Validates one recent-events chunk and installs its rings (skipped if the stream was
+/// dropped): every row as wide as the stream with values of its columns' types, events
+/// strictly ascending, at most the stream's `recent` per key, no key twice.
+fn recent_chunk_into(
+    state: &mut ShardState,
+    catalog: &Catalog,
+    body: &[u8],
+    pos: usize,
+) -> Result<(), CoreError> {
+    let t = rkyv::access::<ArchivedCkRecent<'static>, rancor::Error>(body).map_err(|e| {
+        corrupt(format_args!(
+            "recent-events chunk at offset {pos}: invalid archive: {e}"
+        ))
+    })?;
+    let id = t.stream_id.to_native();
+    let Some(def) = catalog.stream_by_id(id) else {
+        return Ok(()); // dropped since the checkpoint
+    };
+    if def.recent == 0 {
+        return Err(corrupt(format_args!(
+            "stream {id}: recent events of a stream that keeps none"
+        )));
+    }
+    let rings = state
+        .recent
+        .entry(id)
+        .or_insert_with(|| RecentState::new(def.recent));
+    for k in t.keys.iter() {
+        let bad = |why: &str| corrupt(format_args!("stream {id}: recent events: {why}"));
+        if k.events.len() > def.recent as usize {
+            return Err(bad("more events in a ring than the stream keeps"));
+        }
+        let mut ring = Ring::default();
+        for e in k.events.iter() {
+            let row = stream_row(def, &e.values).map_err(|why| bad(&why))?;
+            let order = (
+                e.event_time_us.to_native(),
+                e.lsn.to_native(),
+                e.pos.to_native(),
+            );
+            if ring.events.last().is_some_and(|last| last.order >= order) {
+                return Err(bad("ring not in ascending order"));
+            }
+            ring.events.push(RecentEvent { order, row });
+        }
+        let key: &[u8] = &k.key;
+        if rings.keys.insert(Rc::from(key), ring).is_some() {
+            return Err(bad("duplicate key"));
+        }
+    }
+    Ok(())
+}
+
+/// An archived event row checked against its stream: as wide, values of the columns' types.
+fn stream_row(
+    def: &crate::schema::StreamDef,
+    values: &rkyv::vec::ArchivedVec<ArchivedCkValue<'_>>,
+) -> Result<Box<[Value]>, String> {
+    if values.len() != def.columns.len() {
+        return Err(format!(
+            "a row has {} values, the stream has {} columns",
+            values.len(),
+            def.columns.len()
+        ));
+    }
+    let mut row = Vec::with_capacity(values.len());
+    for (v, col) in values.iter().zip(&def.columns) {
+        let v = value_from(v);
+        if let Some(t) = v.column_type() {
+            if t != col.ty {
+                return Err(format!("{t} value in {} column \"{}\"", col.ty, col.name));
+            }
+        }
+        row.push(v);
+    }
+    Ok(row.into_boxed_slice())
+}
+
 /// Rebuilds the multi-shard bookkeeping of a meta chunk.
 fn txns_from(t: &ArchivedCkMeta) -> Result<TxnState, CoreError> {
     let mut txns = TxnState {
@@ -645,6 +770,21 @@ fn ck_value(v: &Value) -> CkValue<'_> {
         Value::Bytes(b) => CkValue::Bytes(b),
         Value::Timestamp(t) => CkValue::Timestamp(*t),
         Value::Vector(v) => CkValue::Vector(v),
+    }
+}
+
+/// One key's ring as archived.
+fn ck_ring<'a>(key: &'a [u8], ring: &'a Ring) -> CkRecentKey<'a> {
+    CkRecentKey {
+        key,
+        events: (ring.events.iter())
+            .map(|e| CkRecentEvent {
+                event_time_us: e.order.0,
+                lsn: e.order.1,
+                pos: e.order.2,
+                values: e.row.iter().map(ck_value).collect(),
+            })
+            .collect(),
     }
 }
 
@@ -737,6 +877,18 @@ impl CheckpointBuilder {
                     self.parts
                         .push(chunk(CHUNK_TABLE, &CkTable { table_id: id, rows }));
                 }
+            } else if let Some(rings) = state.recent.get(&id) {
+                let keys: Vec<CkRecentKey<'_>> = self.keys[i..run_end]
+                    .iter()
+                    .filter_map(|(_, k)| rings.keys.get(&**k).map(|r| ck_ring(k, r)))
+                    .collect();
+                if !keys.is_empty() {
+                    let ck = CkRecent {
+                        stream_id: id,
+                        keys,
+                    };
+                    self.parts.push(chunk(CHUNK_RECENT, &ck));
+                }
             } else if let Some(view) = state.views.get(&id) {
                 let keys: Vec<CkViewKey<'_>> = self.keys[i..run_end]
                     .iter()
@@ -773,6 +925,10 @@ impl CheckpointBuilder {
             bytes += key.len();
             if let Some(row) = state.tables.get(id).and_then(|t| t.rows.get(&**key)) {
                 bytes += row.iter().map(value_bytes).sum::<usize>();
+            } else if let Some(ring) = state.recent.get(id).and_then(|r| r.keys.get(&**key)) {
+                bytes += (ring.events.iter())
+                    .map(|e| 24 + e.row.iter().map(value_bytes).sum::<usize>())
+                    .sum::<usize>();
             }
             end += 1;
         }

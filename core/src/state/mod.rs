@@ -21,6 +21,7 @@ use tables::KeyRef;
 
 mod checkpoint;
 mod indexes;
+pub(crate) mod recent;
 mod tables;
 mod views;
 
@@ -49,6 +50,8 @@ pub struct ShardState {
     producers: ProducerTable,
     streams: FastMap<u32, StreamCounters>,
     views: FastMap<u32, ViewState>,
+    /// Per stream with `recent = N` whose events this shard is the home of: the rings.
+    recent: FastMap<u32, recent::RecentState>,
     applied: AppliedLsn,
 }
 
@@ -210,8 +213,8 @@ impl ShardState {
         }
     }
 
-    /// Applies an Events part: the home copy (counters; the rows themselves stay in the log)
-    /// and every feature view it targets. A producer-tagged part seen before is a duplicate:
+    /// Applies an Events part: the home copy (counters and, for a stream with `recent = N`,
+    /// the key's ring; the rows themselves stay in the log) and every feature view it targets. A producer-tagged part seen before is a duplicate:
     /// nothing is applied and 0 is returned; otherwise the number of rows.
     fn append_events(&mut self, catalog: &Catalog, lsn: u64, e: &Events) -> u64 {
         let Some(def) = catalog.stream_by_id(e.stream_id) else {
@@ -235,6 +238,7 @@ impl ShardState {
                         c.newest_event_time_us = c.newest_event_time_us.max(*t);
                     }
                 }
+                self.keep_recent(def, lsn, bit, e);
             } else if let Some(view) = catalog.view_by_id(target) {
                 let vs = self
                     .views
@@ -246,6 +250,46 @@ impl ShardState {
             }
         }
         e.rows.len() as u64
+    }
+
+    /// Inserts the home rows (`bit` of their mask) of `e`, the record at `lsn`, into their
+    /// keys' rings when `def` keeps recent events. Idempotent: see [`recent`].
+    fn keep_recent(&mut self, def: &crate::schema::StreamDef, lsn: u64, bit: u64, e: &Events) {
+        if def.recent == 0 {
+            return;
+        }
+        let rs = self
+            .recent
+            .entry(def.id)
+            .or_insert_with(|| recent::RecentState::new(def.recent));
+        for (pos, (mask, row)) in e.rows.iter().enumerate() {
+            if mask & bit != 0 {
+                rs.insert(def, lsn, pos as u32, row);
+            }
+        }
+    }
+
+    /// The newest `n` events this shard holds for partition key `key` (canonical bytes) of
+    /// `stream`, newest first (by event time, then log position), each projected on `columns`
+    /// (indexes into the stream's columns, in the order wanted). Empty for a key with no
+    /// events, and for a stream without `recent`. At most the stream's `recent` events are
+    /// held, so `n` above it returns what is kept.
+    pub fn recent(
+        &self,
+        stream: &crate::schema::StreamDef,
+        key: &[u8],
+        n: usize,
+        columns: &[usize],
+    ) -> Vec<Vec<Value>> {
+        debug_assert!(columns.iter().all(|&c| c < stream.columns.len()));
+        recent::read(self.recent.get(&stream.id), key, n, columns)
+    }
+
+    /// Keys with recent events of a stream on this shard, and the heap bytes of their rings.
+    pub fn recent_memory(&self, stream_id: u32) -> (usize, usize) {
+        self.recent
+            .get(&stream_id)
+            .map_or((0, 0), |r| (r.keys.len(), r.heap_bytes()))
     }
 
     /// Reads one key of a feature view as of time `as_of_us` (the window ending in the bucket
@@ -304,11 +348,12 @@ impl ShardState {
         self.producers.len()
     }
 
-    /// Forgets a dropped stream's counters.
+    /// Forgets a dropped stream's counters and recent events.
     ///
     /// (Its views are dropped first: the catalog refuses to drop a stream with views.)
     pub fn drop_stream(&mut self, stream_id: u32) {
         self.streams.remove(&stream_id);
+        self.recent.remove(&stream_id);
     }
 
     /// Applies one log record on shard `shard` (the shard whose log it is):

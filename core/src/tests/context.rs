@@ -16,7 +16,8 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE accounts (account_id TEXT PRIMARY KEY, owner TEXT)",
     "CREATE TABLE devices (device_id BIGINT PRIMARY KEY, emb VECTOR(2), flagged BOOLEAN)",
     "CREATE INDEX dev_emb ON devices USING hnsw (emb)",
-    "CREATE STREAM tx (ts TIMESTAMP, card_id TEXT, account_id TEXT, amount DOUBLE) WITH (event_time = 'ts', partition = 'card_id')",
+    "CREATE STREAM tx (ts TIMESTAMP, card_id TEXT, account_id TEXT, amount DOUBLE) WITH (event_time = 'ts', partition = 'card_id', recent = 5)",
+    "CREATE STREAM plain (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts')",
     "CREATE MATERIALIZED VIEW acct_f WITH (window = '1 hour', bucket = '1 minute') AS SELECT account_id, count(*) AS n, sum(amount) AS spend FROM tx GROUP BY account_id",
 ];
 
@@ -129,6 +130,10 @@ fn create_context_errors_name_what_is_wrong() {
         ("CREATE CONTEXT c AS knn(dev_emb, vector => '[1, 2, 3]', k => 2) AS a", ErrorKind::BadVector, "a.key"),
         ("CREATE CONTEXT c AS knn(dev_emb, k => 2) AS a", ErrorKind::InvalidArgument, "needs like => key or vector => v"),
         ("CREATE CONTEXT c AS row(cards, 'x') AS a, features(acct_f, 'x', as_of => k.ts) AS b, recent(tx, 'c', 3) AS k", ErrorKind::InvalidArgument, "as_of refers to item k, which has several rows"),
+        ("CREATE CONTEXT c AS recent(plain, 'x', 5) AS a", ErrorKind::Unsupported, "stream plain keeps no recent events"),
+        ("CREATE CONTEXT c AS recent(tx, 'x', 0) AS a", ErrorKind::InvalidArgument, "n must be in 1..=256, got 0"),
+        ("CREATE CONTEXT c AS recent(tx, 'x', 257) AS a", ErrorKind::InvalidArgument, "got 257"),
+        ("CREATE CONTEXT c AS recent(tx, 5, 3) AS a", ErrorKind::TypeMismatch, "a.key"),
         ("CREATE CONTEXT c AS row(cards) AS a", ErrorKind::InvalidArgument, "needs key"),
         ("CREATE CONTEXT c AS row(cards, 'x', 'y') AS a", ErrorKind::Unsupported, "no argument at position 3"),
         ("CREATE CONTEXT c AS row(cards, 'x', bogus => 1) AS a", ErrorKind::Unsupported, "no argument bogus"),

@@ -217,8 +217,8 @@ fn checkpoint_written_by_an_earlier_build_decodes_and_re_encodes_identically() {
     // A restored window remembers it came from a checkpoint (replay skips records it holds),
     // so compare with the restore of today's checkpoint of the same state.
     let ours = built.to_checkpoint();
-    // Versions 5 and 6 archive every pre-vector value exactly as version 4 did: only the
-    // header's version (byte 8: 6, was 4) and the version byte of the prepared part's log
+    // Versions 5 to 7 archive every pre-vector value exactly as version 4 did: only the
+    // header's version (byte 8: 7, was 4) and the version byte of the prepared part's log
     // record (byte 96: record format 3, was 1) differ, and version 6 appends the index
     // position chunk (32 bytes, kind 3).
     let old_len = CHECKPOINT_FIXTURE.len();
@@ -228,7 +228,7 @@ fn checkpoint_written_by_an_earlier_build_decodes_and_re_encodes_identically() {
         .collect();
     assert_eq!(ours.len(), old_len + 32);
     assert_eq!(ours[old_len + 8], 3);
-    assert_eq!(diff, vec![(8, 6, 4), (96, 3, 1)]);
+    assert_eq!(diff, vec![(8, 7, 4), (96, 3, 1)]);
     assert_eq!(decoded, ShardState::from_checkpoint(&ours, &cat).unwrap());
     // A restored state does not know the log position its indexes were taken at (0 until a
     // record is applied): only the index position chunk differs.
@@ -353,10 +353,11 @@ fn vector_record_and_checkpoint_fixtures_decode_and_re_encode_identically() {
     aligned.extend_from_slice(CHECKPOINT_V5_VECTOR_FIXTURE);
     let decoded = ShardState::from_checkpoint(&aligned, &cat).unwrap();
     assert_eq!(decoded, st);
-    // Checkpoint format 6: the version byte, then the same chunks and the index position.
+    // Checkpoint format 7 (no stream keeps recent events here): the version byte, then the
+    // same chunks and the index position.
     let ours = st.to_checkpoint();
     let old = CHECKPOINT_V5_VECTOR_FIXTURE;
-    assert_eq!((ours[8], old[8]), (6, 5));
+    assert_eq!((ours[8], old[8]), (7, 5));
     assert_eq!(&ours[9..old.len()], &old[9..]);
     assert_eq!(ours.len(), old.len() + 32);
 }

@@ -23,7 +23,7 @@ fn catalog() -> crate::catalog::Catalog {
         "CREATE TABLE accounts (n BIGINT, id BIGINT PRIMARY KEY, seen TIMESTAMP)",
         "CREATE STREAM tx (ts TIMESTAMP, card TEXT, amount DOUBLE) WITH (event_time = 'ts', \
          retention = '2 days', max_future = '30 seconds')",
-        "CREATE STREAM clicks (k BIGINT, t TIMESTAMP) WITH (event_time = 't')",
+        "CREATE STREAM clicks (k BIGINT, t TIMESTAMP) WITH (event_time = 't', recent = 5)",
         "CREATE MATERIALIZED VIEW w WITH (window = '10 minutes', bucket = '10 seconds') AS \
          SELECT card AS c, count(*) AS n, sum(amount) FROM tx GROUP BY card",
         "CREATE MATERIALIZED VIEW life WITH (window = 'lifetime') AS \
@@ -76,6 +76,7 @@ fn show_streams() {
             ("max_future", Text),
             ("events", BigInt),
             ("newest_event_time", Timestamp),
+            ("recent", BigInt),
         ]
     );
     assert_eq!(
@@ -89,6 +90,7 @@ fn show_streams() {
                 text("1 minute"),
                 Value::Int(0),
                 Value::Null,
+                Value::Int(5),
             ],
             vec![
                 text("tx"),
@@ -98,6 +100,7 @@ fn show_streams() {
                 text("30 seconds"),
                 Value::Int(7),
                 Value::Timestamp(1_000),
+                Value::Int(0),
             ],
         ]
     );
@@ -180,6 +183,11 @@ fn describe_each_kind() {
         ]
     );
     assert_eq!(s.message, "stream tx");
+    let clicks = listing::describe(&cat, "clicks", &|_| (0, 0)).unwrap();
+    assert_eq!(
+        clicks.message,
+        "stream clicks, keeps the last 5 events per partition key"
+    );
 
     let v = listing::describe(&cat, "w", &|_| (0, 0)).unwrap();
     assert_eq!(schema(&v), keyed);

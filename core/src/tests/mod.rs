@@ -10,6 +10,7 @@ mod indexes;
 mod ingest;
 mod invariants;
 mod listing;
+mod recent;
 mod record;
 mod sql;
 mod state;

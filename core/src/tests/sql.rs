@@ -351,6 +351,45 @@ fn create_stream_and_its_options() {
     assert_eq!((d.name.as_str(), d.event_time, d.partition), ("ev", 1, 2));
     assert_eq!(d.retention_us, crate::sql::DEFAULT_RETENTION_US);
     assert_eq!(d.max_future_us, crate::sql::DEFAULT_MAX_FUTURE_US);
+    assert_eq!(d.recent, 0, "recent events are not kept by default");
+}
+
+#[test]
+fn create_stream_recent_option() {
+    let max = crate::MAX_RECENT_EVENTS_PER_KEY;
+    for (opt, n) in [
+        ("16", 16),
+        ("'3'", 3),
+        ("1", 1),
+        (&max.to_string()[..], max),
+    ] {
+        let sql = format!(
+            "CREATE STREAM s (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts', recent = {opt})"
+        );
+        let Statement::CreateStream { def, .. } = parse(&sql).unwrap().remove(0) else {
+            panic!("{sql}")
+        };
+        assert_eq!(def.recent, n, "{sql}");
+        let shown = def.create_sql();
+        assert!(shown.ends_with(&format!(", recent = {n})")), "{shown}");
+        let Statement::CreateStream { def: again, .. } = parse(&shown).unwrap().remove(0) else {
+            panic!("{shown}")
+        };
+        assert_eq!(again, def, "create_sql round-trips");
+    }
+    let over = max + 1;
+    for bad in ["0", &over.to_string()[..], "-1", "'many'", "2.5"] {
+        let sql = format!(
+            "CREATE STREAM s (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts', recent = {bad})"
+        );
+        let e = parse(&sql).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{sql}: {e}");
+        assert!(e.to_string().contains("recent"), "{sql}: {e}");
+        assert!(e.to_string().contains(&max.to_string()), "{sql}: {e}");
+    }
+    let twice =
+        "CREATE STREAM s (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts', recent = 2, recent = 3)";
+    assert!(parse(twice).unwrap_err().to_string().contains("twice"));
 }
 
 #[test]

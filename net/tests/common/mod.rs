@@ -6,7 +6,9 @@ use tarn_net::*;
 mod context;
 mod knn;
 pub use context::*;
+mod recent;
 pub use knn::*;
+pub use recent::*;
 
 pub fn all_values() -> Vec<Value> {
     vec![
@@ -215,6 +217,7 @@ pub fn sample_requests() -> Vec<(&'static str, u64, Request)> {
     .into_iter()
     .chain(knn_requests())
     .chain(context_requests())
+    .chain(recent_requests())
     .collect()
 }
 
@@ -560,6 +563,7 @@ pub fn sample_responses() -> Vec<(&'static str, u64, Response)> {
     .chain(error_vectors())
     .chain(knn_responses())
     .chain(context_responses())
+    .chain(recent_responses())
     .collect()
 }
 

@@ -209,14 +209,18 @@ impl<'a> Call<'a> {
                 self.search_near_rows(i, ops);
                 return Ok(());
             }
-            Source::Recent { .. } => {
-                return Err(ServerError::new(
-                    ErrorCode::Unsupported,
-                    format!(
-                        "context item {}: recent events are not kept by this build",
-                        item.name
-                    ),
-                ))
+            Source::Recent { stream_id, n } => {
+                self.results[i] = Some(empty_groups(&keys));
+                for (g, key) in keys.iter().enumerate() {
+                    let (owner, bytes) = self.route(key)?;
+                    let op = ContextOp::Recent {
+                        stream_id: *stream_id,
+                        key: bytes,
+                        n: *n,
+                        positions: item.positions.clone(),
+                    };
+                    push(owner, Slot::Group { item: i, group: g }, op);
+                }
             }
         }
         self.keys[i] = keys;
@@ -411,6 +415,9 @@ impl<'a> Call<'a> {
             }
             (Slot::Group { item, group }, OpAnswer::Features(values)) => {
                 self.group(item, group).rows.push(values);
+            }
+            (Slot::Group { item, group }, OpAnswer::Recent(rows)) => {
+                self.group(item, group).rows = rows;
             }
             (Slot::Vector { item, group }, OpAnswer::Vector(v)) => self.vectors[item][group] = v,
             (Slot::Search { item, group }, OpAnswer::Knn(hits)) => {

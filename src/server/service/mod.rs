@@ -19,7 +19,7 @@ use tarn_net::{
 };
 
 use crate::server::shard::Shard;
-use read::{get_rows, read_features, read_history};
+use read::{get_rows, read_features, read_history, read_recent};
 use sql::sql_request;
 use write::{ingest, run_parts};
 
@@ -80,6 +80,7 @@ pub(crate) async fn handle(shard: &Rc<Shard>, request: Request) -> Result<Respon
         }
         Request::Knn(req) => Ok(Response::Knn(knn::knn(shard, req).await?)),
         Request::Context(req) => Ok(Response::Context(context::context(shard, req).await?)),
+        Request::Recent(req) => Ok(Response::Recent(read_recent(shard, req).await?)),
         Request::Hello(_) | Request::Ping(_) => unreachable!("answered inline"),
     }
 }

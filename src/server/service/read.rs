@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use crate::server::error::ServerError;
 use tarn_core::batch;
-use tarn_net::limits::MAX_BATCH_ROWS;
+use tarn_net::limits::{MAX_BATCH_ROWS, MAX_RECENT_KEYS};
 use tarn_net::{Column, ErrorCode, FeatureRow};
 use tarn_types::Value;
 
@@ -161,4 +161,101 @@ fn feature_rows(answers: crate::server::shard::FeatureRows, keys: Vec<Value>) ->
             }
         })
         .collect()
+}
+
+/// RECENT: the newest `n` events of each partition key of a stream kept with `recent = N`,
+/// from each key's home shard, in request order. Checks, before any shard is asked: the
+/// stream exists and keeps recent events, `n` in `1..=MAX_RECENT_EVENTS_PER_KEY`, at most
+/// `MAX_RECENT_KEYS` keys typed by the partition column, known columns named once.
+pub(super) async fn read_recent(
+    shard: &Rc<Shard>,
+    req: tarn_net::RecentRequest,
+) -> Result<tarn_net::RecentReply, ServerError> {
+    let catalog = shard.catalog();
+    let def = catalog.stream(&req.stream).ok_or_else(|| {
+        ServerError::new(
+            ErrorCode::UnknownStream,
+            format!("stream {:?} does not exist", req.stream),
+        )
+    })?;
+    if def.recent == 0 {
+        return Err(ServerError::new(
+            ErrorCode::Unsupported,
+            format!(
+                "stream {:?} keeps no recent events; create it WITH (recent = N) to read them",
+                def.name
+            ),
+        ));
+    }
+    let max = tarn_core::MAX_RECENT_EVENTS_PER_KEY;
+    if req.n == 0 || req.n > max {
+        return Err(ServerError::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "n = {} events per key; it must be in 1..={max} (stream {:?} keeps {})",
+                req.n, def.name, def.recent
+            ),
+        ));
+    }
+    if req.keys.len() > MAX_RECENT_KEYS as usize {
+        return Err(ServerError::new(
+            ErrorCode::BatchTooLarge,
+            format!(
+                "{} keys in one RECENT request; the limit is {MAX_RECENT_KEYS}",
+                req.keys.len()
+            ),
+        ));
+    }
+    let columns = recent_columns(def, &req.columns)?;
+    let encoded = tarn_core::events::validate_view_keys(&def.columns[def.partition], &req.keys)
+        .map_err(ServerError::from)?;
+    let parts = batch::by_owner(encoded, shard.count, |_, k| k);
+    let (stream_id, n) = (def.id, req.n as usize);
+    let cols: Rc<[usize]> = columns.iter().map(|&(i, _)| i).collect();
+    let keys = fanout::ask_owners(parts, req.keys.len(), |owner, keys| {
+        let (shard, cols) = (shard.clone(), cols.clone());
+        async move { shard.recent(owner, stream_id, keys, n, cols).await }
+    })
+    .await?;
+    Ok(tarn_net::RecentReply {
+        columns: columns.into_iter().map(|(_, c)| c).collect(),
+        keys,
+    })
+}
+
+/// The stream columns a RECENT reply holds (all, in stream order, when `names` is empty):
+/// their indexes and reply columns. An unknown or repeated name is an error naming it.
+fn recent_columns(
+    def: &tarn_core::schema::StreamDef,
+    names: &[String],
+) -> Result<Vec<(usize, Column)>, ServerError> {
+    let column = |i: usize| {
+        let c = &def.columns[i];
+        (
+            i,
+            Column {
+                name: c.name.clone(),
+                ty: c.ty,
+            },
+        )
+    };
+    if names.is_empty() {
+        return Ok((0..def.columns.len()).map(column).collect());
+    }
+    let mut out: Vec<(usize, Column)> = Vec::with_capacity(names.len());
+    for name in names {
+        let i = def.column_index(name).ok_or_else(|| {
+            ServerError::from(tarn_core::CoreError::UnknownColumn {
+                table: def.name.clone(),
+                column: name.clone(),
+            })
+        })?;
+        if out.iter().any(|(j, _)| *j == i) {
+            return Err(ServerError::from(tarn_core::CoreError::DuplicateColumn {
+                column: name.clone(),
+            }));
+        }
+        out.push(column(i));
+    }
+    Ok(out)
 }

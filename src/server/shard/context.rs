@@ -6,7 +6,8 @@
 //! searches an index (in steps) takes a hold on its first visit: from then on the shard
 //! appends and makes durable every write as usual but applies none to its state until the
 //! hold is released — by the call's last visit, by a release message after the call, or by
-//! expiry after [`MAX_CONTEXT_HOLD_US`]. A later visit of the call finds its hold and reads
+//! expiry: once a write has waited for it (checked every [`MAX_CONTEXT_HOLD_US`]), or after
+//! [`MAX_CONTEXT_HOLD_IDLE_US`] when no write waits (a call that vanished). A later visit of the call finds its hold and reads
 //! at the same state and the same as-of time; if the hold expired it answers BUSY and the
 //! call starts again. Writers are never starved: while a write waits for holds to end, a new
 //! call does not take a hold until that write is applied.
@@ -18,7 +19,7 @@ use tarn_net::ErrorCode;
 use tarn_types::{shard_for, Value};
 
 use super::{KnnAsk, KnnHits, ServerError, Shard};
-use crate::server::limits::{CONTEXT_HOLD_POLL_US, MAX_CONTEXT_HOLD_US};
+use crate::server::limits::{CONTEXT_HOLD_POLL_US, MAX_CONTEXT_HOLD_IDLE_US, MAX_CONTEXT_HOLD_US};
 use crate::server::mesh::MsgBody;
 
 /// A call's hold: the shard that coordinates the call and the call's number there.
@@ -40,6 +41,13 @@ pub enum ContextOp {
         key_value: Value,
         positions: Vec<usize>,
     },
+    /// The newest `n` events of a partition key; `positions` index the stream's columns.
+    Recent {
+        stream_id: u32,
+        key: Vec<u8>,
+        n: usize,
+        positions: Vec<usize>,
+    },
     /// The vector of a row of an index's table (a kNN near a row).
     RowVector { index_id: u32, key: Vec<u8> },
     /// This shard's part of a kNN search.
@@ -52,6 +60,7 @@ impl ContextOp {
         match self {
             ContextOp::Row { key, .. }
             | ContextOp::Features { key, .. }
+            | ContextOp::Recent { key, .. }
             | ContextOp::RowVector { key, .. } => Some(key),
             ContextOp::Knn(_) => None,
         }
@@ -77,6 +86,8 @@ pub enum OpAnswer {
     Row(Option<Vec<Value>>),
     /// The view's values at the asked positions.
     Features(Vec<Value>),
+    /// The key's newest events, newest first.
+    Recent(Vec<Vec<Value>>),
     Vector(Option<Vec<f32>>),
     Knn(KnnHits),
 }
@@ -190,7 +201,18 @@ impl Shard {
         assert!(fresh, "hold {id:?} taken twice");
         let me = self.clone();
         glommio::spawn_local(async move {
-            glommio::timer::sleep(Duration::from_micros(MAX_CONTEXT_HOLD_US)).await;
+            // A hold that no write waits for costs nothing: it ends only when a write has
+            // waited for it (checked every MAX_CONTEXT_HOLD_US, so a write waits at most twice
+            // that), or, as a safety net for a call that vanished, after MAX_CONTEXT_HOLD_IDLE_US.
+            let step = Duration::from_micros(MAX_CONTEXT_HOLD_US);
+            let mut waited_us = 0;
+            loop {
+                glommio::timer::sleep(step).await;
+                waited_us += MAX_CONTEXT_HOLD_US;
+                if me.holds.blocked.get() || waited_us >= MAX_CONTEXT_HOLD_IDLE_US {
+                    break;
+                }
+            }
             me.release_hold(id);
         })
         .detach();
@@ -264,6 +286,17 @@ impl Shard {
                     };
                     OpAnswer::Features(positions.iter().map(|&p| pick(p)).collect())
                 }
+                ContextOp::Recent {
+                    stream_id,
+                    key,
+                    n,
+                    positions,
+                } => {
+                    let stream = catalog
+                        .stream_by_id(*stream_id)
+                        .ok_or_else(|| dropped("stream", *stream_id))?;
+                    OpAnswer::Recent(state.recent(stream, key, *n, positions))
+                }
                 ContextOp::RowVector { index_id, key } => {
                     OpAnswer::Vector(state.knn_row_vector(*index_id, key).map(<[f32]>::to_vec))
                 }
@@ -275,5 +308,10 @@ impl Shard {
 }
 
 fn dropped(what: &str, id: u32) -> ServerError {
-    ServerError::new(ErrorCode::UnknownView, format!("{what} #{id} was dropped"))
+    let code = if what == "stream" {
+        ErrorCode::UnknownStream
+    } else {
+        ErrorCode::UnknownView
+    };
+    ServerError::new(code, format!("{what} #{id} was dropped"))
 }

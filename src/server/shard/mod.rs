@@ -20,6 +20,7 @@ mod knn;
 mod peer;
 mod producers;
 mod read;
+pub use read::RecentRows;
 mod txn;
 mod views;
 

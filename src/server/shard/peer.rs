@@ -173,6 +173,10 @@ answer_variant!(
     super::VisitAnswer => ContextVisit
 );
 answer_variant!(
+    /// Answer of a RECENT read: per key, its newest events.
+    super::RecentRows => Recent
+);
+answer_variant!(
     /// Build progress of a shard's indexes.
     Vec<(u32, tarn_core::state::IndexProgress)> => IndexProgress
 );
@@ -273,6 +277,12 @@ impl Shard {
                 self.release_hold(hold);
                 answer(Ok(String::new()))
             }
+            MsgBody::Recent {
+                stream_id,
+                keys,
+                n,
+                columns,
+            } => answer(self.recent_local(stream_id, &keys, n, &columns)),
         };
         let reply = ShardReply {
             corr: msg.corr,

@@ -90,3 +90,59 @@ impl Shard {
         Ok(out)
     }
 }
+
+/// A RECENT answer: per key, its newest events (rows projected on the asked columns), newest
+/// first.
+pub type RecentRows = Vec<Vec<Vec<Value>>>;
+
+impl Shard {
+    /// The newest `n` events of each partition key in `keys` (canonical bytes this shard
+    /// owns: it is their home) of stream `stream_id`, newest first, each projected on
+    /// `columns` (indexes into the stream's columns). A plain synchronous read of the state,
+    /// so a context request can call it in the middle of its own work. An unknown key has no
+    /// events; a dropped stream is `UNKNOWN_STREAM`.
+    pub fn recent_local(
+        &self,
+        stream_id: u32,
+        keys: &[Vec<u8>],
+        n: usize,
+        columns: &[usize],
+    ) -> Result<RecentRows, ServerError> {
+        let catalog = self.catalog();
+        let stream = catalog.stream_by_id(stream_id).ok_or_else(|| {
+            ServerError::new(
+                tarn_net::ErrorCode::UnknownStream,
+                format!("stream #{stream_id} was dropped"),
+            )
+        })?;
+        let state = self.state.borrow();
+        Ok(keys
+            .iter()
+            .map(|k| {
+                debug_assert_eq!(shard_for(k, self.count), self.id, "RECENT to a non-home");
+                state.recent(stream, k, n, columns)
+            })
+            .collect())
+    }
+
+    /// [`Shard::recent_local`] on shard `target` (through the mesh unless it is this one).
+    pub async fn recent(
+        self: &Rc<Self>,
+        target: u32,
+        stream_id: u32,
+        keys: Vec<Vec<u8>>,
+        n: usize,
+        columns: Rc<[usize]>,
+    ) -> Result<RecentRows, ServerError> {
+        if target == self.id {
+            return self.recent_local(stream_id, &keys, n, &columns);
+        }
+        let body = MsgBody::Recent {
+            stream_id,
+            keys,
+            n,
+            columns: columns.to_vec(),
+        };
+        self.peers.ask(target, body).await
+    }
+}

@@ -1,0 +1,3 @@
+module github.com/tarn-db/tarn/clients/go
+
+go 1.19
