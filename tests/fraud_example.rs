@@ -3,8 +3,9 @@
 //! with a data set of a fixed seed, then `fraud_check` called for ring members and ordinary
 //! cards through the Rust client and through `tarn context --json`. Every value of every item
 //! must equal its recomputation from the generated data (`fraud::oracle`): rows from the
-//! entities, features from the events by the window rule, kNN by brute force over the devices
-//! the filter keeps, list items from the kNN answer.
+//! entities, features from the events by the window rule, the recent events as the card's
+//! newest 5 by event time, kNN by brute force over the devices the filter keeps, list items
+//! from the recent and kNN answers.
 
 mod common;
 
@@ -20,6 +21,8 @@ const SHARDS: u32 = 2;
 const SEED: u64 = 20_261_204;
 /// The `k` of the kNN item in schema.sql.
 const KNN_K: usize = 5;
+/// The `n` of the recent item in schema.sql.
+const RECENT_N: usize = 5;
 /// Distances are computed by the server's SIMD kernels and here by a plain loop: the same f32
 /// terms summed in another order (the tolerance of tests/vectors_knn.rs).
 const DISTANCE_REL_TOLERANCE: f64 = 1e-5;
@@ -146,6 +149,13 @@ fn expected(d: &Dataset, case: &Case, as_of: &dyn Fn(&str) -> i64) -> Vec<Want> 
         row.push(("risk", Value::Double(a.risk)));
         row
     };
+    let recent = d.recent(&card.card_id, RECENT_N);
+    let mut recent_merchants: Vec<&str> = Vec::new();
+    for e in &recent {
+        if !recent_merchants.contains(&e.merchant_id.as_str()) {
+            recent_merchants.push(&e.merchant_id);
+        }
+    }
     let near = d.nearest_devices(&case.device_id, KNN_K).unwrap();
     let mut near_devices: Vec<&str> = Vec::new();
     let mut near_accounts: Vec<&str> = Vec::new();
@@ -193,6 +203,40 @@ fn expected(d: &Dataset, case: &Case, as_of: &dyn Fn(&str) -> i64) -> Vec<Want> 
         Want {
             item: "ip_f",
             groups: vec![feat(&oracle::IP_1H, &case.ip)],
+        },
+        Want {
+            item: "last_5",
+            groups: vec![(
+                text(&card.card_id),
+                recent
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            ("ts", Value::Timestamp(e.ts_us)),
+                            ("amount", Value::Double(e.amount)),
+                            ("merchant_id", text(&e.merchant_id)),
+                            ("device_id", text(&e.device_id)),
+                            ("ip", text(&e.ip)),
+                        ]
+                    })
+                    .collect(),
+            )],
+        },
+        Want {
+            item: "recent_merchants",
+            groups: recent_merchants
+                .iter()
+                .map(|k| {
+                    let m = d.merchants.iter().find(|m| m.merchant_id == *k).unwrap();
+                    let row = vec![
+                        ("merchant_id", text(&m.merchant_id)),
+                        ("name", text(&m.name)),
+                        ("category", text(&m.category)),
+                        ("country", text(&m.country)),
+                    ];
+                    (text(k), vec![row])
+                })
+                .collect(),
         },
         Want {
             item: "similar_devices",

@@ -31,8 +31,8 @@ CREATE TABLE merchants (
 );
 
 -- Card transactions, appended with `tarn ingest transactions transactions.jsonl`. Each event is
--- kept on the shard of its card (partition) and feeds the four views below on the shards of
--- their keys.
+-- kept on the shard of its card (partition), which also keeps the card's last 5 events in
+-- memory (recent), and feeds the four views below on the shards of their keys.
 CREATE STREAM transactions (
   ts          TIMESTAMP,
   card_id     TEXT,
@@ -41,7 +41,7 @@ CREATE STREAM transactions (
   ip          TEXT,
   merchant_id TEXT,
   amount      DOUBLE
-) WITH (event_time = 'ts', partition = 'card_id', retention = '1 day');
+) WITH (event_time = 'ts', partition = 'card_id', retention = '1 day', recent = 5);
 
 -- Live features over the last hour, per card, account, device and IP.
 CREATE MATERIALIZED VIEW card_1h WITH (window = '1 hour', bucket = '1 minute') AS
@@ -66,8 +66,9 @@ CREATE INDEX device_fp ON devices USING hnsw (fingerprint) WITH (metric = 'l2');
 
 -- Everything one decision on a card payment reads, in one round trip:
 --   the card, the account behind it (two hops: card -> account -> its features), the live
---   features of card, account, device and IP, the devices most like this one (not allowlisted)
---   and, for each of those, its account and its features.
+--   features of card, account, device and IP, the card's last 5 payments and their merchants,
+--   the devices most like this one (not allowlisted) and, for each of those, its features and
+--   the account behind it.
 CREATE CONTEXT fraud_check (card_id TEXT, device_id TEXT, ip TEXT) AS SELECT
   row(cards, card_id)                                                AS card,
   features(card_1h, card_id)                                         AS card_f,
@@ -75,6 +76,9 @@ CREATE CONTEXT fraud_check (card_id TEXT, device_id TEXT, ip TEXT) AS SELECT
   features(account_1h, account.account_id)                           AS account_f,
   features(device_1h, device_id)                                     AS device_f,
   features(ip_1h, ip)                                                AS ip_f,
+  recent(transactions, card_id, 5,
+         columns => (ts, amount, merchant_id, device_id, ip))        AS last_5,
+  row(merchants, last_5.merchant_id)                                 AS recent_merchants,
   knn(device_fp, like => device_id, k => 5, filter => 'allowlisted = false',
       columns => (device_id, account_id, platform))                  AS similar_devices,
   features(device_1h, similar_devices.device_id)                     AS similar_device_f,
