@@ -373,7 +373,8 @@ fn devices(rng: &mut Rng, c: &Config, accounts: &[Account]) -> (Vec<Device>, Vec
         device_id
     };
     for a in &accounts[..c.accounts] {
-        for _ in 0..1 + rng.chance(30) as usize {
+        let devices_of_account = if rng.chance(30) { 2 } else { 1 };
+        for _ in 0..devices_of_account {
             let fp = random_fingerprint(rng);
             let allow = rng.chance(5);
             add(&a.account_id, rng.pick(PLATFORMS), fp, allow);
