@@ -1,7 +1,8 @@
 //! The fraud example end to end (examples/fraud, Tarn issue 9): a 2-shard tarnd loaded exactly
 //! as examples/fraud/README.md does it (`tarn sql -f schema.sql`, `tarn upsert`, `tarn ingest`)
 //! with a data set of a fixed seed, then `fraud_check` called for ring members and ordinary
-//! cards through the Rust client and through `tarn context --json`. Every value of every item
+//! cards through the Rust client, through `tarn context --json` and through the Go client
+//! (`tarn-go-context`, clients/go/cmd). Every value of every item
 //! must equal its recomputation from the generated data (`fraud::oracle`): rows from the
 //! entities, features from the events by the window rule, the recent events as the card's
 //! newest 5 by event time, kNN by brute force over the devices the filter keeps, list items
@@ -449,6 +450,35 @@ fn fraud_check_equals_the_recomputation() {
             cli_shards.iter().find(|a| a.0 == s).unwrap().1
         };
         check_json(&j, &expected(&data, case, &cli_as_of), case);
+
+        // The Go client: tarn-go-context calls fraud_check through clients/go and prints what
+        // `tarn context --json` prints; the same recomputation must hold.
+        let out = std::process::Command::new(go_context_tool())
+            .args(["-addr", &addr, "fraud_check", &args[0], &args[1], &args[2]])
+            .output()
+            .expect("run tarn-go-context");
+        assert!(
+            out.status.success(),
+            "tarn-go-context: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let go_shards: Vec<(u32, i64)> = g["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["shard"].as_u64().unwrap() as u32,
+                    s["as_of_us"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        let go_as_of = |key: &str| {
+            let s = shard_of(&text(key), SHARDS);
+            go_shards.iter().find(|a| a.0 == s).unwrap().1
+        };
+        check_json(&g, &expected(&data, case, &go_as_of), case);
     }
 
     // The data set plants what the example is about: the ring's card sees its siblings.
