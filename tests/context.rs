@@ -1093,17 +1093,11 @@ fn the_readme_context_walkthrough_runs_as_written() {
         })
         .collect();
     ingest(&mut c, "tx", &["ts", "card_id", "amount", "ip"], rows).unwrap();
-    let start = readme
-        .find("Context requests: everything one decision reads")
-        .expect("the README section");
-    let block = &readme[start..];
-    let block = &block[block.find("```sh\n").unwrap() + 6..];
-    let block = &block[..block.find("```").unwrap()];
-    let outputs: Vec<String> = block
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(run)
-        .collect();
+    let outputs: Vec<String> =
+        readme_block(&readme, "Context requests: everything one decision reads")
+            .into_iter()
+            .map(run)
+            .collect();
     assert_eq!(outputs.len(), 5);
     let table = &outputs[1];
     for want in [

@@ -376,6 +376,27 @@ fn assert_unambiguous(d: &Dataset, device_id: &str) {
     }
 }
 
+/// [`check_json`] of a `tarn context --json` document (the CLI's or tarn-go-context's), each
+/// key's features recomputed at the as-of time the document gives for its shard.
+fn check_reply_json(j: &serde_json::Value, data: &Dataset, case: &Case) {
+    let shards: Vec<(u32, i64)> = j["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["shard"].as_u64().unwrap() as u32,
+                s["as_of_us"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let as_of = |key: &str| {
+        let s = shard_of(&text(key), SHARDS);
+        shards.iter().find(|a| a.0 == s).unwrap().1
+    };
+    check_json(j, &expected(data, case, &as_of), case);
+}
+
 #[test]
 fn fraud_check_equals_the_recomputation() {
     let server = TarnServer::start_ok(ServerOpts::shards(SHARDS));
@@ -434,22 +455,7 @@ fn fraud_check_equals_the_recomputation() {
             ],
         );
         let j: serde_json::Value = serde_json::from_str(&out).unwrap();
-        let cli_shards: Vec<(u32, i64)> = j["shards"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["shard"].as_u64().unwrap() as u32,
-                    s["as_of_us"].as_i64().unwrap(),
-                )
-            })
-            .collect();
-        let cli_as_of = |key: &str| {
-            let s = shard_of(&text(key), SHARDS);
-            cli_shards.iter().find(|a| a.0 == s).unwrap().1
-        };
-        check_json(&j, &expected(&data, case, &cli_as_of), case);
+        check_reply_json(&j, &data, case);
 
         // The Go client: tarn-go-context calls fraud_check through clients/go and prints what
         // `tarn context --json` prints; the same recomputation must hold.
@@ -463,22 +469,7 @@ fn fraud_check_equals_the_recomputation() {
             String::from_utf8_lossy(&out.stderr)
         );
         let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let go_shards: Vec<(u32, i64)> = g["shards"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["shard"].as_u64().unwrap() as u32,
-                    s["as_of_us"].as_i64().unwrap(),
-                )
-            })
-            .collect();
-        let go_as_of = |key: &str| {
-            let s = shard_of(&text(key), SHARDS);
-            go_shards.iter().find(|a| a.0 == s).unwrap().1
-        };
-        check_json(&g, &expected(&data, case, &go_as_of), case);
+        check_reply_json(&g, &data, case);
     }
 
     // The data set plants what the example is about: the ring's card sees its siblings.

@@ -627,14 +627,8 @@ fn the_readme_vector_walkthrough_runs_as_written() {
     let a = server.addr_string();
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme
-        .find("Vectors and nearest-neighbour search")
-        .expect("the README section");
-    let block = &readme[start..];
-    let block = &block[block.find("```sh\n").unwrap() + 6..];
-    let block = &block[..block.find("```").unwrap()];
     let mut outputs = Vec::new();
-    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+    for line in readme_block(&readme, "Vectors and nearest-neighbour search") {
         let args = shell_words(line.strip_prefix("tarn ").expect("a tarn command"));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = run_tarn(&a, &args);

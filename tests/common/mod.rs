@@ -927,6 +927,16 @@ pub fn ctx_value(r: &ContextReply, item: &str, group: usize, row: usize, column:
     it.groups[group].rows[row][c].clone()
 }
 
+/// The non-empty command lines of the first ```sh block after the text `section` in
+/// `readme` (README walkthrough tests run them as written).
+pub fn readme_block<'r>(readme: &'r str, section: &str) -> Vec<&'r str> {
+    let start = readme.find(section).expect("the README section");
+    let block = &readme[start..];
+    let block = &block[block.find("```sh\n").expect("a sh block") + 6..];
+    let block = &block[..block.find("```").expect("the end of the block")];
+    block.lines().filter(|l| !l.trim().is_empty()).collect()
+}
+
 /// Splits a README command line like a POSIX shell would for these lines: words separated by
 /// spaces, single- or double-quoted parts kept whole.
 pub fn shell_words(line: &str) -> Vec<String> {

@@ -173,7 +173,7 @@ fn resolve_object(item: &ItemSpec, catalog: &Catalog) -> Result<Resolved, CoreEr
             )
         }
     };
-    let (columns, positions) = pick_columns(&item.name, owner, &full, item.columns.as_deref())?;
+    let (columns, positions) = pick_columns(owner, &full, item.columns.as_deref())?;
     let columns = match source {
         Source::Knn(_) => std::iter::once(ColumnDef {
             name: DISTANCE_COLUMN.into(),
@@ -250,7 +250,6 @@ fn object_of<'c>(
 
 /// The reply columns picked from `full` (all of them for `None`) and their positions.
 fn pick_columns(
-    item: &str,
     owner: &str,
     full: &[ColumnDef],
     wanted: Option<&[String]>,
@@ -272,7 +271,6 @@ fn pick_columns(
             });
         }
         positions.push(p);
-        let _ = item;
     }
     let columns = positions.iter().map(|&p| full[p].clone()).collect();
     Ok((columns, positions))

@@ -6,7 +6,6 @@
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use rkyv::util::AlignedVec;
 use tarn_types::{encode_key, Value};
 
 use crate::catalog::Catalog;
@@ -15,7 +14,7 @@ use crate::sql::parse;
 use crate::state::recent::{RecentEvent, Ring};
 use crate::state::ShardState;
 
-use super::catalog_with;
+use super::{assert_fuzzy_checkpoint_exact, catalog_with, FuzzyRun};
 
 const KEEP: u32 = 4;
 const KEYS: usize = 12;
@@ -190,48 +189,13 @@ fn a_ring_insert_is_an_idempotent_order_insensitive_top_n() {
 #[test]
 fn fuzzy_checkpoint_plus_replay_is_exact_for_recent_events() {
     let cat = catalog();
+    let run = FuzzyRun {
+        before: 200,
+        max_step: 4,
+        tail: 30,
+    };
     for seed in 0..20 {
-        let mut rng = StdRng::seed_from_u64(900 + seed);
-        let mut st = ShardState::new();
-        let mut lsn = 0u64;
-        for i in 0..200 {
-            lsn += 1;
-            st.apply_record(&cat, 0, lsn, record(&cat, &mut rng, i))
-                .unwrap();
-        }
-        let ckpt_lsn = lsn;
-        let mut b = st.checkpoint_builder();
-        let mut after = Vec::new();
-        let mut i = 200;
-        loop {
-            for _ in 0..rng.random_range(0..4) {
-                lsn += 1;
-                let r = record(&cat, &mut rng, i);
-                i += 1;
-                st.apply_record(&cat, 0, lsn, r.clone()).unwrap();
-                after.push((lsn, r));
-            }
-            if b.step(&st, rng.random_range(1..4)) {
-                break;
-            }
-        }
-        for _ in 0..30 {
-            lsn += 1;
-            let r = record(&cat, &mut rng, i);
-            i += 1;
-            st.apply_record(&cat, 0, lsn, r.clone()).unwrap();
-            after.push((lsn, r));
-        }
-        let mut bytes = AlignedVec::<16>::new();
-        for part in b.finish() {
-            bytes.extend_from_slice(&part);
-        }
-        let mut restored = ShardState::from_checkpoint(&bytes, &cat).unwrap();
-        for (l, r) in after {
-            assert!(l > ckpt_lsn);
-            restored.apply_record(&cat, 0, l, r).unwrap();
-        }
-        assert_eq!(observe(&cat, &restored), observe(&cat, &st), "seed {seed}");
+        assert_fuzzy_checkpoint_exact(&cat, 900 + seed, &run, record, observe);
     }
 }
 

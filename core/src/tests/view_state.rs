@@ -4,14 +4,13 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rkyv::util::AlignedVec;
 use tarn_types::{encode_key, Value};
 
 use crate::catalog::Catalog;
 use crate::record::{Events, Mutation, Record, HOME_TARGET};
 use crate::state::ShardState;
 
-use super::catalog_with;
+use super::{assert_fuzzy_checkpoint_exact, catalog_with, FuzzyRun};
 
 fn catalog() -> Catalog {
     catalog_with(&[
@@ -89,48 +88,13 @@ fn observe(cat: &Catalog, st: &ShardState) -> Vec<String> {
 #[test]
 fn fuzzy_checkpoint_plus_replay_is_exact_for_views() {
     let cat = catalog();
+    let run = FuzzyRun {
+        before: 300,
+        max_step: 5,
+        tail: 50,
+    };
     for seed in 0..20 {
-        let mut rng = StdRng::seed_from_u64(500 + seed);
-        let mut st = ShardState::new();
-        let mut lsn = 0u64;
-        for i in 0..300 {
-            lsn += 1;
-            st.apply_record(&cat, 0, lsn, record(&cat, &mut rng, i))
-                .unwrap();
-        }
-        let ckpt_lsn = lsn;
-        let mut b = st.checkpoint_builder();
-        let mut after = Vec::new();
-        let mut i = 300;
-        loop {
-            for _ in 0..rng.random_range(0..4) {
-                lsn += 1;
-                let r = record(&cat, &mut rng, i);
-                i += 1;
-                st.apply_record(&cat, 0, lsn, r.clone()).unwrap();
-                after.push((lsn, r));
-            }
-            if b.step(&st, rng.random_range(1..5)) {
-                break;
-            }
-        }
-        for _ in 0..50 {
-            lsn += 1;
-            let r = record(&cat, &mut rng, i);
-            i += 1;
-            st.apply_record(&cat, 0, lsn, r.clone()).unwrap();
-            after.push((lsn, r));
-        }
-        let mut bytes = AlignedVec::<16>::new();
-        for part in b.finish() {
-            bytes.extend_from_slice(&part);
-        }
-        let mut restored = ShardState::from_checkpoint(&bytes, &cat).unwrap();
-        for (l, r) in after {
-            assert!(l > ckpt_lsn);
-            restored.apply_record(&cat, 0, l, r).unwrap();
-        }
-        assert_eq!(observe(&cat, &restored), observe(&cat, &st), "seed {seed}");
+        assert_fuzzy_checkpoint_exact(&cat, 500 + seed, &run, record, observe);
     }
 }
 

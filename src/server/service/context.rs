@@ -143,7 +143,7 @@ impl<'a> Call<'a> {
             self.visit(ops, last).await?;
             for i in 0..self.def.items.len() {
                 if self.def.items[i].done == phase && self.results[i].is_none() {
-                    self.finish_knn(i)?;
+                    self.finish_knn(i);
                 }
             }
         }
@@ -257,15 +257,14 @@ impl<'a> Call<'a> {
     }
 
     /// Merges the shards' answers of every group of kNN item `i` into its `k` nearest rows.
-    fn finish_knn(&mut self, i: usize) -> Result<(), ServerError> {
+    fn finish_knn(&mut self, i: usize) {
         let Source::Knn(k) = &self.def.items[i].source else {
             unreachable!("every other item is complete when its phase starts")
         };
-        let columns: Vec<Column> = Vec::new();
         let mut groups = Vec::with_capacity(self.keys[i].len());
         for (g, key) in self.keys[i].iter().enumerate() {
             let answers = std::mem::take(&mut self.searches[i][g]);
-            let merged = super::knn::merge(answers, k.k, columns.clone());
+            let merged = super::knn::merge(answers, k.k, Vec::new());
             let rows = merged
                 .rows
                 .into_iter()
@@ -282,7 +281,6 @@ impl<'a> Call<'a> {
             });
         }
         self.results[i] = Some(ItemResult { groups });
-        Ok(())
     }
 
     /// A feature read as of a past moment (every key at the same `as_of`): HISTORY's path.

@@ -276,7 +276,7 @@ impl Shard {
                 } => {
                     let view = catalog
                         .view_by_id(*view_id)
-                        .ok_or_else(|| dropped("feature view", *view_id))?;
+                        .ok_or_else(|| dropped(ErrorCode::UnknownView, "feature view", *view_id))?;
                     let stream = catalog
                         .stream_by_id(view.stream_id)
                         .expect("a view's stream exists while the view does");
@@ -298,7 +298,7 @@ impl Shard {
                 } => {
                     let stream = catalog
                         .stream_by_id(*stream_id)
-                        .ok_or_else(|| dropped("stream", *stream_id))?;
+                        .ok_or_else(|| dropped(ErrorCode::UnknownStream, "stream", *stream_id))?;
                     OpAnswer::Recent(state.recent(stream, key, *n, positions))
                 }
                 ContextOp::RowVector { index_id, key } => {
@@ -311,11 +311,6 @@ impl Shard {
     }
 }
 
-fn dropped(what: &str, id: u32) -> ServerError {
-    let code = if what == "stream" {
-        ErrorCode::UnknownStream
-    } else {
-        ErrorCode::UnknownView
-    };
+fn dropped(code: ErrorCode, what: &str, id: u32) -> ServerError {
     ServerError::new(code, format!("{what} #{id} was dropped"))
 }
