@@ -331,6 +331,10 @@ pub fn run(cfg: &EngineConfig, factory: &dyn CodecFactory) -> Result<EngineOutpu
                     rec.complete(f.intended, f.sent, done, d.ok);
                     completed += 1;
                 }
+                if c.codec.take_output(&mut c.wbuf) && !c.dirty {
+                    c.dirty = true;
+                    dirty.push(i);
+                }
                 total_inflight -= completed as u64;
                 inflight_counts[i] -= completed;
                 if let LoadMode::Closed { .. } = cfg.mode {

@@ -11,6 +11,7 @@
 
 pub mod ann;
 pub mod clock;
+pub mod context;
 pub mod engine;
 pub mod floors;
 pub mod fraud;

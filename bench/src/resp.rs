@@ -123,6 +123,27 @@ pub fn parse(buf: &[u8]) -> Result<Option<(usize, Frame)>, RespError> {
     parse_at(buf, 0, 0)
 }
 
+/// The top-level elements of the complete array reply that starts at `at` (as [`parse`]
+/// returned it: `Frame::Array(Some(n))`), ranges indexing into `buf`. Nested arrays are
+/// returned as `Frame::Array` without their elements.
+pub fn array_elements(buf: &[u8], at: usize) -> Result<Vec<Frame>, RespError> {
+    if !matches!(buf.get(at), Some(b'*' | b'~' | b'>' | b'%')) {
+        return Err(RespError("not an array reply".into()));
+    }
+    let l = line(buf, at + 1).ok_or_else(|| RespError("incomplete array header".into()))?;
+    let n = parse_int(&buf[l.clone()])?;
+    let n = if buf[at] == b'%' { n * 2 } else { n };
+    let mut pos = l.end + 2;
+    let mut out = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n.max(0) {
+        let (end, f) =
+            parse_at(buf, pos, 1)?.ok_or_else(|| RespError("incomplete array".into()))?;
+        out.push(f);
+        pos = end;
+    }
+    Ok(out)
+}
+
 fn parse_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(usize, Frame)>, RespError> {
     if depth > MAX_DEPTH {
         return Err(RespError("nesting too deep".into()));

@@ -26,6 +26,14 @@ pub trait Codec {
     /// Decode one response from the front of `buf`: `Ok(Some((consumed, decoded)))`, or
     /// `Ok(None)` if incomplete.
     fn decode(&mut self, buf: &[u8]) -> Result<Option<(usize, Decoded)>, String>;
+    /// A request of more than one round trip (a Redis client's dependent lookups): after
+    /// `decode` has seen the replies of one hop it may have the next hop's commands ready;
+    /// they are appended to `out` (the connection's send buffer) and `true` returned. The
+    /// request completes only when `decode` returns it. Until then `decode` keeps its own
+    /// offset into `buf`, which the engine does not consume.
+    fn take_output(&mut self, _out: &mut Vec<u8>) -> bool {
+        false
+    }
 }
 
 /// Creates per-connection codecs.

@@ -28,6 +28,8 @@ pub struct TarndOpts {
     pub cpu: usize,
     /// `sync` or `async` (tarnd's `--durability`).
     pub durability: String,
+    /// `--shards`: more than the one CPU of `cpu` runs the executors unpinned on that CPU.
+    pub shards: u32,
     /// Extra flags, passed as is.
     pub extra: Vec<String>,
 }
@@ -72,7 +74,7 @@ impl Tarnd {
                 "--listen",
                 &addr,
                 "--shards",
-                "1",
+                &opts.shards.to_string(),
                 "--durability",
                 &opts.durability,
             ])
@@ -199,7 +201,7 @@ impl Drop for Tarnd {
 }
 
 /// The first port from `start` nobody listens on (a bind succeeds), below 32768.
-fn free_port(start: u16) -> Result<u16, String> {
+pub fn free_port(start: u16) -> Result<u16, String> {
     (start..start.saturating_add(PORT_TRIES))
         .filter(|&p| p < 32_768)
         .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
@@ -272,6 +274,7 @@ mod tests {
             binary: "/nonexistent/tarnd".into(),
             cpu: 0,
             durability: "async".into(),
+            shards: 1,
             extra: Vec::new(),
         };
         let e = Tarnd::start(&opts).err().unwrap();

@@ -236,6 +236,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         .parent()
         .expect("bench/ has a parent");
     let opts = TarndOpts {
+        shards: 1,
         binary: cli
             .tarnd
             .clone()

@@ -105,13 +105,21 @@ pub struct VisitAnswer {
     pub answers: Vec<OpAnswer>,
 }
 
+/// An active hold: the as-of time of the state held and when it was taken.
+#[derive(Clone, Copy, Debug)]
+struct Hold {
+    as_of_us: i64,
+    taken_us: i64,
+}
+
 /// The holds on one shard.
 #[derive(Default)]
 pub(super) struct Holds {
-    /// Active holds: id → the as-of time of the state held.
-    active: std::cell::RefCell<std::collections::HashMap<HoldId, i64>>,
+    active: std::cell::RefCell<std::collections::HashMap<HoldId, Hold>>,
     /// Set when a record ready to apply waited for a hold: no new hold until it is applied.
     pub(super) blocked: std::cell::Cell<bool>,
+    /// Whether the shard's one expiry task runs (it runs while any hold is active).
+    reaper: std::cell::Cell<bool>,
 }
 
 impl Holds {
@@ -124,6 +132,20 @@ impl Holds {
     pub(super) fn clear(&self) {
         self.active.borrow_mut().clear();
         self.blocked.set(false);
+    }
+
+    /// The holds to break at `now_us`: once a write waits, those held at least
+    /// [`MAX_CONTEXT_HOLD_US`]; whether a write waits or not, those held
+    /// [`MAX_CONTEXT_HOLD_IDLE_US`] (a call that vanished).
+    fn expired(&self, now_us: i64) -> Vec<HoldId> {
+        let blocked = self.blocked.get();
+        let old = |h: &Hold, us: u64| now_us.saturating_sub(h.taken_us) >= us as i64;
+        self.active
+            .borrow()
+            .iter()
+            .filter(|(_, h)| (blocked && old(h, MAX_CONTEXT_HOLD_US)) || old(h, MAX_CONTEXT_HOLD_IDLE_US))
+            .map(|(id, _)| *id)
+            .collect()
     }
 }
 
@@ -200,31 +222,42 @@ impl Shard {
         while self.holds.blocked.get() {
             glommio::timer::sleep(poll).await;
         }
-        let as_of = self.consistent_as_of();
-        let fresh = self.holds.active.borrow_mut().insert(id, as_of).is_none();
+        let as_of_us = self.consistent_as_of();
+        let hold = Hold {
+            as_of_us,
+            taken_us: crate::server::now_us(),
+        };
+        let fresh = self.holds.active.borrow_mut().insert(id, hold).is_none();
         assert!(fresh, "hold {id:?} taken twice");
-        let me = self.clone();
-        glommio::spawn_local(async move {
-            // A hold that no write waits for costs nothing: it ends only when a write has
-            // waited for it (checked every MAX_CONTEXT_HOLD_US, so a write waits at most twice
-            // that), or, as a safety net for a call that vanished, after MAX_CONTEXT_HOLD_IDLE_US.
-            let step = Duration::from_micros(MAX_CONTEXT_HOLD_US);
-            let mut waited_us = 0;
-            loop {
-                glommio::timer::sleep(step).await;
-                waited_us += MAX_CONTEXT_HOLD_US;
-                if me.holds.blocked.get() || waited_us >= MAX_CONTEXT_HOLD_IDLE_US {
-                    break;
-                }
+        if !self.holds.reaper.replace(true) {
+            let me = self.clone();
+            glommio::spawn_local(async move { me.reap_holds().await }).detach();
+        }
+        as_of_us
+    }
+
+    /// The shard's one expiry task, running while any hold is active: every
+    /// [`MAX_CONTEXT_HOLD_US`] it breaks the holds [`Holds::expired`] names. A hold no write
+    /// waits for costs nothing, so it is not broken sooner (breaking it would make a slow call,
+    /// e.g. on a loaded machine, fail for no one's benefit); a write waits at most about twice
+    /// MAX_CONTEXT_HOLD_US. One task per shard, not one per hold: a timer per call cost more
+    /// CPU than the call's reads.
+    async fn reap_holds(self: Rc<Self>) {
+        let step = Duration::from_micros(MAX_CONTEXT_HOLD_US);
+        loop {
+            glommio::timer::sleep(step).await;
+            for id in self.holds.expired(crate::server::now_us()) {
+                self.release_hold(id);
             }
-            me.release_hold(id);
-        })
-        .detach();
-        as_of
+            if !self.holds.held() {
+                self.holds.reaper.set(false);
+                return;
+            }
+        }
     }
 
     fn held_as_of(&self, id: HoldId) -> Result<i64, ServerError> {
-        self.holds.active.borrow().get(&id).copied().ok_or_else(|| {
+        self.holds.active.borrow().get(&id).map(|h| h.as_of_us).ok_or_else(|| {
             ServerError::new(
                 ErrorCode::Busy,
                 format!(

@@ -1,0 +1,175 @@
+//! Tarn's side of `fraud_check`: the CONTEXT call ([`TarnContextCodec`]), the GET of the card
+//! row ([`TarnGetCodec`], the point read the context is compared with), and [`load`] through
+//! the `tarn` CLI, as examples/fraud/README.md loads the example.
+
+use std::io;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::rc::Rc;
+
+use tarn_net::{
+    encode_request, ContextCall, ContextRequest, KeysRequest, Request as NetRequest, Response,
+    Value,
+};
+
+use super::{Call, CONTEXT, CONTEXT_ITEMS};
+use crate::fraud::decode_tarn;
+use crate::target::{Codec, CodecFactory, Decoded};
+use crate::workload::Request;
+
+/// Loads the data set into the tarnd at `addr` with the `tarn` binary: the schema
+/// (`tarn sql -f`), every table (`tarn upsert T -f`) and the stream (`tarn ingest`), from the
+/// files [`::fraud::Dataset::write_files`] wrote into `dir`.
+pub fn load(tarn: &Path, addr: &str, schema: &Path, dir: &Path) -> Result<(), String> {
+    let run = |args: &[&str]| -> Result<(), String> {
+        let out = Command::new(tarn)
+            .arg("--addr")
+            .arg(addr)
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", tarn.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "tarn {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
+    };
+    run(&["sql", "-f", &schema.to_string_lossy()])?;
+    for (name, file) in ::fraud::FILES {
+        let path = dir.join(file).to_string_lossy().into_owned();
+        match name {
+            "transactions" => run(&["ingest", name, &path])?,
+            table => run(&["upsert", table, "-f", &path])?,
+        }
+    }
+    Ok(())
+}
+
+/// The CONTEXT request of a call.
+pub fn context_request(call: &Call) -> NetRequest {
+    NetRequest::Context(ContextRequest {
+        call: ContextCall::Named(CONTEXT.to_owned()),
+        params: vec![
+            ("card_id".to_owned(), Value::Text(call.card_id.clone())),
+            ("device_id".to_owned(), Value::Text(call.device_id.clone())),
+            ("ip".to_owned(), Value::Text(call.ip.clone())),
+        ],
+    })
+}
+
+/// CONTEXT `fraud_check` of call `keys[0] % calls` (the engine's key index). A reply that is
+/// not a CONTEXT reply with every item is an error (counted; the first one printed).
+pub struct TarnContextCodec {
+    requests: Rc<Vec<NetRequest>>,
+    first_error: bool,
+}
+
+impl Codec for TarnContextCodec {
+    fn handshake(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+        crate::tarn::hello(stream)
+    }
+
+    fn encode(&mut self, req: &Request<'_>, id: u64, out: &mut Vec<u8>) {
+        let i = req.keys[0] as usize % self.requests.len();
+        encode_request(id, &self.requests[i], out);
+    }
+
+    fn decode(&mut self, buf: &[u8]) -> Result<Option<(usize, Decoded)>, String> {
+        let Some((used, id, resp)) = decode_tarn(buf)? else {
+            return Ok(None);
+        };
+        let ok = matches!(&resp, Response::Context(r) if r.items.len() == CONTEXT_ITEMS);
+        if !ok && std::mem::take(&mut self.first_error) {
+            eprintln!("tarn CONTEXT: unexpected reply {resp:?}");
+        }
+        Ok(Some((used, Decoded { id: Some(id), ok })))
+    }
+}
+
+/// Makes [`TarnContextCodec`]s sharing one set of encoded-ready requests.
+pub struct TarnContextFactory {
+    requests: Rc<Vec<NetRequest>>,
+}
+
+impl TarnContextFactory {
+    pub fn new(calls: &[Call]) -> Self {
+        Self {
+            requests: Rc::new(calls.iter().map(context_request).collect()),
+        }
+    }
+}
+
+impl CodecFactory for TarnContextFactory {
+    fn name(&self) -> &str {
+        "tarn-context"
+    }
+    fn make(&self) -> Box<dyn Codec> {
+        Box::new(TarnContextCodec {
+            requests: self.requests.clone(),
+            first_error: true,
+        })
+    }
+}
+
+/// GET of the `cards` row of call `keys[0] % calls`: the point read of the same run. A reply
+/// without the row is an error.
+pub struct TarnGetCodec {
+    requests: Rc<Vec<NetRequest>>,
+    first_error: bool,
+}
+
+impl Codec for TarnGetCodec {
+    fn handshake(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+        crate::tarn::hello(stream)
+    }
+
+    fn encode(&mut self, req: &Request<'_>, id: u64, out: &mut Vec<u8>) {
+        let i = req.keys[0] as usize % self.requests.len();
+        encode_request(id, &self.requests[i], out);
+    }
+
+    fn decode(&mut self, buf: &[u8]) -> Result<Option<(usize, Decoded)>, String> {
+        let Some((used, id, resp)) = decode_tarn(buf)? else {
+            return Ok(None);
+        };
+        let ok = matches!(&resp, Response::Get(r) if r.rows.iter().all(|r| r.is_some()));
+        if !ok && std::mem::take(&mut self.first_error) {
+            eprintln!("tarn GET: unexpected reply {resp:?}");
+        }
+        Ok(Some((used, Decoded { id: Some(id), ok })))
+    }
+}
+
+pub struct TarnGetFactory {
+    requests: Rc<Vec<NetRequest>>,
+}
+
+impl TarnGetFactory {
+    pub fn new(calls: &[Call]) -> Self {
+        let get = |c: &Call| {
+            NetRequest::Get(KeysRequest {
+                table: "cards".to_owned(),
+                keys: vec![Value::Text(c.card_id.clone())],
+            })
+        };
+        Self {
+            requests: Rc::new(calls.iter().map(get).collect()),
+        }
+    }
+}
+
+impl CodecFactory for TarnGetFactory {
+    fn name(&self) -> &str {
+        "tarn-get"
+    }
+    fn make(&self) -> Box<dyn Codec> {
+        Box::new(TarnGetCodec {
+            requests: self.requests.clone(),
+            first_error: true,
+        })
+    }
+}
