@@ -5,6 +5,10 @@
 #   bench/run.sh ann [ann options]   (vector search: Tarn HNSW next to hnswlib and faiss; see bench/src/bin/ann.rs)
 #   bench/run.sh ann-server [ann_server options]   (the same through tarnd --shards 1 on SERVER_CPU,
 #                                    client on CLIENT_CPU; see bench/src/bin/ann_server.rs)
+#   bench/run.sh fraud-check [fraud_check options]   (issue 9: the fraud_check CONTEXT through
+#                                    tarnd --shards 2 on SERVER_CPU next to Redis 7 in pipelined
+#                                    hops, from the Rust engine and the Go client; see
+#                                    bench/src/bin/fraud_check.rs)
 #   bench/run.sh index-restart [index_restart options]   (tarnd restart with a saved HNSW graph:
 #                                    graceful stop, kill -9 with a log tail, vs the build from the
 #                                    rows; see bench/src/bin/index_restart.rs)
@@ -43,8 +47,8 @@ set -euo pipefail
 
 SUITE="${1:-}"
 case "$SUITE" in
-    floors | get | throughput | durable | features | all | ann | ann-server | index-restart) ;;
-    *) echo "usage: $0 floors|get|throughput|durable|features|all|ann|ann-server|index-restart" >&2; exit 2 ;;
+    floors | get | throughput | durable | features | all | ann | ann-server | index-restart | fraud-check) ;;
+    *) echo "usage: $0 floors|get|throughput|durable|features|all|ann|ann-server|index-restart|fraud-check" >&2; exit 2 ;;
 esac
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -55,6 +59,26 @@ if [[ "$SUITE" == ann ]]; then
     cd "$ROOT"
     cargo build --release -p tarn-bench --bin ann >&2
     exec "$ROOT/target/release/ann" --cpu "${SERVER_CPU:-0}" --peer-cpu "${SERVER_CPU:-0}" "$@"
+fi
+if [[ "$SUITE" == fraud-check ]]; then
+    # Starts and stops its own tarnd (taskset SERVER_CPU, --shards 2) and Redis
+    # (bench/peers/redis.sh, same CPU); the Go tool runs pinned to CLIENT_CPU.
+    shift
+    cd "$ROOT"
+    if [[ "${BENCH_BUILD:-1}" == 1 ]]; then
+        cargo build --release --bin tarnd --bin tarn >&2
+        cargo build --release -p tarn-bench --bin fraud_check >&2
+    fi
+    go_args=()
+    if GO="$(command -v go || ls /usr/lib/go-*/bin/go 2>/dev/null | head -1)" && [[ -n "$GO" ]]; then
+        mkdir -p target/go
+        (cd clients/go && "$GO" build -o ../../target/go/tarn-go-bench ./cmd/tarn-go-bench) >&2
+        go_args=(--go-bench target/go/tarn-go-bench)
+    else
+        echo "run.sh: no Go toolchain: the Go client's rows are left out" >&2
+    fi
+    exec "$ROOT/target/release/fraud_check" --tarnd "${TARND_BIN:-$ROOT/target/release/tarnd}" \
+        --server-cpu "${SERVER_CPU:-0}" --client-cpu "${CLIENT_CPU:-1}" "${go_args[@]}" "$@"
 fi
 if [[ "$SUITE" == ann-server || "$SUITE" == index-restart ]]; then
     # Each binary starts (taskset SERVER_CPU), drives and stops its own tarnd. ann_server: the

@@ -208,6 +208,18 @@ fn parse_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(usize, Frame)
 mod tests {
     use super::*;
 
+    #[test]
+    fn array_elements_are_the_top_level_frames() {
+        let buf: &[u8] = b"xx*3\r\n$1\r\na\r\n:7\r\n*1\r\n+OK\r\n";
+        let e = array_elements(buf, 2).unwrap();
+        assert_eq!(e.len(), 3);
+        assert!(matches!(&e[0], Frame::Bulk(Some(r)) if &buf[r.clone()] == b"a"));
+        assert_eq!(e[1], Frame::Integer(7));
+        assert_eq!(e[2], Frame::Array(Some(1)));
+        assert!(array_elements(b":1\r\n", 0).is_err());
+        assert!(array_elements(b"*2\r\n:1\r\n", 0).is_err(), "incomplete");
+    }
+
     fn all_prefixes_incomplete(full: &[u8]) {
         for cut in 0..full.len() {
             assert_eq!(

@@ -35,7 +35,10 @@ use tarn_bench::target::CodecFactory;
 use tarn_bench::workload::Workload;
 
 #[derive(Parser)]
-#[command(name = "fraud_check", about = "fraud_check: Tarn CONTEXT next to Redis")]
+#[command(
+    name = "fraud_check",
+    about = "fraud_check: Tarn CONTEXT next to Redis"
+)]
 struct Cli {
     #[arg(long)]
     tarnd: Option<PathBuf>,
@@ -127,7 +130,11 @@ impl Run<'_> {
             conns,
             round_trips: trips.into(),
             lat: LatSummary::from_ns(&r.hist),
-            corrected: r.corrected.as_ref().map(LatSummary::from_ns).unwrap_or_default(),
+            corrected: r
+                .corrected
+                .as_ref()
+                .map(LatSummary::from_ns)
+                .unwrap_or_default(),
             throughput: r.throughput(),
             errors: r.errors,
             server_cpu_us: (total > 0).then(|| cpu as f64 / 1e3 / total as f64),
@@ -174,7 +181,10 @@ fn run(cli: &Cli) -> Result<(), String> {
         calls: cli.calls,
     };
     let t = Instant::now();
-    let data = Rc::new(BenchData::generate(&sizes, tarn_bench::clock::realtime_us())?);
+    let data = Rc::new(BenchData::generate(
+        &sizes,
+        tarn_bench::clock::realtime_us(),
+    )?);
     eprintln!(
         "data set: {} accounts, {} cards, {} devices, {} events, {} calls in {:.1} s",
         data.data.accounts.len(),
@@ -191,7 +201,12 @@ fn run(cli: &Cli) -> Result<(), String> {
     result
 }
 
-fn measure_all(cli: &Cli, conns: Vec<usize>, data: &Rc<BenchData>, dir: &Path) -> Result<(), String> {
+fn measure_all(
+    cli: &Cli,
+    conns: Vec<usize>,
+    data: &Rc<BenchData>,
+    dir: &Path,
+) -> Result<(), String> {
     data.data
         .write_files(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -204,7 +219,10 @@ fn measure_all(cli: &Cli, conns: Vec<usize>, data: &Rc<BenchData>, dir: &Path) -
     let load = tarn_side(&mut run, data, dir)?;
     let redis = redis_side(&mut run, data)?;
     let md = report(&run, data, &load, &redis);
-    let out = cli.out.clone().unwrap_or_else(|| root().join("bench/results"));
+    let out = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| root().join("bench/results"));
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
     let (date, _) = machine::utc_now();
     let path = out.join(format!("fraud-check-{date}.md"));
@@ -223,7 +241,10 @@ struct Setup {
 fn tarn_side(run: &mut Run, data: &Rc<BenchData>, dir: &Path) -> Result<Setup, String> {
     let cli = run.cli;
     let opts = TarndOpts {
-        binary: cli.tarnd.clone().unwrap_or_else(|| root().join("target/release/tarnd")),
+        binary: cli
+            .tarnd
+            .clone()
+            .unwrap_or_else(|| root().join("target/release/tarnd")),
         cpu: cli.server_cpu,
         durability: "sync".into(),
         shards: cli.shards,
@@ -231,7 +252,10 @@ fn tarn_side(run: &mut Run, data: &Rc<BenchData>, dir: &Path) -> Result<Setup, S
     };
     let t = Tarnd::start(&opts)?;
     let addr = t.addr.clone();
-    let tarn = cli.tarn.clone().unwrap_or_else(|| root().join("target/release/tarn"));
+    let tarn = cli
+        .tarn
+        .clone()
+        .unwrap_or_else(|| root().join("target/release/tarn"));
     let started = Instant::now();
     context::tarn::load(&tarn, &addr, &root().join("examples/fraud/schema.sql"), dir)
         .map_err(|e| format!("{e} (tarnd log: {})", t.log_tail()))?;
@@ -290,7 +314,12 @@ fn go_row(
     let text: String = data
         .calls
         .iter()
-        .map(|c| format!("card_id={}\tdevice_id={}\tip={}\n", c.card_id, c.device_id, c.ip))
+        .map(|c| {
+            format!(
+                "card_id={}\tdevice_id={}\tip={}\n",
+                c.card_id, c.device_id, c.ip
+            )
+        })
         .collect();
     std::fs::write(&params, text).map_err(|e| e.to_string())?;
     let cpu0 = cpu_ns();
@@ -308,7 +337,11 @@ fn go_row(
         .map_err(|e| format!("cannot run {}: {e}", go.display()))?;
     let cpu_ns_total = cpu_ns() - cpu0;
     if !out.status.success() {
-        return Err(format!("{}: {}", go.display(), String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "{}: {}",
+            go.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("{} printed no JSON: {e}", go.display()))?;
@@ -329,7 +362,10 @@ fn go_row(
     let warm = v["warmup_requests"].as_u64();
     let requests = v["requests"].as_u64().unwrap_or(0) + warm.unwrap_or(0);
     let row = Row {
-        system: format!("Tarn (Go client, {})", v["go_version"].as_str().unwrap_or("go")),
+        system: format!(
+            "Tarn (Go client, {})",
+            v["go_version"].as_str().unwrap_or("go")
+        ),
         op: "CONTEXT fraud_check".into(),
         conns,
         round_trips: "1".into(),
@@ -340,7 +376,11 @@ fn go_row(
         server_cpu_us: (warm.is_some() && requests > 0)
             .then(|| cpu_ns_total as f64 / 1e3 / requests as f64),
     };
-    eprintln!("go conns={conns}: {} {:.0}/s", row.lat.line(), row.throughput);
+    eprintln!(
+        "go conns={conns}: {} {:.0}/s",
+        row.lat.line(),
+        row.throughput
+    );
     run.rows.push(row);
     Ok(())
 }
@@ -370,7 +410,11 @@ impl Redis {
     }
 
     fn pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.dir.join("redis.pid")).ok()?.trim().parse().ok()
+        std::fs::read_to_string(self.dir.join("redis.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 }
 
@@ -463,8 +507,18 @@ fn report(run: &Run, data: &BenchData, tarn: &Setup, redis: &Setup) -> String {
             data.calls.len()
         ),
         setups: vec![
-            ("Tarn", tarn.load_s, tarn.checked.line("Tarn"), tarn.interference.clone()),
-            ("Redis", redis.load_s, redis.checked.line("Redis"), redis.interference.clone()),
+            (
+                "Tarn",
+                tarn.load_s,
+                tarn.checked.line("Tarn"),
+                tarn.interference.clone(),
+            ),
+            (
+                "Redis",
+                redis.load_s,
+                redis.checked.line("Redis"),
+                redis.interference.clone(),
+            ),
         ],
         exact: tarn.checked.exact() && redis.checked.exact(),
         notes: run.notes.clone(),

@@ -441,8 +441,7 @@ impl Codec for RedisContextCodec {
 
     fn decode(&mut self, buf: &[u8]) -> Result<Option<(usize, Decoded)>, String> {
         while self.got < self.slots.len() {
-            let Some((used, f)) = resp::parse(&buf[self.scan..]).map_err(|e| e.to_string())?
-            else {
+            let Some((used, f)) = resp::parse(&buf[self.scan..]).map_err(|e| e.to_string())? else {
                 return Ok(None);
             };
             let slot = self.slots[self.got].clone();
@@ -460,7 +459,13 @@ impl Codec for RedisContextCodec {
         if !self.ok && std::mem::take(&mut self.first_error) {
             eprintln!("redis fraud_check: an error reply");
         }
-        Ok(Some((used, Decoded { id: None, ok: self.ok })))
+        Ok(Some((
+            used,
+            Decoded {
+                id: None,
+                ok: self.ok,
+            },
+        )))
     }
 
     fn take_output(&mut self, out: &mut Vec<u8>) -> bool {
@@ -484,8 +489,11 @@ pub fn window_start_us(now_us: i64) -> i64 {
     (newest - oracle::WINDOW_US / oracle::BUCKET_US + 1) * oracle::BUCKET_US
 }
 
+/// A hash reply: (field, value) ranges into the reply buffer.
+type Fields = Vec<(Range<usize>, Range<usize>)>;
+
 /// A hash reply as (field, value) ranges into `buf`.
-fn hash(buf: &[u8], at: usize) -> Result<Vec<(Range<usize>, Range<usize>)>, String> {
+fn hash(buf: &[u8], at: usize) -> Result<Fields, String> {
     let e = resp::array_elements(buf, at).map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(e.len() / 2);
     for pair in e.chunks_exact(2) {
@@ -497,7 +505,7 @@ fn hash(buf: &[u8], at: usize) -> Result<Vec<(Range<usize>, Range<usize>)>, Stri
     Ok(out)
 }
 
-fn field(h: &[(Range<usize>, Range<usize>)], buf: &[u8], name: &str) -> Option<String> {
+fn field(h: &Fields, buf: &[u8], name: &str) -> Option<String> {
     h.iter()
         .find(|(k, _)| &buf[k.clone()] == name.as_bytes())
         .map(|(_, v)| String::from_utf8_lossy(&buf[v.clone()]).into_owned())
@@ -512,11 +520,7 @@ fn bulk<'a>(buf: &'a [u8], f: &Frame) -> Result<&'a str, String> {
 
 /// Count, sum and max over the window's buckets and the newest `last` (the distinct count
 /// comes from the ZCOUNT that follows).
-fn window_features(
-    h: &[(Range<usize>, Range<usize>)],
-    buf: &[u8],
-    now_us: i64,
-) -> Result<Features, String> {
+fn window_features(h: &Fields, buf: &[u8], now_us: i64) -> Result<Features, String> {
     let oldest = window_start_us(now_us).div_euclid(oracle::BUCKET_US);
     let newest = now_us.div_euclid(oracle::BUCKET_US);
     let mut f = Features {
@@ -613,5 +617,49 @@ impl CodecFactory for RedisGetFactory {
         Box::new(RedisGetCodec {
             data: self.data.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hash reply of `pairs` as RESP bytes.
+    fn hash_reply(pairs: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        resp::encode_array_header(pairs.len() * 2, &mut out);
+        for (k, v) in pairs {
+            resp::encode_bulk(k.as_bytes(), &mut out);
+            resp::encode_bulk(v.as_bytes(), &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn features_add_up_the_window_buckets_only() {
+        let now = 1_800_000_000_000_000 + 30 * oracle::BUCKET_US;
+        let b = now / oracle::BUCKET_US;
+        let (new, old, stale) = (b.to_string(), (b - 59).to_string(), (b - 60).to_string());
+        let keys: Vec<String> = [&new, &old, &stale]
+            .iter()
+            .flat_map(|b| ["n", "s", "m"].map(|x| format!("{b}:{x}")))
+            .collect();
+        let vals = ["2", "10.5", "7", "1", "3", "3", "5", "100", "90"];
+        let mut pairs: Vec<(&str, &str)> = keys.iter().map(String::as_str).zip(vals).collect();
+        let last_ts = (now - 1).to_string();
+        pairs.extend([("last", "10.0.0.1"), ("last_ts", last_ts.as_str())]);
+        let buf = hash_reply(&pairs);
+        let f = window_features(&hash(&buf, 0).unwrap(), &buf, now).unwrap();
+        assert_eq!(f.txns, 3, "the bucket 60 minutes back is out of the window");
+        assert_eq!(f.spend, Some(13.5));
+        assert_eq!(f.max_amount, Some(7.0));
+        assert_eq!(f.last.as_deref(), Some("10.0.0.1"));
+        let old_last = (now - oracle::WINDOW_US - oracle::BUCKET_US).to_string();
+        let buf = hash_reply(&[("last", "x"), ("last_ts", &old_last)]);
+        let f = window_features(&hash(&buf, 0).unwrap(), &buf, now).unwrap();
+        assert_eq!((f.txns, f.spend, f.last), (0, None, None));
+        let bad = format!("{b}:q");
+        let buf = hash_reply(&[(bad.as_str(), "1")]);
+        assert!(window_features(&hash(&buf, 0).unwrap(), &buf, now).is_err());
     }
 }

@@ -414,7 +414,10 @@ fn cards(
     let mut own_devices: std::collections::HashMap<&str, Vec<&Device>> =
         std::collections::HashMap::new();
     for d in devices.iter().filter(|d| d.platform != "kiosk") {
-        own_devices.entry(d.account_id.as_str()).or_default().push(d);
+        own_devices
+            .entry(d.account_id.as_str())
+            .or_default()
+            .push(d);
     }
     for n in 1..=c.cards {
         // The first cards give every account one; the rest land anywhere.

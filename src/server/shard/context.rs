@@ -143,7 +143,9 @@ impl Holds {
         self.active
             .borrow()
             .iter()
-            .filter(|(_, h)| (blocked && old(h, MAX_CONTEXT_HOLD_US)) || old(h, MAX_CONTEXT_HOLD_IDLE_US))
+            .filter(|(_, h)| {
+                (blocked && old(h, MAX_CONTEXT_HOLD_US)) || old(h, MAX_CONTEXT_HOLD_IDLE_US)
+            })
             .map(|(id, _)| *id)
             .collect()
     }

@@ -33,6 +33,7 @@ type result struct {
 	errors          uint64
 	firstErr        string
 	measured        time.Duration
+	warmupCalls     uint64
 }
 
 // measure drives one goroutine per call function over the window starting now and merges
@@ -150,6 +151,9 @@ func judge(reply *tarn.ContextReply, err error, items int) (string, error) {
 // the last recorded reply, and is at least the window's length.
 func merge(stats []*connStats, w window, seconds time.Duration) *result {
 	r := &result{hist: NewHistogram(), corrected: NewHistogram(), measured: seconds}
+	for _, s := range stats {
+		r.warmupCalls += s.warmup.Count()
+	}
 	var firstAt time.Time
 	for _, s := range stats {
 		r.hist.Merge(s.hist)
@@ -173,7 +177,7 @@ func (r *result) report(cfg *config) report {
 	}
 	return report{Client: "go", GoVersion: runtime.Version(), Context: cfg.context,
 		Conns: cfg.conns, Procs: cfg.procs, WarmupS: fixed3(cfg.warmupS),
-		Seconds: fixed3(cfg.seconds), Requests: r.hist.Count(), Errors: r.errors,
+		Seconds: fixed3(cfg.seconds), Requests: r.hist.Count(), WarmupRequests: r.warmupCalls, Errors: r.errors,
 		FirstError: firstErr, Throughput: fixed3(float64(r.hist.Count()) /
 			r.measured.Seconds()), Latency: summarize(r.hist),
 		Corrected: summarize(r.corrected)}

@@ -144,19 +144,22 @@ func run(args []string, out io.Writer) error {
 
 // report is the one JSON line the tool prints.
 type report struct {
-	Client     string  `json:"client"`
-	GoVersion  string  `json:"go_version"`
-	Context    string  `json:"context"`
-	Conns      int     `json:"conns"`
-	Procs      int     `json:"procs"`
-	WarmupS    fixed3  `json:"warmup_s"`
-	Seconds    fixed3  `json:"seconds"`
-	Requests   uint64  `json:"requests"`
-	Errors     uint64  `json:"errors"`
-	FirstError *string `json:"first_error"`
-	Throughput fixed3  `json:"throughput_per_s"`
-	Latency    latency `json:"latency_us"`
-	Corrected  latency `json:"corrected_latency_us"`
+	Client    string `json:"client"`
+	GoVersion string `json:"go_version"`
+	Context   string `json:"context"`
+	Conns     int    `json:"conns"`
+	Procs     int    `json:"procs"`
+	WarmupS   fixed3 `json:"warmup_s"`
+	Seconds   fixed3 `json:"seconds"`
+	Requests  uint64 `json:"requests"`
+	// WarmupRequests are the calls made during warm-up (not recorded; they cost the server
+	// too, so a caller dividing the server's CPU time by calls needs them).
+	WarmupRequests uint64  `json:"warmup_requests"`
+	Errors         uint64  `json:"errors"`
+	FirstError     *string `json:"first_error"`
+	Throughput     fixed3  `json:"throughput_per_s"`
+	Latency        latency `json:"latency_us"`
+	Corrected      latency `json:"corrected_latency_us"`
 }
 
 // latency summarises a nanosecond histogram in microseconds (bench/src/stats.rs LatSummary).

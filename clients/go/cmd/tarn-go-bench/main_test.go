@@ -148,7 +148,7 @@ func TestMeasureCountsAndOffsets(t *testing.T) {
 		t.Errorf("first_error %v", doc["first_error"])
 	}
 	for _, k := range []string{"client", "go_version", "context", "conns", "procs", "warmup_s",
-		"seconds", "requests", "errors", "throughput_per_s", "latency_us",
+		"seconds", "requests", "warmup_requests", "errors", "throughput_per_s", "latency_us",
 		"corrected_latency_us"} {
 		if _, ok := doc[k]; !ok {
 			t.Errorf("no %s in %s", k, line)
@@ -177,7 +177,7 @@ func TestReportWithoutErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(line), `"requests":0,"errors":0,"first_error":null,`+
+	if !strings.Contains(string(line), `"requests":0,"warmup_requests":0,"errors":0,"first_error":null,`+
 		`"throughput_per_s":0.000,"latency_us":{"count":0,"mean":0.000,`) {
 		t.Errorf("%s", line)
 	}
