@@ -160,5 +160,8 @@ pub use limits::{
     PLANNER_SAMPLE_ROWS, SEARCH_STEP_COMPONENTS,
 };
 pub use metric::Metric;
-pub use planner::{plan, plan_hnsw, search_planned, start_planned, Plan};
+pub use planner::{
+    plan, plan_hnsw, plan_hnsw_with, sample_selectivity, search_planned, start_planned, Plan,
+    Selectivity,
+};
 pub use validate::{check_dimensions, check_vector};

@@ -49,6 +49,25 @@ pub fn plan(
     }
 }
 
+/// The filter's verdicts on the planner's sample of an index's live rows: all [`plan`]
+/// decides from besides `k` and `ef`, so a caller that knows the rows and the filter have not
+/// changed since it sampled may keep it ([`plan_hnsw_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Selectivity {
+    pub accepted: usize,
+    pub sampled: usize,
+}
+
+/// Calls `filter` on up to [`PLANNER_SAMPLE_ROWS`] live rows spread evenly over the graph.
+pub fn sample_selectivity(index: &HnswIndex, filter: &dyn Fn(RowId) -> bool) -> Selectivity {
+    let mut sample = Vec::with_capacity(PLANNER_SAMPLE_ROWS);
+    index.sample_rows(PLANNER_SAMPLE_ROWS, &mut sample);
+    Selectivity {
+        accepted: sample.iter().filter(|&&r| filter(r)).count(),
+        sampled: sample.len(),
+    }
+}
+
 /// [`plan`] for an HNSW index.
 pub fn plan_hnsw(
     index: &HnswIndex,
@@ -56,18 +75,26 @@ pub fn plan_hnsw(
     filter: &dyn Fn(RowId) -> bool,
     params: &SearchParams,
 ) -> Result<Plan, VectorError> {
+    plan_hnsw_with(index, k, sample_selectivity(index, filter), params)
+}
+
+/// [`plan_hnsw`] from a sample taken before (by [`sample_selectivity`] on this index).
+pub fn plan_hnsw_with(
+    index: &HnswIndex,
+    k: usize,
+    sel: Selectivity,
+    params: &SearchParams,
+) -> Result<Plan, VectorError> {
     let ef = index.search_ef(k, params)?.max(k);
-    let mut sample = Vec::with_capacity(PLANNER_SAMPLE_ROWS);
-    index.sample_rows(PLANNER_SAMPLE_ROWS, &mut sample);
-    if sample.is_empty() {
+    assert!(sel.accepted <= sel.sampled, "{sel:?}");
+    if sel.sampled == 0 {
         return Ok(Plan::Exact);
     }
-    let accepted = sample.iter().filter(|&&r| filter(r)).count();
-    let estimated = accepted * index.len() / sample.len();
+    let estimated = sel.accepted * index.len() / sel.sampled;
     if estimated <= PLANNER_EXACT_ROWS_PER_EF * ef {
         return Ok(Plan::Exact);
     }
-    if accepted * 100 >= PLANNER_GRAPH_MIN_PERCENT * sample.len() {
+    if sel.accepted * 100 >= PLANNER_GRAPH_MIN_PERCENT * sel.sampled {
         return Ok(Plan::Graph { ef });
     }
     Ok(Plan::FilteredGraph { ef })

@@ -276,6 +276,45 @@ fn a_filter_that_accepts_few_rows_still_gets_min_k_rows() {
 }
 
 #[test]
+fn a_permissive_filter_is_asked_only_about_rows_that_could_enter_the_results() {
+    let mut r = rng(10);
+    let mut idx = index(Metric::L2, 16);
+    let rows: Vec<Vec<f32>> = (0..4_000).map(|_| vector(&mut r, 16)).collect();
+    for (row, v) in rows.iter().enumerate() {
+        idx.upsert(row as RowId, v).unwrap();
+    }
+    let keep = |row: RowId| !row.is_multiple_of(20); // 95 % of the rows
+    let (mut hits, mut wanted) = (0, 0);
+    for _ in 0..20 {
+        let q = vector(&mut r, 16);
+        let calls = std::cell::Cell::new(0usize);
+        let filter = |row: RowId| {
+            calls.set(calls.get() + 1);
+            keep(row)
+        };
+        let mut cur = idx.start_search(&q, 10, &SearchParams::default()).unwrap();
+        while idx.search_step(&mut cur, &filter, 64) == Step::More {}
+        assert_eq!(cur.filter_calls(), calls.get());
+        assert!(
+            calls.get() < cur.rows_visited(),
+            "{} filter calls for {} rows visited",
+            calls.get(),
+            cur.rows_visited()
+        );
+        let got: Vec<RowId> = cur.finish().iter().map(|n| n.row).collect();
+        assert!(got.iter().all(|&row| keep(row)));
+        let mut exact: Vec<(f32, RowId)> = (0..rows.len() as RowId)
+            .filter(|&row| keep(row))
+            .map(|row| (tarn_vectors::l2_squared(&q, &rows[row as usize]), row))
+            .collect();
+        exact.sort_by(|a, b| a.0.total_cmp(&b.0));
+        wanted += 10;
+        hits += exact[..10].iter().filter(|(_, row)| got.contains(row)).count();
+    }
+    assert!(hits * 10 >= wanted * 9, "recall {hits}/{wanted}");
+}
+
+#[test]
 fn a_rebuild_drops_tombstones_while_writes_go_on() {
     let mut r = rng(13);
     let mut idx = index(Metric::L2, 12);

@@ -82,6 +82,9 @@ struct Cli {
     /// Report directory.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Leave Redis out (a quicker run while working on Tarn's side; the goals need Redis).
+    #[arg(long)]
+    skip_redis: bool,
 }
 
 struct Run<'a> {
@@ -217,7 +220,15 @@ fn measure_all(
         notes: Vec::new(),
     };
     let load = tarn_side(&mut run, data, dir)?;
-    let redis = redis_side(&mut run, data)?;
+    let redis = if cli.skip_redis {
+        Setup {
+            load_s: 0.0,
+            checked: verify::Checked::default(),
+            interference: "not run (--skip-redis)".into(),
+        }
+    } else {
+        redis_side(&mut run, data)?
+    };
     let md = report(&run, data, &load, &redis);
     let out = cli
         .out

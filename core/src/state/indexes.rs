@@ -64,6 +64,24 @@ pub const INDEX_BUILD_STEP_ROWS: usize = 64;
 /// step stays well under a millisecond while a typical graph search finishes in one step.
 pub const KNN_STEP_ROWS: usize = 4096;
 
+/// Filters per index whose planner sample a shard keeps (see [`IndexState::selectivity`]).
+///
+/// Why 8: a deployment's filtered searches come from a few named contexts and queries, each
+/// with one filter; the sample (512 filter calls, each a row lookup and an expression) cost
+/// more than the graph search of a 16-dimension `fraud_check`. What it costs: 8 expressions
+/// and 8 counts per index; a ninth filter evicts the oldest.
+pub const PLANNER_CACHED_FILTERS: usize = 8;
+
+/// A planner sample kept for a filter: valid while the table's `epoch` and the index's live
+/// row count are those it was taken at.
+#[derive(Clone, Debug)]
+pub(super) struct CachedSelectivity {
+    pub(super) filter: Option<Expr<usize>>,
+    pub(super) epoch: u64,
+    pub(super) live: usize,
+    pub(super) sel: tarn_vectors::Selectivity,
+}
+
 /// One index on this shard.
 #[derive(Debug)]
 pub(super) struct IndexState {
@@ -86,6 +104,8 @@ pub(super) struct IndexState {
     epoch: u64,
     /// The last rebuild step found every row copied and a search open on the old graph.
     waiting: bool,
+    /// Planner samples of recent filters, newest last (at most [`PLANNER_CACHED_FILTERS`]).
+    selectivity: std::cell::RefCell<Vec<CachedSelectivity>>,
 }
 
 /// Build progress of one index on one shard.
@@ -187,6 +207,7 @@ impl Clone for IndexState {
             skipped: self.skipped,
             epoch: self.epoch,
             waiting: self.waiting,
+            selectivity: Default::default(),
         }
     }
 }
@@ -289,6 +310,7 @@ impl IndexState {
             skipped,
             epoch: 0,
             waiting: false,
+            selectivity: Default::default(),
         };
         ix.check_rows()?;
         Ok(ix)
@@ -535,6 +557,7 @@ impl ShardState {
             skipped: 0,
             epoch: 0,
             waiting: false,
+            selectivity: Default::default(),
         };
         let mut unbuilt = Vec::new();
         if let Some(t) = self.tables.get(&table_id) {

@@ -38,7 +38,14 @@ impl ShardState {
         let params = SearchParams { ef: q.ef };
         let table = self.tables.get(&ix.table_id);
         let accept = |r: u64| ix.row_passes(table, r, filter);
-        let plan = planner::plan(index, q.k, &accept, &params).map_err(bad_query)?;
+        let plan = match index {
+            tarn_vectors::Index::Hnsw(h) => {
+                let sel = ix.selectivity(h, filter, &accept);
+                planner::plan_hnsw_with(h, q.k, sel, &params)
+            }
+            other => planner::plan(other, q.k, &accept, &params),
+        }
+        .map_err(bad_query)?;
         let cursor = if index.is_empty() {
             None
         } else {
@@ -167,6 +174,39 @@ impl ShardState {
 }
 
 impl IndexState {
+    /// The planner's sample for `filter`: the one taken earlier if the table and the index's
+    /// live rows have not changed since (every write to the table bumps `epoch`), else a fresh
+    /// one, kept for the next search. A kept sample gives the plan a fresh one would, up to
+    /// where a rebuild since moved the sampled nodes; a plan only decides how fast a search
+    /// is, never what it returns (`tarn_vectors::planner`).
+    fn selectivity(
+        &self,
+        h: &tarn_vectors::HnswIndex,
+        filter: Option<&Expr<usize>>,
+        accept: &dyn Fn(u64) -> bool,
+    ) -> tarn_vectors::Selectivity {
+        let live = h.len();
+        let mut cache = self.selectivity.borrow_mut();
+        let hit = cache
+            .iter()
+            .find(|c| c.epoch == self.epoch && c.live == live && c.filter.as_ref() == filter);
+        if let Some(c) = hit {
+            return c.sel;
+        }
+        let sel = planner::sample_selectivity(h, accept);
+        cache.retain(|c| c.filter.as_ref() != filter);
+        if cache.len() == super::PLANNER_CACHED_FILTERS {
+            cache.remove(0);
+        }
+        cache.push(super::CachedSelectivity {
+            filter: filter.cloned(),
+            epoch: self.epoch,
+            live,
+            sel,
+        });
+        sel
+    }
+
     /// The filter's verdict on graph row `r` (false for a row id no key holds now).
     fn row_passes(
         &self,

@@ -309,3 +309,39 @@ fn a_search_on_a_shard_that_never_held_a_row_answers_nothing() {
     let (_, rows) = search(&mut st, &[0.5; DIM], 3, Some(&n_below(2)), 1, |_| {}).unwrap();
     assert!(rows.is_empty());
 }
+
+#[test]
+fn a_kept_planner_sample_is_dropped_by_the_next_write_to_the_table() {
+    // The planner's sample of a filter is kept between searches (state/knn.rs `selectivity`)
+    // but only while the table is unchanged: after most rows stop matching, the next search
+    // must plan from a new sample (an exact scan of the few matching rows), not the old one.
+    let cat = catalog_with(&[ITEMS]);
+    let mut st = ShardState::new();
+    let mut model = Model::new();
+    let mut rng = StdRng::seed_from_u64(11);
+    let vectors: Vec<Vec<f32>> = (0..3000).map(|_| random_vector(&mut rng)).collect();
+    for (id, v) in vectors.iter().enumerate() {
+        put(&cat, &mut st, &mut model, id as i64, v.clone(), 0);
+    }
+    create(&cat, &mut st, Metric::L2);
+    while st.index_needs_work(INDEX) {
+        st.index_build_step(INDEX, 500);
+    }
+    let filter = n_below(1);
+    let q = random_vector(&mut rng);
+    for _ in 0..3 {
+        let (plan, got) = search(&mut st, &q, 10, Some(&filter), usize::MAX, |_| {}).unwrap();
+        assert!(matches!(plan, Plan::Graph { .. }), "{plan:?}");
+        assert_eq!(got.len(), 10);
+    }
+    // All but 20 rows stop matching (vectors unchanged, so the graph keeps its nodes).
+    for id in 20..3000 {
+        put(&cat, &mut st, &mut model, id, vectors[id as usize].clone(), 5);
+    }
+    while st.index_needs_work(INDEX) {
+        st.index_build_step(INDEX, 500);
+    }
+    let (plan, got) = search(&mut st, &q, 10, Some(&filter), usize::MAX, |_| {}).unwrap();
+    assert_eq!(plan, Plan::Exact, "planned from the sample taken before the writes");
+    assert_eq!(ids(&got), ids(&brute(&model, &q, 10, 1)));
+}

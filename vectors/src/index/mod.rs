@@ -97,6 +97,15 @@ impl SearchCursor {
         }
     }
 
+    /// Rows passed through the filter so far: every visited row of an exact scan; of a graph
+    /// search only those that could enter its results (a farther row's verdict cannot matter).
+    pub fn filter_calls(&self) -> usize {
+        match &self.inner {
+            CursorInner::Exact(c) => c.rows_visited(),
+            CursorInner::Hnsw(c) => c.filter_calls(),
+        }
+    }
+
     /// Rows that passed the filter so far (their distance was computed).
     pub fn rows_matched(&self) -> usize {
         match &self.inner {

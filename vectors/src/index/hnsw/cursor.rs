@@ -62,6 +62,8 @@ pub(crate) struct HnswCursor {
     results: BinaryHeap<Found>,
     visited: Visited,
     distances: usize,
+    /// Live rows the search reached (filtered out ones and ones it did not filter included).
+    rows_seen: usize,
     filter_calls: usize,
     matched: usize,
 }
@@ -97,6 +99,7 @@ impl HnswCursor {
             results: BinaryHeap::with_capacity(ef.max(k) + 1),
             visited,
             distances: 0,
+            rows_seen: 0,
             filter_calls: 0,
             matched: 0,
         };
@@ -126,6 +129,11 @@ impl HnswCursor {
     }
 
     pub(crate) fn rows_visited(&self) -> usize {
+        self.rows_seen
+    }
+
+    /// Rows passed through the filter so far (at most [`Self::rows_visited`]).
+    pub(crate) fn filter_calls(&self) -> usize {
         self.filter_calls
     }
 
@@ -146,13 +154,21 @@ impl HnswCursor {
         if !self.in_snapshot(g, n) {
             return 0;
         }
-        self.filter_calls += 1;
+        self.rows_seen += 1;
         let row = g.rows[n as usize];
+        let found = Found { key, row };
+        // A row that cannot enter the full results (no nearer than the worst kept) is not
+        // passed through the filter: its verdict could not change the answer, and a filter
+        // call (a row lookup and an expression on a shard) costs several distance computations.
+        if self.results.len() >= self.ef && self.results.peek().is_some_and(|w| found >= *w) {
+            return 0;
+        }
+        self.filter_calls += 1;
         if !filter(row) {
             return 1;
         }
         self.matched += 1;
-        keep_best(&mut self.results, Found { key, row }, self.ef);
+        keep_best(&mut self.results, found, self.ef);
         1
     }
 
@@ -262,6 +278,7 @@ impl HnswCursor {
         while n < self.end && work < budget {
             if !self.visited.contains(n) && self.in_snapshot(g, n) {
                 work += 1;
+                self.rows_seen += 1;
                 self.filter_calls += 1;
                 let row = g.rows[n as usize];
                 if filter(row) {
