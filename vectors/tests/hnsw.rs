@@ -309,7 +309,10 @@ fn a_permissive_filter_is_asked_only_about_rows_that_could_enter_the_results() {
             .collect();
         exact.sort_by(|a, b| a.0.total_cmp(&b.0));
         wanted += 10;
-        hits += exact[..10].iter().filter(|(_, row)| got.contains(row)).count();
+        hits += exact[..10]
+            .iter()
+            .filter(|(_, row)| got.contains(row))
+            .count();
     }
     assert!(hits * 10 >= wanted * 9, "recall {hits}/{wanted}");
 }

@@ -336,12 +336,23 @@ fn a_kept_planner_sample_is_dropped_by_the_next_write_to_the_table() {
     }
     // All but 20 rows stop matching (vectors unchanged, so the graph keeps its nodes).
     for id in 20..3000 {
-        put(&cat, &mut st, &mut model, id, vectors[id as usize].clone(), 5);
+        put(
+            &cat,
+            &mut st,
+            &mut model,
+            id,
+            vectors[id as usize].clone(),
+            5,
+        );
     }
     while st.index_needs_work(INDEX) {
         st.index_build_step(INDEX, 500);
     }
     let (plan, got) = search(&mut st, &q, 10, Some(&filter), usize::MAX, |_| {}).unwrap();
-    assert_eq!(plan, Plan::Exact, "planned from the sample taken before the writes");
+    assert_eq!(
+        plan,
+        Plan::Exact,
+        "planned from the sample taken before the writes"
+    );
     assert_eq!(ids(&got), ids(&brute(&model, &q, 10, 1)));
 }

@@ -31,6 +31,27 @@ fn keep_best(best: &mut BinaryHeap<Found>, f: Found, cap: usize) {
     }
 }
 
+/// Asks the CPU to start loading the cache lines of `v`: a hint, it changes no result.
+#[inline]
+fn prefetch(v: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let (first, last) = (
+            v.as_ptr(),
+            v.as_ptr().wrapping_add(v.len().saturating_sub(1)),
+        );
+        // SAFETY: a prefetch never faults and reads nothing the program sees; both addresses
+        // are inside `v` anyway. SSE is part of the x86-64 baseline.
+        unsafe {
+            _mm_prefetch(first.cast::<i8>(), _MM_HINT_T0);
+            _mm_prefetch(last.cast::<i8>(), _MM_HINT_T0);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
 /// Where a search is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -237,7 +258,15 @@ impl HnswCursor {
                 return work.max(1);
             }
             self.candidates.pop();
-            for &n in g.links(c.node, 0) {
+            let links = g.links(c.node, 0);
+            // The neighbours' vectors lie anywhere in memory: start loading them all before
+            // the first distance (hnswlib does the same), so their cache misses overlap.
+            for &n in links {
+                if n < self.end && !self.visited.contains(n) {
+                    prefetch(g.vector(n));
+                }
+            }
+            for &n in links {
                 if n >= self.end || self.visited.test_and_set(n) {
                     continue;
                 }
