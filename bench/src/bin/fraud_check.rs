@@ -15,7 +15,7 @@
 //! index; check a sample of calls against the oracle; time GET, CONTEXT at each `--conns`
 //! (closed loop, one call in flight per connection), and the Go client's CONTEXT; stop tarnd;
 //! start Redis on the same CPU, load, check, time HGETALL and both Redis variants; write
-//! `bench/results/fraud-check-<date>.md`.
+//! `bench/results/fraud-check-<shards>shards-<date>.md`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -122,9 +122,9 @@ impl Run<'_> {
             },
             expected_interval_ns: None,
         };
-        let cpu0 = cpu_ns();
+        let (cpu0, client0) = (cpu_ns(), self_cpu_ns());
         let out = engine::run(&cfg, factory)?;
-        let cpu = cpu_ns() - cpu0;
+        let (cpu, client) = (cpu_ns() - cpu0, self_cpu_ns() - client0);
         let r = &out.recorder;
         let total = r.completed + r.warmup_completed;
         let row = Row {
@@ -141,6 +141,7 @@ impl Run<'_> {
             throughput: r.throughput(),
             errors: r.errors,
             server_cpu_us: (total > 0).then(|| cpu as f64 / 1e3 / total as f64),
+            client_cpu_us: (total > 0).then(|| client as f64 / 1e3 / total as f64),
         };
         eprintln!(
             "{system} {op} conns={conns}: {} {:.0}/s errors={}",
@@ -236,7 +237,7 @@ fn measure_all(
         .unwrap_or_else(|| root().join("bench/results"));
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
     let (date, _) = machine::utc_now();
-    let path = out.join(format!("fraud-check-{date}.md"));
+    let path = out.join(format!("fraud-check-{}shards-{date}.md", cli.shards));
     std::fs::write(&path, md).map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!("report: {}", path.display());
     Ok(())
@@ -386,6 +387,7 @@ fn go_row(
         errors: v["errors"].as_u64().unwrap_or(0),
         server_cpu_us: (warm.is_some() && requests > 0)
             .then(|| cpu_ns_total as f64 / 1e3 / requests as f64),
+        client_cpu_us: None,
     };
     eprintln!(
         "go conns={conns}: {} {:.0}/s",

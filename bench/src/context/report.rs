@@ -16,6 +16,8 @@ pub struct Row {
     pub errors: u64,
     /// The server's CPU time per call (all its threads; warm-up calls included in both).
     pub server_cpu_us: Option<f64>,
+    /// The load generator's CPU time per call (Redis's client-side kNN scan is in it).
+    pub client_cpu_us: Option<f64>,
 }
 
 /// Everything the report says.
@@ -117,12 +119,12 @@ fn opt(x: Option<f64>) -> String {
 fn table(rows: &[Row]) -> String {
     let mut s = String::from(
         "| system | request | conns | round trips | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs \
-         | p99 CO-corr. µs | calls/s | errors | server CPU µs/call |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | p99 CO-corr. µs | calls/s | errors | server CPU µs/call | client CPU µs/call |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {} |\n",
+            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {} | {} |\n",
             r.system,
             r.op,
             r.conns,
@@ -135,7 +137,8 @@ fn table(rows: &[Row]) -> String {
             r.corrected.p99_us,
             r.throughput,
             r.errors,
-            opt(r.server_cpu_us)
+            opt(r.server_cpu_us),
+            opt(r.client_cpu_us)
         ));
     }
     s
@@ -204,6 +207,7 @@ mod tests {
             throughput: tput,
             errors: 0,
             server_cpu_us: None,
+            client_cpu_us: None,
         }
     }
 
