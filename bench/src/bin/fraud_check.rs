@@ -281,9 +281,9 @@ fn tarn_side(run: &mut Run, data: &Rc<BenchData>, dir: &Path) -> Result<Setup, S
     let server_mark = CpuMark::take(cli.server_cpu, t.cpu_ns());
     let client_mark = CpuMark::take(cli.client_cpu, self_cpu_ns());
     let cpu = || t.cpu_ns();
-    let get = context::TarnGetFactory::new(&data.calls);
+    let get = context::tarn::get_factory(&data.calls);
     run.measure(&addr, &get, ("Tarn", "GET card", "1"), 1, &cpu)?;
-    let ctx = context::TarnContextFactory::new(&data.calls);
+    let ctx = context::tarn::context_factory(&data.calls);
     for n in run.conns.clone() {
         run.measure(&addr, &ctx, ("Tarn", "CONTEXT fraud_check", "1"), n, &cpu)?;
     }

@@ -5,8 +5,8 @@
 //!
 //! - [`BenchData`]: the fraud example's data set ([`::fraud::Dataset`], seeded), the calls
 //!   (card, its device, its latest IP) and the device fingerprints the Redis client scans.
-//! - `tarn.rs`: [`TarnContextCodec`] (CONTEXT `fraud_check`), [`TarnGetCodec`] (GET of the card
-//!   row: the point read of the same run) and the loader through the `tarn` CLI.
+//! - `tarn.rs`: CONTEXT `fraud_check` and GET of the card row (the point read of the same run)
+//!   through one codec, and the loader through the `tarn` CLI.
 //! - `redis.rs`: [`RedisContextCodec`] (three hops, below), [`RedisGetCodec`] (HGETALL of the
 //!   card) and the loader.
 //! - `verify.rs`: both systems' answers for a sample of calls against [`::fraud::oracle`], so the
@@ -42,7 +42,7 @@ use std::collections::HashMap;
 use ::fraud::{Config, Dataset};
 
 pub use redis::{RedisContextCodec, RedisContextFactory, RedisGetFactory};
-pub use tarn::{TarnContextFactory, TarnGetFactory};
+pub use tarn::TarnCallFactory;
 
 /// The named context every Tarn call runs (examples/fraud/schema.sql).
 pub const CONTEXT: &str = "fraud_check";

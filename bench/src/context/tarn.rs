@@ -1,5 +1,6 @@
-//! Tarn's side of `fraud_check`: the CONTEXT call ([`TarnContextCodec`]), the GET of the card
-//! row ([`TarnGetCodec`], the point read the context is compared with), and [`load`] through
+//! Tarn's side of `fraud_check`: the CONTEXT call ([`context_factory`]), the GET of the card
+//! row ([`get_factory`], the point read the context is compared with), both through one
+//! [`TarnCallCodec`], and [`load`] through
 //! the `tarn` CLI, as examples/fraud/README.md loads the example.
 
 use std::io;
@@ -61,14 +62,16 @@ pub fn context_request(call: &Call) -> NetRequest {
     })
 }
 
-/// CONTEXT `fraud_check` of call `keys[0] % calls` (the engine's key index). A reply that is
-/// not a CONTEXT reply with every item is an error (counted; the first one printed).
-pub struct TarnContextCodec {
+/// One prepared request per call, sent for call `keys[0] % calls` (the engine's key index); a
+/// reply `ok` does not accept is an error (counted; the first one printed).
+pub struct TarnCallCodec {
     requests: Rc<Vec<NetRequest>>,
+    ok: fn(&Response) -> bool,
+    what: &'static str,
     first_error: bool,
 }
 
-impl Codec for TarnContextCodec {
+impl Codec for TarnCallCodec {
     fn handshake(&mut self, stream: &mut TcpStream) -> io::Result<()> {
         crate::tarn::hello(stream)
     }
@@ -82,94 +85,56 @@ impl Codec for TarnContextCodec {
         let Some((used, id, resp)) = decode_tarn(buf)? else {
             return Ok(None);
         };
-        let ok = matches!(&resp, Response::Context(r) if r.items.len() == CONTEXT_ITEMS);
+        let ok = (self.ok)(&resp);
         if !ok && std::mem::take(&mut self.first_error) {
-            eprintln!("tarn CONTEXT: unexpected reply {resp:?}");
+            eprintln!("tarn {}: unexpected reply {resp:?}", self.what);
         }
         Ok(Some((used, Decoded { id: Some(id), ok })))
     }
 }
 
-/// Makes [`TarnContextCodec`]s sharing one set of encoded-ready requests.
-pub struct TarnContextFactory {
+/// Makes [`TarnCallCodec`]s sharing one set of requests.
+pub struct TarnCallFactory {
     requests: Rc<Vec<NetRequest>>,
+    ok: fn(&Response) -> bool,
+    what: &'static str,
 }
 
-impl TarnContextFactory {
-    pub fn new(calls: &[Call]) -> Self {
-        Self {
-            requests: Rc::new(calls.iter().map(context_request).collect()),
-        }
-    }
-}
-
-impl CodecFactory for TarnContextFactory {
+impl CodecFactory for TarnCallFactory {
     fn name(&self) -> &str {
-        "tarn-context"
+        self.what
     }
     fn make(&self) -> Box<dyn Codec> {
-        Box::new(TarnContextCodec {
+        Box::new(TarnCallCodec {
             requests: self.requests.clone(),
+            ok: self.ok,
+            what: self.what,
             first_error: true,
         })
     }
 }
 
-/// GET of the `cards` row of call `keys[0] % calls`: the point read of the same run. A reply
-/// without the row is an error.
-pub struct TarnGetCodec {
-    requests: Rc<Vec<NetRequest>>,
-    first_error: bool,
-}
-
-impl Codec for TarnGetCodec {
-    fn handshake(&mut self, stream: &mut TcpStream) -> io::Result<()> {
-        crate::tarn::hello(stream)
-    }
-
-    fn encode(&mut self, req: &Request<'_>, id: u64, out: &mut Vec<u8>) {
-        let i = req.keys[0] as usize % self.requests.len();
-        encode_request(id, &self.requests[i], out);
-    }
-
-    fn decode(&mut self, buf: &[u8]) -> Result<Option<(usize, Decoded)>, String> {
-        let Some((used, id, resp)) = decode_tarn(buf)? else {
-            return Ok(None);
-        };
-        let ok = matches!(&resp, Response::Get(r) if r.rows.iter().all(|r| r.is_some()));
-        if !ok && std::mem::take(&mut self.first_error) {
-            eprintln!("tarn GET: unexpected reply {resp:?}");
-        }
-        Ok(Some((used, Decoded { id: Some(id), ok })))
+/// CONTEXT `fraud_check` of each call; a reply without every item is an error.
+pub fn context_factory(calls: &[Call]) -> TarnCallFactory {
+    TarnCallFactory {
+        requests: Rc::new(calls.iter().map(context_request).collect()),
+        ok: |r| matches!(r, Response::Context(c) if c.items.len() == CONTEXT_ITEMS),
+        what: "CONTEXT",
     }
 }
 
-pub struct TarnGetFactory {
-    requests: Rc<Vec<NetRequest>>,
-}
-
-impl TarnGetFactory {
-    pub fn new(calls: &[Call]) -> Self {
-        let get = |c: &Call| {
-            NetRequest::Get(KeysRequest {
-                table: "cards".to_owned(),
-                keys: vec![Value::Text(c.card_id.clone())],
-            })
-        };
-        Self {
-            requests: Rc::new(calls.iter().map(get).collect()),
-        }
-    }
-}
-
-impl CodecFactory for TarnGetFactory {
-    fn name(&self) -> &str {
-        "tarn-get"
-    }
-    fn make(&self) -> Box<dyn Codec> {
-        Box::new(TarnGetCodec {
-            requests: self.requests.clone(),
-            first_error: true,
+/// GET of each call's `cards` row: the point read of the same run; a reply without the row is
+/// an error.
+pub fn get_factory(calls: &[Call]) -> TarnCallFactory {
+    let get = |c: &Call| {
+        NetRequest::Get(KeysRequest {
+            table: "cards".to_owned(),
+            keys: vec![Value::Text(c.card_id.clone())],
         })
+    };
+    TarnCallFactory {
+        requests: Rc::new(calls.iter().map(get).collect()),
+        ok: |r| matches!(r, Response::Get(g) if g.rows.iter().all(|r| r.is_some())),
+        what: "GET",
     }
 }
