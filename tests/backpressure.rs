@@ -325,29 +325,38 @@ fn a_client_pipelining_100kb_inline_gets_without_reading_is_bounded_and_sigterm_
         base + 2 * RSS_GROWTH_BOUND_KIB
     );
     close_hogs(hogs, &mut canary, "after the hogs closed");
-    // What closed connections held is freed: the same load again, twice, on new connections
-    // reuses it (one shard, one heap), so RSS stays near the first round's peak. The peak of a
-    // round varies with timing by up to what a connection may legitimately hold beyond its
-    // typical level (its pending replies move between 16 and 32 MiB plus a reply in flight),
-    // seen up to ~30 MiB for two hogs. Memory that closed connections kept would instead add
-    // the first round's whole growth (`max - base`) per round, so each later round must stay
-    // below half of that above the first peak: a leak of more than half of it fails in round 2,
-    // one of more than a quarter by round 3.
-    let allowed = max + (max - base) / 2;
+    // What closed connections held is freed: the same load again, three times, on new
+    // connections reuses it (one shard, one heap). The peak of a round varies with timing by up
+    // to what a connection may legitimately hold beyond its typical level (its pending replies
+    // move between 16 and 32 MiB plus a reply in flight): the second round's peak has been seen
+    // from 28 up to 70 MiB above the first (the heap still holds the first round's freed pages
+    // while the new connections fill up), later rounds back at the first's, with one at times
+    // 30 MiB above. Memory that closed connections kept would instead add a share of the first
+    // round's whole growth (`grown = max - base`) every round, so it would show in *every*
+    // later round: the lower peak of the third and fourth rounds must stay within half of
+    // `grown` of the first peak — a leak of more than a quarter of a round fails. The second
+    // round is held to the absolute bound only (`run_hogs`).
+    let grown = max - base;
+    let allowed = max + grown / 2;
     let mut hogs = pair();
-    for (i, round) in ["second", "third"].into_iter().enumerate() {
+    let mut later = Vec::new();
+    for (i, round) in ["second", "third", "fourth"].into_iter().enumerate() {
         if i > 0 {
             close_hogs(hogs, &mut canary, "after the hogs closed");
             hogs = pair();
         }
         let what = format!("100 kB GETs, {round} round");
         let again = run_hogs(&server, &mut canary, base, &hogs, &what);
-        eprintln!("100 kB rows: at most {again} KiB in the {round} round (allowed {allowed} KiB)");
-        assert!(
-            again <= allowed,
-            "RSS grew from {max} KiB to {again} KiB in the {round} round with the same load on new connections: memory of closed connections was not released"
-        );
+        eprintln!("100 kB rows: at most {again} KiB in the {round} round");
+        if i > 0 {
+            later.push(again);
+        }
     }
+    let lower = *later.iter().min().expect("two later rounds");
+    assert!(
+        lower <= allowed,
+        "RSS grew from {max} KiB to at least {lower} KiB in each of the third and fourth rounds with the same load on new connections (allowed {allowed} KiB): memory of closed connections was not released"
+    );
     // SIGTERM while both hogs are still connected, their replies unread.
     let [a, b] = hogs;
     let conns = (a.stop(), b.stop());
