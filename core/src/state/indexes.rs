@@ -64,24 +64,6 @@ pub const INDEX_BUILD_STEP_ROWS: usize = 64;
 /// step stays well under a millisecond while a typical graph search finishes in one step.
 pub const KNN_STEP_ROWS: usize = 4096;
 
-/// Filters per index whose planner sample a shard keeps (see [`IndexState::selectivity`]).
-///
-/// Why 8: a deployment's filtered searches come from a few named contexts and queries, each
-/// with one filter; the sample (512 filter calls, each a row lookup and an expression) cost
-/// more than the graph search of a 16-dimension `fraud_check`. What it costs: 8 expressions
-/// and 8 counts per index; a ninth filter evicts the oldest.
-pub const PLANNER_CACHED_FILTERS: usize = 8;
-
-/// A planner sample kept for a filter: valid while the table's `epoch` and the index's live
-/// row count are those it was taken at.
-#[derive(Clone, Debug)]
-pub(super) struct CachedSelectivity {
-    pub(super) filter: Option<Expr<usize>>,
-    pub(super) epoch: u64,
-    pub(super) live: usize,
-    pub(super) sel: tarn_vectors::Selectivity,
-}
-
 /// One index on this shard.
 #[derive(Debug)]
 pub(super) struct IndexState {
@@ -104,8 +86,8 @@ pub(super) struct IndexState {
     epoch: u64,
     /// The last rebuild step found every row copied and a search open on the old graph.
     waiting: bool,
-    /// Planner samples of recent filters, newest last (at most [`PLANNER_CACHED_FILTERS`]).
-    selectivity: std::cell::RefCell<Vec<CachedSelectivity>>,
+    /// Recent filters' planner samples and verdicts (`filter_memo.rs`: when they are dropped).
+    memos: std::cell::RefCell<FilterMemos>,
 }
 
 /// Build progress of one index on one shard.
@@ -207,7 +189,7 @@ impl Clone for IndexState {
             skipped: self.skipped,
             epoch: self.epoch,
             waiting: self.waiting,
-            selectivity: Default::default(),
+            memos: Default::default(),
         }
     }
 }
@@ -230,6 +212,8 @@ impl IndexState {
             }
         };
         self.ids.insert(key, row);
+        // A reused id's verdicts were on its former row.
+        self.memos.get_mut().forget(row);
         row
     }
 
@@ -254,9 +238,13 @@ impl IndexState {
         self.pending[w] &= !(1 << b);
     }
 
-    /// Sets `key`'s vector (`None`: the row has none, or is gone).
+    /// Sets `key`'s vector (`None`: the row has none, or is gone). Every write of the row
+    /// comes here, so its filter verdicts are dropped here.
     fn set(&mut self, key: &Rc<[u8]>, v: Option<&[f32]>) {
         self.epoch += 1;
+        if let Some(&r) = self.ids.get(&**key) {
+            self.memos.get_mut().forget(r);
+        }
         let Some(v) = v else {
             return self.release(key);
         };
@@ -310,7 +298,7 @@ impl IndexState {
             skipped,
             epoch: 0,
             waiting: false,
-            selectivity: Default::default(),
+            memos: Default::default(),
         };
         ix.check_rows()?;
         Ok(ix)
@@ -400,7 +388,7 @@ impl Indexes {
     /// new vector (`row` None: deleted).
     pub(super) fn on_write(&mut self, table_id: u32, key: &Rc<[u8]>, row: Option<&[Value]>) {
         if self.frozen {
-            return;
+            return self.forget_verdicts(table_id);
         }
         let Some(ids) = self.by_table.get(&table_id) else {
             return;
@@ -415,11 +403,21 @@ impl Indexes {
     /// After a write that left every vector as it was (a merge of other columns): searches
     /// that yielded must still see that the table changed.
     pub(super) fn touch(&mut self, table_id: u32) {
+        self.forget_verdicts(table_id);
         if self.frozen {
             return;
         }
         for id in self.by_table.get(&table_id).into_iter().flatten() {
             self.by_id.get_mut(id).expect("listed").epoch += 1;
+        }
+    }
+
+    /// Drops the filter verdicts of every index of `table_id` (a write whose rows the indexes
+    /// are not shown).
+    fn forget_verdicts(&mut self, table_id: u32) {
+        for id in self.by_table.get(&table_id).into_iter().flatten() {
+            let ix = self.by_id.get_mut(id).expect("listed");
+            ix.memos.get_mut().forget_all();
         }
     }
 
@@ -557,7 +555,7 @@ impl ShardState {
             skipped: 0,
             epoch: 0,
             waiting: false,
-            selectivity: Default::default(),
+            memos: Default::default(),
         };
         let mut unbuilt = Vec::new();
         if let Some(t) = self.tables.get(&table_id) {
@@ -702,8 +700,12 @@ impl ShardState {
     }
 }
 
+#[path = "filter_memo.rs"]
+mod filter_memo;
 #[path = "knn.rs"]
 mod knn;
+
+use filter_memo::FilterMemos;
 
 #[path = "index_checkpoint.rs"]
 pub(super) mod index_checkpoint;

@@ -37,10 +37,11 @@ impl ShardState {
             .map_err(bad_query)?;
         let params = SearchParams { ef: q.ef };
         let table = self.tables.get(&ix.table_id);
-        let accept = |r: u64| ix.row_passes(table, r, filter);
+        let slot = filter.map(|f| ix.memos.borrow_mut().slot(f));
+        let accept = |r: u64| ix.row_passes(table, r, filter, slot);
         let plan = match index {
             tarn_vectors::Index::Hnsw(h) => {
-                let sel = ix.selectivity(h, filter, &accept);
+                let sel = ix.selectivity(h, slot, &accept);
                 planner::plan_hnsw_with(h, q.k, sel, &params)
             }
             other => planner::plan(other, q.k, &accept, &params),
@@ -89,7 +90,9 @@ impl ShardState {
         }
         let table = self.tables.get(&ix.table_id);
         if let Some(c) = s.cursor.as_mut().filter(|c| !c.is_done()) {
-            let accept = |r: u64| ix.row_passes(table, r, filter);
+            // Slots move when another search's filter evicts one: looked up again each step.
+            let slot = filter.and_then(|f| ix.memos.borrow().find(f));
+            let accept = |r: u64| ix.row_passes(table, r, filter, slot);
             let _ = ix.index.search_step(c, &accept, max_rows) == Step::More;
             return s.is_done();
         }
@@ -174,54 +177,58 @@ impl ShardState {
 }
 
 impl IndexState {
-    /// The planner's sample for `filter`: the one taken earlier if the table and the index's
-    /// live rows have not changed since (every write to the table bumps `epoch`), else a fresh
-    /// one, kept for the next search. A kept sample gives the plan a fresh one would, up to
-    /// where a rebuild since moved the sampled nodes; a plan only decides how fast a search
-    /// is, never what it returns (`tarn_vectors::planner`).
+    /// The planner's sample for the filter of `slot`: the one taken earlier if the table and
+    /// the index's live rows have not changed since (every write to the table bumps `epoch`),
+    /// else a fresh one, kept for the next search. A kept sample gives the plan a fresh one
+    /// would, up to where a rebuild since moved the sampled nodes; a plan only decides how fast
+    /// a search is, never what it returns (`tarn_vectors::planner`). No filter: sampled each
+    /// time (the sample then costs no lookups).
     fn selectivity(
         &self,
         h: &tarn_vectors::HnswIndex,
-        filter: Option<&Expr<usize>>,
+        slot: Option<usize>,
         accept: &dyn Fn(u64) -> bool,
     ) -> tarn_vectors::Selectivity {
         let live = h.len();
-        let mut cache = self.selectivity.borrow_mut();
-        let hit = cache
-            .iter()
-            .find(|c| c.epoch == self.epoch && c.live == live && c.filter.as_ref() == filter);
-        if let Some(c) = hit {
-            return c.sel;
+        let Some(slot) = slot else {
+            return planner::sample_selectivity(h, accept);
+        };
+        if let Some(sel) = self.memos.borrow().sample(slot, self.epoch, live) {
+            return sel;
         }
+        // No borrow of the memos while sampling: `accept` remembers verdicts in them.
         let sel = planner::sample_selectivity(h, accept);
-        cache.retain(|c| c.filter.as_ref() != filter);
-        if cache.len() == super::PLANNER_CACHED_FILTERS {
-            cache.remove(0);
-        }
-        cache.push(super::CachedSelectivity {
-            filter: filter.cloned(),
-            epoch: self.epoch,
-            live,
-            sel,
-        });
+        self.memos
+            .borrow_mut()
+            .keep_sample(slot, self.epoch, live, sel);
         sel
     }
 
-    /// The filter's verdict on graph row `r` (false for a row id no key holds now).
+    /// The filter's verdict on graph row `r` (false for a row id no key holds now); `slot`:
+    /// the filter's memory (`filter_memo.rs`), asked first and told after.
     fn row_passes(
         &self,
         table: Option<&super::super::tables::Table>,
         r: u64,
         filter: Option<&Expr<usize>>,
+        slot: Option<usize>,
     ) -> bool {
         let Some(f) = filter else {
             return true;
         };
+        if let Some(v) = slot.and_then(|s| self.memos.borrow().verdict(s, r)) {
+            return v;
+        }
         let key = (r < self.keys.len() as u64)
             .then(|| self.keys.get(r as usize).as_ref())
             .flatten();
-        key.and_then(|k| table?.rows.get(k))
-            .is_some_and(|row| passes(Some(f), row))
+        let v = key
+            .and_then(|k| table?.rows.get(k))
+            .is_some_and(|row| passes(Some(f), row));
+        if let Some(s) = slot {
+            self.memos.borrow_mut().remember(s, r, v);
+        }
+        v
     }
 
     /// The table vector of row `r`, pending when the search started, if it still has a key

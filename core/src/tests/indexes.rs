@@ -356,3 +356,74 @@ fn a_kept_planner_sample_is_dropped_by_the_next_write_to_the_table() {
     );
     assert_eq!(ids(&got), ids(&brute(&model, &q, 10, 1)));
 }
+
+/// Merge mode, column `n` only: the vector stays, so the index is only told the table changed.
+fn merge_n(cat: &Catalog, st: &mut ShardState, model: &mut Model, id: i64, n: i64) {
+    let def = cat.table("items").unwrap();
+    let cols: Vec<String> = ["id", "n"].iter().map(|s| s.to_string()).collect();
+    let m = validate_upsert(
+        def,
+        UpsertMode::Merge,
+        &cols,
+        vec![vec![Value::Int(id), Value::Int(n)]],
+    )
+    .unwrap()
+    .into_mutation();
+    st.apply(cat, &m);
+    model.get_mut(&id).expect("merged rows exist").1 = n;
+}
+
+#[test]
+fn remembered_filter_verdicts_follow_every_kind_of_write() {
+    // Verdicts are kept per row between searches (state/filter_memo.rs) and must be dropped
+    // by a replace, a merge of the filtered column, a delete and the reuse of a row id: after
+    // each, an exact (few rows match) filtered search must equal brute force.
+    let cat = catalog_with(&[ITEMS]);
+    let mut st = ShardState::new();
+    let mut model = Model::new();
+    let mut rng = StdRng::seed_from_u64(12);
+    for id in 0..3000 {
+        let v = random_vector(&mut rng);
+        put(&cat, &mut st, &mut model, id, v, id % 100);
+    }
+    create(&cat, &mut st, Metric::L2);
+    while st.index_needs_work(INDEX) {
+        st.index_build_step(INDEX, 500);
+    }
+    let filter = n_below(2);
+    let check = |st: &mut ShardState, model: &Model, rng: &mut StdRng, what: &str| {
+        for _ in 0..3 {
+            let q = random_vector(rng);
+            let (_, got) = search(st, &q, 10, Some(&filter), 300, |_| {}).unwrap();
+            assert_eq!(ids(&got), ids(&brute(model, &q, 10, 2)), "after {what}");
+        }
+    };
+    check(&mut st, &model, &mut rng, "the first searches");
+    check(
+        &mut st,
+        &model,
+        &mut rng,
+        "searches that used kept verdicts",
+    );
+    for id in (0..3000).step_by(7) {
+        let v = model[&id].0.clone();
+        put(&cat, &mut st, &mut model, id, v, (id / 7) % 2);
+    }
+    check(&mut st, &model, &mut rng, "replaces with the same vectors");
+    for id in (0..3000).step_by(11) {
+        merge_n(&cat, &mut st, &mut model, id, 1);
+    }
+    check(&mut st, &model, &mut rng, "merges of the filtered column");
+    for id in (0..3000).step_by(3) {
+        delete(&cat, &mut st, &mut model, id);
+    }
+    check(&mut st, &model, &mut rng, "deletes");
+    for id in 5000..5500 {
+        let v = random_vector(&mut rng);
+        put(&cat, &mut st, &mut model, id, v, id % 2); // reuses the deleted rows' ids
+    }
+    while st.index_needs_work(INDEX) {
+        st.index_build_step(INDEX, 500);
+    }
+    check(&mut st, &model, &mut rng, "inserts into reused row ids");
+}
