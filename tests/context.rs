@@ -8,23 +8,11 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::*;
 use tarn_net::{IngestBody, IngestRequest};
 
 const SHARDS: u32 = 2;
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
-}
-
-fn text(s: &str) -> Value {
-    Value::Text(s.to_string())
-}
 
 /// The first key `{prefix}{n}` (n = 0, 1, …) that lives on shard `shard`.
 fn key_on(prefix: &str, shard: u32) -> String {

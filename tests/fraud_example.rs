@@ -11,7 +11,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::*;
 use fraud::oracle::{self, View};
@@ -27,17 +26,6 @@ const RECENT_N: usize = 5;
 /// Distances are computed by the server's SIMD kernels and here by a plain loop: the same f32
 /// terms summed in another order (the tolerance of tests/vectors_knn.rs).
 const DISTANCE_REL_TOLERANCE: f64 = 1e-5;
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
-}
-
-fn text(s: &str) -> Value {
-    Value::Text(s.to_string())
-}
 
 fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fraud")

@@ -72,10 +72,6 @@ const SCHEMA: &str = "\
     CREATE CONTEXT keys_go (b BYTES, at TIMESTAMP, flag BOOLEAN) AS SELECT \
       row(by_bytes, b) AS rb, row(by_ts, at) AS rt, row(by_bool, flag) AS rf";
 
-fn text(s: &str) -> Value {
-    Value::Text(s.to_string())
-}
-
 fn vector(v: &[f32]) -> Value {
     Value::Vector(v.to_vec().into())
 }

@@ -74,13 +74,6 @@ pub const SCHEMA: [&str; 10] = [
 /// Keys of the feature views that the seeds ingest into (and the restart check reads).
 pub const VIEW_KEYS: [&str; 6] = ["k0", "k1", "k2", "k3", "k4", "k5"];
 
-pub fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_micros() as i64
-}
-
 // -------------------------------------------------------------------------------------------
 // Seed corpus
 

@@ -863,6 +863,19 @@ pub fn knn_ids(r: &tarn_net::KnnReply) -> Vec<i64> {
         .collect()
 }
 
+/// The wall clock in µs since the epoch (event times of test data).
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_micros() as i64
+}
+
+/// A TEXT value.
+pub fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
 /// Euclidean distance (the `l2` metric's reported distance).
 pub fn l2(a: &[f32], b: &[f32]) -> f32 {
     a.iter()

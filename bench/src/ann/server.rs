@@ -143,11 +143,7 @@ impl Tarnd {
 
     /// CPU time run so far by all of tarnd's threads, ns.
     pub fn cpu_ns(&self) -> u64 {
-        tasks(self.pid())
-            .iter()
-            .filter_map(|t| std::fs::read_to_string(t.join("schedstat")).ok())
-            .filter_map(|s| parse_schedstat_run_ns(&s))
-            .sum()
+        process_cpu_ns(self.pid())
     }
 
     /// `name: cpus` of every shard thread (the executors, named `tarn-shard…`).
@@ -206,6 +202,15 @@ pub fn free_port(start: u16) -> Result<u16, String> {
         .filter(|&p| p < 32_768)
         .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
         .ok_or_else(|| format!("no free loopback port in {start}..{}", start + PORT_TRIES))
+}
+
+/// CPU time run so far by all threads of process `pid`, ns (0 if it is gone).
+pub fn process_cpu_ns(pid: u32) -> u64 {
+    tasks(pid)
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t.join("schedstat")).ok())
+        .filter_map(|s| parse_schedstat_run_ns(&s))
+        .sum()
 }
 
 fn tasks(pid: u32) -> Vec<PathBuf> {

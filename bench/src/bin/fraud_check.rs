@@ -24,7 +24,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use clap::Parser;
-use tarn_bench::ann::server::{free_port, Tarnd, TarndOpts};
+use tarn_bench::ann::server::{free_port, process_cpu_ns, Tarnd, TarndOpts};
 use tarn_bench::context::report::{self, Row};
 use tarn_bench::context::{self, verify, BenchData, Sizes};
 use tarn_bench::engine::{self, EngineConfig, LoadMode};
@@ -282,14 +282,32 @@ fn tarn_side(run: &mut Run, data: &Rc<BenchData>, dir: &Path) -> Result<Setup, S
     let client_mark = CpuMark::take(cli.client_cpu, self_cpu_ns());
     let cpu = || t.cpu_ns();
     let get = context::tarn::get_factory(&data.calls);
-    run.measure(&addr, &get, ("Tarn", "GET card", "1"), 1, &cpu)?;
+    run.measure(&addr, &get, (report::TARN, report::TARN_GET, "1"), 1, &cpu)?;
     let ctx = context::tarn::context_factory(&data.calls);
     for n in run.conns.clone() {
-        run.measure(&addr, &ctx, ("Tarn", "CONTEXT fraud_check", "1"), n, &cpu)?;
+        run.measure(
+            &addr,
+            &ctx,
+            (report::TARN, report::TARN_CONTEXT, "1"),
+            n,
+            &cpu,
+        )?;
     }
     if let Some(go) = &cli.go_bench {
+        let params = dir.join("go-params.tsv");
+        let text: String = data
+            .calls
+            .iter()
+            .map(|c| {
+                format!(
+                    "card_id={}\tdevice_id={}\tip={}\n",
+                    c.card_id, c.device_id, c.ip
+                )
+            })
+            .collect();
+        std::fs::write(&params, text).map_err(|e| format!("{}: {e}", params.display()))?;
         for n in run.conns.clone() {
-            go_row(run, go, &addr, data, dir, n, &cpu)?;
+            go_row(run, go, &addr, &params, n, &cpu)?;
         }
     }
     let interference = interference(cli, server_mark, client_mark, t.cpu_ns());
@@ -317,23 +335,10 @@ fn go_row(
     run: &mut Run,
     go: &Path,
     addr: &str,
-    data: &BenchData,
-    dir: &Path,
+    params: &Path,
     conns: usize,
     cpu_ns: &dyn Fn() -> u64,
 ) -> Result<(), String> {
-    let params = dir.join("go-params.tsv");
-    let text: String = data
-        .calls
-        .iter()
-        .map(|c| {
-            format!(
-                "card_id={}\tdevice_id={}\tip={}\n",
-                c.card_id, c.device_id, c.ip
-            )
-        })
-        .collect();
-    std::fs::write(&params, text).map_err(|e| e.to_string())?;
     let cpu0 = cpu_ns();
     let out = Command::new("taskset")
         .arg("-c")
@@ -341,7 +346,7 @@ fn go_row(
         .arg(go)
         .args(["-addr", addr, "-context", context::CONTEXT, "-items", "11"])
         .arg("-params")
-        .arg(&params)
+        .arg(params)
         .args(["-conns", &conns.to_string()])
         .args(["-warmup", &run.cli.warmup.to_string()])
         .args(["-seconds", &run.cli.seconds.to_string()])
@@ -378,7 +383,7 @@ fn go_row(
             "Tarn (Go client, {})",
             v["go_version"].as_str().unwrap_or("go")
         ),
-        op: "CONTEXT fraud_check".into(),
+        op: report::TARN_CONTEXT.into(),
         conns,
         round_trips: "1".into(),
         lat: lat("latency_us"),
@@ -439,19 +444,6 @@ impl Drop for Redis {
     }
 }
 
-/// CPU time of a process (all threads), ns, from /proc/<pid>/schedstat.
-fn process_cpu_ns(pid: u32) -> u64 {
-    let dir = format!("/proc/{pid}/task");
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
-                .filter_map(|s| tarn_bench::ann::server::parse_schedstat_run_ns(&s))
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 fn redis_side(run: &mut Run, data: &Rc<BenchData>) -> Result<Setup, String> {
     let cli = run.cli;
     let port = free_port(16_379)?;
@@ -473,19 +465,19 @@ fn redis_side(run: &mut Run, data: &Rc<BenchData>) -> Result<Setup, String> {
     let server_mark = CpuMark::take(cli.server_cpu, cpu());
     let client_mark = CpuMark::take(cli.client_cpu, self_cpu_ns());
     let get = context::RedisGetFactory { data: data.clone() };
-    run.measure(&addr, &get, ("Redis 7", "HGETALL card", "1"), 1, &cpu)?;
+    run.measure(&addr, &get, (report::REDIS, "HGETALL card", "1"), 1, &cpu)?;
     for knn in [true, false] {
         let f = context::RedisContextFactory {
             data: data.clone(),
             knn,
         };
         let (op, trips) = if knn {
-            ("fraud_check, kNN by client-side scan", "3")
+            (report::REDIS_CONTEXT, "3")
         } else {
-            ("fraud_check without the kNN (a floor)", "2")
+            (report::REDIS_FLOOR, "2")
         };
         for n in run.conns.clone() {
-            run.measure(&addr, &f, ("Redis 7", op, trips), n, &cpu)?;
+            run.measure(&addr, &f, (report::REDIS, op, trips), n, &cpu)?;
         }
     }
     let interference = interference(cli, server_mark, client_mark, cpu());

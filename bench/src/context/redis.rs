@@ -46,66 +46,52 @@ const LOAD_PIPELINE_CMDS: usize = 2_000;
 pub fn load(addr: &str, data: &Dataset) -> Result<u64, String> {
     let mut s = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     let mut cmds: Vec<Vec<Vec<u8>>> = vec![vec![b"FLUSHALL".to_vec()]];
-    let b = |s: &str| s.as_bytes().to_vec();
+    let flag = |b: bool| if b { "1" } else { "0" }.to_string();
     for a in &data.accounts {
-        cmds.push(vec![
-            b("HSET"),
-            b(&format!("account:{}", a.account_id)),
-            b("account_id"),
-            b(&a.account_id),
-            b("owner"),
-            b(&a.owner),
-            b("country"),
-            b(&a.country),
-            b("opened_at"),
-            b(&a.opened_at_us.to_string()),
-            b("risk"),
-            b(&a.risk.to_string()),
-        ]);
+        cmds.push(hset(
+            &format!("account:{}", a.account_id),
+            &[
+                ("account_id", a.account_id.clone()),
+                ("owner", a.owner.clone()),
+                ("country", a.country.clone()),
+                ("opened_at", a.opened_at_us.to_string()),
+                ("risk", a.risk.to_string()),
+            ],
+        ));
     }
     for c in &data.cards {
-        cmds.push(vec![
-            b("HSET"),
-            b(&format!("card:{}", c.card_id)),
-            b("account_id"),
-            b(&c.account_id),
-            b("device_id"),
-            b(&c.device_id),
-            b("bin"),
-            b(&c.bin),
-            b("issued_at"),
-            b(&c.issued_at_us.to_string()),
-            b("blocked"),
-            b(if c.blocked { "1" } else { "0" }),
-        ]);
+        cmds.push(hset(
+            &format!("card:{}", c.card_id),
+            &[
+                ("account_id", c.account_id.clone()),
+                ("device_id", c.device_id.clone()),
+                ("bin", c.bin.clone()),
+                ("issued_at", c.issued_at_us.to_string()),
+                ("blocked", flag(c.blocked)),
+            ],
+        ));
     }
     for d in &data.devices {
-        cmds.push(vec![
-            b("HSET"),
-            b(&format!("device:{}", d.device_id)),
-            b("device_id"),
-            b(&d.device_id),
-            b("account_id"),
-            b(&d.account_id),
-            b("platform"),
-            b(&d.platform),
-            b("allowlisted"),
-            b(if d.allowlisted { "1" } else { "0" }),
-        ]);
+        cmds.push(hset(
+            &format!("device:{}", d.device_id),
+            &[
+                ("device_id", d.device_id.clone()),
+                ("account_id", d.account_id.clone()),
+                ("platform", d.platform.clone()),
+                ("allowlisted", flag(d.allowlisted)),
+            ],
+        ));
     }
     for m in &data.merchants {
-        cmds.push(vec![
-            b("HSET"),
-            b(&format!("merchant:{}", m.merchant_id)),
-            b("merchant_id"),
-            b(&m.merchant_id),
-            b("name"),
-            b(&m.name),
-            b("category"),
-            b(&m.category),
-            b("country"),
-            b(&m.country),
-        ]);
+        cmds.push(hset(
+            &format!("merchant:{}", m.merchant_id),
+            &[
+                ("merchant_id", m.merchant_id.clone()),
+                ("name", m.name.clone()),
+                ("category", m.category.clone()),
+                ("country", m.country.clone()),
+            ],
+        ));
     }
     recent_commands(data, &mut cmds);
     for v in &VIEWS {
@@ -116,6 +102,16 @@ pub fn load(addr: &str, data: &Dataset) -> Result<u64, String> {
         pipeline(&mut s, chunk)?;
     }
     Ok(sent)
+}
+
+/// `HSET key field value …`.
+fn hset(key: &str, fields: &[(&str, String)]) -> Vec<Vec<u8>> {
+    let mut cmd = vec![b"HSET".to_vec(), key.as_bytes().to_vec()];
+    for (f, v) in fields {
+        cmd.push(f.as_bytes().to_vec());
+        cmd.push(v.as_bytes().to_vec());
+    }
+    cmd
 }
 
 /// `recent:<card>`: the card's newest [`RECENT_N`] events, newest first.
@@ -325,13 +321,12 @@ impl RedisContextCodec {
 
     /// Hop 2 from hop 1's answers (and the kNN); false if there is nothing to fetch.
     fn hop2(&mut self) -> bool {
-        let a = self.answer.clone();
-        if let Some(account) = &a.card_account {
+        if let Some(account) = self.answer.card_account.clone() {
             let key = format!("account:{account}");
             self.push(Slot::Account, &[b"HGETALL", key.as_bytes()]);
-            self.push_features(3, account);
+            self.push_features(3, &account);
         }
-        let mut merchants = a.recent_merchants.clone();
+        let mut merchants = self.answer.recent_merchants.clone();
         dedup_in_order(&mut merchants);
         for m in &merchants {
             let key = format!("merchant:{m}");

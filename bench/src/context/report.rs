@@ -39,7 +39,9 @@ pub struct Input {
     pub rows: Vec<Row>,
 }
 
-/// Op names the goals look rows up by.
+/// System and op names the goals look rows up by.
+pub const TARN: &str = "Tarn";
+pub const REDIS: &str = "Redis 7";
 pub const TARN_CONTEXT: &str = "CONTEXT fraud_check";
 pub const TARN_GET: &str = "GET card";
 pub const REDIS_CONTEXT: &str = "fraud_check, kNN by client-side scan";
@@ -47,7 +49,7 @@ pub const REDIS_FLOOR: &str = "fraud_check without the kNN (a floor)";
 
 fn find<'a>(rows: &'a [Row], system: &str, op: &str, conns: usize) -> Option<&'a Row> {
     rows.iter()
-        .find(|r| r.system.starts_with(system) && r.op == op && r.conns == conns)
+        .find(|r| r.system == system && r.op == op && r.conns == conns)
 }
 
 /// One goal: its text, the measured comparison, and whether it holds.
@@ -66,8 +68,8 @@ pub fn goals(rows: &[Row]) -> Vec<Goal> {
     conns.dedup();
     for &n in &conns {
         let (Some(t), Some(r)) = (
-            find(rows, "Tarn", TARN_CONTEXT, n).filter(|t| t.system == "Tarn"),
-            find(rows, "Redis", REDIS_CONTEXT, n),
+            find(rows, TARN, TARN_CONTEXT, n),
+            find(rows, REDIS, REDIS_CONTEXT, n),
         ) else {
             continue;
         };
@@ -79,8 +81,8 @@ pub fn goals(rows: &[Row]) -> Vec<Goal> {
     }
     if let Some(&n) = conns.last() {
         if let (Some(t), Some(r)) = (
-            find(rows, "Tarn", TARN_CONTEXT, n).filter(|t| t.system == "Tarn"),
-            find(rows, "Redis", REDIS_CONTEXT, n),
+            find(rows, TARN, TARN_CONTEXT, n),
+            find(rows, REDIS, REDIS_CONTEXT, n),
         ) {
             out.push(Goal {
                 text: format!("throughput ≥ 2× Redis's at {n} connections"),
@@ -95,8 +97,8 @@ pub fn goals(rows: &[Row]) -> Vec<Goal> {
         }
     }
     if let (Some(t), Some(g)) = (
-        find(rows, "Tarn", TARN_CONTEXT, 1).filter(|t| t.system == "Tarn"),
-        find(rows, "Tarn", TARN_GET, 1),
+        find(rows, TARN, TARN_CONTEXT, 1),
+        find(rows, TARN, TARN_GET, 1),
     ) {
         out.push(Goal {
             text: "p50 ≤ 2× the point GET's p50 (1 connection)".into(),

@@ -50,15 +50,20 @@ pub fn load(tarn: &Path, addr: &str, schema: &Path, dir: &Path) -> Result<(), St
     Ok(())
 }
 
+/// The parameters of `fraud_check` for a call, by name.
+pub fn params(call: &Call) -> Vec<(String, Value)> {
+    vec![
+        ("card_id".to_owned(), Value::Text(call.card_id.clone())),
+        ("device_id".to_owned(), Value::Text(call.device_id.clone())),
+        ("ip".to_owned(), Value::Text(call.ip.clone())),
+    ]
+}
+
 /// The CONTEXT request of a call.
 pub fn context_request(call: &Call) -> NetRequest {
     NetRequest::Context(ContextRequest {
         call: ContextCall::Named(CONTEXT.to_owned()),
-        params: vec![
-            ("card_id".to_owned(), Value::Text(call.card_id.clone())),
-            ("device_id".to_owned(), Value::Text(call.device_id.clone())),
-            ("ip".to_owned(), Value::Text(call.ip.clone())),
-        ],
+        params: params(call),
     })
 }
 

@@ -135,13 +135,8 @@ pub fn tarn(addr: &str, data: &BenchData, n: usize) -> Result<Checked, String> {
     let mut client = Client::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     let mut c = Checked::default();
     for call in data.calls.iter().take(n) {
-        let params = vec![
-            ("card_id".to_owned(), Value::Text(call.card_id.clone())),
-            ("device_id".to_owned(), Value::Text(call.device_id.clone())),
-            ("ip".to_owned(), Value::Text(call.ip.clone())),
-        ];
         let r = client
-            .context(CONTEXT, params)
+            .context(CONTEXT, super::tarn::params(call))
             .map_err(|e| format!("CONTEXT {CONTEXT}: {e}"))?;
         let item = |name: &str| {
             r.items
