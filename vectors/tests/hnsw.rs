@@ -296,10 +296,10 @@ fn a_permissive_filter_is_asked_only_about_rows_that_could_enter_the_results() {
         while idx.search_step(&mut cur, &filter, 64) == Step::More {}
         assert_eq!(cur.filter_calls(), calls.get());
         assert!(
-            calls.get() < cur.rows_visited(),
-            "{} filter calls for {} rows visited",
+            calls.get() < cur.distances(),
+            "{} filter calls for {} distances",
             calls.get(),
-            cur.rows_visited()
+            cur.distances()
         );
         let got: Vec<RowId> = cur.finish().iter().map(|n| n.row).collect();
         assert!(got.iter().all(|&row| keep(row)));
