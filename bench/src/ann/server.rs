@@ -146,6 +146,11 @@ impl Tarnd {
         process_cpu_ns(self.pid())
     }
 
+    /// [`process_sched`] of tarnd.
+    pub fn sched(&self) -> Sched {
+        process_sched(self.pid())
+    }
+
     /// `name: cpus` of every shard thread (the executors, named `tarn-shard…`).
     pub fn shard_affinity(&self) -> Vec<String> {
         tasks(self.pid())
@@ -206,11 +211,39 @@ pub fn free_port(start: u16) -> Result<u16, String> {
 
 /// CPU time run so far by all threads of process `pid`, ns (0 if it is gone).
 pub fn process_cpu_ns(pid: u32) -> u64 {
+    process_sched(pid).run_ns
+}
+
+/// What the scheduler counted for a process, summed over its threads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sched {
+    /// CPU time run, ns.
+    pub run_ns: u64,
+    /// Times a thread was put on a CPU (each wake-up from a park, each return after a
+    /// preemption): a count that does not drift with the machine's speed, unlike `run_ns`.
+    pub timeslices: u64,
+}
+
+impl std::ops::Sub for Sched {
+    type Output = Sched;
+    fn sub(self, earlier: Sched) -> Sched {
+        Sched {
+            run_ns: self.run_ns.saturating_sub(earlier.run_ns),
+            timeslices: self.timeslices.saturating_sub(earlier.timeslices),
+        }
+    }
+}
+
+/// [`Sched`] of every thread of process `pid` summed (zero if it is gone).
+pub fn process_sched(pid: u32) -> Sched {
     tasks(pid)
         .iter()
         .filter_map(|t| std::fs::read_to_string(t.join("schedstat")).ok())
-        .filter_map(|s| parse_schedstat_run_ns(&s))
-        .sum()
+        .filter_map(|s| parse_schedstat(&s))
+        .fold(Sched::default(), |a, b| Sched {
+            run_ns: a.run_ns + b.run_ns,
+            timeslices: a.timeslices + b.timeslices,
+        })
 }
 
 fn tasks(pid: u32) -> Vec<PathBuf> {
@@ -222,7 +255,15 @@ fn tasks(pid: u32) -> Vec<PathBuf> {
 
 /// `/proc/<pid>/task/<tid>/schedstat` is "run_ns wait_ns timeslices": the first field.
 pub fn parse_schedstat_run_ns(text: &str) -> Option<u64> {
-    text.split_ascii_whitespace().next()?.parse().ok()
+    parse_schedstat(text).map(|s| s.run_ns)
+}
+
+/// The first and third fields of a schedstat text.
+pub fn parse_schedstat(text: &str) -> Option<Sched> {
+    let mut f = text.split_ascii_whitespace();
+    let run_ns = f.next()?.parse().ok()?;
+    let timeslices = f.nth(1)?.parse().ok()?;
+    Some(Sched { run_ns, timeslices })
 }
 
 /// A `Name:   1234 kB` field of a `/proc/…/status` text, in KiB.
@@ -250,6 +291,22 @@ mod tests {
     fn parses_schedstat_and_cpus_allowed() {
         assert_eq!(parse_schedstat_run_ns("123456 789 10\n"), Some(123_456));
         assert_eq!(parse_schedstat_run_ns(""), None);
+        let both = Sched {
+            run_ns: 123_456,
+            timeslices: 10,
+        };
+        assert_eq!(parse_schedstat("123456 789 10\n"), Some(both));
+        assert_eq!(parse_schedstat("123456 789\n"), None);
+        assert_eq!(
+            both - Sched {
+                run_ns: 6,
+                timeslices: 4
+            },
+            Sched {
+                run_ns: 123_450,
+                timeslices: 6
+            }
+        );
         let status = "Name:\ttarn-shard-0\nCpus_allowed:\t1\nCpus_allowed_list:\t0\n";
         assert_eq!(parse_cpus_allowed(status), Some("0"));
         assert_eq!(parse_cpus_allowed("Name: x\n"), None);

@@ -24,7 +24,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use clap::Parser;
-use tarn_bench::ann::server::{free_port, process_cpu_ns, Tarnd, TarndOpts};
+use tarn_bench::ann::server::{free_port, process_sched, Sched, Tarnd, TarndOpts};
 use tarn_bench::context::report::{self, Row};
 use tarn_bench::context::{self, verify, BenchData, Sizes};
 use tarn_bench::engine::{self, EngineConfig, LoadMode};
@@ -95,14 +95,14 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Times `factory` at `conns` connections; `cpu_ns` reads the server's CPU time.
+    /// Times `factory` at `conns` connections; `sched` reads the server's scheduler counts.
     fn measure(
         &mut self,
         addr: &str,
         factory: &dyn CodecFactory,
         (system, op, trips): (&str, &str, &str),
         conns: usize,
-        cpu_ns: &dyn Fn() -> u64,
+        sched: &dyn Fn() -> Sched,
     ) -> Result<(), String> {
         let calls = self.cli.calls as u64;
         let cfg = EngineConfig {
@@ -122,9 +122,9 @@ impl Run<'_> {
             },
             expected_interval_ns: None,
         };
-        let (cpu0, client0) = (cpu_ns(), self_cpu_ns());
+        let (sched0, client0) = (sched(), self_cpu_ns());
         let out = engine::run(&cfg, factory)?;
-        let (cpu, client) = (cpu_ns() - cpu0, self_cpu_ns() - client0);
+        let (server, client) = (sched() - sched0, self_cpu_ns() - client0);
         let r = &out.recorder;
         let total = r.completed + r.warmup_completed;
         let row = Row {
@@ -140,8 +140,9 @@ impl Run<'_> {
                 .unwrap_or_default(),
             throughput: r.throughput(),
             errors: r.errors,
-            server_cpu_us: (total > 0).then(|| cpu as f64 / 1e3 / total as f64),
+            server_cpu_us: (total > 0).then(|| server.run_ns as f64 / 1e3 / total as f64),
             client_cpu_us: (total > 0).then(|| client as f64 / 1e3 / total as f64),
+            server_runs: (total > 0).then(|| server.timeslices as f64 / total as f64),
         };
         eprintln!(
             "{system} {op} conns={conns}: {} {:.0}/s errors={}",
@@ -280,7 +281,7 @@ fn tarn_side(run: &mut Run, data: &Rc<BenchData>, dir: &Path) -> Result<Setup, S
     eprintln!("{}", checked.line("tarn"));
     let server_mark = CpuMark::take(cli.server_cpu, t.cpu_ns());
     let client_mark = CpuMark::take(cli.client_cpu, self_cpu_ns());
-    let cpu = || t.cpu_ns();
+    let cpu = || t.sched();
     let get = context::tarn::get_factory(&data.calls);
     run.measure(&addr, &get, (report::TARN, report::TARN_GET, "1"), 1, &cpu)?;
     let ctx = context::tarn::context_factory(&data.calls);
@@ -337,9 +338,9 @@ fn go_row(
     addr: &str,
     params: &Path,
     conns: usize,
-    cpu_ns: &dyn Fn() -> u64,
+    sched: &dyn Fn() -> Sched,
 ) -> Result<(), String> {
-    let cpu0 = cpu_ns();
+    let sched0 = sched();
     let out = Command::new("taskset")
         .arg("-c")
         .arg(run.cli.client_cpu.to_string())
@@ -352,7 +353,7 @@ fn go_row(
         .args(["-seconds", &run.cli.seconds.to_string()])
         .output()
         .map_err(|e| format!("cannot run {}: {e}", go.display()))?;
-    let cpu_ns_total = cpu_ns() - cpu0;
+    let server = sched() - sched0;
     if !out.status.success() {
         return Err(format!(
             "{}: {}",
@@ -391,8 +392,10 @@ fn go_row(
         throughput: v["throughput_per_s"].as_f64().unwrap_or(0.0),
         errors: v["errors"].as_u64().unwrap_or(0),
         server_cpu_us: (warm.is_some() && requests > 0)
-            .then(|| cpu_ns_total as f64 / 1e3 / requests as f64),
+            .then(|| server.run_ns as f64 / 1e3 / requests as f64),
         client_cpu_us: None,
+        server_runs: (warm.is_some() && requests > 0)
+            .then(|| server.timeslices as f64 / requests as f64),
     };
     eprintln!(
         "go conns={conns}: {} {:.0}/s",
@@ -461,8 +464,8 @@ fn redis_side(run: &mut Run, data: &Rc<BenchData>) -> Result<Setup, String> {
     let checked = verify::redis(&addr, data, cli.verify)?;
     eprintln!("{}", checked.line("redis"));
     let pid = redis.pid().ok_or("redis.sh wrote no pid file")?;
-    let cpu = move || process_cpu_ns(pid);
-    let server_mark = CpuMark::take(cli.server_cpu, cpu());
+    let cpu = move || process_sched(pid);
+    let server_mark = CpuMark::take(cli.server_cpu, cpu().run_ns);
     let client_mark = CpuMark::take(cli.client_cpu, self_cpu_ns());
     let get = context::RedisGetFactory { data: data.clone() };
     run.measure(&addr, &get, (report::REDIS, "HGETALL card", "1"), 1, &cpu)?;
@@ -480,7 +483,7 @@ fn redis_side(run: &mut Run, data: &Rc<BenchData>) -> Result<Setup, String> {
             run.measure(&addr, &f, (report::REDIS, op, trips), n, &cpu)?;
         }
     }
-    let interference = interference(cli, server_mark, client_mark, cpu());
+    let interference = interference(cli, server_mark, client_mark, cpu().run_ns);
     drop(redis);
     Ok(Setup {
         load_s,
