@@ -11,7 +11,8 @@ const MAX_ECHOED_CHARS: usize = 80;
 /// and [`Self::InvalidJson`] (the definition or file given is wrong: fix it),
 /// [`Self::Unsupported`] (valid for XGBoost, not supported here), [`Self::LimitExceeded`]
 /// (valid but too large), and [`Self::Corrupt`] (stored bytes are damaged: the catalog, not the
-/// user, is at fault). [`Self::InputCount`] and [`Self::InvalidInput`] concern one score.
+/// user, is at fault). [`Self::InputCount`] and [`Self::InvalidInput`] concern one score (or
+/// one training row); [`Self::InvalidTraining`] and [`Self::TrainingFailed`] concern training.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ModelError {
     /// A model definition that is wrong: duplicate or empty input names, a non-finite number,
@@ -47,6 +48,19 @@ pub enum ModelError {
     /// A score given another number of inputs than the model has.
     #[error("model takes {expected} inputs, got {got}")]
     InputCount { expected: usize, got: usize },
+
+    /// A training set or training options the trainer cannot use: a label other than 0 or 1,
+    /// an infinite value or a bad sample weight (naming the input and row), only one class,
+    /// an input with no non-NULL value or a constant one, log1p of a value ≤ −1, a negative
+    /// or non-finite `l2`…: what was wrong, naming the input and row where there is one.
+    #[error("invalid training data: {0}")]
+    InvalidTraining(String),
+
+    /// Training that cannot go on from valid data: a Hessian that is not positive definite
+    /// (collinear inputs or separable classes without a penalty), a loss that no step along
+    /// the Newton direction decreases, a non-finite gradient or Hessian.
+    #[error("training failed: {0}")]
+    TrainingFailed(String),
 
     /// One input of a score that the model cannot use (log1p of a value ≤ −1, an infinite
     /// value, for trees a value beyond the f32 range), or a linear margin that overflowed.

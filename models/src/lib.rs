@@ -42,6 +42,31 @@
 //! difference over 11,000 rows). [`TreeEnsemble::margin`] gives step 3's margin, like
 //! `predict(output_margin=True)`.
 //!
+//! # Training ([`LogisticTrainer`])
+//!
+//! L2-penalised logistic regression by Newton's method over a [`TrainingSet`] (raw rows in
+//! input order, a 0/1 label and a sample weight `sᵢ ≥ 0` each), giving a logistic
+//! [`LinearModel`] whose inputs carry the preprocessing, so it scores a training row to
+//! exactly the probability the trainer fitted. Details in the `train` module docs.
+//!
+//! - **Preprocessing**, per input, in a first phase: NULL/NaN → `impute` (the mean of the
+//!   non-NULL raw values, or a given value; an input with no value is an error), then `log1p`
+//!   where flagged (a value ≤ −1 is an error naming input and row), then, when standardising,
+//!   `(t − mean)/std` with the training mean and population std (ddof = 0; a constant input
+//!   is an error). Means and std are unweighted.
+//! - **Objective** over the preprocessed rows `xᵢ`: minimise
+//!   `Σᵢ sᵢ·logloss(yᵢ, σ(b + w·xᵢ)) + (λ/2)·‖w‖²`, the intercept `b` unpenalised. This is
+//!   scikit-learn's `LogisticRegression(C=1/λ)` (`C·Σ logloss + ½‖w‖²`, same minimiser).
+//! - **Iterations** from `b = 0, w = 0`: a pass accumulates loss, gradient and Hessian over
+//!   1,024-row chunks in row order, faer's dense Cholesky (sequential) solves `H·Δ = g`; a
+//!   candidate whose loss rises has its step halved (at most 30 times). A Hessian that is not
+//!   positive definite (collinear inputs; separable classes with `λ = 0`) is an error.
+//! - **Stopping**: converged when `max|Δ| ≤ tol` (the current coefficients are returned),
+//!   else after `max_iter` applied steps.
+//! - **Steps**: [`LogisticTrainer::step`] does bounded work (some inputs' preprocessing, at
+//!   most `step_rows` rows of a pass, or one solve), so a shard can train between requests;
+//!   the result is bit-identical for every step size.
+//!
 //! # Limits
 //!
 //! Every bound is a named constant in [`limits`] with why it exists and what raising it costs.
@@ -51,6 +76,7 @@ mod error;
 pub mod limits;
 mod linear;
 mod names;
+mod train;
 mod trees;
 mod xgboost;
 
@@ -58,6 +84,7 @@ pub use error::ModelError;
 pub use linear::{
     logistic, LinearInput, LinearKind, LinearModel, LINEAR_FORMAT_VERSION, LINEAR_MAGIC,
 };
+pub use train::{Impute, LogisticTrainer, TrainOptions, TrainProgress, TrainingSet};
 pub use trees::{TreeEnsemble, TreeObjective};
 
 /// What every model kind does: name its inputs and score one row.

@@ -54,7 +54,50 @@ pub const MAX_TREE_DEPTH: usize = 64;
 /// Importing runs at ~130 MiB/s (7.5 ms for the 1 MiB fixture), so ~0.5 s at the limit.
 pub const MAX_MODEL_JSON_BYTES: usize = 64 << 20;
 
+/// Most rows of one training set ([`crate::TrainingSet`]).
+///
+/// Why 2^24 (16.8M): a retrain joins logged inputs with their labels over days to weeks of
+/// traffic, sampled; millions of rows pin logistic coefficients far below their sampling
+/// noise. What it costs: every Newton iteration reads every row — four `exp`/`ln` and
+/// `(d+1)(d+2)/2 + 2(d+1)` multiply-adds per row for `d` inputs: 86–106 ns per row at 8
+/// inputs, 1.5–1.9 µs at 100, 0.22–0.32 ms at 1,024 (release build, on the 2-core development
+/// machine while it ran CI; two runs), so ~1.6 s of CPU per iteration at 8 inputs at the limit — and a row holds
+/// 16 bytes besides its inputs (label and sample weight): 256 MiB at the limit.
+pub const MAX_TRAIN_ROWS: usize = 1 << 24;
+
+/// Most input values (rows × inputs) of one training set.
+///
+/// Why 2^26 (67M): it bounds the memory of a training set, whatever its shape, to 512 MiB of
+/// f64 inputs (the trainer standardises them in place, so training adds no copy): 8 inputs at
+/// [`MAX_TRAIN_ROWS`], or 1,024 inputs at 65,536 rows. What it costs: that memory, held by
+/// the shard that trains until the trainer is dropped.
+pub const MAX_TRAIN_CELLS: usize = 1 << 26;
+
+/// Most Newton iterations of one training run (`TrainOptions::max_iter`).
+///
+/// Why 1,000: Newton's method converges quadratically; L2-penalised logistic regression
+/// reaches 1e-10 in 5–30 iterations (the fixtures take 5–7). More iterations than this
+/// only happen without a penalty on separable classes, where the weights grow without bound.
+/// What it costs: one pass over the training set per iteration (see [`MAX_TRAIN_ROWS`]).
+pub const MAX_TRAIN_ITERATIONS: usize = 1_000;
+
+/// Work of one [`crate::LogisticTrainer::step`], in multiply-adds (the default step size).
+///
+/// Why 2^22: about 3 ms of CPU (release build, development machine), short enough that a
+/// shard can train between requests without a request waiting noticeably. The rows per step
+/// are this divided by the cost of a row, `(d+1)(d+2)/2 + 2(d+1)` multiply-adds plus 100 for
+/// its four `exp`/`ln` (~25,700 rows at 8 inputs, 7 rows at 1,024). Two kinds of step do
+/// more: preparing one input (impute, log1p, mean, std, standardise: ~7 ns per row, so
+/// 7 ms at 1M rows and 0.12 s at [`MAX_TRAIN_ROWS`]; at least one whole input per step), and
+/// solving the Newton system (a dense Cholesky, `(d+1)³/3` multiply-adds: 20–110 ms at
+/// 1,024 inputs, measured). What it costs: a smaller budget means more steps, each with a fixed
+/// overhead of a few hundred ns.
+pub const TRAIN_STEP_MADDS: usize = 1 << 22;
+
 // Node indices of a whole ensemble are u32, with u32::MAX reserved as the leaf marker.
 const _: () = assert!((MAX_TREES as u64) * (MAX_TREE_NODES as u64) < u32::MAX as u64);
 // A full tree of depth MAX_TREE_DEPTH is not required to fit: depth is checked separately.
 const _: () = assert!(MAX_TREE_DEPTH < MAX_TREE_NODES);
+// Every cell count of a training set fits usize arithmetic without overflow, and rows fit u32.
+const _: () = assert!(MAX_TRAIN_ROWS <= u32::MAX as usize);
+const _: () = assert!(MAX_TRAIN_CELLS.checked_mul(MAX_MODEL_INPUTS).is_some());
