@@ -54,8 +54,8 @@ pub enum ErrorKind {
     FutureEvent,
     /// A feature-view name not in the catalog.
     UnknownView,
-    /// A CREATE of a name an object of another kind has — a feature view today; vector
-    /// indexes, contexts and models later (tables and streams have their own kinds above).
+    /// A CREATE of a name an object of another kind has — a feature view, a vector index, a
+    /// context or a model (tables and streams have their own kinds above).
     /// The server answers it with the protocol code those objects have always had.
     ObjectExists,
     /// A vector value or `VECTOR(n)` type that breaks the vector rules (dimension, empty,
@@ -224,6 +224,10 @@ pub enum CoreError {
     /// A context name not in the catalog.
     #[error("unknown context \"{0}\"")]
     UnknownContext(String),
+    /// A model name not in the catalog. Its kind is [`ErrorKind::InvalidArgument`] until the
+    /// protocol has a code of its own for models (with the requests that score them).
+    #[error("unknown model \"{0}\"")]
+    UnknownModel(String),
     /// A name that belongs to an object of another kind than the statement needs (`DROP
     /// INDEX t` of a table, `CREATE INDEX … ON s` of a stream). Its kind is the "unknown" kind
     /// of the kind wanted (`UnknownIndex`, `UnknownTable`, …).
@@ -336,12 +340,14 @@ impl CoreError {
             CoreError::BadVector { .. } => ErrorKind::BadVector,
             CoreError::UnknownIndex(_) => ErrorKind::UnknownIndex,
             CoreError::UnknownContext(_) => ErrorKind::UnknownContext,
+            CoreError::UnknownModel(_) => ErrorKind::InvalidArgument,
             CoreError::WrongKind { wanted, .. } => match wanted {
                 ObjectKind::Table => ErrorKind::UnknownTable,
                 ObjectKind::Stream => ErrorKind::UnknownStream,
                 ObjectKind::View => ErrorKind::UnknownView,
                 ObjectKind::Index => ErrorKind::UnknownIndex,
                 ObjectKind::Context => ErrorKind::UnknownContext,
+                ObjectKind::Model => ErrorKind::InvalidArgument,
             },
             CoreError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             CoreError::NotAVectorColumn { .. } => ErrorKind::TypeMismatch,

@@ -23,6 +23,7 @@ pub mod history;
 pub mod index_def;
 pub mod ingest;
 pub mod listing;
+pub mod model_def;
 pub mod producer;
 pub mod record;
 pub mod schema;

@@ -1,5 +1,6 @@
 //! Catalog introspection result sets: `SHOW TABLES`, `SHOW STREAMS`, `SHOW VIEWS`, `SHOW
-//! INDEXES` and `DESCRIBE` (a table, a stream, a feature view or an index), as pure functions
+//! INDEXES`, `SHOW CONTEXTS`, `SHOW MODELS` and `DESCRIBE` (a table, a stream, a feature view,
+//! an index, a context or a model), as pure functions
 //! of the catalog and, for the counters, of totals the caller already gathered (the server
 //! sums them over shards).
 //!
@@ -15,6 +16,7 @@ use crate::catalog::Catalog;
 use crate::context::{ContextDef, Operand, Source};
 use crate::duration::format_duration_us;
 use crate::index_def::{IndexDef, INDEX_METHOD};
+use crate::model_def::ModelDef;
 use crate::schema::{ColumnDef, StreamDef, TableDef};
 use crate::view::{ViewDef, WindowSpec};
 
@@ -257,6 +259,9 @@ pub fn describe(catalog: &Catalog, name: &str, progress: IndexProgress<'_>) -> O
     if let Some(c) = catalog.context(name) {
         return Some(describe_context(catalog, c));
     }
+    if let Some(m) = catalog.model(name) {
+        return Some(describe_model(m));
+    }
     if let Some(i) = catalog.index(name) {
         return Some(describe_index(catalog, i, progress));
     }
@@ -453,5 +458,98 @@ fn operand_text(c: &ContextDef, o: &Operand) -> String {
             let it = &c.items[*item];
             format!("{}.{}", it.name, it.columns[*column].name)
         }
+    }
+}
+
+fn double(x: f64) -> Value {
+    Value::Double(x)
+}
+
+/// `SHOW MODELS`: `model`, `context`, `kind` (TEXT: `logistic_regression` or
+/// `linear_regression`), `inputs` (BIGINT), `version` (BIGINT), `threshold` (DOUBLE; NULL
+/// when the model makes no decision) per model.
+pub fn show_models(catalog: &Catalog) -> Listing {
+    let rows: Vec<Vec<Value>> = catalog
+        .models()
+        .map(|m| {
+            vec![
+                text(&m.name),
+                text(&context_name(catalog, m)),
+                text(m.kind_name()),
+                Value::Int(m.inputs.len() as i64),
+                Value::Int(i64::from(m.version)),
+                m.threshold.map_or(Value::Null, double),
+            ]
+        })
+        .collect();
+    Listing {
+        columns: vec![
+            col("model", ColumnType::Text),
+            col("context", ColumnType::Text),
+            col("kind", ColumnType::Text),
+            col("inputs", ColumnType::BigInt),
+            col("version", ColumnType::BigInt),
+            col("threshold", ColumnType::Double),
+        ],
+        message: format!("{} model(s)", rows.len()),
+        rows,
+    }
+}
+
+fn context_name(catalog: &Catalog, m: &ModelDef) -> String {
+    catalog
+        .object_by_id(m.context_id)
+        .map(|o| o.name().to_string())
+        .unwrap_or_else(|| format!("#{}", m.context_id))
+}
+
+/// `DESCRIBE MODEL m` (and `DESCRIBE m`): a first row `(intercept)` (its `weight` is the
+/// intercept, its `type` the model's kind, its `impute`/`mean`/`std` NULL and its `log1p`
+/// FALSE), then one row per input in the model's order — `input` (TEXT: `item.column`),
+/// `type` (TEXT: the column's SQL type), `weight`, `impute`, `mean`, `std` (DOUBLE), `log1p`
+/// (BOOLEAN) — and a last row `(threshold)` (its `weight` the threshold, NULL for none). The
+/// message is the `CREATE MODEL` statement.
+pub fn describe_model(m: &ModelDef) -> Listing {
+    let mut rows = vec![vec![
+        text("(intercept)"),
+        text(m.kind_name()),
+        double(m.model.intercept()),
+        Value::Null,
+        Value::Null,
+        Value::Null,
+        Value::Bool(false),
+    ]];
+    for ((input, li), &w) in m.inputs.iter().zip(m.model.inputs()).zip(m.model.weights()) {
+        rows.push(vec![
+            text(&input.name),
+            text(&input.ty.sql_name()),
+            double(w),
+            double(li.impute),
+            double(li.mean),
+            double(li.std),
+            Value::Bool(li.log1p),
+        ]);
+    }
+    rows.push(vec![
+        text("(threshold)"),
+        text("score >= threshold"),
+        m.threshold.map_or(Value::Null, double),
+        Value::Null,
+        Value::Null,
+        Value::Null,
+        Value::Bool(false),
+    ]);
+    Listing {
+        columns: vec![
+            col("input", ColumnType::Text),
+            col("type", ColumnType::Text),
+            col("weight", ColumnType::Double),
+            col("impute", ColumnType::Double),
+            col("mean", ColumnType::Double),
+            col("std", ColumnType::Double),
+            col("log1p", ColumnType::Boolean),
+        ],
+        rows,
+        message: m.sql.clone(),
     }
 }

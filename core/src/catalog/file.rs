@@ -1,8 +1,9 @@
 //! The catalog file: JSON with a `format` field and one map per object kind, by name
 //! (`{"format": 2, "version": …, "next_table_id": …, "tables": {…}, "streams": {…}, "views":
-//! {…}, "indexes": {…}}`, pretty-printed). The layout predates the single namespace and is kept
-//! byte for byte. Format 2 added `indexes` (vector indexes); format 1 files (no indexes) are
-//! still read. `core/src/tests/fixtures/catalog-v1.json` and `catalog-v2.json` pin both.
+//! {…}, "indexes": {…}, "contexts": {…}, "models": {…}}`, pretty-printed). The layout predates
+//! the single namespace and is kept byte for byte. Format 2 added `indexes` (vector indexes), 3
+//! `contexts`, 4 `models`; files of formats 1 to 3 are still read.
+//! `core/src/tests/fixtures/catalog-v1.json` to `catalog-v4.json` pin each.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -16,8 +17,9 @@ use crate::{CoreError, MAX_VECTOR_DIMENSIONS};
 
 /// Format version written into the catalog JSON (`format` field). Bumped on any incompatible
 /// change; [`Catalog::from_bytes`] refuses versions it does not know. 2 added `indexes`, 3
-/// `contexts` (each by its id and `CREATE CONTEXT` text, planned again when read).
-pub const CATALOG_FORMAT_VERSION: u32 = 3;
+/// `contexts` (each by its id and `CREATE CONTEXT` text, planned again when read), 4 `models`
+/// (likewise by id and `CREATE MODEL` text).
+pub const CATALOG_FORMAT_VERSION: u32 = 4;
 
 /// The oldest format [`Catalog::from_bytes`] still reads: 1, which had no vector indexes.
 pub const OLDEST_CATALOG_FORMAT_VERSION: u32 = 1;
@@ -63,11 +65,13 @@ struct DiskRef<'a> {
     views: BTreeMap<&'a str, &'a ViewDef>,
     indexes: BTreeMap<&'a str, IndexDisk>,
     contexts: BTreeMap<&'a str, ContextDisk>,
+    models: BTreeMap<&'a str, ContextDisk>,
 }
 
-/// A named context as the file holds it: its id and the statement that created it. Reading
-/// plans the statement again against the objects read before it (which it checked when it
-/// was created, and which cannot be dropped while it exists), so the plan is never stored.
+/// A named context (or a model) as the file holds it: its id and the statement that created
+/// it. Reading plans the statement again against the objects read before it (which it checked
+/// when it was created, and which cannot be dropped while it exists), so the plan is never
+/// stored.
 #[derive(Serialize, Deserialize)]
 struct ContextDisk {
     id: u32,
@@ -95,6 +99,8 @@ struct Disk {
     indexes: BTreeMap<String, IndexDisk>,
     #[serde(default)]
     contexts: BTreeMap<String, ContextDisk>,
+    #[serde(default)]
+    models: BTreeMap<String, ContextDisk>,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +121,7 @@ impl Catalog {
             views: BTreeMap::new(),
             indexes: BTreeMap::new(),
             contexts: BTreeMap::new(),
+            models: BTreeMap::new(),
         };
         for o in self.objects() {
             match o {
@@ -129,6 +136,16 @@ impl Catalog {
                         ContextDisk {
                             id: c.id,
                             sql: c.sql.clone(),
+                        },
+                    )
+                    .is_none(),
+                Object::Model(m) => disk
+                    .models
+                    .insert(
+                        &m.name,
+                        ContextDisk {
+                            id: m.id,
+                            sql: m.sql.clone(),
                         },
                     )
                     .is_none(),
@@ -156,6 +173,12 @@ impl Catalog {
         }
         let mut disk = file.catalog;
         let contexts = std::mem::take(&mut disk.contexts);
+        let models = std::mem::take(&mut disk.models);
+        if file.format < 4 && !models.is_empty() {
+            return Err(CoreError::Corrupt(
+                "catalog formats 1 to 3 have no models, yet the file lists some".into(),
+            ));
+        }
         if file.format < 3 && !contexts.is_empty() {
             return Err(CoreError::Corrupt(
                 "catalog formats 1 and 2 have no contexts, yet the file lists some".into(),
@@ -187,6 +210,10 @@ impl Catalog {
         for (name, c) in contexts {
             let def = read_context(&cat, &name, c, &mut ids)?;
             cat.insert(Object::Context(Box::new(def)));
+        }
+        for (name, m) in models {
+            let def = read_model(&cat, &name, m, &mut ids)?;
+            cat.insert(Object::Model(Box::new(def)));
         }
         Ok(cat)
     }
@@ -370,5 +397,33 @@ fn read_context(
     }
     let mut def = crate::context::plan(spec, cat, sql.clone()).map_err(|e| bad(e.to_string()))?;
     def.id = c.id;
+    Ok(def)
+}
+
+/// A model entry planned against the objects already read (its context among them): a fresh
+/// id, a name free and matching its entry, a `CREATE MODEL` statement that plans. Any failure
+/// is `Corrupt`.
+fn read_model(
+    cat: &Catalog,
+    name: &str,
+    m: ContextDisk,
+    ids: &mut HashSet<u32>,
+) -> Result<crate::model_def::ModelDef, CoreError> {
+    let bad = |why: String| CoreError::Corrupt(format!("catalog model \"{name}\": {why}"));
+    if cat.object(name).is_some() {
+        return Err(bad("another object has the same name".into()));
+    }
+    if !fresh_id(m.id, cat.next_table_id, ids) {
+        return Err(bad("invalid or duplicate id".into()));
+    }
+    let stmts = crate::sql::parse(&m.sql).map_err(|e| bad(e.to_string()))?;
+    let [crate::sql::Statement::CreateModel { spec, sql, .. }] = &stmts[..] else {
+        return Err(bad("its text is not one CREATE MODEL statement".into()));
+    };
+    if spec.name != name {
+        return Err(bad("name does not match its entry".into()));
+    }
+    let mut def = crate::model_def::plan(spec, cat, sql.clone()).map_err(|e| bad(e.to_string()))?;
+    def.id = m.id;
     Ok(def)
 }

@@ -1,10 +1,14 @@
-//! The catalog: every named object (tables, streams, feature views), versioned, copy-on-write.
+//! The catalog: every named object (tables, streams, feature views, vector indexes, named
+//! contexts, models), versioned, copy-on-write.
 //!
 //! **One namespace.** Every object kind shares one map from name to object, so a name is
 //! checked against every kind at once ([`Catalog::check_name_free`]): creating a table named
 //! like an existing view is refused naming the view. Ids come from one counter too and are
-//! never reused, so a log record's table, stream, view or index id is unambiguous forever. New
-//! kinds (contexts, models) join [`ObjectKind`] and [`Object`].
+//! never reused, so a log record's table, stream, view or index id is unambiguous forever. Every
+//! kind (contexts and models too) is in [`ObjectKind`] and [`Object`].
+//!
+//! **Dependencies.** A named context uses the objects it reads, a model the context its inputs
+//! come from: an object is not dropped while something uses it (the error names the users).
 //!
 //! The catalog file's JSON layout (one map per kind) is the business of [`file`].
 
@@ -12,6 +16,7 @@ use std::collections::BTreeMap;
 
 use crate::context::{ContextDef, ContextSpec};
 use crate::index_def::{IndexDef, IndexSpec, MAX_INDEXES_PER_TABLE};
+use crate::model_def::{ModelDef, ModelSpec};
 use crate::schema::{StreamDef, TableDef};
 use crate::sql::Statement;
 use crate::view::ViewDef;
@@ -38,6 +43,8 @@ pub enum ObjectKind {
     Index,
     /// A named context (`CREATE CONTEXT`).
     Context,
+    /// A model (`CREATE MODEL`).
+    Model,
 }
 
 impl ObjectKind {
@@ -49,6 +56,7 @@ impl ObjectKind {
             ObjectKind::View => "feature view",
             ObjectKind::Index => "index",
             ObjectKind::Context => "context",
+            ObjectKind::Model => "model",
         }
     }
 
@@ -60,6 +68,7 @@ impl ObjectKind {
             ObjectKind::View => "a feature view",
             ObjectKind::Index => "an index",
             ObjectKind::Context => "a context",
+            ObjectKind::Model => "a model",
         }
     }
 
@@ -71,6 +80,7 @@ impl ObjectKind {
             ObjectKind::View => "view",
             ObjectKind::Index => "index",
             ObjectKind::Context => "context",
+            ObjectKind::Model => "model",
         }
     }
 }
@@ -88,6 +98,8 @@ pub enum Object {
     Index(IndexDef),
     /// A named context, planned.
     Context(Box<ContextDef>),
+    /// A model, planned.
+    Model(Box<ModelDef>),
 }
 
 impl Object {
@@ -99,6 +111,7 @@ impl Object {
             Object::View(_) => ObjectKind::View,
             Object::Index(_) => ObjectKind::Index,
             Object::Context(_) => ObjectKind::Context,
+            Object::Model(_) => ObjectKind::Model,
         }
     }
 
@@ -110,6 +123,7 @@ impl Object {
             Object::View(v) => &v.name,
             Object::Index(i) => &i.name,
             Object::Context(c) => &c.name,
+            Object::Model(m) => &m.name,
         }
     }
 
@@ -121,6 +135,7 @@ impl Object {
             Object::View(v) => v.id,
             Object::Index(i) => i.id,
             Object::Context(c) => c.id,
+            Object::Model(m) => m.id,
         }
     }
 }
@@ -229,6 +244,30 @@ impl Catalog {
         self.contexts()
             .filter(|c| c.uses.contains(&id))
             .map(|c| c.name.as_str())
+            .collect()
+    }
+
+    /// Every model, in name order.
+    pub fn models(&self) -> impl Iterator<Item = &ModelDef> + '_ {
+        self.objects().filter_map(|o| match o {
+            Object::Model(m) => Some(&**m),
+            _ => None,
+        })
+    }
+
+    /// The model `name` (already case-folded).
+    pub fn model(&self, name: &str) -> Option<&ModelDef> {
+        match self.object(name)? {
+            Object::Model(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The models whose inputs come from context `id`, by name.
+    pub fn models_using(&self, context_id: u32) -> Vec<&str> {
+        self.models()
+            .filter(|m| m.context_id == context_id)
+            .map(|m| m.name.as_str())
             .collect()
     }
 
@@ -454,11 +493,21 @@ impl Catalog {
             Statement::DropContext { name, if_exists } => {
                 self.drop(name, ObjectKind::Context, *if_exists)
             }
+            Statement::CreateModel {
+                spec,
+                sql,
+                if_not_exists,
+            } => self.create_model(spec, sql, *if_not_exists),
+            Statement::DropModel { name, if_exists } => {
+                self.drop(name, ObjectKind::Model, *if_exists)
+            }
             Statement::ShowTables
             | Statement::ShowIndexes
             | Statement::ShowStreams
             | Statement::ShowViews
             | Statement::ShowContexts
+            | Statement::ShowModels
+            | Statement::DescribeModel { .. }
             | Statement::Describe { .. }
             | Statement::SelectFeatures { .. }
             | Statement::SelectKnn(_)
@@ -559,6 +608,7 @@ impl Catalog {
                 ObjectKind::View => CoreError::UnknownView(name.to_string()),
                 ObjectKind::Index => CoreError::UnknownIndex(name.to_string()),
                 ObjectKind::Context => CoreError::UnknownContext(name.to_string()),
+                ObjectKind::Model => CoreError::UnknownModel(name.to_string()),
             });
         }
         let id = self.object(name).map(Object::id).expect("checked above");
@@ -569,6 +619,7 @@ impl Catalog {
             ObjectKind::View => format!("DROP MATERIALIZED VIEW {name}"),
             ObjectKind::Index => format!("DROP INDEX {name}"),
             ObjectKind::Context => format!("DROP CONTEXT {name}"),
+            ObjectKind::Model => format!("DROP MODEL {name}"),
         };
         Ok((self.without(name, kind), msg))
     }
@@ -705,19 +756,57 @@ impl Catalog {
         Ok((new, msg))
     }
 
-    /// Refuses to drop object `name` (of `kind`, id `id`) while named contexts read it.
+    /// `CREATE MODEL`: planned against this catalog (its context, inputs and numbers checked).
+    fn create_model(
+        &self,
+        spec: &ModelSpec,
+        sql: &str,
+        if_not_exists: bool,
+    ) -> Result<(Catalog, String), CoreError> {
+        if let Some(skipped) = self.check_name_free(&spec.name, ObjectKind::Model, if_not_exists)? {
+            return Ok((self.clone(), skipped));
+        }
+        if self.count(ObjectKind::Model) >= MAX_MODELS {
+            return Err(CoreError::LimitExceeded(format!(
+                "the catalog already has {MAX_MODELS} models"
+            )));
+        }
+        let mut def = crate::model_def::plan(spec, self, sql.to_string())?;
+        let (mut new, id) = self.take_id()?;
+        def.id = id;
+        let msg = format!("CREATE MODEL {}", def.name);
+        new.insert(Object::Model(Box::new(def)));
+        Ok((new, msg))
+    }
+
+    /// Refuses to drop object `name` (of `kind`, id `id`) while named contexts read it or
+    /// models take their inputs from it.
     fn check_unused(&self, kind: ObjectKind, name: &str, id: u32) -> Result<(), CoreError> {
         let users = self.contexts_using(id);
-        if users.is_empty() {
-            return Ok(());
+        if !users.is_empty() {
+            return Err(CoreError::Unsupported(format!(
+                "dropping {} {name} while contexts use it ({}); drop them first",
+                kind.noun(),
+                users.join(", ")
+            )));
         }
-        Err(CoreError::Unsupported(format!(
-            "dropping {} {name} while contexts use it ({}); drop them first",
-            kind.noun(),
-            users.join(", ")
-        )))
+        let models = self.models_using(id);
+        if !models.is_empty() {
+            return Err(CoreError::Unsupported(format!(
+                "dropping {} {name} while models use it ({}); drop them first",
+                kind.noun(),
+                models.join(", ")
+            )));
+        }
+        Ok(())
     }
 }
+
+/// Most models in a catalog. Each is planned and kept by every shard and written (as its
+/// `CREATE MODEL` text, up to `MAX_SQL_BYTES`) in the catalog file, which is rewritten whole by
+/// every DDL and planned again on every start; the bound keeps the file (at most ~16 MiB of
+/// model text) and that work small. Raising it costs catalog rewrite and start-up time.
+pub const MAX_MODELS: usize = 256;
 
 /// Most named contexts in a catalog. Each is planned and kept by every shard and written in
 /// the catalog file; the bound keeps both small. Raising it costs catalog rewrite time.

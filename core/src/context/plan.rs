@@ -244,6 +244,7 @@ fn object_of<'c>(
             ObjectKind::Index => CoreError::UnknownIndex(name.to_string()),
             ObjectKind::Stream => CoreError::UnknownStream(name.to_string()),
             ObjectKind::Context => CoreError::UnknownContext(name.to_string()),
+            ObjectKind::Model => CoreError::UnknownModel(name.to_string()),
         }),
     }
 }

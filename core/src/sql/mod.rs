@@ -17,10 +17,12 @@
 //!   i`; [`parse_condition`] for the filters of kNN requests.
 //! - [`context`]: `CREATE CONTEXT [IF NOT EXISTS] c (param TYPE, …) AS [SELECT] item AS name,
 //!   …` and `DROP CONTEXT [IF EXISTS] c` (named contexts; see [`crate::context`]).
+//! - [`model`]: `CREATE MODEL [IF NOT EXISTS] m ON CONTEXT c INPUTS (item.column, …) USING
+//!   logistic_regression | linear_regression WITH (weights = (…), intercept = b, …)`, `DROP
+//!   MODEL [IF EXISTS] m`, `DESCRIBE MODEL m` (models; see [`crate::model_def`]).
 //! - `SHOW TABLES`, `SHOW STREAMS`, `SHOW [MATERIALIZED] VIEWS`, `SHOW INDEXES`, `SHOW
-//!   CONTEXTS`, `DESCRIBE t` / `DESC t` (a table, a stream, a view, an index or a context),
-//!   answered from the catalog by
-//!   [`crate::listing`].
+//!   CONTEXTS`, `SHOW MODELS`, `DESCRIBE t` / `DESC t` (a table, a stream, a view, an index, a
+//!   context or a model), answered from the catalog by [`crate::listing`].
 //!
 //! Types: BOOLEAN/BOOL, BIGINT/INT8/INTEGER/INT, DOUBLE/DOUBLE PRECISION/FLOAT8,
 //! TEXT/VARCHAR/STRING, BYTES/BYTEA, TIMESTAMP (µs since the epoch, UTC; also spelled
@@ -47,6 +49,7 @@ pub mod index;
 pub mod insert;
 pub mod knn_select;
 mod literal;
+pub mod model;
 pub mod select;
 pub mod stream;
 pub mod table;
@@ -162,6 +165,29 @@ pub enum Statement {
     },
     /// `SHOW CONTEXTS`.
     ShowContexts,
+    /// `CREATE MODEL`: planned against the catalog when the catalog applies it.
+    CreateModel {
+        /// The parsed model.
+        spec: crate::model_def::ModelSpec,
+        /// The statement's text (kept in the catalog).
+        sql: String,
+        /// `IF NOT EXISTS` was given.
+        if_not_exists: bool,
+    },
+    /// `DROP MODEL`.
+    DropModel {
+        /// Model name.
+        name: String,
+        /// `IF EXISTS` was given.
+        if_exists: bool,
+    },
+    /// `SHOW MODELS`.
+    ShowModels,
+    /// `DESCRIBE MODEL m`: only a model of that name is described.
+    DescribeModel {
+        /// Model name.
+        name: String,
+    },
     /// `INSERT INTO table [(cols)] VALUES …`: an upsert replacing whole rows. Not DDL.
     /// [`insert::resolve_insert`] turns it into upsert columns and values against the table.
     Insert {
@@ -189,6 +215,8 @@ impl Statement {
                 | Statement::DropIndex { .. }
                 | Statement::CreateContext { .. }
                 | Statement::DropContext { .. }
+                | Statement::CreateModel { .. }
+                | Statement::DropModel { .. }
         )
     }
 }
@@ -221,6 +249,8 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, CoreError> {
             out.push(stream::parse_create_stream(toks)?);
         } else if context::is_context_ddl(&toks) {
             out.push(context::parse_context_ddl(toks)?);
+        } else if model::is_model_stmt(&toks) {
+            out.push(model::parse_model_stmt(toks)?);
         } else {
             out.push(parse_one(&dialect, toks)?);
         }
@@ -312,6 +342,11 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
         {
             Ok(Statement::ShowContexts)
         }
+        ast::Statement::ShowVariable { variable }
+            if variable.len() == 1 && variable[0].value.eq_ignore_ascii_case("models") =>
+        {
+            Ok(Statement::ShowModels)
+        }
         ast::Statement::ShowViews {
             terse: false,
             show_options,
@@ -333,7 +368,7 @@ fn lower(stmt: ast::Statement) -> Result<Statement, CoreError> {
             })
         }
         other => Err(unsupported(format!(
-            "statement `{}` (supported: CREATE/DROP TABLE, CREATE/DROP STREAM, CREATE/DROP MATERIALIZED VIEW, CREATE/DROP INDEX, CREATE/DROP CONTEXT, SHOW TABLES, SHOW STREAMS, SHOW VIEWS, SHOW INDEXES, SHOW CONTEXTS, DESCRIBE, INSERT INTO a table, SELECT from a table or feature view by key, kNN SELECT … ORDER BY col <-> | <=> | <#> vector LIMIT k)",
+            "statement `{}` (supported: CREATE/DROP TABLE, CREATE/DROP STREAM, CREATE/DROP MATERIALIZED VIEW, CREATE/DROP INDEX, CREATE/DROP CONTEXT, CREATE/DROP MODEL, SHOW TABLES, SHOW STREAMS, SHOW VIEWS, SHOW INDEXES, SHOW CONTEXTS, SHOW MODELS, DESCRIBE, INSERT INTO a table, SELECT from a table or feature view by key, kNN SELECT … ORDER BY col <-> | <=> | <#> vector LIMIT k)",
             crate::excerpt(&other.to_string(), 80)
         ))),
     }

@@ -92,7 +92,7 @@ fn serde_roundtrip_and_corruption() {
         &b""[..],
         b"{",
         b"[]",
-        b"{\"format\":4,\"version\":0,\"next_table_id\":1,\"tables\":{}}",
+        b"{\"format\":5,\"version\":0,\"next_table_id\":1,\"tables\":{}}",
         b"{\"format\":0,\"version\":0,\"next_table_id\":1,\"tables\":{}}",
     ] {
         assert_eq!(
@@ -176,10 +176,15 @@ fn one_namespace_for_every_kind() {
             }
             Index => "CREATE INDEX x ON vt USING hnsw (e)",
             Context => "CREATE CONTEXT x AS row(vt, 1) AS r",
+            Model => {
+                "CREATE MODEL x ON CONTEXT cx INPUTS (r.k) USING linear_regression \
+                 WITH (weights = (1), intercept = 0)"
+            }
         };
         catalog_with(&[
             "CREATE STREAM src (ts TIMESTAMP, k TEXT) WITH (event_time = 'ts')",
             "CREATE TABLE vt (k BIGINT PRIMARY KEY, e VECTOR(2), f VECTOR(2))",
+            "CREATE CONTEXT cx AS row(vt, 1) AS r",
             create,
         ])
     };
@@ -196,11 +201,15 @@ fn one_namespace_for_every_kind() {
             ),
             Index => format!("CREATE INDEX {ine}x ON vt USING hnsw (f)"),
             Context => format!("CREATE CONTEXT {ine}x AS row(vt, 2) AS r"),
+            Model => format!(
+                "CREATE MODEL {ine}x ON CONTEXT cx INPUTS (r.k) USING logistic_regression \
+                 WITH (weights = (2), intercept = 1)"
+            ),
         }
     };
-    for have in [Table, Stream, View, Index, Context] {
+    for have in [Table, Stream, View, Index, Context, Model] {
         let cat = existing(have);
-        for make in [Table, Stream, View, Index, Context] {
+        for make in [Table, Stream, View, Index, Context, Model] {
             for if_not_exists in [false, true] {
                 let sql = create(make, if_not_exists);
                 let got = run(&cat, &sql);
@@ -221,7 +230,7 @@ fn one_namespace_for_every_kind() {
                 let kind = match have {
                     Table => ErrorKind::TableExists,
                     Stream => ErrorKind::StreamExists,
-                    View | Index | Context => ErrorKind::ObjectExists,
+                    View | Index | Context | Model => ErrorKind::ObjectExists,
                 };
                 assert_eq!(e.kind(), kind, "{sql}");
             }
@@ -232,6 +241,7 @@ fn one_namespace_for_every_kind() {
         assert_eq!(cat.stream("x").is_some(), have == Stream);
         assert_eq!(cat.view("x").is_some(), have == View);
         assert_eq!(cat.index("x").is_some(), have == Index);
+        assert_eq!(cat.model("x").is_some(), have == Model);
     }
 }
 

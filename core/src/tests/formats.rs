@@ -63,6 +63,7 @@ fn fixture_catalog_v2() -> Catalog {
 const CATALOG_FIXTURE: &[u8] = include_bytes!("fixtures/catalog-v1.json");
 const CATALOG_V2_FIXTURE: &[u8] = include_bytes!("fixtures/catalog-v2.json");
 const CATALOG_V3_FIXTURE: &[u8] = include_bytes!("fixtures/catalog-v3.json");
+const CATALOG_V4_FIXTURE: &[u8] = include_bytes!("fixtures/catalog-v4.json");
 
 /// The statements of the format-3 fixture after those of format 2: a named context.
 const CONTEXT_SQL: &[&str] = &["CREATE CONTEXT card_ctx (card TEXT) AS SELECT row(cards, card) AS c, features(card_10m, card, columns => (txns)) AS f"];
@@ -77,37 +78,75 @@ fn fixture_catalog_v3() -> Catalog {
     catalog_with(&sql)
 }
 
+/// The statements of the format-4 fixture after those of format 3: a logistic model with
+/// every option (negative, integer and decimal numbers, log1p) and a linear one with the
+/// defaults.
+const MODEL_SQL: &[&str] = &[
+    "CREATE MODEL card_lr ON CONTEXT card_ctx INPUTS (f.txns, c.risk, c.flagged, c.n) \
+     USING logistic_regression WITH (weights = (0.75, -2, 1.5e-3, 3), intercept = -1.25, \
+     impute = (0, 0.5, 0, -0.5), mean = (1.5, 0, 0, 2), std = (2, 1, 1, 0.25), \
+     log1p = (f.txns), threshold = 0.7)",
+    "CREATE MODEL card_lin ON CONTEXT card_ctx INPUTS (c.risk) USING linear_regression \
+     WITH (weights = 1, intercept = 0)",
+];
+
+fn fixture_catalog_v4() -> Catalog {
+    let sql: Vec<&str> = CATALOG_SQL
+        .iter()
+        .chain(INDEX_SQL)
+        .chain(CONTEXT_SQL)
+        .chain(MODEL_SQL)
+        .copied()
+        .collect();
+    catalog_with(&sql)
+}
+
 /// A format-1 file (before indexes) still reads, to the catalog the same statements build
-/// today; it is written back as format 3.
+/// today; it is written back as format 4.
 #[test]
 fn catalog_file_written_by_an_earlier_build_decodes() {
     let built = fixture_catalog();
     let decoded = Catalog::from_bytes(CATALOG_FIXTURE).expect("the fixture decodes");
     assert_eq!(decoded, built);
     assert!(decoded.indexes().next().is_none());
-    let v3 = decoded.to_bytes();
-    assert!(v3.starts_with(b"{\n  \"format\": 3,"));
-    assert_eq!(Catalog::from_bytes(&v3).unwrap(), built);
+    let v4 = decoded.to_bytes();
+    assert!(v4.starts_with(b"{\n  \"format\": 4,"));
+    assert_eq!(Catalog::from_bytes(&v4).unwrap(), built);
 }
 
-/// A format-2 file (indexes, before contexts) still reads; it is written back as format 3.
+/// A format-2 file (indexes, before contexts) still reads; it is written back as format 4.
 #[test]
 fn catalog_file_with_indexes_decodes() {
     let built = fixture_catalog_v2();
     assert_eq!(built.indexes().count(), 3);
     let decoded = Catalog::from_bytes(CATALOG_V2_FIXTURE).expect("the fixture decodes");
     assert_eq!(decoded, built);
-    assert!(decoded.to_bytes().starts_with(b"{\n  \"format\": 3,"));
+    assert!(decoded.to_bytes().starts_with(b"{\n  \"format\": 4,"));
 }
 
+/// A format-3 file (contexts, before models) still reads; it is written back as format 4.
 #[test]
-fn catalog_file_with_contexts_decodes_and_re_encodes_identically() {
+fn catalog_file_with_contexts_decodes() {
     let built = fixture_catalog_v3();
     assert_eq!(built.contexts().count(), 1);
     let decoded = Catalog::from_bytes(CATALOG_V3_FIXTURE).expect("the fixture decodes");
     assert_eq!(decoded, built);
-    assert_eq!(decoded.to_bytes(), CATALOG_V3_FIXTURE);
-    assert_eq!(built.to_bytes(), CATALOG_V3_FIXTURE);
+    let v4 = decoded.to_bytes();
+    assert!(v4.starts_with(b"{\n  \"format\": 4,"));
+    assert_eq!(Catalog::from_bytes(&v4).unwrap(), built);
+}
+
+#[test]
+fn catalog_file_with_models_decodes_and_re_encodes_identically() {
+    let built = fixture_catalog_v4();
+    assert_eq!(built.models().count(), 2);
+    let decoded = Catalog::from_bytes(CATALOG_V4_FIXTURE).expect("the fixture decodes");
+    assert_eq!(decoded, built);
+    let lr = decoded.model("card_lr").unwrap();
+    assert_eq!(lr.model.weights(), [0.75, -2.0, 1.5e-3, 3.0]);
+    assert_eq!(lr.threshold, Some(0.7));
+    assert_eq!(decoded.to_bytes(), CATALOG_V4_FIXTURE);
+    assert_eq!(built.to_bytes(), CATALOG_V4_FIXTURE);
 }
 
 fn key(v: &Value) -> Vec<u8> {
@@ -237,7 +276,8 @@ fn checkpoint_written_by_an_earlier_build_decodes_and_re_encodes_identically() {
 
 /// Writes the fixtures with this build: `TARN_WRITE_FIXTURES=1 cargo test -p tarn-core
 /// write_fixtures -- --ignored`. Only ever run on the build whose format the fixtures pin:
-/// `catalog-v3.json` (catalog format 3, with a context). `catalog-v2.json` pins format 2
+/// `catalog-v4.json` (catalog format 4, with models). `catalog-v3.json` pins format 3 (a
+/// context, before models; written by commit b1dad48), `catalog-v2.json` format 2
 /// (indexes, before contexts; written by commit 26eddf7), `catalog-v1.json` format 1 (before
 /// indexes; written by commit 2210249) and `checkpoint-v4.bin` the format before VECTOR; they
 /// are no longer written.
@@ -251,8 +291,8 @@ fn write_fixtures() {
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tests/fixtures");
     std::fs::create_dir_all(&dir).unwrap();
-    let cat = fixture_catalog_v3();
-    std::fs::write(dir.join("catalog-v3.json"), cat.to_bytes()).unwrap();
+    let cat = fixture_catalog_v4();
+    std::fs::write(dir.join("catalog-v4.json"), cat.to_bytes()).unwrap();
 }
 
 /// Log records of every kind and every value type, as the record fixture holds them.

@@ -536,7 +536,7 @@ fn catalog_file_round_trips_indexes_and_checks_them() {
     assert_eq!(back.index("docs_emb").unwrap().params.seed, 2);
 
     let json: serde_json::Value = serde_json::from_slice(&cat.to_bytes()).unwrap();
-    assert_eq!(json["format"], 3);
+    assert_eq!(json["format"], 4);
     let corrupt = |edit: &dyn Fn(&mut serde_json::Value), why: &str| {
         let mut j = json.clone();
         edit(&mut j);

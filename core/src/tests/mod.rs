@@ -10,6 +10,7 @@ mod indexes;
 mod ingest;
 mod invariants;
 mod listing;
+mod model;
 mod recent;
 mod record;
 mod sql;

@@ -76,6 +76,19 @@ async fn run_statements(
                     tarn_core::listing::show_contexts(&shard.catalog()),
                 ));
             }
+            Statement::ShowModels => {
+                messages.push(put(
+                    &mut reply,
+                    tarn_core::listing::show_models(&shard.catalog()),
+                ));
+            }
+            Statement::DescribeModel { name } => {
+                let catalog = shard.catalog();
+                let model = catalog.model(&name).ok_or_else(|| {
+                    ServerError::from(tarn_core::CoreError::UnknownModel(name.clone()))
+                })?;
+                messages.push(put(&mut reply, tarn_core::listing::describe_model(model)));
+            }
             Statement::ShowTables => {
                 messages.push(put(
                     &mut reply,
