@@ -64,8 +64,8 @@ struct DiskRef<'a> {
     streams: BTreeMap<&'a str, &'a StreamDef>,
     views: BTreeMap<&'a str, &'a ViewDef>,
     indexes: BTreeMap<&'a str, IndexDisk>,
-    contexts: BTreeMap<&'a str, ContextDisk>,
-    models: BTreeMap<&'a str, ContextDisk>,
+    contexts: BTreeMap<&'a str, StatementDisk>,
+    models: BTreeMap<&'a str, StatementDisk>,
 }
 
 /// A named context (or a model) as the file holds it: its id and the statement that created
@@ -73,7 +73,7 @@ struct DiskRef<'a> {
 /// when it was created, and which cannot be dropped while it exists), so the plan is never
 /// stored.
 #[derive(Serialize, Deserialize)]
-struct ContextDisk {
+struct StatementDisk {
     id: u32,
     sql: String,
 }
@@ -98,9 +98,9 @@ struct Disk {
     #[serde(default)]
     indexes: BTreeMap<String, IndexDisk>,
     #[serde(default)]
-    contexts: BTreeMap<String, ContextDisk>,
+    contexts: BTreeMap<String, StatementDisk>,
     #[serde(default)]
-    models: BTreeMap<String, ContextDisk>,
+    models: BTreeMap<String, StatementDisk>,
 }
 
 #[derive(Deserialize)]
@@ -133,7 +133,7 @@ impl Catalog {
                     .contexts
                     .insert(
                         &c.name,
-                        ContextDisk {
+                        StatementDisk {
                             id: c.id,
                             sql: c.sql.clone(),
                         },
@@ -143,7 +143,7 @@ impl Catalog {
                     .models
                     .insert(
                         &m.name,
-                        ContextDisk {
+                        StatementDisk {
                             id: m.id,
                             sql: m.sql.clone(),
                         },
@@ -378,7 +378,7 @@ fn check_indexes(cat: &Disk, ids: &mut HashSet<u32>) -> Result<Vec<IndexDef>, Co
 fn read_context(
     cat: &Catalog,
     name: &str,
-    c: ContextDisk,
+    c: StatementDisk,
     ids: &mut HashSet<u32>,
 ) -> Result<crate::context::ContextDef, CoreError> {
     let bad = |why: String| CoreError::Corrupt(format!("catalog context \"{name}\": {why}"));
@@ -406,7 +406,7 @@ fn read_context(
 fn read_model(
     cat: &Catalog,
     name: &str,
-    m: ContextDisk,
+    m: StatementDisk,
     ids: &mut HashSet<u32>,
 ) -> Result<crate::model_def::ModelDef, CoreError> {
     let bad = |why: String| CoreError::Corrupt(format!("catalog model \"{name}\": {why}"));
