@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{Catalog, Object};
 use crate::index_def::{IndexDef, MAX_INDEXES_PER_TABLE};
 use crate::schema::{StreamDef, TableDef};
+use crate::sql::Statement;
 use crate::view::ViewDef;
 use crate::{CoreError, MAX_VECTOR_DIMENSIONS};
 
@@ -373,57 +374,68 @@ fn check_indexes(cat: &Disk, ids: &mut HashSet<u32>) -> Result<Vec<IndexDef>, Co
     Ok(out)
 }
 
-/// A context entry planned against the objects already read: a fresh id, a name free and
-/// matching its entry, a `CREATE CONTEXT` statement that plans. Any failure is `Corrupt`.
+/// A context entry planned against the objects already read (see [`read_statement`]).
 fn read_context(
     cat: &Catalog,
     name: &str,
     c: StatementDisk,
     ids: &mut HashSet<u32>,
 ) -> Result<crate::context::ContextDef, CoreError> {
-    let bad = |why: String| CoreError::Corrupt(format!("catalog context \"{name}\": {why}"));
-    if cat.object(name).is_some() {
-        return Err(bad("another object has the same name".into()));
-    }
-    if !fresh_id(c.id, cat.next_table_id, ids) {
-        return Err(bad("invalid or duplicate id".into()));
-    }
-    let stmts = crate::sql::parse(&c.sql).map_err(|e| bad(e.to_string()))?;
-    let [crate::sql::Statement::CreateContext { spec, sql, .. }] = &stmts[..] else {
-        return Err(bad("its text is not one CREATE CONTEXT statement".into()));
-    };
-    if spec.name != name {
-        return Err(bad("name does not match its entry".into()));
-    }
-    let mut def = crate::context::plan(spec, cat, sql.clone()).map_err(|e| bad(e.to_string()))?;
+    let mut def = read_statement(cat, ("context", name), &c, ids, |stmt| match stmt {
+        Statement::CreateContext { spec, sql, .. } if spec.name == name => {
+            Some(crate::context::plan(spec, cat, sql.clone()))
+        }
+        _ => None,
+    })?;
     def.id = c.id;
     Ok(def)
 }
 
-/// A model entry planned against the objects already read (its context among them): a fresh
-/// id, a name free and matching its entry, a `CREATE MODEL` statement that plans. Any failure
-/// is `Corrupt`.
+/// A model entry planned against the objects already read, its context among them (see
+/// [`read_statement`]).
 fn read_model(
     cat: &Catalog,
     name: &str,
     m: StatementDisk,
     ids: &mut HashSet<u32>,
 ) -> Result<crate::model_def::ModelDef, CoreError> {
-    let bad = |why: String| CoreError::Corrupt(format!("catalog model \"{name}\": {why}"));
+    let mut def = read_statement(cat, ("model", name), &m, ids, |stmt| match stmt {
+        Statement::CreateModel { spec, sql, .. } if spec.name == name => {
+            Some(crate::model_def::plan(spec, cat, sql.clone()))
+        }
+        _ => None,
+    })?;
+    def.id = m.id;
+    Ok(def)
+}
+
+/// An entry kept as its statement (`kind` named `name`): a fresh id, a name free, a text that is
+/// one statement `plan` accepts (the `CREATE` of that kind, naming the entry; None otherwise)
+/// and that plans. Any failure is `Corrupt`, naming the entry.
+fn read_statement<T>(
+    cat: &Catalog,
+    (kind, name): (&str, &str),
+    entry: &StatementDisk,
+    ids: &mut HashSet<u32>,
+    plan: impl Fn(&Statement) -> Option<Result<T, CoreError>>,
+) -> Result<T, CoreError> {
+    let bad = |why: String| CoreError::Corrupt(format!("catalog {kind} \"{name}\": {why}"));
     if cat.object(name).is_some() {
         return Err(bad("another object has the same name".into()));
     }
-    if !fresh_id(m.id, cat.next_table_id, ids) {
+    if !fresh_id(entry.id, cat.next_table_id, ids) {
         return Err(bad("invalid or duplicate id".into()));
     }
-    let stmts = crate::sql::parse(&m.sql).map_err(|e| bad(e.to_string()))?;
-    let [crate::sql::Statement::CreateModel { spec, sql, .. }] = &stmts[..] else {
-        return Err(bad("its text is not one CREATE MODEL statement".into()));
+    let stmts = crate::sql::parse(&entry.sql).map_err(|e| bad(e.to_string()))?;
+    let planned = match &stmts[..] {
+        [stmt] => plan(stmt),
+        _ => None,
     };
-    if spec.name != name {
-        return Err(bad("name does not match its entry".into()));
-    }
-    let mut def = crate::model_def::plan(spec, cat, sql.clone()).map_err(|e| bad(e.to_string()))?;
-    def.id = m.id;
-    Ok(def)
+    let Some(planned) = planned else {
+        return Err(bad(format!(
+            "its text is not one CREATE {} statement named so",
+            kind.to_ascii_uppercase()
+        )));
+    };
+    planned.map_err(|e| bad(e.to_string()))
 }
