@@ -26,7 +26,7 @@ use tarn_models::{LinearInput, LinearKind, LinearModel};
 use tarn_types::ColumnType;
 
 use crate::catalog::{Catalog, Object, ObjectKind};
-use crate::context::Source;
+use crate::context::{ContextDef, Source};
 use crate::CoreError;
 
 /// The decision threshold of a logistic model created without one.
@@ -245,6 +245,33 @@ pub fn plan(spec: &ModelSpec, catalog: &Catalog, sql: String) -> Result<ModelDef
         }
         None => return Err(CoreError::UnknownContext(spec.context.clone())),
     };
+    let inputs = resolve_inputs(spec, context)?;
+    let opts = options(spec)?;
+    let model = linear_model(spec, &inputs, &opts)?;
+    let threshold = match (opts.threshold, spec.kind) {
+        (Some(t), _) if !t.is_finite() => {
+            return Err(invalid(name, format!("threshold {t} is not finite")))
+        }
+        (Some(t), _) => Some(t),
+        (None, LinearKind::Logistic) => Some(DEFAULT_LOGISTIC_THRESHOLD),
+        (None, LinearKind::Linear) => None,
+    };
+    Ok(ModelDef {
+        id: 0,
+        name: name.clone(),
+        context_id: context.id,
+        inputs,
+        model,
+        threshold,
+        version: 1,
+        sql,
+    })
+}
+
+/// Each input of `spec` resolved in `context`: an item of it, single (row or features, not a
+/// list item), and one of its BIGINT, DOUBLE or BOOLEAN reply columns, none listed twice.
+fn resolve_inputs(spec: &ModelSpec, context: &ContextDef) -> Result<Vec<ModelInput>, CoreError> {
+    let name = &spec.name;
     if spec.inputs.is_empty() {
         return Err(invalid(name, "a model needs at least one input".into()));
     }
@@ -310,7 +337,17 @@ pub fn plan(spec: &ModelSpec, catalog: &Catalog, sql: String) -> Result<ModelDef
             ty,
         });
     }
-    let opts = options(spec)?;
+    Ok(inputs)
+}
+
+/// The [`LinearModel`] of `spec` over its resolved `inputs`: `log1p` names resolved to flags,
+/// defaults applied, every number checked by [`LinearModel::new`].
+fn linear_model(
+    spec: &ModelSpec,
+    inputs: &[ModelInput],
+    opts: &Options,
+) -> Result<LinearModel, CoreError> {
+    let name = &spec.name;
     let mut log1p = vec![false; inputs.len()];
     for (item, column) in &opts.log1p {
         let input_name = format!("{item}.{column}");
@@ -326,9 +363,9 @@ pub fn plan(spec: &ModelSpec, catalog: &Catalog, sql: String) -> Result<ModelDef
         log1p[i] = true;
     }
     let n = inputs.len();
-    let impute = opts.impute.unwrap_or_else(|| vec![0.0; n]);
-    let mean = opts.mean.unwrap_or_else(|| vec![0.0; n]);
-    let std = opts.std.unwrap_or_else(|| vec![1.0; n]);
+    let impute = opts.impute.clone().unwrap_or_else(|| vec![0.0; n]);
+    let mean = opts.mean.clone().unwrap_or_else(|| vec![0.0; n]);
+    let std = opts.std.clone().unwrap_or_else(|| vec![1.0; n]);
     let linear_inputs = (0..n)
         .map(|i| LinearInput {
             name: inputs[i].name.clone(),
@@ -338,31 +375,16 @@ pub fn plan(spec: &ModelSpec, catalog: &Catalog, sql: String) -> Result<ModelDef
             std: std[i],
         })
         .collect();
-    let model =
-        LinearModel::new(spec.kind, linear_inputs, opts.weights, opts.intercept).map_err(|e| {
-            match e {
-                tarn_models::ModelError::LimitExceeded { .. } => {
-                    CoreError::LimitExceeded(format!("model {name}: {e}"))
-                }
-                e => invalid(name, e.to_string()),
-            }
-        })?;
-    let threshold = match (opts.threshold, spec.kind) {
-        (Some(t), _) if !t.is_finite() => {
-            return Err(invalid(name, format!("threshold {t} is not finite")))
+    LinearModel::new(
+        spec.kind,
+        linear_inputs,
+        opts.weights.clone(),
+        opts.intercept,
+    )
+    .map_err(|e| match e {
+        tarn_models::ModelError::LimitExceeded { .. } => {
+            CoreError::LimitExceeded(format!("model {name}: {e}"))
         }
-        (Some(t), _) => Some(t),
-        (None, LinearKind::Logistic) => Some(DEFAULT_LOGISTIC_THRESHOLD),
-        (None, LinearKind::Linear) => None,
-    };
-    Ok(ModelDef {
-        id: 0,
-        name: name.clone(),
-        context_id: context.id,
-        inputs,
-        model,
-        threshold,
-        version: 1,
-        sql,
+        e => invalid(name, e.to_string()),
     })
 }
