@@ -202,7 +202,7 @@ fn models_are_created_described_kept_across_restarts_and_dropped() {
     );
     expect_err(
         c.sql("DESCRIBE MODEL fraud_lr"),
-        ErrorCode::InvalidArgument,
+        ErrorCode::UnknownModel,
         "unknown model \"fraud_lr\"",
         "DESCRIBE of a dropped model",
     );

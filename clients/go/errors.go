@@ -50,6 +50,7 @@ const (
 	CodeBadVector          ErrorCode = 42
 	CodeUnknownIndex       ErrorCode = 43
 	CodeUnknownContext     ErrorCode = 44
+	CodeUnknownModel       ErrorCode = 45
 	CodeStorage            ErrorCode = 50
 	CodeInternal           ErrorCode = 60
 )
@@ -72,13 +73,13 @@ var codeNames = map[ErrorCode]string{
 	CodeLimitExceeded: "LIMIT_EXCEEDED", CodeInvalidArgument: "INVALID_ARGUMENT",
 	CodeBusy: "BUSY", CodeShuttingDown: "SHUTTING_DOWN", CodeBadVector: "BAD_VECTOR",
 	CodeUnknownIndex: "UNKNOWN_INDEX", CodeUnknownContext: "UNKNOWN_CONTEXT",
-	CodeStorage: "STORAGE", CodeInternal: "INTERNAL",
+	CodeUnknownModel: "UNKNOWN_MODEL", CodeStorage: "STORAGE", CodeInternal: "INTERNAL",
 }
 
 // AllErrorCodes lists every code this client knows, in numeric order.
 var AllErrorCodes = []ErrorCode{
 	1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-	33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 50, 60,
+	33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 50, 60,
 }
 
 // String is the stable upper-case name, e.g. "UNKNOWN_TABLE".

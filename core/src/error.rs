@@ -68,6 +68,8 @@ pub enum ErrorKind {
     InvalidArgument,
     /// A named-context name not in the catalog.
     UnknownContext,
+    /// A model name not in the catalog.
+    UnknownModel,
 }
 
 impl ErrorKind {
@@ -100,6 +102,7 @@ impl ErrorKind {
             ErrorKind::UnknownIndex => "unknown_index",
             ErrorKind::InvalidArgument => "invalid_argument",
             ErrorKind::UnknownContext => "unknown_context",
+            ErrorKind::UnknownModel => "unknown_model",
         }
     }
 }
@@ -224,8 +227,7 @@ pub enum CoreError {
     /// A context name not in the catalog.
     #[error("unknown context \"{0}\"")]
     UnknownContext(String),
-    /// A model name not in the catalog. Its kind is [`ErrorKind::InvalidArgument`] until the
-    /// protocol has a code of its own for models (with the requests that score them).
+    /// A model name not in the catalog.
     #[error("unknown model \"{0}\"")]
     UnknownModel(String),
     /// A name that belongs to an object of another kind than the statement needs (`DROP
@@ -340,14 +342,14 @@ impl CoreError {
             CoreError::BadVector { .. } => ErrorKind::BadVector,
             CoreError::UnknownIndex(_) => ErrorKind::UnknownIndex,
             CoreError::UnknownContext(_) => ErrorKind::UnknownContext,
-            CoreError::UnknownModel(_) => ErrorKind::InvalidArgument,
+            CoreError::UnknownModel(_) => ErrorKind::UnknownModel,
             CoreError::WrongKind { wanted, .. } => match wanted {
                 ObjectKind::Table => ErrorKind::UnknownTable,
                 ObjectKind::Stream => ErrorKind::UnknownStream,
                 ObjectKind::View => ErrorKind::UnknownView,
                 ObjectKind::Index => ErrorKind::UnknownIndex,
                 ObjectKind::Context => ErrorKind::UnknownContext,
-                ObjectKind::Model => ErrorKind::InvalidArgument,
+                ObjectKind::Model => ErrorKind::UnknownModel,
             },
             CoreError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             CoreError::NotAVectorColumn { .. } => ErrorKind::TypeMismatch,

@@ -65,13 +65,16 @@ pub enum ErrorCode {
     UnknownIndex = 43,
     /// A named-context name not in the catalog (`DROP CONTEXT`, a CONTEXT request).
     UnknownContext = 44,
+    /// A model name not in the catalog (`DROP MODEL`, `DESCRIBE MODEL`), also when the name
+    /// is another kind of object's.
+    UnknownModel = 45,
     Storage = 50,
     Internal = 60,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order (excluding `Unknown`).
-    pub const ALL: [ErrorCode; 39] = [
+    pub const ALL: [ErrorCode; 40] = [
         ErrorCode::Malformed,
         ErrorCode::UnknownOpcode,
         ErrorCode::FrameTooLarge,
@@ -109,6 +112,7 @@ impl ErrorCode {
         ErrorCode::BadVector,
         ErrorCode::UnknownIndex,
         ErrorCode::UnknownContext,
+        ErrorCode::UnknownModel,
         ErrorCode::Storage,
         ErrorCode::Internal,
     ];
@@ -186,6 +190,7 @@ impl ErrorCode {
             ErrorCode::BadVector => "BAD_VECTOR",
             ErrorCode::UnknownIndex => "UNKNOWN_INDEX",
             ErrorCode::UnknownContext => "UNKNOWN_CONTEXT",
+            ErrorCode::UnknownModel => "UNKNOWN_MODEL",
             ErrorCode::Storage => "STORAGE",
             ErrorCode::Internal => "INTERNAL",
         }

@@ -161,14 +161,15 @@ fn error_code_all_lists_every_variant() {
             BadVector => 35,
             UnknownIndex => 36,
             UnknownContext => 37,
-            Storage => 38,
-            Internal => 39,
+            UnknownModel => 38,
+            Storage => 39,
+            Internal => 40,
         }
     }
     let ordinals: BTreeSet<usize> = ErrorCode::ALL.iter().map(|&c| ordinal(c)).collect();
     assert_eq!(
         ordinals,
-        (1..=39).collect::<BTreeSet<usize>>(),
+        (1..=40).collect::<BTreeSet<usize>>(),
         "ErrorCode::ALL must list every variant but Unknown exactly once"
     );
     let numbers: BTreeSet<u16> = ErrorCode::ALL.iter().map(|c| c.as_u16()).collect();

@@ -99,6 +99,7 @@ pub fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::UnknownIndex => ErrorCode::UnknownIndex,
         ErrorKind::InvalidArgument => ErrorCode::InvalidArgument,
         ErrorKind::UnknownContext => ErrorCode::UnknownContext,
+        ErrorKind::UnknownModel => ErrorCode::UnknownModel,
         // A feature view's or an index's name: the code views have always had.
         ErrorKind::ObjectExists => ErrorCode::StreamExists,
     }

@@ -318,6 +318,7 @@ fn if_not_exists_and_if_exists() {
     assert_eq!(same, cat);
     let e = run(&cat, "DROP MODEL nope").unwrap_err();
     assert_eq!(e, CoreError::UnknownModel("nope".into()));
+    assert_eq!(e.kind(), ErrorKind::UnknownModel);
     assert_eq!(e.to_string(), "unknown model \"nope\"");
     // DROP MODEL of a context's name: no model has it.
     assert_eq!(

@@ -869,6 +869,11 @@ fn error_vectors() -> Vec<(&'static str, u64, Response)> {
             0x25,
             resp(e(ErrorCode::UnknownContext, "context \"fraud_check\" does not exist")),
         ),
+        (
+            "error_unknown_model",
+            0x26,
+            resp(e(ErrorCode::UnknownModel, "unknown model \"fraud_lr\"")),
+        ),
     ]
 }
 
