@@ -461,10 +461,6 @@ fn operand_text(c: &ContextDef, o: &Operand) -> String {
     }
 }
 
-fn double(x: f64) -> Value {
-    Value::Double(x)
-}
-
 /// `SHOW MODELS`: `model`, `context`, `kind` (TEXT: `logistic_regression` or
 /// `linear_regression`), `inputs` (BIGINT), `version` (BIGINT), `threshold` (DOUBLE; NULL
 /// when the model makes no decision) per model.
@@ -478,7 +474,7 @@ pub fn show_models(catalog: &Catalog) -> Listing {
                 text(m.kind_name()),
                 Value::Int(m.inputs.len() as i64),
                 Value::Int(i64::from(m.version)),
-                m.threshold.map_or(Value::Null, double),
+                m.threshold.map_or(Value::Null, Value::Double),
             ]
         })
         .collect();
@@ -513,7 +509,7 @@ pub fn describe_model(m: &ModelDef) -> Listing {
     let mut rows = vec![vec![
         text("(intercept)"),
         text(m.kind_name()),
-        double(m.model.intercept()),
+        Value::Double(m.model.intercept()),
         Value::Null,
         Value::Null,
         Value::Null,
@@ -523,17 +519,17 @@ pub fn describe_model(m: &ModelDef) -> Listing {
         rows.push(vec![
             text(&input.name),
             text(&input.ty.sql_name()),
-            double(w),
-            double(li.impute),
-            double(li.mean),
-            double(li.std),
+            Value::Double(w),
+            Value::Double(li.impute),
+            Value::Double(li.mean),
+            Value::Double(li.std),
             Value::Bool(li.log1p),
         ]);
     }
     rows.push(vec![
         text("(threshold)"),
         text("score >= threshold"),
-        m.threshold.map_or(Value::Null, double),
+        m.threshold.map_or(Value::Null, Value::Double),
         Value::Null,
         Value::Null,
         Value::Null,

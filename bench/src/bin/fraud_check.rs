@@ -281,9 +281,15 @@ fn tarn_side(run: &mut Run, data: &Rc<BenchData>, dir: &Path) -> Result<Setup, S
     eprintln!("{}", checked.line("tarn"));
     let server_mark = CpuMark::take(cli.server_cpu, t.cpu_ns());
     let client_mark = CpuMark::take(cli.client_cpu, self_cpu_ns());
-    let cpu = || t.sched();
+    let sched = || t.sched();
     let get = context::tarn::get_factory(&data.calls);
-    run.measure(&addr, &get, (report::TARN, report::TARN_GET, "1"), 1, &cpu)?;
+    run.measure(
+        &addr,
+        &get,
+        (report::TARN, report::TARN_GET, "1"),
+        1,
+        &sched,
+    )?;
     let ctx = context::tarn::context_factory(&data.calls);
     for n in run.conns.clone() {
         run.measure(
@@ -291,7 +297,7 @@ fn tarn_side(run: &mut Run, data: &Rc<BenchData>, dir: &Path) -> Result<Setup, S
             &ctx,
             (report::TARN, report::TARN_CONTEXT, "1"),
             n,
-            &cpu,
+            &sched,
         )?;
     }
     if let Some(go) = &cli.go_bench {
@@ -308,7 +314,7 @@ fn tarn_side(run: &mut Run, data: &Rc<BenchData>, dir: &Path) -> Result<Setup, S
             .collect();
         std::fs::write(&params, text).map_err(|e| format!("{}: {e}", params.display()))?;
         for n in run.conns.clone() {
-            go_row(run, go, &addr, &params, n, &cpu)?;
+            go_row(run, go, &addr, &params, n, &sched)?;
         }
     }
     let interference = interference(cli, server_mark, client_mark, t.cpu_ns());
@@ -464,11 +470,11 @@ fn redis_side(run: &mut Run, data: &Rc<BenchData>) -> Result<Setup, String> {
     let checked = verify::redis(&addr, data, cli.verify)?;
     eprintln!("{}", checked.line("redis"));
     let pid = redis.pid().ok_or("redis.sh wrote no pid file")?;
-    let cpu = move || process_sched(pid);
-    let server_mark = CpuMark::take(cli.server_cpu, cpu().run_ns);
+    let sched = move || process_sched(pid);
+    let server_mark = CpuMark::take(cli.server_cpu, sched().run_ns);
     let client_mark = CpuMark::take(cli.client_cpu, self_cpu_ns());
     let get = context::RedisGetFactory { data: data.clone() };
-    run.measure(&addr, &get, (report::REDIS, "HGETALL card", "1"), 1, &cpu)?;
+    run.measure(&addr, &get, (report::REDIS, "HGETALL card", "1"), 1, &sched)?;
     for knn in [true, false] {
         let f = context::RedisContextFactory {
             data: data.clone(),
@@ -480,10 +486,10 @@ fn redis_side(run: &mut Run, data: &Rc<BenchData>) -> Result<Setup, String> {
             (report::REDIS_FLOOR, "2")
         };
         for n in run.conns.clone() {
-            run.measure(&addr, &f, (report::REDIS, op, trips), n, &cpu)?;
+            run.measure(&addr, &f, (report::REDIS, op, trips), n, &sched)?;
         }
     }
-    let interference = interference(cli, server_mark, client_mark, cpu().run_ns);
+    let interference = interference(cli, server_mark, client_mark, sched().run_ns);
     drop(redis);
     Ok(Setup {
         load_s,

@@ -782,21 +782,17 @@ impl Catalog {
     /// Refuses to drop object `name` (of `kind`, id `id`) while named contexts read it or
     /// models take their inputs from it.
     fn check_unused(&self, kind: ObjectKind, name: &str, id: u32) -> Result<(), CoreError> {
-        let users = self.contexts_using(id);
-        if !users.is_empty() {
-            return Err(CoreError::Unsupported(format!(
-                "dropping {} {name} while contexts use it ({}); drop them first",
-                kind.noun(),
-                users.join(", ")
-            )));
-        }
-        let models = self.models_using(id);
-        if !models.is_empty() {
-            return Err(CoreError::Unsupported(format!(
-                "dropping {} {name} while models use it ({}); drop them first",
-                kind.noun(),
-                models.join(", ")
-            )));
+        for (users, what) in [
+            (self.contexts_using(id), "contexts"),
+            (self.models_using(id), "models"),
+        ] {
+            if !users.is_empty() {
+                return Err(CoreError::Unsupported(format!(
+                    "dropping {} {name} while {what} use it ({}); drop them first",
+                    kind.noun(),
+                    users.join(", ")
+                )));
+            }
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use tarn_models::{LinearKind, Scorer};
 use tarn_types::{ColumnType, Value};
 
 use super::catalog_with;
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, MAX_MODELS};
 use crate::sql::{parse, Statement};
 use crate::{CoreError, ErrorKind};
 
@@ -298,6 +298,30 @@ fn every_bad_input_is_refused_naming_it() {
         ErrorKind::SqlParse,
         "after DROP MODEL name",
     );
+}
+
+#[test]
+fn the_catalog_holds_at_most_max_models_models() {
+    let mut cat = schema();
+    let model = |n: usize| {
+        format!(
+            "CREATE MODEL m{n} ON CONTEXT fraud INPUTS (acct.spend) USING linear_regression \
+             WITH (weights = 1, intercept = 0)"
+        )
+    };
+    for n in 0..MAX_MODELS {
+        cat = create(&cat, &model(n));
+    }
+    assert_eq!(cat.models().count(), MAX_MODELS);
+    refused(
+        &cat,
+        &model(MAX_MODELS),
+        ErrorKind::LimitExceeded,
+        &format!("already has {MAX_MODELS} models"),
+    );
+    // Dropping one makes room again.
+    let cat = create(&cat, "DROP MODEL m0");
+    create(&cat, &model(MAX_MODELS));
 }
 
 #[test]
